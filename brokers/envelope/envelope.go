@@ -1,0 +1,262 @@
+package envelope
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/syncgate/syncgate/brokers"
+)
+
+// Header names of the contract.
+const (
+	CorrelationID  = "correlation-id"  // both ways: gateway-generated UUID (v7)
+	ReplyTo        = "reply-to"        // request: where the service sends the reply
+	Deadline       = "deadline"        // request: RFC 3339 with milliseconds, UTC
+	ContentType    = "content-type"    // both ways
+	TraceParent    = "traceparent"     // both ways: W3C trace context
+	TraceState     = "tracestate"      // both ways
+	Method         = "http-method"     // request: original HTTP method
+	Path           = "http-path"       // request: original path
+	Query          = "http-query"      // request: original raw query, without '?'
+	HeaderPrefix   = "http-header-"    // both ways: allow-listed HTTP headers
+	Status         = "status"          // reply: HTTP status (default 200)
+	IdempotencyKey = "idempotency-key" // request: the client's Idempotency-Key
+)
+
+// DeadlineFormat is the layout of the deadline header.
+const DeadlineFormat = "2006-01-02T15:04:05.000Z07:00"
+
+// MaxHeaderValue bounds one header value; longer values are invalid.
+const MaxHeaderValue = 8 << 10
+
+var (
+	// ErrInvalid is wrapped by every validation error of this package.
+	ErrInvalid = errors.New("envelope: invalid message")
+	// ErrNoCorrelationID: the correlation-id header is missing or empty.
+	ErrNoCorrelationID = fmt.Errorf("%w: no correlation-id", ErrInvalid)
+	// ErrBadCorrelationID: the correlation-id header is not a canonical UUID.
+	ErrBadCorrelationID = fmt.Errorf("%w: malformed correlation-id", ErrInvalid)
+)
+
+// Request is what the gateway publishes for one HTTP request.
+type Request struct {
+	CorrelationID  string
+	ReplyTo        string
+	Deadline       time.Time
+	ContentType    string
+	Method         string
+	Path           string
+	Query          string
+	Header         map[string]string // allow-listed HTTP headers, lower-case names
+	TraceParent    string
+	TraceState     string
+	IdempotencyKey string
+	Body           []byte
+}
+
+// Reply is what a service answers. Status 0 means 200.
+type Reply struct {
+	CorrelationID string
+	Status        int
+	ContentType   string
+	Header        map[string]string // response headers, lower-case names
+	TraceParent   string
+	TraceState    string
+	Body          []byte
+}
+
+// StatusCode returns the HTTP status of the reply, 200 when unset.
+func (r Reply) StatusCode() int {
+	if r.Status == 0 {
+		return 200
+	}
+	return r.Status
+}
+
+// Message encodes the request. The message key is the correlation id.
+func (r Request) Message() brokers.Message {
+	h := make(map[string]string, 8+len(r.Header))
+	h[CorrelationID] = r.CorrelationID
+	setIf(h, ReplyTo, r.ReplyTo)
+	if !r.Deadline.IsZero() {
+		h[Deadline] = r.Deadline.UTC().Format(DeadlineFormat)
+	}
+	setIf(h, ContentType, r.ContentType)
+	setIf(h, Method, r.Method)
+	setIf(h, Path, r.Path)
+	setIf(h, Query, r.Query)
+	setIf(h, TraceParent, r.TraceParent)
+	setIf(h, TraceState, r.TraceState)
+	setIf(h, IdempotencyKey, r.IdempotencyKey)
+	for k, v := range r.Header {
+		h[HeaderPrefix+strings.ToLower(k)] = v
+	}
+	return brokers.Message{Key: r.CorrelationID, Headers: h, Body: r.Body}
+}
+
+// Message encodes the reply. The message key is the correlation id.
+func (r Reply) Message() brokers.Message {
+	h := make(map[string]string, 6+len(r.Header))
+	h[CorrelationID] = r.CorrelationID
+	h[Status] = strconv.Itoa(r.StatusCode())
+	setIf(h, ContentType, r.ContentType)
+	setIf(h, TraceParent, r.TraceParent)
+	setIf(h, TraceState, r.TraceState)
+	for k, v := range r.Header {
+		h[HeaderPrefix+strings.ToLower(k)] = v
+	}
+	return brokers.Message{Key: r.CorrelationID, Headers: h, Body: r.Body}
+}
+
+// DecodeRequest decodes and validates a request message (services use it).
+func DecodeRequest(m brokers.Message) (Request, error) {
+	id, err := ValidateID(m.Headers[CorrelationID])
+	if err != nil {
+		return Request{}, err
+	}
+	r := Request{
+		CorrelationID:  id,
+		ReplyTo:        m.Headers[ReplyTo],
+		ContentType:    m.Headers[ContentType],
+		Method:         m.Headers[Method],
+		Path:           m.Headers[Path],
+		Query:          m.Headers[Query],
+		TraceParent:    m.Headers[TraceParent],
+		TraceState:     m.Headers[TraceState],
+		IdempotencyKey: m.Headers[IdempotencyKey],
+		Body:           m.Body,
+	}
+	if d := m.Headers[Deadline]; d != "" {
+		t, err := time.Parse(time.RFC3339Nano, d)
+		if err != nil {
+			return Request{}, fmt.Errorf("%w: deadline %q: %v", ErrInvalid, d, err)
+		}
+		r.Deadline = t
+	}
+	if r.Header, err = prefixed(m.Headers); err != nil {
+		return Request{}, err
+	}
+	return r, nil
+}
+
+// DecodeReply decodes and validates a reply message. It rejects a missing or
+// malformed correlation id, a status outside 100-599 and header names or
+// values that could not be written to an HTTP response.
+func DecodeReply(m brokers.Message) (Reply, error) {
+	id, err := ValidateID(m.Headers[CorrelationID])
+	if err != nil {
+		return Reply{}, err
+	}
+	r := Reply{
+		CorrelationID: id,
+		ContentType:   m.Headers[ContentType],
+		TraceParent:   m.Headers[TraceParent],
+		TraceState:    m.Headers[TraceState],
+		Body:          m.Body,
+	}
+	if s, ok := m.Headers[Status]; ok {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 100 || n > 599 {
+			return Reply{}, fmt.Errorf("%w: status %q is not an HTTP status code", ErrInvalid, s)
+		}
+		r.Status = n
+	}
+	if !ValidHeaderValue(r.ContentType) {
+		return Reply{}, fmt.Errorf("%w: content-type value", ErrInvalid)
+	}
+	if r.Header, err = prefixed(m.Headers); err != nil {
+		return Reply{}, err
+	}
+	return r, nil
+}
+
+// ValidateID checks that s is a UUID in canonical 8-4-4-4-12 form and returns
+// it in lower case.
+func ValidateID(s string) (string, error) {
+	if s == "" {
+		return "", ErrNoCorrelationID
+	}
+	if len(s) != 36 {
+		return "", fmt.Errorf("%w: %q", ErrBadCorrelationID, truncate(s))
+	}
+	u, err := uuid.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("%w: %q", ErrBadCorrelationID, truncate(s))
+	}
+	return u.String(), nil
+}
+
+func prefixed(headers map[string]string) (map[string]string, error) {
+	var out map[string]string
+	for k, v := range headers {
+		name, ok := strings.CutPrefix(k, HeaderPrefix)
+		if !ok {
+			continue
+		}
+		if !ValidHeaderName(name) {
+			return nil, fmt.Errorf("%w: header name %q", ErrInvalid, truncate(k))
+		}
+		if !ValidHeaderValue(v) {
+			return nil, fmt.Errorf("%w: value of header %q", ErrInvalid, name)
+		}
+		if out == nil {
+			out = make(map[string]string)
+		}
+		out[strings.ToLower(name)] = v
+	}
+	return out, nil
+}
+
+// ValidHeaderName reports whether s is an RFC 9110 token.
+func ValidHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isTokenChar(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidHeaderValue reports whether s can be written as an HTTP field value:
+// no control characters other than tab, and at most MaxHeaderValue bytes.
+func ValidHeaderValue(s string) bool {
+	if len(s) > MaxHeaderValue {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < 0x20 && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func isTokenChar(c byte) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}
+
+func setIf(h map[string]string, k, v string) {
+	if v != "" {
+		h[k] = v
+	}
+}
+
+func truncate(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}

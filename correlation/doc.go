@@ -1,0 +1,14 @@
+// Package correlation matches replies to the requests that wait for them.
+//
+// NewID makes the correlation ids (UUIDv7: unique, time-ordered). A Registry
+// holds one one-shot channel per waiting request, sharded so that tens of
+// thousands of waiters do not contend on one lock. Deliver hands a reply to
+// its waiter without ever blocking, and it sends under the shard lock in the
+// same critical section that removes the entry: a reply arriving at the
+// moment its waiter gives up is either received by the waiter (Cancel returns
+// it) or reported as undelivered so the caller can store it. It is never lost.
+//
+// A Store keeps results for requests nobody waits for any more (202 Accepted,
+// then polling); MemoryStore is the in-process implementation, bounded in size
+// and time.
+package correlation

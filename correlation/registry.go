@@ -1,0 +1,148 @@
+package correlation
+
+import (
+	"errors"
+	"hash/maphash"
+	"sync"
+
+	"github.com/syncgate/syncgate/brokers/envelope"
+)
+
+var (
+	// ErrDuplicate is returned by Register when the id is already waiting.
+	ErrDuplicate = errors.New("correlation: id already registered")
+	// ErrClosed is returned by Register after Close.
+	ErrClosed = errors.New("correlation: registry closed")
+)
+
+const shardCount = 64
+
+// Registry maps correlation ids to waiting requests. The zero value is not
+// usable; call NewRegistry. All methods are safe for concurrent use.
+type Registry struct {
+	seed   maphash.Seed
+	shards [shardCount]shard
+}
+
+type shard struct {
+	mu      sync.Mutex
+	waiters map[string]*Waiter
+	closed  bool
+	_       [40]byte // keep hot shard locks on separate cache lines
+}
+
+// Waiter is one registered request. Its channel receives at most one reply;
+// it is closed without a value when the registry closes.
+type Waiter struct {
+	id string
+	ch chan envelope.Reply
+	sh *shard
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	r := &Registry{seed: maphash.MakeSeed()}
+	for i := range r.shards {
+		r.shards[i].waiters = make(map[string]*Waiter)
+	}
+	return r
+}
+
+func (r *Registry) shard(id string) *shard {
+	return &r.shards[maphash.String(r.seed, id)%shardCount]
+}
+
+// Register adds a waiter for id. The caller must call Cancel on every path
+// once it stops waiting; Cancel is what removes the entry.
+func (r *Registry) Register(id string) (*Waiter, error) {
+	sh := r.shard(id)
+	w := &Waiter{id: id, ch: make(chan envelope.Reply, 1), sh: sh}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.closed {
+		return nil, ErrClosed
+	}
+	if _, ok := sh.waiters[id]; ok {
+		return nil, ErrDuplicate
+	}
+	sh.waiters[id] = w
+	return w, nil
+}
+
+// Deliver hands rep to the waiter registered under rep.CorrelationID and
+// removes it. It never blocks. It returns false when nobody waits for the id
+// (unknown, already answered, timed out or cancelled); the caller then stores
+// the reply or counts it as an orphan.
+func (r *Registry) Deliver(rep envelope.Reply) bool {
+	sh := r.shard(rep.CorrelationID)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	w, ok := sh.waiters[rep.CorrelationID]
+	if !ok {
+		return false
+	}
+	delete(sh.waiters, rep.CorrelationID)
+	// The channel has capacity 1 and only this critical section sends on it,
+	// once, so the send cannot block. Sending before unlocking is what closes
+	// the window in which Cancel could remove the entry and miss the reply.
+	w.ch <- rep
+	return true
+}
+
+// Len returns the number of waiting requests.
+func (r *Registry) Len() int {
+	n := 0
+	for i := range r.shards {
+		sh := &r.shards[i]
+		sh.mu.Lock()
+		n += len(sh.waiters)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// Close wakes every waiter by closing its channel and makes later Register
+// calls fail with ErrClosed. A reply delivered before Close stays readable.
+// Close is idempotent.
+func (r *Registry) Close() {
+	for i := range r.shards {
+		sh := &r.shards[i]
+		sh.mu.Lock()
+		if !sh.closed {
+			sh.closed = true
+			for id, w := range sh.waiters {
+				delete(sh.waiters, id)
+				close(w.ch)
+			}
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// ID returns the correlation id the waiter is registered under.
+func (w *Waiter) ID() string { return w.id }
+
+// C returns the channel that receives the reply. A receive that reports
+// !ok means the registry was closed (shutdown).
+func (w *Waiter) C() <-chan envelope.Reply { return w.ch }
+
+// Cancel removes the waiter if it is still registered. If a reply was
+// delivered but not yet received from C (the reply raced the caller's
+// timeout), Cancel returns it with true: the caller must use it, or store it.
+// Cancel is idempotent and safe to call after a reply was received.
+func (w *Waiter) Cancel() (envelope.Reply, bool) {
+	sh := w.sh
+	sh.mu.Lock()
+	if cur, ok := sh.waiters[w.id]; ok && cur == w {
+		delete(sh.waiters, w.id)
+	}
+	sh.mu.Unlock()
+	// After the entry is gone no Deliver can send, so one non-blocking
+	// receive observes any reply that was sent before.
+	select {
+	case rep, ok := <-w.ch:
+		return rep, ok
+	default:
+		return envelope.Reply{}, false
+	}
+}
