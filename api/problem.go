@@ -1,0 +1,89 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/syncgate/syncgate/gateway"
+)
+
+// ProblemType is one entry of the problem catalogue. Its URI is stable:
+// clients may switch on it. docs/problems.md lists them all.
+type ProblemType struct {
+	Slug   string
+	Title  string
+	Status int
+}
+
+// URI returns the problem's type URI.
+func (p ProblemType) URI() string { return "urn:syncgate:problem:" + p.Slug }
+
+// The problem catalogue.
+var (
+	ProblemNotFound         = ProblemType{"not-found", "No route for this path", http.StatusNotFound}
+	ProblemMethodNotAllowed = ProblemType{"method-not-allowed", "Method not allowed on this path", http.StatusMethodNotAllowed}
+	ProblemBodyTooLarge     = ProblemType{"body-too-large", "Request body too large", http.StatusRequestEntityTooLarge}
+	ProblemBadRequest       = ProblemType{"bad-request", "Malformed request", http.StatusBadRequest}
+	ProblemRequestNotFound  = ProblemType{"request-not-found", "Unknown or expired request", http.StatusNotFound}
+	ProblemTimeout          = ProblemType{"timeout", "The service did not reply in time", http.StatusGatewayTimeout}
+	ProblemBrokerDown       = ProblemType{"broker-unavailable", "The message broker is unavailable", http.StatusServiceUnavailable}
+	ProblemShuttingDown     = ProblemType{"shutting-down", "The gateway is shutting down", http.StatusServiceUnavailable}
+	ProblemStoreDown        = ProblemType{"store-unavailable", "The result store is unavailable", http.StatusServiceUnavailable}
+	ProblemInternal         = ProblemType{"internal", "Internal gateway error", http.StatusInternalServerError}
+)
+
+// Catalogue lists every problem type the gateway answers with.
+func Catalogue() []ProblemType {
+	return []ProblemType{
+		ProblemNotFound, ProblemMethodNotAllowed, ProblemBodyTooLarge, ProblemBadRequest,
+		ProblemRequestNotFound, ProblemTimeout, ProblemBrokerDown, ProblemShuttingDown,
+		ProblemStoreDown, ProblemInternal,
+	}
+}
+
+// Problem is an RFC 9457 problem details object.
+type Problem struct {
+	Type          string `json:"type"`
+	Title         string `json:"title"`
+	Status        int    `json:"status"`
+	Detail        string `json:"detail,omitempty"`
+	Instance      string `json:"instance,omitempty"`
+	CorrelationID string `json:"correlation_id,omitempty"`
+}
+
+// WriteProblem writes p as application/problem+json.
+func WriteProblem(w http.ResponseWriter, r *http.Request, pt ProblemType, detail, correlationID string) {
+	p := Problem{
+		Type: pt.URI(), Title: pt.Title, Status: pt.Status, Detail: detail,
+		Instance: r.URL.Path, CorrelationID: correlationID,
+	}
+	body, _ := json.Marshal(p) // cannot fail: strings and ints only
+	h := w.Header()
+	h.Set("Content-Type", "application/problem+json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	if correlationID != "" {
+		h.Set(HeaderCorrelationID, correlationID)
+	}
+	w.WriteHeader(pt.Status)
+	_, _ = w.Write(body)
+}
+
+// problemFor maps the gateway's errors to the catalogue: the one place where
+// errors become HTTP statuses.
+func problemFor(err error) ProblemType {
+	switch {
+	case errors.Is(err, gateway.ErrTimeout):
+		return ProblemTimeout
+	case errors.Is(err, gateway.ErrUnavailable):
+		return ProblemBrokerDown
+	case errors.Is(err, gateway.ErrShuttingDown):
+		return ProblemShuttingDown
+	case errors.Is(err, gateway.ErrStore):
+		return ProblemStoreDown
+	case errors.Is(err, gateway.ErrNotFound):
+		return ProblemRequestNotFound
+	}
+	return ProblemInternal
+}

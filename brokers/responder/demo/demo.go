@@ -1,0 +1,87 @@
+// Package demo is the demo service that ships with syncgate, built on the
+// responder SDK: echo answers with the request's body and content type;
+// sleep does the same after ?ms=N milliseconds, so timeouts and 202 can be
+// tried by hand.
+package demo
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/syncgate/syncgate/brokers"
+	"github.com/syncgate/syncgate/brokers/responder"
+)
+
+// Destinations the demo service consumes.
+const (
+	EchoDestination  = "demo.echo"
+	SleepDestination = "demo.sleep"
+)
+
+// MaxSleep bounds ?ms= so one request cannot hold a worker for long.
+const MaxSleep = 5 * time.Minute
+
+// Echo replies with the request's body and content type.
+func Echo(_ context.Context, req responder.Request) (responder.Reply, error) {
+	return responder.Reply{ContentType: req.ContentType, Body: req.Body}, nil
+}
+
+// Sleep waits ?ms=N milliseconds (0 to MaxSleep), then replies like Echo.
+// It returns early, without a reply, when its deadline passes first.
+func Sleep(ctx context.Context, req responder.Request) (responder.Reply, error) {
+	d, err := sleepDuration(req.Query)
+	if err != nil {
+		return responder.Reply{}, &responder.StatusError{Status: 400, Err: err}
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return Echo(ctx, req)
+	case <-ctx.Done():
+		return responder.Reply{}, ctx.Err()
+	}
+}
+
+func sleepDuration(rawQuery string) (time.Duration, error) {
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return 0, err
+	}
+	s := q.Get("ms")
+	if s == "" {
+		return 0, nil
+	}
+	ms, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || ms < 0 || time.Duration(ms)*time.Millisecond > MaxSleep {
+		return 0, errors.New("ms must be an integer from 0 to 300000")
+	}
+	return time.Duration(ms) * time.Millisecond, nil
+}
+
+// Serve runs the demo service's two handlers on s until ctx ends. ready is
+// called once both subscriptions are positioned. opts go to both Subscribe
+// calls (e.g. brokers.WithConcurrency).
+func Serve(ctx context.Context, s *responder.Service, ready func(), opts ...brokers.SubscribeOption) error {
+	var pending atomic.Int32
+	pending.Store(2)
+	done := func() {
+		if pending.Add(-1) == 0 && ready != nil {
+			ready()
+		}
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		return s.Serve(ctx, EchoDestination, Echo, append(opts, brokers.WithReady(done))...)
+	})
+	g.Go(func() error {
+		return s.Serve(ctx, SleepDestination, Sleep, append(opts, brokers.WithReady(done))...)
+	})
+	return g.Wait()
+}

@@ -1,0 +1,137 @@
+package responder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/syncgate/syncgate/brokers"
+	"github.com/syncgate/syncgate/brokers/envelope"
+)
+
+// Request is what the gateway forwarded: the original method, path, query,
+// allow-listed headers, content type and body.
+type Request = envelope.Request
+
+// Reply is what the service answers. Status 0 means 200. CorrelationID and
+// trace context are filled in by the SDK.
+type Reply = envelope.Reply
+
+// Handler answers one request.
+type Handler func(ctx context.Context, req Request) (Reply, error)
+
+// Subscriber and Publisher are what the SDK needs of a backend.
+type (
+	Subscriber interface {
+		Subscribe(ctx context.Context, source string, h brokers.Handler, opts ...brokers.SubscribeOption) error
+	}
+	Publisher interface {
+		Publish(ctx context.Context, dest string, m brokers.Message) error
+	}
+)
+
+// Service serves one Handler from one source.
+type Service struct {
+	Subscriber Subscriber
+	Publisher  Publisher
+	Logger     *slog.Logger // default slog.Default()
+	// ReplyTimeout caps publishing one reply (default 5 s).
+	ReplyTimeout time.Duration
+}
+
+// Serve consumes source until ctx ends, answering every request with h.
+// opts are passed to Subscribe (group, concurrency, readiness).
+func (s *Service) Serve(ctx context.Context, source string, h Handler, opts ...brokers.SubscribeOption) error {
+	return s.Subscriber.Subscribe(ctx, source, s.Handler(h), opts...)
+}
+
+// Handler adapts h to a brokers.Handler, for callers that manage their own
+// subscription.
+func (s *Service) Handler(h Handler) brokers.Handler {
+	log := s.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	replyTimeout := s.ReplyTimeout
+	if replyTimeout <= 0 {
+		replyTimeout = 5 * time.Second
+	}
+	return func(ctx context.Context, m brokers.Message) error {
+		req, err := envelope.DecodeRequest(m)
+		if err != nil {
+			// Without a valid id nobody can be answered: drop, do not retry.
+			log.WarnContext(ctx, "dropping invalid request", slog.Any("error", err))
+			return nil
+		}
+		log := log.With(slog.String("correlation_id", req.CorrelationID))
+		if req.ReplyTo == "" {
+			log.WarnContext(ctx, "dropping request without reply-to")
+			return nil
+		}
+		if !req.Deadline.IsZero() && !time.Now().Before(req.Deadline) {
+			log.InfoContext(ctx, "dropping expired request", slog.Time("deadline", req.Deadline))
+			return nil
+		}
+		rep := call(ctx, log, h, req)
+		rep.CorrelationID = req.CorrelationID
+		if rep.TraceParent == "" {
+			rep.TraceParent, rep.TraceState = req.TraceParent, req.TraceState
+		}
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), replyTimeout)
+		defer cancel()
+		if err := s.Publisher.Publish(pctx, req.ReplyTo, rep.Message()); err != nil {
+			// Returning the error makes the broker redeliver the request.
+			return fmt.Errorf("responder: publish reply to %q: %w", req.ReplyTo, err)
+		}
+		return nil
+	}
+}
+
+func call(ctx context.Context, log *slog.Logger, h Handler, req Request) (rep Reply) {
+	if !req.Deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, req.Deadline)
+		defer cancel()
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			log.ErrorContext(ctx, "handler panicked", slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
+			rep = errorReply(http500)
+		}
+	}()
+	rep, err := h(ctx, req)
+	if err != nil {
+		var se *StatusError
+		if errors.As(err, &se) {
+			log.InfoContext(ctx, "handler returned status error", slog.Int("status", se.Status), slog.Any("error", se.Err))
+			return errorReply(se.Status)
+		}
+		log.ErrorContext(ctx, "handler failed", slog.Any("error", err))
+		return errorReply(http500)
+	}
+	return rep
+}
+
+const http500 = 500
+
+// StatusError lets a handler choose the HTTP status of its error reply
+// (e.g. 400 for input it rejects). Other errors become 500.
+type StatusError struct {
+	Status int
+	Err    error
+}
+
+func (e *StatusError) Error() string { return fmt.Sprintf("status %d: %v", e.Status, e.Err) }
+func (e *StatusError) Unwrap() error { return e.Err }
+
+// errorReply is an RFC 9457 problem without internal details.
+func errorReply(status int) Reply {
+	if status < 400 || status > 599 {
+		status = http500
+	}
+	body := fmt.Appendf(nil, `{"type":"about:blank","status":%d,"title":"service error"}`, status)
+	return Reply{Status: status, ContentType: "application/problem+json", Body: body}
+}

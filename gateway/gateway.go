@@ -1,0 +1,223 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/syncgate/syncgate/brokers"
+	"github.com/syncgate/syncgate/brokers/envelope"
+	"github.com/syncgate/syncgate/correlation"
+)
+
+var (
+	// ErrTimeout: a sync route's budget ran out before the reply came (504).
+	ErrTimeout = errors.New("gateway: reply timed out")
+	// ErrUnavailable: the request could not be handed to the broker (503).
+	ErrUnavailable = errors.New("gateway: broker unavailable")
+	// ErrShuttingDown: the gateway is stopping and a sync route cannot wait (503).
+	ErrShuttingDown = errors.New("gateway: shutting down")
+	// ErrStore: the result store failed, so a 202 could not be promised (503).
+	ErrStore = errors.New("gateway: result store unavailable")
+	// ErrNotFound: no such request to poll (unknown or expired) (404).
+	ErrNotFound = correlation.ErrNotFound
+)
+
+// Publisher is what the gateway needs of a broker.
+type Publisher interface {
+	Publish(ctx context.Context, dest string, m brokers.Message) error
+}
+
+// Store keeps the state of requests answered with 202, so that any node can
+// serve the poll. correlation.MemoryStore implements it.
+type Store interface {
+	// Pending records an accepted request for ttl; a no-op if a record exists.
+	Pending(ctx context.Context, id string, ttl time.Duration) error
+	// Complete stores a reply: correlation.ErrNotFound if no record,
+	// correlation.ErrCompleted if one is stored already.
+	Complete(ctx context.Context, rep envelope.Reply) error
+	Get(ctx context.Context, id string) (correlation.Result, error)
+	Delete(ctx context.Context, id string) error
+}
+
+// Config configures a Gateway.
+type Config struct {
+	// ReplyTo is this node's reply address, sent with every request.
+	ReplyTo string
+	// PublishTimeout caps one publish (default 5 s); the request's own
+	// deadline caps it further.
+	PublishTimeout time.Duration
+	// RetryAfter is the poll interval suggested with 202 (default 1 s).
+	RetryAfter time.Duration
+	Logger     *slog.Logger
+}
+
+// Gateway runs requests through a broker. Create it with New.
+type Gateway struct {
+	cfg      Config
+	pub      Publisher
+	store    Store
+	registry *correlation.Registry
+	log      *slog.Logger
+	replies  [numReplyOutcomes]atomic.Uint64
+}
+
+// New returns a gateway publishing through pub and parking results in store.
+func New(cfg Config, pub Publisher, store Store) *Gateway {
+	if cfg.PublishTimeout <= 0 {
+		cfg.PublishTimeout = 5 * time.Second
+	}
+	if cfg.RetryAfter <= 0 {
+		cfg.RetryAfter = time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Gateway{cfg: cfg, pub: pub, store: store, registry: correlation.NewRegistry(), log: cfg.Logger}
+}
+
+// Request is one call of a route.
+type Request struct {
+	Route *Route
+	// ID is the correlation id; empty means a fresh one (correlation.NewID).
+	ID string
+	// Message holds what is forwarded to the service: content type, method,
+	// path, query, allow-listed headers, trace context, body. Its
+	// CorrelationID, ReplyTo and Deadline are set by the gateway.
+	Message envelope.Request
+	Prefer  Preferences
+}
+
+// Outcome is the result of Do: either a Reply, or Accepted (202).
+type Outcome struct {
+	ID                string
+	Reply             envelope.Reply // valid when !Accepted
+	Accepted          bool           // 202: poll for the result
+	RetryAfter        time.Duration  // with Accepted
+	PreferenceApplied string         // for the Preference-Applied header
+}
+
+// Do publishes the request and waits for its reply as the route allows.
+// Errors wrap ErrTimeout, ErrUnavailable, ErrShuttingDown, ErrStore, or the
+// ctx's error when the client went away.
+func (g *Gateway) Do(ctx context.Context, req Request) (Outcome, error) {
+	r := req.Route
+	id := req.ID
+	if id == "" {
+		id = correlation.NewID()
+	}
+	start := time.Now()
+	deadline := start.Add(r.Timeout)
+	wait, async, applied := r.plan(req.Prefer)
+	out := Outcome{ID: id, PreferenceApplied: applied, RetryAfter: g.cfg.RetryAfter}
+
+	msg := req.Message
+	msg.CorrelationID, msg.ReplyTo, msg.Deadline = id, g.cfg.ReplyTo, deadline
+
+	if async {
+		// The record goes first: the reply may land before we answer 202.
+		if err := g.store.Pending(ctx, id, r.Timeout); err != nil {
+			return out, fmt.Errorf("%w: %w", ErrStore, err)
+		}
+		if err := g.publish(ctx, r, msg, deadline); err != nil {
+			_ = g.store.Delete(context.WithoutCancel(ctx), id)
+			return out, err
+		}
+		out.Accepted = true
+		return out, nil
+	}
+
+	w, err := g.registry.Register(id)
+	if err != nil {
+		if errors.Is(err, correlation.ErrClosed) {
+			return out, ErrShuttingDown
+		}
+		return out, fmt.Errorf("gateway: register %s: %w", id, err)
+	}
+	if err := g.publish(ctx, r, msg, deadline); err != nil {
+		w.Cancel()
+		return out, err
+	}
+
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case rep, ok := <-w.C():
+		if ok {
+			out.Reply = rep
+			return out, nil
+		}
+		// The registry closed: the gateway is shutting down.
+		return g.giveUp(ctx, r, w, out, ErrShuttingDown, deadline)
+	case <-timer.C:
+		return g.giveUp(ctx, r, w, out, ErrTimeout, deadline)
+	case <-ctx.Done():
+		// The client went away; nobody can poll an id they never received.
+		if rep, ok := w.Cancel(); ok {
+			out.Reply = rep
+			return out, nil
+		}
+		return out, ctx.Err()
+	}
+}
+
+// giveUp ends a wait without a reply: 202 on pollable routes, cause otherwise.
+// On pollable routes the pending record is written before the waiter is
+// removed, so a reply arriving in between is either returned by Cancel or
+// finds the record and is stored: never lost.
+func (g *Gateway) giveUp(ctx context.Context, r *Route, w *correlation.Waiter, out Outcome, cause error, deadline time.Time) (Outcome, error) {
+	if !r.Pollable() {
+		if rep, ok := w.Cancel(); ok {
+			out.Reply = rep
+			return out, nil
+		}
+		return out, cause
+	}
+	ttl := time.Until(deadline)
+	storeErr := g.store.Pending(context.WithoutCancel(ctx), out.ID, max(ttl, time.Second))
+	if rep, ok := w.Cancel(); ok {
+		if storeErr == nil {
+			_ = g.store.Delete(context.WithoutCancel(ctx), out.ID)
+		}
+		out.Reply = rep
+		return out, nil
+	}
+	if storeErr != nil {
+		return out, fmt.Errorf("%w: %w", ErrStore, storeErr)
+	}
+	out.Accepted = true
+	return out, nil
+}
+
+func (g *Gateway) publish(ctx context.Context, r *Route, msg envelope.Request, deadline time.Time) error {
+	if d := time.Now().Add(g.cfg.PublishTimeout); d.Before(deadline) {
+		deadline = d
+	}
+	pctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	if err := g.pub.Publish(pctx, r.Destination, msg.Message()); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err() // the client went away, not the broker
+		}
+		return fmt.Errorf("%w: publish to %q: %w", ErrUnavailable, r.Destination, err)
+	}
+	return nil
+}
+
+// Result returns the stored state of a request accepted earlier.
+func (g *Gateway) Result(ctx context.Context, id string) (correlation.Result, error) {
+	if _, err := envelope.ValidateID(id); err != nil {
+		return correlation.Result{}, ErrNotFound
+	}
+	return g.store.Get(ctx, id)
+}
+
+// Waiting returns how many requests wait for a reply on this node.
+func (g *Gateway) Waiting() int { return g.registry.Len() }
+
+// Close wakes every waiting request: pollable routes answer 202, sync routes
+// ErrShuttingDown. Later calls of Do fail with ErrShuttingDown (sync/auto).
+func (g *Gateway) Close() { g.registry.Close() }
