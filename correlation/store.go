@@ -1,7 +1,6 @@
 package correlation
 
 import (
-	"container/list"
 	"context"
 	"errors"
 	"sync"
@@ -59,12 +58,19 @@ type MemoryStoreConfig struct {
 type MemoryStore struct {
 	cfg   MemoryStoreConfig
 	mu    sync.Mutex
-	items map[string]*list.Element // of *record
-	order *list.List               // insertion order, oldest at Front
+	items map[string]*record
+	// Two orders over the same records, both needed because pending TTLs
+	// vary per call and Complete extends a record's life: age (insertion
+	// order, what evicts live records when the store is full) and expiry (a
+	// min-heap, what finds the dead records wherever they are).
+	age    ageList
+	expiry expiryHeap
 }
 
 type record struct {
-	id string
+	id         string
+	prev, next *record // in age, oldest first
+	index      int     // in expiry
 	Result
 }
 
@@ -76,7 +82,7 @@ func NewMemoryStore(cfg MemoryStoreConfig) *MemoryStore {
 	if cfg.ResultTTL <= 0 {
 		cfg.ResultTTL = 10 * time.Minute
 	}
-	return &MemoryStore{cfg: cfg, items: make(map[string]*list.Element), order: list.New()}
+	return &MemoryStore{cfg: cfg, items: make(map[string]*record)}
 }
 
 // Pending records that id was accepted and may be polled for ttl. It is a
@@ -85,7 +91,7 @@ func (s *MemoryStore) Pending(_ context.Context, id string, ttl time.Duration) e
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e, ok := s.items[id]; ok && !expired(e, now) {
+	if r, ok := s.items[id]; ok && !r.expired(now) {
 		return nil
 	}
 	s.put(id, Result{State: StatePending, Expires: now.Add(ttl)}, now)
@@ -99,15 +105,19 @@ func (s *MemoryStore) Complete(_ context.Context, rep envelope.Reply) error {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, ok := s.items[rep.CorrelationID]
-	if !ok || expired(e, now) {
+	r, ok := s.items[rep.CorrelationID]
+	if !ok {
 		return ErrNotFound
 	}
-	r := e.Value.(*record)
+	if r.expired(now) {
+		s.remove(r)
+		return ErrNotFound
+	}
 	if r.State == StateDone {
 		return ErrCompleted
 	}
 	r.State, r.Reply, r.Expires = StateDone, rep, now.Add(s.cfg.ResultTTL)
+	s.expiry.fix(r)
 	return nil
 }
 
@@ -116,23 +126,23 @@ func (s *MemoryStore) Get(_ context.Context, id string) (Result, error) {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, ok := s.items[id]
+	r, ok := s.items[id]
 	if !ok {
 		return Result{}, ErrNotFound
 	}
-	if expired(e, now) {
-		s.remove(e)
+	if r.expired(now) {
+		s.remove(r)
 		return Result{}, ErrNotFound
 	}
-	return e.Value.(*record).Result, nil
+	return r.Result, nil
 }
 
 // Delete removes the record for id, if any.
 func (s *MemoryStore) Delete(_ context.Context, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e, ok := s.items[id]; ok {
-		s.remove(e)
+	if r, ok := s.items[id]; ok {
+		s.remove(r)
 	}
 	return nil
 }
@@ -145,27 +155,41 @@ func (s *MemoryStore) Len() int {
 }
 
 func (s *MemoryStore) put(id string, res Result, now time.Time) {
-	if e, ok := s.items[id]; ok {
-		s.remove(e)
+	if r, ok := s.items[id]; ok {
+		s.remove(r)
 	}
-	// Amortised clean-up: drop a couple of expired records from the old end
-	// on every insert, so an idle store does not hold dead results forever.
-	for i := 0; i < 2; i++ {
-		if e := s.order.Front(); e != nil && expired(e, now) {
-			s.remove(e)
+	// Amortised clean-up: drop a couple of expired records on every insert,
+	// so an idle store does not hold dead results forever. More than one
+	// per insert, so the dead ones cannot pile up.
+	for range 2 {
+		if !s.dropExpired(now) {
+			break
 		}
 	}
-	if len(s.items) >= s.cfg.MaxEntries {
-		s.remove(s.order.Front()) // full: the oldest record goes
+	if len(s.items) >= s.cfg.MaxEntries && !s.dropExpired(now) {
+		s.remove(s.age.oldest) // full and none dead: the oldest goes
 	}
-	s.items[id] = s.order.PushBack(&record{id: id, Result: res})
+	r := &record{id: id, Result: res}
+	s.age.push(r)
+	s.expiry.push(r)
+	s.items[id] = r
 }
 
-func (s *MemoryStore) remove(e *list.Element) {
-	delete(s.items, e.Value.(*record).id)
-	s.order.Remove(e)
+// dropExpired removes the record that expires first if it has expired.
+func (s *MemoryStore) dropExpired(now time.Time) bool {
+	if len(s.expiry) == 0 || !s.expiry[0].r.expired(now) {
+		return false
+	}
+	s.remove(s.expiry[0].r)
+	return true
 }
 
-func expired(e *list.Element, now time.Time) bool {
-	return !now.Before(e.Value.(*record).Expires)
+func (s *MemoryStore) remove(r *record) {
+	delete(s.items, r.id)
+	s.age.remove(r)
+	s.expiry.remove(r)
+}
+
+func (r *record) expired(now time.Time) bool {
+	return !now.Before(r.Expires)
 }

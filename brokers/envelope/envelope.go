@@ -132,11 +132,9 @@ func DecodeRequest(m brokers.Message) (Request, error) {
 		Body:           m.Body,
 	}
 	if d := m.Headers[Deadline]; d != "" {
-		t, err := time.Parse(time.RFC3339Nano, d)
-		if err != nil {
-			return Request{}, fmt.Errorf("%w: deadline %q: %v", ErrInvalid, d, err)
+		if r.Deadline, err = parseDeadline(d); err != nil {
+			return Request{}, err
 		}
-		r.Deadline = t
 	}
 	if r.Header, err = prefixed(m.Headers); err != nil {
 		return Request{}, err
@@ -145,7 +143,7 @@ func DecodeRequest(m brokers.Message) (Request, error) {
 }
 
 // DecodeReply decodes and validates a reply message. It rejects a missing or
-// malformed correlation id, a status outside 100-599 and header names or
+// malformed correlation id, a status outside 200-599 (a final HTTP status: 1xx are not) and header names or
 // values that could not be written to an HTTP response.
 func DecodeReply(m brokers.Message) (Reply, error) {
 	id, err := ValidateID(m.Headers[CorrelationID])
@@ -161,8 +159,8 @@ func DecodeReply(m brokers.Message) (Reply, error) {
 	}
 	if s, ok := m.Headers[Status]; ok {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < 100 || n > 599 {
-			return Reply{}, fmt.Errorf("%w: status %q is not an HTTP status code", ErrInvalid, s)
+		if err != nil || n < 200 || n > 599 {
+			return Reply{}, fmt.Errorf("%w: status %q is not an HTTP status code", ErrInvalid, truncate(s))
 		}
 		r.Status = n
 	}
@@ -173,6 +171,23 @@ func DecodeReply(m brokers.Message) (Reply, error) {
 		return Reply{}, err
 	}
 	return r, nil
+}
+
+// parseDeadline accepts any RFC 3339 time and normalises it to what Message
+// writes: UTC, whole milliseconds (rounding down, so a deadline never moves
+// later). A deadline that UTC puts outside years 0-9999 has no RFC 3339 form
+// and is rejected, so whatever decodes also encodes.
+func parseDeadline(d string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, d)
+	if err != nil {
+		// Not err itself: it quotes the whole value, however long.
+		return time.Time{}, fmt.Errorf("%w: deadline %q is not an RFC 3339 time", ErrInvalid, truncate(d))
+	}
+	t = t.UTC().Truncate(time.Millisecond)
+	if y := t.Year(); y < 0 || y > 9999 {
+		return time.Time{}, fmt.Errorf("%w: deadline %q: out of range", ErrInvalid, truncate(d))
+	}
+	return t, nil
 }
 
 // ValidateID checks that s is a UUID in canonical 8-4-4-4-12 form and returns
@@ -202,12 +217,18 @@ func prefixed(headers map[string]string) (map[string]string, error) {
 			return nil, fmt.Errorf("%w: header name %q", ErrInvalid, truncate(k))
 		}
 		if !ValidHeaderValue(v) {
-			return nil, fmt.Errorf("%w: value of header %q", ErrInvalid, name)
+			return nil, fmt.Errorf("%w: value of header %q", ErrInvalid, truncate(name))
+		}
+		name = strings.ToLower(name)
+		if _, dup := out[name]; dup {
+			// Two keys differing only in case: which one a map iteration
+			// meets last is random, so refuse to guess.
+			return nil, fmt.Errorf("%w: header %q given twice", ErrInvalid, truncate(name))
 		}
 		if out == nil {
 			out = make(map[string]string)
 		}
-		out[strings.ToLower(name)] = v
+		out[name] = v
 	}
 	return out, nil
 }
