@@ -42,6 +42,8 @@ type Options struct {
 	Logger  *slog.Logger
 	// Ready reports readiness for /readyz; nil means always ready.
 	Ready func() error
+	// Metrics, when set, is served at /metrics.
+	Metrics http.Handler
 	// RetryAfter is the poll interval suggested while a request is pending
 	// (default 1 s).
 	RetryAfter time.Duration
@@ -76,6 +78,9 @@ func New(o Options) (http.Handler, error) {
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
 	r.Get(PollPath+"{id}", s.poll)
+	if o.Metrics != nil {
+		r.Method(http.MethodGet, "/metrics", o.Metrics)
+	}
 
 	seen := make(map[string]bool)
 	for i, rt := range o.Routes {
@@ -87,7 +92,7 @@ func New(o Options) (http.Handler, error) {
 			return nil, fmt.Errorf("api: routes[%d]: %s is configured twice", i, key)
 		}
 		seen[key] = true
-		if strings.HasPrefix(rt.Path, PollPath) || rt.Path == "/healthz" || rt.Path == "/readyz" {
+		if strings.HasPrefix(rt.Path, PollPath) || rt.Path == "/healthz" || rt.Path == "/readyz" || rt.Path == "/metrics" {
 			return nil, fmt.Errorf("api: routes[%d]: path %s is reserved", i, rt.Path)
 		}
 		r.Method(strings.ToUpper(rt.Method), rt.Path, s.routeHandler(rt))

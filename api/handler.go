@@ -25,6 +25,12 @@ func (s *server) routeHandler(rt Route) http.HandlerFunc {
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := correlation.NewID()
+		if r.ContentLength > rt.MaxBody {
+			// Refuse before reading, so an Expect: 100-continue client never
+			// sends the body.
+			WriteProblem(w, r, ProblemBodyTooLarge, fmt.Sprintf("the body exceeds %d bytes", rt.MaxBody), id)
+			return
+		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, rt.MaxBody))
 		if err != nil {
 			if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {

@@ -75,7 +75,15 @@ func (s *Service) Handler(h Handler) brokers.Handler {
 			log.InfoContext(ctx, "dropping expired request", slog.Time("deadline", req.Deadline))
 			return nil
 		}
-		rep := call(ctx, log, h, req)
+		rep, ok := call(ctx, log, h, req)
+		if !ok {
+			if err := ctx.Err(); err != nil {
+				// The subscription is stopping: leave the message to be
+				// redelivered to another consumer.
+				return fmt.Errorf("responder: %w", err)
+			}
+			return nil // the deadline passed: nobody waits for this reply
+		}
 		rep.CorrelationID = req.CorrelationID
 		if rep.TraceParent == "" {
 			rep.TraceParent, rep.TraceState = req.TraceParent, req.TraceState
@@ -90,7 +98,10 @@ func (s *Service) Handler(h Handler) brokers.Handler {
 	}
 }
 
-func call(ctx context.Context, log *slog.Logger, h Handler, req Request) (rep Reply) {
+// call runs h. It reports false when h failed because its context ended
+// (the request's deadline passed, or the subscription is stopping): then no
+// reply is owed.
+func call(ctx context.Context, log *slog.Logger, h Handler, req Request) (rep Reply, ok bool) {
 	if !req.Deadline.IsZero() {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, req.Deadline)
@@ -99,20 +110,23 @@ func call(ctx context.Context, log *slog.Logger, h Handler, req Request) (rep Re
 	defer func() {
 		if p := recover(); p != nil {
 			log.ErrorContext(ctx, "handler panicked", slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
-			rep = errorReply(http500)
+			rep, ok = errorReply(http500), true
 		}
 	}()
 	rep, err := h(ctx, req)
 	if err != nil {
-		var se *StatusError
-		if errors.As(err, &se) {
+		if se, isStatus := errors.AsType[*StatusError](err); isStatus {
 			log.InfoContext(ctx, "handler returned status error", slog.Int("status", se.Status), slog.Any("error", se.Err))
-			return errorReply(se.Status)
+			return errorReply(se.Status), true
+		}
+		if ctx.Err() != nil {
+			log.InfoContext(ctx, "context ended while handling; no reply sent", slog.Any("error", err))
+			return Reply{}, false
 		}
 		log.ErrorContext(ctx, "handler failed", slog.Any("error", err))
-		return errorReply(http500)
+		return errorReply(http500), true
 	}
-	return rep
+	return rep, true
 }
 
 const http500 = 500

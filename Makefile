@@ -1,0 +1,24 @@
+# syncgate: `make test` is the whole test suite (what .ci/run calls).
+GO ?= go
+STATICCHECK_VERSION ?= v0.8.2
+GOTEST_FLAGS ?= -race -count=1 -timeout 40m
+
+.PHONY: test fmt-check vet staticcheck unit run bench
+
+test: fmt-check vet staticcheck unit
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+staticcheck:
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+unit:
+	$(GO) test $(GOTEST_FLAGS) ./...
+
+run:
+	$(GO) run ./cmd/syncgate

@@ -1,0 +1,183 @@
+package responder_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/syncgate/syncgate/brokers"
+	"github.com/syncgate/syncgate/brokers/envelope"
+	"github.com/syncgate/syncgate/brokers/responder"
+	"github.com/syncgate/syncgate/brokers/responder/demo"
+	"github.com/syncgate/syncgate/correlation"
+)
+
+type published struct {
+	dest string
+	msg  brokers.Message
+}
+
+type recorder struct {
+	out []published
+	err error
+}
+
+func (r *recorder) Publish(_ context.Context, dest string, m brokers.Message) error {
+	if r.err != nil {
+		return r.err
+	}
+	r.out = append(r.out, published{dest, m})
+	return nil
+}
+
+func service(pub *recorder) *responder.Service {
+	return &responder.Service{Publisher: pub, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+}
+
+func request(mut func(*envelope.Request)) brokers.Message {
+	r := envelope.Request{
+		CorrelationID: correlation.NewID(), ReplyTo: "replies.n1", Deadline: time.Now().Add(time.Minute),
+		ContentType: "text/plain", Method: "POST", Path: "/demo/echo", Query: "ms=1",
+		TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", Body: []byte("hi"),
+	}
+	if mut != nil {
+		mut(&r)
+	}
+	return r.Message()
+}
+
+// reply runs h on m and returns the single reply it published.
+func reply(t *testing.T, h responder.Handler, m brokers.Message) envelope.Reply {
+	t.Helper()
+	pub := &recorder{}
+	if err := service(pub).Handler(h)(t.Context(), m); err != nil {
+		t.Fatalf("handler: %v", err)
+	}
+	if len(pub.out) != 1 {
+		t.Fatalf("%d replies published, want 1", len(pub.out))
+	}
+	if pub.out[0].dest != "replies.n1" {
+		t.Errorf("reply sent to %q, want the request's reply-to", pub.out[0].dest)
+	}
+	rep, err := envelope.DecodeReply(pub.out[0].msg)
+	if err != nil {
+		t.Fatalf("reply does not decode: %v", err)
+	}
+	if rep.CorrelationID != m.Headers[envelope.CorrelationID] {
+		t.Errorf("reply correlation id %q, want %q", rep.CorrelationID, m.Headers[envelope.CorrelationID])
+	}
+	return rep
+}
+
+func TestEcho(t *testing.T) {
+	m := request(nil)
+	rep := reply(t, demo.Echo, m)
+	if rep.StatusCode() != 200 || string(rep.Body) != "hi" || rep.ContentType != "text/plain" {
+		t.Errorf("reply %+v", rep)
+	}
+	if rep.TraceParent != m.Headers[envelope.TraceParent] {
+		t.Errorf("traceparent %q not propagated", rep.TraceParent)
+	}
+}
+
+func TestErrorsBecomeProblemReplies(t *testing.T) {
+	tests := []struct {
+		name   string
+		h      responder.Handler
+		status int
+	}{
+		{"error", func(context.Context, responder.Request) (responder.Reply, error) {
+			return responder.Reply{}, errors.New("db password is hunter2")
+		}, 500},
+		{"panic", func(context.Context, responder.Request) (responder.Reply, error) { panic("boom") }, 500},
+		{"status error", func(context.Context, responder.Request) (responder.Reply, error) {
+			return responder.Reply{}, &responder.StatusError{Status: 422, Err: errors.New("no")}
+		}, 422},
+		{"status error out of range", func(context.Context, responder.Request) (responder.Reply, error) {
+			return responder.Reply{}, &responder.StatusError{Status: 200, Err: errors.New("odd")}
+		}, 500},
+		{"demo sleep with a bad ms", demo.Sleep, 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := request(func(r *envelope.Request) { r.Query = "ms=-5" })
+			rep := reply(t, tt.h, m)
+			if rep.StatusCode() != tt.status || rep.ContentType != "application/problem+json" {
+				t.Fatalf("reply %d %q, want %d problem", rep.StatusCode(), rep.ContentType, tt.status)
+			}
+			var p map[string]any
+			if err := json.Unmarshal(rep.Body, &p); err != nil {
+				t.Fatalf("body %s: %v", rep.Body, err)
+			}
+			if strings.Contains(string(rep.Body), "hunter2") {
+				t.Error("the error's text leaked into the reply")
+			}
+		})
+	}
+}
+
+func TestDroppedWithoutReply(t *testing.T) {
+	called := false
+	h := func(context.Context, responder.Request) (responder.Reply, error) {
+		called = true
+		return responder.Reply{}, nil
+	}
+	for name, m := range map[string]brokers.Message{
+		"no correlation id":  {Headers: map[string]string{envelope.ReplyTo: "r"}},
+		"bad correlation id": request(func(r *envelope.Request) { r.CorrelationID = "x" }),
+		"no reply-to":        request(func(r *envelope.Request) { r.ReplyTo = "" }),
+		"expired":            request(func(r *envelope.Request) { r.Deadline = time.Now().Add(-time.Second) }),
+	} {
+		t.Run(name, func(t *testing.T) {
+			called = false
+			pub := &recorder{}
+			if err := service(pub).Handler(h)(t.Context(), m); err != nil {
+				t.Fatalf("handler returned %v; garbage must be acknowledged, not redelivered", err)
+			}
+			if called || len(pub.out) != 0 {
+				t.Errorf("handler called=%v, %d replies; want neither", called, len(pub.out))
+			}
+		})
+	}
+}
+
+func TestDeadlinePassingWhileHandlingSendsNoReply(t *testing.T) {
+	m := request(func(r *envelope.Request) { r.Deadline = time.Now().Add(20 * time.Millisecond); r.Query = "ms=10000" })
+	pub := &recorder{}
+	if err := service(pub).Handler(demo.Sleep)(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	if len(pub.out) != 0 {
+		t.Errorf("%d replies after the deadline", len(pub.out))
+	}
+}
+
+func TestStoppingSubscriptionRedelivers(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	m := request(func(r *envelope.Request) { r.Query = "ms=10000" })
+	h := func(ctx context.Context, req responder.Request) (responder.Reply, error) {
+		cancel() // the subscription stops while the handler runs
+		return demo.Sleep(ctx, req)
+	}
+	pub := &recorder{}
+	err := service(pub).Handler(h)(ctx, m)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled so the broker redelivers", err)
+	}
+	if len(pub.out) != 0 {
+		t.Errorf("%d replies from a stopped handler", len(pub.out))
+	}
+}
+
+func TestReplyPublishFailureRedelivers(t *testing.T) {
+	pub := &recorder{err: brokers.ErrUnavailable}
+	err := service(pub).Handler(demo.Echo)(t.Context(), request(nil))
+	if !errors.Is(err, brokers.ErrUnavailable) {
+		t.Fatalf("err = %v, want the publish error so the request is redelivered", err)
+	}
+}

@@ -1,0 +1,86 @@
+// Command syncgate runs a syncgate gateway node.
+//
+// With no configuration it starts the embedded default: the gateway, an
+// in-memory broker and the demo service in one process on 127.0.0.1:8080,
+// so that curl works at once. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/syncgate/syncgate/cmd/syncgate/node"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "syncgate:", err)
+			os.Exit(1)
+		}
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := node.Load(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, stderr)
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	n, err := node.New(cfg, log)
+	if err != nil {
+		return err
+	}
+	log.Info("starting", slog.String("addr", n.Addr()), slog.String("node", cfg.Node),
+		slog.String("broker", cfg.Broker.Kind), slog.String("reply_to", cfg.ReplyTo),
+		slog.Bool("demo", cfg.Demo.Enabled), slog.Int("routes", len(cfg.Routes)))
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	select {
+	case <-n.Ready():
+		log.Info("ready", slog.String("addr", n.Addr()))
+		if cfg.Demo.Enabled {
+			printTryIt(stdout, n.Addr())
+		}
+	case err := <-done:
+		return err
+	}
+	return <-done
+}
+
+func printTryIt(w io.Writer, addr string) {
+	base := "http://" + addr
+	fmt.Fprintf(w, `
+syncgate is up on %[1]s with the in-memory broker and the demo service. Try:
+
+  curl -i %[1]s/demo/echo -H 'Content-Type: application/json' -d '{"hello":"world"}'
+  curl -i %[1]s/demo/sleep?ms=3000 -d 'slow'              # 202 after 2 s; follow Location
+  curl -i %[1]s/demo/echo -H 'Prefer: respond-async' -d x # 202 at once
+  curl -i %[1]s/v1/requests/<id>                          # poll the Location
+  curl -i %[1]s/demo/sleep-sync?ms=3000 -d 'late'         # sync route: 504 after 2 s
+
+Stop with Ctrl-C: in-flight requests get the drain timeout to finish.
+
+`, base)
+}
+
+func newLogger(c node.LogConfig, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(strings.ToUpper(c.Level))) // validated
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

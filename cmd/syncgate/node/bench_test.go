@@ -1,0 +1,105 @@
+package node_test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/syncgate/syncgate/brokers/responder"
+	"github.com/syncgate/syncgate/brokers/responder/demo"
+)
+
+// directEcho serves demo.Echo over plain HTTP: the floor the gateway is
+// measured against (same logic, no broker, no correlation).
+func directEcho() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		rep, _ := demo.Echo(r.Context(), responder.Request{ContentType: r.Header.Get("Content-Type"), Body: body})
+		w.Header().Set("Content-Type", rep.ContentType)
+		_, _ = w.Write(rep.Body)
+	})
+}
+
+// hammer sends POSTs to url from `clients` keep-alive connections for d and
+// returns completed requests per second. Any non-200 fails the benchmark.
+func hammer(b *testing.B, client *http.Client, url string, clients int, d time.Duration) float64 {
+	b.Helper()
+	payload := []byte(`{"order":42,"amount":"12.50"}`)
+	var done atomic.Int64
+	var failed atomic.Value
+	stop := time.Now().Add(d)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range clients {
+		wg.Go(func() {
+			for time.Now().Before(stop) {
+				resp, err := client.Post(url, "application/json", bytes.NewReader(payload))
+				if err != nil {
+					failed.Store(err.Error())
+					return
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || !bytes.Equal(body, payload) {
+					failed.Store(fmt.Sprintf("status %d body %q", resp.StatusCode, body))
+					return
+				}
+				done.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if f := failed.Load(); f != nil {
+		b.Fatalf("%s: %v", url, f)
+	}
+	return float64(done.Load()) / time.Since(start).Seconds()
+}
+
+// BenchmarkGatewayVsDirect compares, in one run, HTTP → gateway → memory
+// broker → demo echo → HTTP against direct HTTP to the same echo logic, with
+// 64 concurrent keep-alive clients. Phases alternate (direct, gateway, ...)
+// so that machine noise hits both alike; run with -benchtime 1x.
+func BenchmarkGatewayVsDirect(b *testing.B) {
+	const clients = 64
+	phase := 2 * time.Second
+	n := start(b, testConfig())
+	direct := httptest.NewServer(directEcho())
+	b.Cleanup(direct.Close)
+	client := &http.Client{Transport: &http.Transport{
+		MaxIdleConns: clients, MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients,
+	}}
+	b.Cleanup(client.CloseIdleConnections)
+
+	// Warm up both paths (connections, pools), not measured.
+	hammer(b, client, direct.URL, clients, 300*time.Millisecond)
+	hammer(b, client, n.base+"/demo/echo", clients, 300*time.Millisecond)
+
+	var directSum, gatewaySum float64
+	const rounds = 3
+	b.ResetTimer()
+	for range b.N {
+		for range rounds {
+			directSum += hammer(b, client, direct.URL, clients, phase)
+			gatewaySum += hammer(b, client, n.base+"/demo/echo", clients, phase)
+		}
+	}
+	b.StopTimer()
+	runs := float64(rounds * b.N)
+	b.ReportMetric(directSum/runs, "direct_req/s")
+	b.ReportMetric(gatewaySum/runs, "gateway_req/s")
+	b.ReportMetric(gatewaySum/directSum, "gateway/direct")
+	b.ReportMetric(0, "ns/op")
+	if w := n.Gateway().Waiting(); w != 0 {
+		b.Errorf("%d waiters left after the run", w)
+	}
+}

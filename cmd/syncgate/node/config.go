@@ -1,0 +1,289 @@
+package node
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/syncgate/syncgate/brokers/responder/demo"
+	"github.com/syncgate/syncgate/gateway"
+)
+
+// Config is everything a node is configured with.
+type Config struct {
+	// Addr is the HTTP listen address.
+	Addr string `yaml:"addr"`
+	// Node identifies this gateway node (default: hostname plus a random
+	// suffix). Its reply address is derived from it.
+	Node string `yaml:"node"`
+	// ReplyTo is this node's reply address (default "syncgate.reply.<node>").
+	ReplyTo string `yaml:"reply_to"`
+
+	Log      LogConfig      `yaml:"log"`
+	Broker   BrokerConfig   `yaml:"broker"`
+	Demo     DemoConfig     `yaml:"demo"`
+	HTTP     HTTPConfig     `yaml:"http"`
+	Results  ResultsConfig  `yaml:"results"`
+	Shutdown ShutdownConfig `yaml:"shutdown"`
+
+	// ForwardHeaders lists request headers forwarded to services on every
+	// route (a route may add its own).
+	ForwardHeaders []string      `yaml:"forward_headers"`
+	Routes         []RouteConfig `yaml:"routes"`
+}
+
+// LogConfig selects the log format and level.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error (default info)
+	Format string `yaml:"format"` // text or json (default text)
+}
+
+// BrokerConfig selects and configures the broker backend.
+type BrokerConfig struct {
+	// Kind is the backend: memory (default).
+	Kind   string       `yaml:"kind"`
+	Memory MemoryConfig `yaml:"memory"`
+	// PublishTimeout caps one publish (default 5s).
+	PublishTimeout time.Duration `yaml:"publish_timeout"`
+	// ReplyConcurrency is how many replies the node handles at once (default 16).
+	ReplyConcurrency int `yaml:"reply_concurrency"`
+}
+
+// MemoryConfig configures the in-process broker.
+type MemoryConfig struct {
+	QueueSize int `yaml:"queue_size"` // per destination (default 10000)
+}
+
+// DemoConfig runs the demo service in the gateway's process.
+type DemoConfig struct {
+	Enabled     bool `yaml:"enabled"`
+	Concurrency int  `yaml:"concurrency"` // handlers at once per demo route (default 1024)
+}
+
+// HTTPConfig configures the HTTP server and request limits.
+type HTTPConfig struct {
+	MaxBody           ByteSize      `yaml:"max_body"`            // default 1MiB
+	MaxHeaderBytes    ByteSize      `yaml:"max_header_bytes"`    // default 64KiB
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"` // default 10s
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`        // default 120s
+	MaxTimeout        time.Duration `yaml:"max_timeout"`         // cap on route timeouts (default 60s)
+}
+
+// ResultsConfig bounds the result store of polled requests.
+type ResultsConfig struct {
+	TTL        time.Duration `yaml:"ttl"`         // how long a reply stays pollable (default 10m)
+	MaxEntries int           `yaml:"max_entries"` // default 100000
+	RetryAfter time.Duration `yaml:"retry_after"` // poll interval suggested with 202 (default 1s)
+}
+
+// ShutdownConfig bounds graceful shutdown.
+type ShutdownConfig struct {
+	// DrainTimeout is how long in-flight requests may go on after a stop
+	// signal before each is answered 202 (pollable) or 503 (default 10s).
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
+}
+
+// RouteConfig is one HTTP route.
+type RouteConfig struct {
+	Name        string        `yaml:"name"`
+	Method      string        `yaml:"method"`
+	Path        string        `yaml:"path"`
+	Destination string        `yaml:"destination"`
+	Mode        string        `yaml:"mode"`    // sync, async or auto (default auto)
+	Wait        time.Duration `yaml:"wait"`    // auto: hold before 202 (default 5s)
+	Timeout     time.Duration `yaml:"timeout"` // total budget (default 30s)
+	MaxBody     ByteSize      `yaml:"max_body"`
+	// ForwardHeaders adds to the global list for this route.
+	ForwardHeaders []string `yaml:"forward_headers"`
+}
+
+// Embedded returns the configuration of `go run ./cmd/syncgate` with no
+// config file: memory broker, the demo service, and its routes.
+func Embedded() Config {
+	return Config{
+		Broker: BrokerConfig{Kind: "memory"},
+		Demo:   DemoConfig{Enabled: true},
+		Routes: []RouteConfig{
+			{Name: "echo", Method: "POST", Path: "/demo/echo", Destination: demo.EchoDestination, Mode: "auto"},
+			{Name: "sleep", Method: "POST", Path: "/demo/sleep", Destination: demo.SleepDestination, Mode: "auto", Wait: 2 * time.Second, Timeout: 60 * time.Second},
+			{Name: "sleep-sync", Method: "POST", Path: "/demo/sleep-sync", Destination: demo.SleepDestination, Mode: "sync", Timeout: 2 * time.Second},
+		},
+	}
+}
+
+// Parse decodes a YAML configuration; unknown fields are errors.
+func Parse(data []byte) (Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	return c, nil
+}
+
+// LoadFile reads and parses a YAML configuration file.
+func LoadFile(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// SetDefaults fills in every unset field.
+func (c *Config) SetDefaults() {
+	def := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	defDur := func(p *time.Duration, v time.Duration) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	def(&c.Addr, "127.0.0.1:8080")
+	if c.Node == "" {
+		c.Node = defaultNodeID()
+	}
+	def(&c.ReplyTo, "syncgate.reply."+c.Node)
+	def(&c.Log.Level, "info")
+	def(&c.Log.Format, "text")
+	def(&c.Broker.Kind, "memory")
+	defDur(&c.Broker.PublishTimeout, 5*time.Second)
+	if c.Broker.ReplyConcurrency == 0 {
+		c.Broker.ReplyConcurrency = 16
+	}
+	if c.Broker.Memory.QueueSize == 0 {
+		c.Broker.Memory.QueueSize = 10000
+	}
+	if c.Demo.Concurrency == 0 {
+		c.Demo.Concurrency = 1024
+	}
+	if c.HTTP.MaxBody == 0 {
+		c.HTTP.MaxBody = 1 << 20
+	}
+	if c.HTTP.MaxHeaderBytes == 0 {
+		c.HTTP.MaxHeaderBytes = 64 << 10
+	}
+	defDur(&c.HTTP.ReadHeaderTimeout, 10*time.Second)
+	defDur(&c.HTTP.IdleTimeout, 120*time.Second)
+	defDur(&c.HTTP.MaxTimeout, 60*time.Second)
+	defDur(&c.Results.TTL, 10*time.Minute)
+	if c.Results.MaxEntries == 0 {
+		c.Results.MaxEntries = 100_000
+	}
+	defDur(&c.Results.RetryAfter, time.Second)
+	defDur(&c.Shutdown.DrainTimeout, 10*time.Second)
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		r.Method = strings.ToUpper(r.Method)
+		def(&r.Mode, string(gateway.ModeAuto))
+		defDur(&r.Timeout, 30*time.Second)
+		defDur(&r.Wait, 5*time.Second)
+		if r.MaxBody == 0 {
+			r.MaxBody = c.HTTP.MaxBody
+		}
+		def(&r.Name, r.Method+" "+r.Path)
+	}
+}
+
+// Validate checks a defaulted Config; its errors name the field.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if !validLevel(c.Log.Level) {
+		bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		bad("log.format", "%q is not text or json", c.Log.Format)
+	}
+	if c.Broker.Kind != "memory" {
+		bad("broker.kind", "unknown broker %q (want memory)", c.Broker.Kind)
+	}
+	if c.Broker.Memory.QueueSize < 0 {
+		bad("broker.memory.queue_size", "must be positive")
+	}
+	if c.Broker.ReplyConcurrency < 0 {
+		bad("broker.reply_concurrency", "must be positive")
+	}
+	if c.Demo.Concurrency < 0 {
+		bad("demo.concurrency", "must be positive")
+	}
+	if c.HTTP.MaxBody < 0 {
+		bad("http.max_body", "must be positive")
+	}
+	if strings.ContainsAny(c.Node, " /\t\n") {
+		bad("node", "%q must not contain spaces or slashes", c.Node)
+	}
+	if len(c.Routes) == 0 {
+		bad("routes", "at least one route is required")
+	}
+	seen := make(map[string]int)
+	for i, r := range c.Routes {
+		f := fmt.Sprintf("routes[%d]", i)
+		switch r.Method {
+		case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS":
+		default:
+			bad(f+".method", "%q is not an HTTP method", r.Method)
+		}
+		if !strings.HasPrefix(r.Path, "/") {
+			bad(f+".path", "%q must start with /", r.Path)
+		}
+		if r.Destination == "" {
+			bad(f+".destination", "required")
+		}
+		if _, err := gateway.ParseMode(r.Mode); err != nil {
+			bad(f+".mode", "%q is not sync, async or auto", r.Mode)
+		}
+		if r.Timeout < 0 || r.Timeout > c.HTTP.MaxTimeout {
+			bad(f+".timeout", "%s is outside 0..http.max_timeout (%s)", r.Timeout, c.HTTP.MaxTimeout)
+		}
+		if r.Wait < 0 {
+			bad(f+".wait", "must not be negative")
+		}
+		if r.MaxBody < 0 {
+			bad(f+".max_body", "must be positive")
+		}
+		key := r.Method + " " + r.Path
+		if j, dup := seen[key]; dup {
+			bad(f, "%s is already routes[%d]", key, j)
+		}
+		seen[key] = i
+	}
+	return errors.Join(errs...)
+}
+
+func validLevel(s string) bool {
+	switch s {
+	case "debug", "info", "warn", "error":
+		return true
+	}
+	return false
+}
+
+func defaultNodeID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "node"
+	}
+	host = strings.NewReplacer(" ", "-", "/", "-", ".", "-").Replace(host)
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return host + "-" + hex.EncodeToString(b[:])
+}

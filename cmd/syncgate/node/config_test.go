@@ -1,0 +1,149 @@
+package node_test
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/syncgate/syncgate/cmd/syncgate/node"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestExampleConfigLoads(t *testing.T) {
+	cfg, err := node.Load([]string{"--config", "../../../examples/syncgate.yaml"}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Routes) != 4 || cfg.Routes[2].Mode != "sync" || cfg.Routes[3].MaxBody != 64<<10 {
+		t.Errorf("routes %+v", cfg.Routes)
+	}
+	if cfg.HTTP.MaxBody != 1<<20 || cfg.Results.TTL != 10*time.Minute || !cfg.Demo.Enabled {
+		t.Errorf("config %+v", cfg)
+	}
+	if !strings.HasPrefix(cfg.ReplyTo, "syncgate.reply.") || cfg.Node == "" {
+		t.Errorf("node %q reply_to %q", cfg.Node, cfg.ReplyTo)
+	}
+}
+
+func TestEmbeddedDefault(t *testing.T) {
+	cfg, err := node.Load(nil, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != "127.0.0.1:8080" || cfg.Broker.Kind != "memory" || !cfg.Demo.Enabled || len(cfg.Routes) != 3 {
+		t.Errorf("embedded default %+v", cfg)
+	}
+}
+
+func TestPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "c.yaml")
+	if err := os.WriteFile(file, []byte(`
+addr: 127.0.0.1:1001
+log: {level: warn}
+shutdown: {drain_timeout: 1s}
+routes: [{method: post, path: /x, destination: d}]
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		env       map[string]string
+		args      []string
+		wantAddr  string
+		wantLevel string
+		wantDrain time.Duration
+	}{
+		{"file only", nil, nil, "127.0.0.1:1001", "warn", time.Second},
+		{"env beats file", map[string]string{"SYNCGATE_ADDR": "127.0.0.1:1002", "SYNCGATE_DRAIN_TIMEOUT": "2s"}, nil, "127.0.0.1:1002", "warn", 2 * time.Second},
+		{"flag beats env", map[string]string{"SYNCGATE_ADDR": "127.0.0.1:1002"}, []string{"--addr", "127.0.0.1:1003", "--log-level", "debug"}, "127.0.0.1:1003", "debug", time.Second},
+		{"flag beats file", nil, []string{"--drain-timeout=3s"}, "127.0.0.1:1001", "warn", 3 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"--config", file}, tt.args...)
+			cfg, err := node.Load(args, env(tt.env), io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Addr != tt.wantAddr || cfg.Log.Level != tt.wantLevel || cfg.Shutdown.DrainTimeout != tt.wantDrain {
+				t.Errorf("addr %q level %q drain %v; want %q %q %v", cfg.Addr, cfg.Log.Level, cfg.Shutdown.DrainTimeout, tt.wantAddr, tt.wantLevel, tt.wantDrain)
+			}
+		})
+	}
+	t.Run("config file from the environment", func(t *testing.T) {
+		cfg, err := node.Load(nil, env(map[string]string{"SYNCGATE_CONFIG": file}), io.Discard)
+		if err != nil || cfg.Addr != "127.0.0.1:1001" {
+			t.Fatalf("%v %q", err, cfg.Addr)
+		}
+	})
+	t.Run("bool flag", func(t *testing.T) {
+		cfg, err := node.Load([]string{"--config", file, "--demo"}, env(nil), io.Discard)
+		if err != nil || !cfg.Demo.Enabled {
+			t.Fatalf("%v demo=%v", err, cfg.Demo.Enabled)
+		}
+	})
+}
+
+func TestValidationNamesTheField(t *testing.T) {
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"bad mode", "routes: [{method: POST, path: /x, destination: d, mode: later}]", "routes[0].mode"},
+		{"no destination", "routes: [{method: POST, path: /x}]", "routes[0].destination"},
+		{"bad method", "routes: [{method: FETCH, path: /x, destination: d}]", "routes[0].method"},
+		{"relative path", "routes: [{method: POST, path: x, destination: d}]", "routes[0].path"},
+		{"timeout over the cap", "routes: [{method: POST, path: /x, destination: d, timeout: 2h}]", "routes[0].timeout"},
+		{"duplicate route", "routes: [{method: POST, path: /x, destination: d}, {method: post, path: /x, destination: e}]", "routes[1]"},
+		{"no routes", "addr: 127.0.0.1:1", "routes"},
+		{"bad level", "log: {level: loud}\nroutes: [{method: POST, path: /x, destination: d}]", "log.level"},
+		{"bad broker", "broker: {kind: carrier-pigeon}\nroutes: [{method: POST, path: /x, destination: d}]", "broker.kind"},
+		{"unknown field", "adr: 127.0.0.1:1", "field adr not found"},
+		{"bad size", "http: {max_body: lots}", "invalid size"},
+		{"bad duration (yaml names the line)", "shutdown: {drain_timeout: forever}", "line 1: cannot unmarshal !!str `forever` into time.Duration"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "c.yaml")
+			if err := os.WriteFile(file, []byte(tt.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := node.Load([]string{"--config", file}, env(nil), io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to name %q", err, tt.want)
+			}
+		})
+	}
+	t.Run("bad env value names the variable", func(t *testing.T) {
+		_, err := node.Load(nil, env(map[string]string{"SYNCGATE_DRAIN_TIMEOUT": "soon"}), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "SYNCGATE_DRAIN_TIMEOUT") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("bad flag value names the flag", func(t *testing.T) {
+		_, err := node.Load([]string{"--max-body", "huge"}, env(nil), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "max-body") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+func TestByteSize(t *testing.T) {
+	for in, want := range map[string]node.ByteSize{"1048576": 1 << 20, "1MiB": 1 << 20, "512KiB": 512 << 10, "64KB": 64000, "2 MiB": 2 << 20, "10B": 10} {
+		got, err := node.ParseByteSize(in)
+		if err != nil || got != want {
+			t.Errorf("ParseByteSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "-1", "1TB", "MiB", "1.5MiB", "99999999999999999999"} {
+		if _, err := node.ParseByteSize(in); err == nil {
+			t.Errorf("ParseByteSize(%q) accepted", in)
+		}
+	}
+}

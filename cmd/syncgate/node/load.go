@@ -1,0 +1,140 @@
+package node
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// setting is one scalar field settable by environment and flag. The same
+// table drives both, so their names cannot drift apart.
+type setting struct {
+	name  string // flag name; the environment name is SYNCGATE_<NAME>
+	usage string
+	value func(*Config) flag.Value
+}
+
+var settings = []setting{
+	{"addr", "HTTP listen address", func(c *Config) flag.Value { return (*stringValue)(&c.Addr) }},
+	{"node", "node id (default hostname plus random suffix)", func(c *Config) flag.Value { return (*stringValue)(&c.Node) }},
+	{"reply-to", "this node's reply address (default syncgate.reply.<node>)", func(c *Config) flag.Value { return (*stringValue)(&c.ReplyTo) }},
+	{"log-level", "debug, info, warn or error", func(c *Config) flag.Value { return (*stringValue)(&c.Log.Level) }},
+	{"log-format", "text or json", func(c *Config) flag.Value { return (*stringValue)(&c.Log.Format) }},
+	{"broker", "broker backend: memory", func(c *Config) flag.Value { return (*stringValue)(&c.Broker.Kind) }},
+	{"demo", "run the demo service in this process", func(c *Config) flag.Value { return (*boolValue)(&c.Demo.Enabled) }},
+	{"max-body", "default request body limit (e.g. 1MiB)", func(c *Config) flag.Value { return &c.HTTP.MaxBody }},
+	{"drain-timeout", "how long in-flight requests may finish on shutdown", func(c *Config) flag.Value { return (*durationValue)(&c.Shutdown.DrainTimeout) }},
+	{"result-ttl", "how long a reply stays pollable", func(c *Config) flag.Value { return (*durationValue)(&c.Results.TTL) }},
+}
+
+// EnvName returns the environment variable of a setting.
+func EnvName(flagName string) string {
+	return "SYNCGATE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// Load builds the effective Config from args and the environment: the YAML
+// file named by --config (or SYNCGATE_CONFIG; the embedded demo
+// configuration when neither is given), then SYNCGATE_* variables, then
+// flags. It applies defaults and validates. getenv is os.Getenv in main.
+func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	fs := flag.NewFlagSet("syncgate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", getenv("SYNCGATE_CONFIG"), "YAML configuration file (default: embedded demo configuration)")
+	// Flags are recorded as raw strings and applied after the file and the
+	// environment, so that flags win.
+	raw := make(map[string]string)
+	for _, s := range settings {
+		record := func(v string) error {
+			// Validate now, so that a bad flag is reported with its name.
+			var probe Config
+			if err := s.value(&probe).Set(v); err != nil {
+				return err
+			}
+			raw[s.name] = v
+			return nil
+		}
+		usage := s.usage + " (env " + EnvName(s.name) + ")"
+		if b, ok := s.value(&Config{}).(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+			fs.BoolFunc(s.name, usage, record)
+		} else {
+			fs.Func(s.name, usage, record)
+		}
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: syncgate [flags]\n\nFlags (flags override SYNCGATE_* environment, which overrides the config file):\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+
+	cfg := Embedded()
+	if *configPath != "" {
+		var err error
+		if cfg, err = LoadFile(*configPath); err != nil {
+			return Config{}, err
+		}
+	}
+	for _, s := range settings {
+		if v, ok := lookupEnv(getenv, EnvName(s.name)); ok {
+			if err := s.value(&cfg).Set(v); err != nil {
+				return Config{}, fmt.Errorf("%s: %w", EnvName(s.name), err)
+			}
+		}
+	}
+	for _, s := range settings {
+		if v, ok := raw[s.name]; ok {
+			_ = s.value(&cfg).Set(v) // validated while parsing
+		}
+	}
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return Config{}, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return cfg, nil
+}
+
+func lookupEnv(getenv func(string) string, name string) (string, bool) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	v := getenv(name)
+	return v, v != ""
+}
+
+type stringValue string
+
+func (s *stringValue) Set(v string) error { *s = stringValue(v); return nil }
+func (s *stringValue) String() string     { return string(*s) }
+
+type boolValue bool
+
+func (b *boolValue) Set(v string) error {
+	x, err := strconv.ParseBool(v)
+	if err != nil {
+		return fmt.Errorf("%q is not a boolean", v)
+	}
+	*b = boolValue(x)
+	return nil
+}
+func (b *boolValue) String() string   { return strconv.FormatBool(bool(*b)) }
+func (b *boolValue) IsBoolFlag() bool { return true }
+
+type durationValue time.Duration
+
+func (d *durationValue) Set(v string) error {
+	x, err := time.ParseDuration(v)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (e.g. 10s, 1m30s)", v)
+	}
+	*d = durationValue(x)
+	return nil
+}
+func (d *durationValue) String() string { return time.Duration(*d).String() }

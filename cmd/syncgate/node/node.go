@@ -1,0 +1,219 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/syncgate/syncgate/api"
+	"github.com/syncgate/syncgate/brokers"
+	"github.com/syncgate/syncgate/brokers/memory"
+	"github.com/syncgate/syncgate/brokers/responder"
+	"github.com/syncgate/syncgate/brokers/responder/demo"
+	"github.com/syncgate/syncgate/correlation"
+	"github.com/syncgate/syncgate/gateway"
+)
+
+// Broker is what a node needs of a backend.
+type Broker interface {
+	brokers.Publisher
+	brokers.Subscriber
+}
+
+// Node is one running gateway node.
+type Node struct {
+	cfg     Config
+	log     *slog.Logger
+	broker  Broker
+	gw      *gateway.Gateway
+	handler http.Handler
+	metrics *prometheus.Registry
+	ln      net.Listener
+
+	ready    chan struct{} // closed once the reply consumer (and demo) are positioned
+	draining atomic.Bool
+}
+
+// New builds a node from a defaulted, validated Config and listens on its
+// address, so that Addr is known before Run.
+func New(cfg Config, log *slog.Logger) (*Node, error) {
+	b, err := newBroker(cfg)
+	if err != nil {
+		return nil, err
+	}
+	store := correlation.NewMemoryStore(correlation.MemoryStoreConfig{
+		MaxEntries: cfg.Results.MaxEntries, ResultTTL: cfg.Results.TTL,
+	})
+	gw := gateway.New(gateway.Config{
+		ReplyTo: cfg.ReplyTo, PublishTimeout: cfg.Broker.PublishTimeout,
+		RetryAfter: cfg.Results.RetryAfter, Logger: log,
+	}, b, store)
+	n := &Node{cfg: cfg, log: log, broker: b, gw: gw, ready: make(chan struct{})}
+
+	routes := make([]api.Route, 0, len(cfg.Routes))
+	for _, rc := range cfg.Routes {
+		mode, _ := gateway.ParseMode(rc.Mode) // validated
+		routes = append(routes, api.Route{
+			Method: rc.Method, Path: rc.Path, MaxBody: int64(rc.MaxBody),
+			ForwardHeaders: append(append([]string(nil), cfg.ForwardHeaders...), rc.ForwardHeaders...),
+			Route: &gateway.Route{
+				Name: rc.Name, Destination: rc.Destination, Mode: mode, Wait: rc.Wait, Timeout: rc.Timeout,
+			},
+		})
+	}
+	n.metrics = prometheus.NewRegistry()
+	n.metrics.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "syncgate_waiting_requests",
+			Help: "Requests on this node waiting for their reply (correlation registry size).",
+		}, func() float64 { return float64(gw.Waiting()) }),
+	)
+	n.handler, err = api.New(api.Options{
+		Gateway: gw, Routes: routes, Logger: log, Ready: n.readiness, RetryAfter: cfg.Results.RetryAfter,
+		Metrics: promhttp.HandlerFor(n.metrics, promhttp.HandlerOpts{}),
+	})
+	if err != nil {
+		_ = b.Close()
+		return nil, err
+	}
+	if n.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+		_ = b.Close()
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	return n, nil
+}
+
+func newBroker(cfg Config) (Broker, error) {
+	switch cfg.Broker.Kind {
+	case "memory":
+		return memory.New(memory.Config{QueueSize: cfg.Broker.Memory.QueueSize}), nil
+	}
+	return nil, fmt.Errorf("broker.kind: unknown broker %q", cfg.Broker.Kind)
+}
+
+// Addr returns the address the node listens on.
+func (n *Node) Addr() string { return n.ln.Addr().String() }
+
+// Ready is closed once the node can take traffic.
+func (n *Node) Ready() <-chan struct{} { return n.ready }
+
+// Gateway returns the node's gateway (for tests and metrics).
+func (n *Node) Gateway() *gateway.Gateway { return n.gw }
+
+// Handler returns the node's HTTP handler.
+func (n *Node) Handler() http.Handler { return n.handler }
+
+func (n *Node) readiness() error {
+	if n.draining.Load() {
+		return errors.New("shutting down")
+	}
+	select {
+	case <-n.ready:
+		return nil
+	default:
+		return errors.New("reply consumer not positioned yet")
+	}
+}
+
+// Run serves until ctx ends, then shuts down gracefully: readiness turns
+// false, the listener closes, in-flight requests get until the drain timeout,
+// then every request still waiting is answered (202 on pollable routes, 503
+// on sync routes), and only then do consumers stop and the broker close. Run
+// returns nil after a clean shutdown.
+func (n *Node) Run(ctx context.Context) error {
+	srv := &http.Server{
+		Handler:           n.handler,
+		ReadHeaderTimeout: n.cfg.HTTP.ReadHeaderTimeout,
+		IdleTimeout:       n.cfg.HTTP.IdleTimeout,
+		MaxHeaderBytes:    int(n.cfg.HTTP.MaxHeaderBytes),
+		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
+	}
+	// Consumers outlive the HTTP server: replies must keep flowing while
+	// in-flight requests drain.
+	consumeCtx, stopConsumers := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopConsumers()
+	consumers, consumeCtx := errgroup.WithContext(consumeCtx)
+
+	var pending atomic.Int32
+	pending.Store(1)
+	if n.cfg.Demo.Enabled {
+		pending.Add(1)
+	}
+	var readyOnce sync.Once
+	positioned := func() {
+		if pending.Add(-1) == 0 {
+			readyOnce.Do(func() { close(n.ready) })
+		}
+	}
+	consumers.Go(func() error {
+		err := n.broker.Subscribe(consumeCtx, n.cfg.ReplyTo, n.gw.ReplyHandler(),
+			brokers.AsInbox(), brokers.WithReady(positioned), brokers.WithConcurrency(n.cfg.Broker.ReplyConcurrency))
+		if err != nil {
+			return fmt.Errorf("reply consumer: %w", err)
+		}
+		return nil
+	})
+	if n.cfg.Demo.Enabled {
+		svc := &responder.Service{Subscriber: n.broker, Publisher: n.broker, Logger: n.log.With("component", "demo")}
+		consumers.Go(func() error {
+			if err := demo.Serve(consumeCtx, svc, positioned, brokers.WithConcurrency(n.cfg.Demo.Concurrency)); err != nil {
+				return fmt.Errorf("demo service: %w", err)
+			}
+			return nil
+		})
+	}
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(n.ln) }()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		runErr = fmt.Errorf("http server: %w", err)
+	case <-consumeCtx.Done():
+		runErr = errors.New("a consumer stopped")
+	}
+	n.draining.Store(true)
+	n.log.Info("shutting down", slog.Duration("drain_timeout", n.cfg.Shutdown.DrainTimeout),
+		slog.Int("waiting", n.gw.Waiting()))
+
+	drainCtx, cancel := context.WithTimeout(context.Background(), n.cfg.Shutdown.DrainTimeout)
+	err := srv.Shutdown(drainCtx)
+	cancel()
+	// Whatever still waits now gets its answer: 202 or 503.
+	n.gw.Close()
+	if err != nil {
+		n.log.Warn("drain timeout reached; answering the requests still waiting")
+		finalCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := srv.Shutdown(finalCtx); err != nil {
+			_ = srv.Close()
+		}
+		cancel()
+	}
+	stopConsumers()
+	if err := consumers.Wait(); err != nil && runErr == nil && !errors.Is(err, context.Canceled) {
+		runErr = err
+	}
+	if err := n.broker.Close(); err != nil && runErr == nil {
+		runErr = fmt.Errorf("close broker: %w", err)
+	}
+	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) && runErr == nil {
+		runErr = fmt.Errorf("http server: %w", err)
+	}
+	n.log.Info("stopped", slog.Any("error", runErr))
+	return runErr
+}
