@@ -1,0 +1,115 @@
+// Package kafka is syncgate's Kafka backend, on github.com/segmentio/kafka-go:
+// a Publisher and a Subscriber implementing the brokers interfaces, set up
+// from one Config (embedded in syncgate's configuration as broker.kafka).
+//
+// # Publishing
+//
+// Publish writes one record (key = Message.Key, headers = Message.Headers,
+// value = Message.Body) and returns once the broker acknowledged it: the
+// partition leader by default, every in-sync replica with acks "all"; acks
+// "none" is refused. Keys are hashed with murmur2, as by the Java client, so
+// one key keeps one partition and its order.
+//
+// Batching follows the load, not a timer: each partition has at most one
+// produce request in flight; a record published to an idle partition is
+// sent at once, and the records published while a request is in flight go
+// together in the next one. At concurrency 1 a publish costs one broker
+// round trip (kafka-go's Writer would add its BatchTimeout: 1s by default, a
+// 2s request/reply); under load requests grow to batch_size records. A
+// fixed linger cannot do both: short, it makes requests smaller than the
+// load once the broker is slower than the linger, and the queue of batches
+// grows without bound; long, it is added to every request at low load.
+// Produce requests go through kafka-go's Client and Transport (connection
+// pool, metadata, SASL, TLS). Errors wrap
+// brokers.ErrUnavailable when the broker cannot take the record now (down,
+// no leader, acks not received; with the broker down Publish fails after
+// about 250ms, whatever its context's deadline), brokers.ErrUnroutable when
+// the topic does not exist (topics are not auto-created unless
+// auto_create_topics is set: a typo in a route must not create a topic nobody
+// reads) or may not be written, ErrMessageTooLarge above max_message_bytes.
+// As with any Kafka producer, a publish that timed out may still have been
+// written (at-least-once).
+//
+// # Consuming: services
+//
+// A service's Subscribe joins a consumer group (brokers.WithGroup, default
+// "syncgate.<topic>"); the group's members share the topic's partitions. A
+// group without committed offsets starts at the beginning of the topic, so
+// requests published before the first instance started are handled.
+// Records go to Concurrency workers by key hash: one key's records are
+// handled one at a time and in order, different keys in parallel, even
+// within one partition. An offset is committed (every commit_interval, and
+// when a generation or the subscription ends) only once its record and all
+// before it in the partition were handled successfully. A handler error
+// hands the same record to the handler again after a backoff
+// (retry_backoff_min..max) until it succeeds or the partition is no longer
+// this member's; a member that stops or crashes before committing leaves
+// the record to the next owner (at-least-once). A handler that can never
+// succeed on a record (malformed input) should return nil after recording
+// the failure, or it holds its key forever.
+//
+// # Consuming: the gateway's reply inbox
+//
+// Replies are routed by topic: each gateway node has its own reply topic,
+// whose name it puts in every request's reply-to header (for example
+// "syncgate.reply.<node>"), and a service publishes its reply there with an
+// ordinary Publish. The alternative, one shared reply topic with some
+// partitions per node, was rejected: reply-to would have to name a partition
+// and every service, in any language, would have to produce to that exact
+// partition instead of to a topic; the node count would be capped by the
+// partition count and scaling would mean reassigning partitions. A topic per
+// node needs none of that and is what RabbitMQ's per-node reply queue is.
+// Its cost is one topic per node id, so node ids should be stable (a
+// StatefulSet ordinal, a host name), and a retired node's topic deleted.
+//
+// Subscribe with brokers.AsInbox consumes every partition of the node's
+// topic, creating it if needed (inbox_partitions partitions, retention
+// inbox_retention, whatever auto_create_topics says: the topic belongs to
+// the node). There is no group protocol: no join, no rebalance, and no wait
+// for a crashed predecessor's session to expire; two processes must not
+// share a node id. The partitions are listed once, at Subscribe: partitions
+// added to a reply topic later are read after the node restarts. Offsets are
+// still committed, as simple commits under the group (default: the topic's
+// name), so a restarted node resumes where it stopped and receives the
+// replies that arrived while it was down.
+//
+// Ready (brokers.WithReady) is called only once the topic exists and every
+// partition has a definite start: its committed offset, or its first offset
+// when none was committed. A reply produced at any time after the topic was
+// created, before Ready or after it, is therefore delivered; the gateway
+// reports ready only after Ready. TestInboxNoReplyLost proves it for a reply
+// produced before the consumer existed, one produced from inside the Ready
+// callback, and one produced while the node was stopped.
+//
+// Whatever arrives on a reply topic reaches the handler: records without
+// headers, with a malformed correlation id, far larger than the fetch size.
+// The consumer never stops on one; the gateway's handler counts, logs and
+// drops invalid replies and returns nil.
+//
+// # Broker outages
+//
+// Nothing needs restarting when the broker comes back. Publish fails fast
+// while it is away; readers reconnect with backoff (read_backoff_min..max);
+// a consumer group rejoins (join_group_backoff) and resumes from its
+// committed offsets, within about session_timeout when the broker kept the
+// group's old membership; the reply inbox resumes at once.
+//
+// # Trying it without Kafka
+//
+// cmd/kafka-embedded runs kfake, an in-process broker speaking the Kafka
+// protocol, on 127.0.0.1:9092:
+//
+//	go run ./cmd/kafka-embedded -topics demo.echo
+//
+// Point the gateway and services at it (broker.kafka.brokers:
+// [127.0.0.1:9092]). This package's tests run on kfake the same way, and on a
+// real cluster when SYNCGATE_KAFKA_BROKERS lists its brokers.
+//
+// # Sizes
+//
+// max_message_bytes (default 1 MiB + 64 KiB, room for a 1 MiB body and its
+// headers) bounds a published record and is the fetch size. Topics this
+// package creates get a max.message.bytes to match; topics an operator
+// creates need one too, as the broker default (1 MiB + 12 bytes) refuses a
+// 1 MiB body with its headers.
+package kafka

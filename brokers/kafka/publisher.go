@@ -1,0 +1,237 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
+
+	"github.com/syncgate/syncgate/brokers"
+)
+
+// Option adjusts a Publisher or Subscriber beyond its Config.
+type Option func(*options)
+
+type options struct {
+	log *slog.Logger
+}
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l != nil {
+			o.log = l
+		}
+	}
+}
+
+func newOptions(opts []Option) options {
+	o := options{log: slog.Default()}
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
+
+// Publisher publishes records and returns from each Publish once the broker
+// acknowledged it (Config.Acks). Each partition has at most one produce
+// request in flight: a record published while its partition is idle is sent
+// at once, and records published while a request is in flight go together
+// in the next one. Batches thus grow with the load and the broker's latency
+// instead of with a timer (see lane), and per-partition order holds.
+type Publisher struct {
+	cfg       Config
+	sec       security
+	addr      net.Addr
+	log       *slog.Logger
+	transport *kafkago.Transport
+	client    *kafkago.Client
+	balancer  kafkago.Murmur2Balancer
+
+	mu       sync.RWMutex
+	closed   bool
+	inflight sync.WaitGroup // Publish calls
+	sending  sync.WaitGroup // lane goroutines
+	stop     context.Context
+	cancel   context.CancelFunc
+	once     sync.Once
+
+	lanesMu sync.Mutex
+	lanes   map[laneKey]*lane
+
+	probeMu sync.Mutex
+	missing map[string]time.Time // topic → when a probe last found it missing
+}
+
+var _ brokers.Publisher = (*Publisher)(nil)
+
+// NewPublisher returns a Publisher for cfg (defaults applied to a copy). It
+// does not connect: the first Publish does, and an unreachable broker is
+// reported by Publish.
+func NewPublisher(cfg Config, opts ...Option) (*Publisher, error) {
+	cfg, sec, err := cfg.prepare()
+	if err != nil {
+		return nil, err
+	}
+	o := newOptions(opts)
+	p := &Publisher{
+		cfg:     cfg,
+		sec:     sec,
+		addr:    kafkago.TCP(cfg.Brokers...),
+		log:     o.log.With("component", "kafka.publisher"),
+		lanes:   make(map[laneKey]*lane),
+		missing: make(map[string]time.Time),
+	}
+	p.transport = cfg.transport(sec)
+	p.client = &kafkago.Client{Addr: p.addr, Transport: p.transport, Timeout: cfg.WriteTimeout}
+	p.stop, p.cancel = context.WithCancel(context.Background())
+	return p, nil
+}
+
+// Publish writes m to topic dest and returns once the broker acknowledged it.
+// Errors wrap brokers.ErrUnavailable (broker unreachable, no leader, acks
+// not received, ctx's deadline while waiting), brokers.ErrUnroutable (no
+// such topic, not allowed to write it), ErrMessageTooLarge or
+// brokers.ErrClosed.
+//
+// A record whose Publish gave up (ctx ended) before its produce request was
+// sent is not sent. One already sent may have been written although Publish
+// failed: at-least-once. Publish copies m; the caller may reuse it at once.
+func (p *Publisher) Publish(ctx context.Context, dest string, m brokers.Message) error {
+	if dest == "" {
+		return fmt.Errorf("%w: kafka: empty topic", brokers.ErrUnroutable)
+	}
+	if !p.enter() {
+		return fmt.Errorf("kafka: publish to %q: %w", dest, brokers.ErrClosed)
+	}
+	defer p.inflight.Done()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(p.stop, cancel)()
+
+	r := newRecord(ctx, m)
+	if r.size > p.cfg.MaxMessageBytes {
+		return fmt.Errorf("%w: %d bytes to topic %q, kafka.max_message_bytes is %d", ErrMessageTooLarge, r.size, dest, p.cfg.MaxMessageBytes)
+	}
+	n, err := p.partitions(ctx, dest)
+	if errors.Is(err, kafkago.UnknownTopicOrPartition) && !p.cfg.AutoCreateTopics && p.refreshTopic(ctx, dest) {
+		n, err = p.partitions(ctx, dest)
+	}
+	if err == nil {
+		part := p.balancer.Balance(kafkago.Message{Key: r.key}, partitionList(n)...)
+		p.lane(dest, part).enqueue(r)
+		select {
+		case err = <-r.done:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	if err != nil && p.stop.Err() != nil {
+		return fmt.Errorf("kafka: publish to %q: %w", dest, brokers.ErrClosed)
+	}
+	return classify(dest, err)
+}
+
+func (p *Publisher) enter() bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return false
+	}
+	p.inflight.Add(1)
+	return true
+}
+
+// partitions returns the partition count of topic from the transport's
+// cached metadata (asking the broker, and letting it create the topic, when
+// auto-creation is on and the topic is not cached).
+func (p *Publisher) partitions(ctx context.Context, topic string) (int, error) {
+	r, err := p.transport.RoundTrip(ctx, p.addr, &metadataAPI.Request{
+		TopicNames:             []string{topic},
+		AllowAutoTopicCreation: p.cfg.AutoCreateTopics,
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, t := range r.(*metadataAPI.Response).Topics {
+		if t.Name != topic {
+			continue
+		}
+		if t.ErrorCode != 0 {
+			return 0, kafkago.Error(t.ErrorCode)
+		}
+		if len(t.Partitions) == 0 {
+			return 0, kafkago.LeaderNotAvailable
+		}
+		return len(t.Partitions), nil
+	}
+	return 0, kafkago.UnknownTopicOrPartition
+}
+
+// refreshTopic handles a topic created after the transport's metadata was
+// cached: kafka-go serves metadata from a cache refreshed every MetadataTTL,
+// so a topic created a moment ago reads as missing. It asks the cluster
+// directly (a fresh connection, at most once per MetadataTTL per missing
+// topic) and, if the topic exists, refreshes the cache and reports true.
+func (p *Publisher) refreshTopic(ctx context.Context, topic string) bool {
+	p.probeMu.Lock()
+	last, seen := p.missing[topic]
+	p.probeMu.Unlock()
+	if seen && time.Since(last) < p.cfg.MetadataTTL {
+		return false
+	}
+	exists, err := topicExists(ctx, &p.cfg, p.sec, topic)
+	if err != nil || !exists {
+		if err == nil {
+			p.probeMu.Lock()
+			p.missing[topic] = time.Now()
+			p.probeMu.Unlock()
+		}
+		return false
+	}
+	p.probeMu.Lock()
+	delete(p.missing, topic)
+	p.probeMu.Unlock()
+	return p.forceMetadata(ctx, topic) == nil
+}
+
+// forceMetadata refreshes the transport's cached metadata of an existing
+// topic. A metadata request allowing creation is the one kafka-go sends to
+// the broker instead of answering from its cache, and it waits for the
+// cache to hold the topic. The topic exists, so nothing is created.
+func (p *Publisher) forceMetadata(ctx context.Context, topic string) error {
+	_, err := p.transport.RoundTrip(ctx, p.addr, &metadataAPI.Request{
+		TopicNames:             []string{topic},
+		AllowAutoTopicCreation: true,
+	})
+	return err
+}
+
+// refreshMetadata is forceMetadata bounded by WriteTimeout and Close.
+func (p *Publisher) refreshMetadata(topic string) {
+	ctx, cancel := context.WithTimeout(p.stop, p.cfg.WriteTimeout)
+	defer cancel()
+	_ = p.forceMetadata(ctx, topic)
+}
+
+// Close makes in-flight publishes give up (brokers.ErrClosed), waits for
+// them and for the produce requests already sent, and closes the
+// connections. It is idempotent; concurrent calls all return when it is done.
+func (p *Publisher) Close() error {
+	p.once.Do(func() {
+		p.mu.Lock()
+		p.closed = true
+		p.mu.Unlock()
+		p.cancel()
+		p.inflight.Wait()
+		p.sending.Wait()
+		p.transport.CloseIdleConnections()
+	})
+	return nil
+}
