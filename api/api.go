@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/syncgate/syncgate/api/middleware"
 	"github.com/syncgate/syncgate/correlation"
@@ -20,6 +22,8 @@ import (
 type Gateway interface {
 	Do(ctx context.Context, req gateway.Request) (gateway.Outcome, error)
 	Result(ctx context.Context, id string) (correlation.Result, error)
+	Await(ctx context.Context, id string, d time.Duration) (correlation.Result, error)
+	Cancel(ctx context.Context, id string) error
 }
 
 // Route binds an HTTP method and path to a gateway route.
@@ -30,6 +34,9 @@ type Route struct {
 	Route *gateway.Route
 	// MaxBody caps the request body in bytes (413 above it).
 	MaxBody int64
+	// MaxInFlight caps the requests this route serves at once (503
+	// route-overloaded above it); 0 means only the global limit applies.
+	MaxInFlight int
 	// ForwardHeaders lists the request headers passed to the service as
 	// http-header-<name>; others are not forwarded.
 	ForwardHeaders []string
@@ -39,20 +46,46 @@ type Route struct {
 type Options struct {
 	Gateway Gateway
 	Routes  []Route
-	Logger  *slog.Logger
-	// Ready reports readiness for /readyz; nil means always ready.
-	Ready func() error
+	// Logger logs errors and, at info, one access line per request. Give it a
+	// middleware.ContextHandler to get correlation_id, route and trace_id on
+	// every line about a request.
+	Logger *slog.Logger
+	// Checks are the readiness checks of /readyz, all of which must pass.
+	Checks []Check
 	// Metrics, when set, is served at /metrics.
 	Metrics http.Handler
-	// RetryAfter is the poll interval suggested while a request is pending
-	// (default 1 s).
+	// Registerer, when set, receives the HTTP request metrics.
+	Registerer prometheus.Registerer
+	// RetryAfter is the poll interval suggested while a request is pending,
+	// and the Retry-After of 503 overload answers (default 1 s).
 	RetryAfter time.Duration
+	// MaxInFlight caps the requests served at once on the routes and the
+	// poll endpoint (503 overloaded above it); health and metrics are
+	// exempt. 0 means no limit.
+	MaxInFlight int
+	// MaxHeaderBytes caps the request line and headers (431 above it);
+	// 0 means no limit beyond the server's.
+	MaxHeaderBytes int
+	// BodyTimeout caps the time to read a request body (408 above it);
+	// 0 means no limit beyond the server's.
+	BodyTimeout time.Duration
+	// MaxPollWait caps ?wait= on GET /v1/requests/{id} (default 30 s).
+	MaxPollWait time.Duration
+}
+
+// Check is one named readiness check; Check returns nil when ready.
+type Check struct {
+	Name  string
+	Check func(ctx context.Context) error
 }
 
 // PollPath is where clients poll for a result; Location headers point here.
 const PollPath = "/v1/requests/"
 
-// New returns the gateway's HTTP handler.
+// New returns the gateway's HTTP handler with its middleware stack, outer
+// to inner: request info, metrics, access log, panic recovery, request id,
+// trace context, header limit; then the global in-flight limit on routes
+// and polls, and each route's own in-flight limit.
 func New(o Options) (http.Handler, error) {
 	if o.Gateway == nil {
 		return nil, errors.New("api: no gateway")
@@ -63,12 +96,25 @@ func New(o Options) (http.Handler, error) {
 	if o.RetryAfter <= 0 {
 		o.RetryAfter = time.Second
 	}
-	s := &server{gw: o.Gateway, log: o.Logger, ready: o.Ready, retryAfter: o.RetryAfter}
+	if o.MaxPollWait <= 0 {
+		o.MaxPollWait = 30 * time.Second
+	}
+	s := &server{gw: o.Gateway, log: o.Logger, checks: o.Checks, retryAfter: o.RetryAfter,
+		bodyTimeout: o.BodyTimeout, maxPollWait: o.MaxPollWait}
 	r := chi.NewRouter()
+	r.Use(middleware.WithInfo)
+	if o.Registerer != nil {
+		r.Use(middleware.Metrics(o.Registerer))
+	}
+	r.Use(middleware.AccessLog(o.Logger))
 	r.Use(middleware.Recoverer(o.Logger, func(w http.ResponseWriter, req *http.Request) {
 		WriteProblem(w, req, ProblemInternal, "", "")
 	}))
 	r.Use(middleware.RequestID)
+	r.Use(middleware.Trace)
+	r.Use(middleware.HeaderLimit(o.MaxHeaderBytes, func(w http.ResponseWriter, req *http.Request) {
+		WriteProblem(w, req, ProblemHeaderTooLarge, fmt.Sprintf("the request line and headers exceed %d bytes", o.MaxHeaderBytes), "")
+	}))
 	r.NotFound(func(w http.ResponseWriter, req *http.Request) {
 		WriteProblem(w, req, ProblemNotFound, fmt.Sprintf("no route for %s %s", req.Method, req.URL.Path), "")
 	})
@@ -77,7 +123,6 @@ func New(o Options) (http.Handler, error) {
 	})
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
-	r.Get(PollPath+"{id}", s.poll)
 	if o.Metrics != nil {
 		r.Method(http.MethodGet, "/metrics", o.Metrics)
 	}
@@ -95,16 +140,36 @@ func New(o Options) (http.Handler, error) {
 		if strings.HasPrefix(rt.Path, PollPath) || rt.Path == "/healthz" || rt.Path == "/readyz" || rt.Path == "/metrics" {
 			return nil, fmt.Errorf("api: routes[%d]: path %s is reserved", i, rt.Path)
 		}
-		r.Method(strings.ToUpper(rt.Method), rt.Path, s.routeHandler(rt))
 	}
+	r.Group(func(r chi.Router) {
+		r.Use(middleware.InFlight(o.MaxInFlight, s.overloaded(ProblemOverloaded, o.MaxInFlight)))
+		r.Get(PollPath+"{id}", s.poll)
+		r.Delete(PollPath+"{id}", s.cancel)
+		for _, rt := range o.Routes {
+			h := http.Handler(s.routeHandler(rt))
+			h = middleware.InFlight(rt.MaxInFlight, s.overloaded(ProblemRouteOverloaded, rt.MaxInFlight))(h)
+			r.Method(strings.ToUpper(rt.Method), rt.Path, h)
+		}
+	})
 	return r, nil
 }
 
 type server struct {
-	gw         Gateway
-	log        *slog.Logger
-	ready      func() error
-	retryAfter time.Duration
+	gw          Gateway
+	log         *slog.Logger
+	checks      []Check
+	retryAfter  time.Duration
+	bodyTimeout time.Duration
+	maxPollWait time.Duration
+}
+
+func (s *server) overloaded(pt ProblemType, limit int) http.HandlerFunc {
+	detail := fmt.Sprintf("more than %d requests in flight; retry later", limit)
+	retry := strconv.FormatInt(int64(max(1, (s.retryAfter+time.Second-1)/time.Second)), 10)
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", retry)
+		WriteProblem(w, r, pt, detail, "")
+	}
 }
 
 func (s *server) healthz(w http.ResponseWriter, _ *http.Request) {
@@ -112,14 +177,19 @@ func (s *server) healthz(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write([]byte("ok\n"))
 }
 
+// readyz runs every check and lists the failing ones.
 func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
-	if s.ready != nil {
-		if err := s.ready(); err != nil {
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = fmt.Fprintf(w, "not ready: %v\n", err)
-			return
+	var failed []string
+	for _, c := range s.checks {
+		if err := c.Check(r.Context()); err != nil {
+			failed = append(failed, c.Name+": "+err.Error())
 		}
+	}
+	if len(failed) > 0 {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = fmt.Fprintf(w, "not ready\n%s\n", strings.Join(failed, "\n"))
+		return
 	}
 	s.healthz(w, r)
 }

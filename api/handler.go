@@ -7,47 +7,53 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/go-chi/chi/v5"
-
+	"github.com/syncgate/syncgate/api/middleware"
 	"github.com/syncgate/syncgate/brokers/envelope"
 	"github.com/syncgate/syncgate/correlation"
 	"github.com/syncgate/syncgate/gateway"
 )
+
+// HeaderIdempotentReplayed marks an answer that is the outcome of an earlier
+// request with the same Idempotency-Key.
+const HeaderIdempotentReplayed = "Idempotent-Replayed"
 
 func (s *server) routeHandler(rt Route) http.HandlerFunc {
 	forward := make([]string, 0, len(rt.ForwardHeaders))
 	for _, h := range rt.ForwardHeaders {
 		forward = append(forward, http.CanonicalHeaderKey(h))
 	}
+	mode := string(rt.Route.Mode)
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := correlation.NewID()
-		if r.ContentLength > rt.MaxBody {
-			// Refuse before reading, so an Expect: 100-continue client never
-			// sends the body.
-			WriteProblem(w, r, ProblemBodyTooLarge, fmt.Sprintf("the body exceeds %d bytes", rt.MaxBody), id)
+		info := middleware.InfoFrom(r.Context())
+		if info == nil {
+			info = &middleware.Info{} // served without the stack (benchmarks)
+		}
+		info.Route, info.Mode, info.CorrelationID = rt.Route.Name, mode, id
+		key, err := idempotencyKey(r.Header.Values("Idempotency-Key"))
+		if err != nil {
+			WriteProblem(w, r, ProblemKeyInvalid, err.Error(), id)
 			return
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, rt.MaxBody))
-		if err != nil {
-			if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
-				WriteProblem(w, r, ProblemBodyTooLarge, fmt.Sprintf("the body exceeds %d bytes", mbe.Limit), id)
-				return
-			}
-			WriteProblem(w, r, ProblemBadRequest, "reading the body: "+err.Error(), id)
+		body, pt, detail := s.readBody(w, r, rt.MaxBody)
+		if pt != nil {
+			WriteProblem(w, r, *pt, detail, id)
 			return
 		}
 		msg := envelope.Request{
-			ContentType: r.Header.Get("Content-Type"),
-			Method:      r.Method,
-			Path:        r.URL.Path,
-			Query:       r.URL.RawQuery,
-			TraceParent: r.Header.Get("Traceparent"),
-			TraceState:  r.Header.Get("Tracestate"),
-			Body:        body,
+			ContentType:    r.Header.Get("Content-Type"),
+			Method:         r.Method,
+			Path:           r.URL.Path,
+			Query:          r.URL.RawQuery,
+			TraceParent:    info.Trace.TraceParent(),
+			TraceState:     info.Trace.State,
+			IdempotencyKey: key,
+			Body:           body,
 		}
 		for _, name := range forward {
 			if v := r.Header.Values(name); len(v) > 0 {
@@ -60,10 +66,18 @@ func (s *server) routeHandler(rt Route) http.HandlerFunc {
 		out, err := s.gw.Do(r.Context(), gateway.Request{
 			Route: rt.Route, ID: id, Message: msg, Prefer: parsePrefer(r.Header.Values("Prefer")),
 		})
-		if out.PreferenceApplied != "" {
-			w.Header().Set("Preference-Applied", out.PreferenceApplied)
+		if out.ID != "" {
+			id = out.ID // an idempotent retry answers as the first request
+			info.CorrelationID = id
 		}
-		w.Header().Set(HeaderCorrelationID, id)
+		h := w.Header()
+		if out.PreferenceApplied != "" {
+			h.Set("Preference-Applied", out.PreferenceApplied)
+		}
+		if out.Attached {
+			h.Set(HeaderIdempotentReplayed, "true")
+		}
+		h.Set(HeaderCorrelationID, id)
 		switch {
 		case err != nil:
 			if r.Context().Err() != nil {
@@ -71,8 +85,7 @@ func (s *server) routeHandler(rt Route) http.HandlerFunc {
 			}
 			pt := problemFor(err)
 			if pt.Status >= 500 {
-				s.log.WarnContext(r.Context(), "request failed", slog.String("correlation_id", id),
-					slog.String("route", rt.Route.Name), slog.Any("error", err))
+				s.log.WarnContext(r.Context(), "request failed", slog.Any("error", err))
 			}
 			WriteProblem(w, r, pt, err.Error(), id)
 		case out.Accepted:
@@ -81,6 +94,72 @@ func (s *server) routeHandler(rt Route) http.HandlerFunc {
 			writeReply(w, out.Reply)
 		}
 	}
+}
+
+// readBody reads the body within the route's size limit and the body
+// timeout; on failure it returns the problem to answer.
+func (s *server) readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *ProblemType, string) {
+	if r.ContentLength > limit {
+		// Refuse before reading, so an Expect: 100-continue client never
+		// sends the body.
+		return nil, &ProblemBodyTooLarge, fmt.Sprintf("the body exceeds %d bytes", limit)
+	}
+	if r.ContentLength == 0 {
+		return nil, nil, ""
+	}
+	var rc *http.ResponseController
+	if s.bodyTimeout > 0 {
+		rc = http.NewResponseController(w)
+		if rc.SetReadDeadline(time.Now().Add(s.bodyTimeout)) != nil {
+			rc = nil // not supported by this writer
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if rc != nil && err == nil {
+		// Lift the deadline for the next request on the connection. Not on
+		// error: net/http then discards the unread body, which must not
+		// wait for a client that stalled.
+		_ = rc.SetReadDeadline(time.Time{})
+	}
+	if err != nil {
+		if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, &ProblemBodyTooLarge, fmt.Sprintf("the body exceeds %d bytes", mbe.Limit)
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, &ProblemBodyTimeout, fmt.Sprintf("the body took longer than %s", s.bodyTimeout)
+		}
+		return nil, &ProblemBadRequest, "reading the body: " + err.Error()
+	}
+	return body, nil, ""
+}
+
+// MaxIdempotencyKey bounds an accepted Idempotency-Key.
+const MaxIdempotencyKey = 255
+
+// idempotencyKey reads the Idempotency-Key header: a structured-field string
+// ("...", as the draft defines it) or, leniently, a bare token; at most
+// MaxIdempotencyKey visible ASCII characters. "" when absent.
+func idempotencyKey(values []string) (string, error) {
+	switch len(values) {
+	case 0:
+		return "", nil
+	case 1:
+	default:
+		return "", errors.New("more than one Idempotency-Key header")
+	}
+	k := strings.TrimSpace(values[0])
+	if len(k) >= 2 && k[0] == '"' && k[len(k)-1] == '"' {
+		k = k[1 : len(k)-1]
+	}
+	if k == "" || len(k) > MaxIdempotencyKey {
+		return "", fmt.Errorf("an Idempotency-Key has 1 to %d characters", MaxIdempotencyKey)
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x21 || k[i] > 0x7e || k[i] == '"' || k[i] == '\\' {
+			return "", errors.New("an Idempotency-Key holds visible ASCII characters only")
+		}
+	}
+	return k, nil
 }
 
 // pendingBody is the JSON body of a 202 answer.
@@ -100,24 +179,4 @@ func writeAccepted(w http.ResponseWriter, id string, retryAfter time.Duration) {
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusAccepted)
 	_, _ = w.Write(body)
-}
-
-func (s *server) poll(w http.ResponseWriter, r *http.Request) {
-	id := chi.URLParam(r, "id")
-	res, err := s.gw.Result(r.Context(), id)
-	if err != nil {
-		pt := problemFor(err)
-		detail := err.Error()
-		if pt == ProblemRequestNotFound {
-			detail = "no request " + id + " is pending or stored here; results expire"
-		}
-		WriteProblem(w, r, pt, detail, "")
-		return
-	}
-	w.Header().Set(HeaderCorrelationID, id)
-	if res.State != correlation.StateDone {
-		writeAccepted(w, id, s.retryAfter)
-		return
-	}
-	writeReply(w, res.Reply)
 }

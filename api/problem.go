@@ -32,6 +32,22 @@ var (
 	ProblemShuttingDown     = ProblemType{"shutting-down", "The gateway is shutting down", http.StatusServiceUnavailable}
 	ProblemStoreDown        = ProblemType{"store-unavailable", "The result store is unavailable", http.StatusServiceUnavailable}
 	ProblemInternal         = ProblemType{"internal", "Internal gateway error", http.StatusInternalServerError}
+
+	// Limits.
+	ProblemHeaderTooLarge  = ProblemType{"header-too-large", "Request headers too large", http.StatusRequestHeaderFieldsTooLarge}
+	ProblemBodyTimeout     = ProblemType{"body-timeout", "The request body was not sent in time", http.StatusRequestTimeout}
+	ProblemOverloaded      = ProblemType{"overloaded", "Too many requests in flight on this gateway", http.StatusServiceUnavailable}
+	ProblemRouteOverloaded = ProblemType{"route-overloaded", "Too many requests in flight on this route", http.StatusServiceUnavailable}
+
+	// Idempotency-Key.
+	ProblemKeyRequired = ProblemType{"idempotency-key-required", "This route requires an Idempotency-Key", http.StatusBadRequest}
+	ProblemKeyInvalid  = ProblemType{"idempotency-key-invalid", "Malformed Idempotency-Key", http.StatusBadRequest}
+	ProblemKeyMismatch = ProblemType{"idempotency-key-mismatch", "Idempotency-Key reused with a different payload", http.StatusUnprocessableEntity}
+	ProblemKeyConflict = ProblemType{"idempotency-key-conflict", "The request with this Idempotency-Key has no retrievable outcome", http.StatusConflict}
+
+	// Request control.
+	ProblemRequestCancelled = ProblemType{"request-cancelled", "The request was cancelled", http.StatusGone}
+	ProblemRequestCompleted = ProblemType{"request-completed", "The request is complete and cannot be cancelled", http.StatusConflict}
 )
 
 // Catalogue lists every problem type the gateway answers with.
@@ -39,7 +55,9 @@ func Catalogue() []ProblemType {
 	return []ProblemType{
 		ProblemNotFound, ProblemMethodNotAllowed, ProblemBodyTooLarge, ProblemBadRequest,
 		ProblemRequestNotFound, ProblemTimeout, ProblemBrokerDown, ProblemShuttingDown,
-		ProblemStoreDown, ProblemInternal,
+		ProblemStoreDown, ProblemInternal, ProblemHeaderTooLarge, ProblemBodyTimeout,
+		ProblemOverloaded, ProblemRouteOverloaded, ProblemKeyRequired, ProblemKeyInvalid,
+		ProblemKeyMismatch, ProblemKeyConflict, ProblemRequestCancelled, ProblemRequestCompleted,
 	}
 }
 
@@ -84,6 +102,16 @@ func problemFor(err error) ProblemType {
 		return ProblemStoreDown
 	case errors.Is(err, gateway.ErrNotFound):
 		return ProblemRequestNotFound
+	case errors.Is(err, gateway.ErrKeyRequired):
+		return ProblemKeyRequired
+	case errors.Is(err, gateway.ErrKeyMismatch):
+		return ProblemKeyMismatch
+	case errors.Is(err, gateway.ErrKeyConflict):
+		return ProblemKeyConflict
+	case errors.Is(err, gateway.ErrCancelled):
+		return ProblemRequestCancelled
+	case errors.Is(err, gateway.ErrCompleted):
+		return ProblemRequestCompleted
 	}
 	return ProblemInternal
 }

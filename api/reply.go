@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/syncgate/syncgate/api/middleware"
 	"github.com/syncgate/syncgate/brokers/envelope"
 )
 
@@ -18,6 +19,7 @@ var replyHeaderDenied = map[string]bool{
 	"proxy-authorization": true, "proxy-connection": true, "te": true, "trailer": true,
 	"transfer-encoding": true, "upgrade": true, "content-length": true,
 	"content-type": true, "date": true, strings.ToLower(HeaderCorrelationID): true,
+	"traceparent": true, "tracestate": true,
 }
 
 // writeReply writes a service's reply as the HTTP response: its status, its
@@ -27,6 +29,15 @@ func writeReply(w http.ResponseWriter, rep envelope.Reply) {
 	for k, v := range rep.Header {
 		if !replyHeaderDenied[strings.ToLower(k)] {
 			h.Set(k, v)
+		}
+	}
+	// The service's trace context, when valid, replaces the gateway's.
+	if _, ok := middleware.ParseTraceParent(rep.TraceParent); ok {
+		h.Set(middleware.HeaderTraceParent, rep.TraceParent)
+		if middleware.ValidTraceState(rep.TraceState) {
+			h.Set(middleware.HeaderTraceState, rep.TraceState)
+		} else {
+			h.Del(middleware.HeaderTraceState)
 		}
 	}
 	if rep.ContentType != "" {

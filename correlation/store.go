@@ -15,6 +15,8 @@ var (
 	// ErrCompleted: Complete was called on a record that already holds a
 	// reply. The first reply wins; later ones are duplicates.
 	ErrCompleted = errors.New("correlation: request already completed")
+	// ErrCancelled: the request was cancelled (DELETE); its reply is discarded.
+	ErrCancelled = errors.New("correlation: request cancelled")
 )
 
 // State is the lifecycle of a stored request.
@@ -25,6 +27,9 @@ const (
 	StatePending State = iota + 1
 	// StateDone: the reply is stored.
 	StateDone
+	// StateCancelled: the client cancelled the request; a late reply is
+	// discarded.
+	StateCancelled
 )
 
 func (s State) String() string {
@@ -33,6 +38,8 @@ func (s State) String() string {
 		return "pending"
 	case StateDone:
 		return "done"
+	case StateCancelled:
+		return "cancelled"
 	}
 	return "unknown"
 }
@@ -99,8 +106,9 @@ func (s *MemoryStore) Pending(_ context.Context, id string, ttl time.Duration) e
 }
 
 // Complete stores rep for a pending request. It returns ErrNotFound when no
-// live record exists (the reply is an orphan) and ErrCompleted when a reply
-// is stored already (a duplicate).
+// live record exists (the reply is an orphan), ErrCompleted when a reply
+// is stored already (a duplicate) and ErrCancelled when the request was
+// cancelled.
 func (s *MemoryStore) Complete(_ context.Context, rep envelope.Reply) error {
 	now := time.Now()
 	s.mu.Lock()
@@ -113,8 +121,11 @@ func (s *MemoryStore) Complete(_ context.Context, rep envelope.Reply) error {
 		s.remove(r)
 		return ErrNotFound
 	}
-	if r.State == StateDone {
+	switch r.State {
+	case StateDone:
 		return ErrCompleted
+	case StateCancelled:
+		return ErrCancelled
 	}
 	r.State, r.Reply, r.Expires = StateDone, rep, now.Add(s.cfg.ResultTTL)
 	s.expiry.fix(r)

@@ -7,4 +7,10 @@
 // Publisher, waits through a correlation.Registry, and parks late replies in
 // a Store that any node can serve polls from. DispatchReply is the other half:
 // the node's reply consumer hands every reply message to it.
+//
+// Around that core: an Idempotency-Key binds retries to the first request
+// with the key (IdempotencyStore; one message published, one answer for
+// all), Await is the long poll that wakes on the reply, and Cancel discards
+// a late reply. Metrics are not counted here: package instrument decorates
+// the ports.
 package gateway

@@ -41,6 +41,9 @@ type Store interface {
 	Complete(ctx context.Context, rep envelope.Reply) error
 	Get(ctx context.Context, id string) (correlation.Result, error)
 	Delete(ctx context.Context, id string) error
+	// Cancel marks a pending record cancelled: correlation.ErrNotFound if no
+	// record, correlation.ErrCompleted if the reply is stored.
+	Cancel(ctx context.Context, id string) error
 }
 
 // Config configures a Gateway.
@@ -52,7 +55,14 @@ type Config struct {
 	PublishTimeout time.Duration
 	// RetryAfter is the poll interval suggested with 202 (default 1 s).
 	RetryAfter time.Duration
-	Logger     *slog.Logger
+	// Idempotency binds Idempotency-Keys to requests (default: an in-memory
+	// store with a 24 h TTL).
+	Idempotency IdempotencyStore
+	// IdempotencyTTL is how long the result of a request with a key is kept
+	// for replays (default 24 h); it should match the Idempotency store's TTL
+	// and is capped by the result store's own bounds.
+	IdempotencyTTL time.Duration
+	Logger         *slog.Logger
 }
 
 // Gateway runs requests through a broker. Create it with New.
@@ -61,6 +71,8 @@ type Gateway struct {
 	pub      Publisher
 	store    Store
 	registry *correlation.Registry
+	idem     IdempotencyStore
+	hub      *hub
 	log      *slog.Logger
 	replies  [numReplyOutcomes]atomic.Uint64
 }
@@ -76,7 +88,16 @@ func New(cfg Config, pub Publisher, store Store) *Gateway {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Gateway{cfg: cfg, pub: pub, store: store, registry: correlation.NewRegistry(), log: cfg.Logger}
+	if cfg.IdempotencyTTL <= 0 {
+		cfg.IdempotencyTTL = 24 * time.Hour
+	}
+	if cfg.Idempotency == nil {
+		cfg.Idempotency = correlation.NewMemoryIdempotency(correlation.MemoryIdempotencyConfig{TTL: cfg.IdempotencyTTL})
+	}
+	return &Gateway{
+		cfg: cfg, pub: pub, store: store, registry: correlation.NewRegistry(),
+		idem: cfg.Idempotency, hub: newHub(), log: cfg.Logger,
+	}
 }
 
 // Request is one call of a route.
@@ -85,8 +106,8 @@ type Request struct {
 	// ID is the correlation id; empty means a fresh one (correlation.NewID).
 	ID string
 	// Message holds what is forwarded to the service: content type, method,
-	// path, query, allow-listed headers, trace context, body. Its
-	// CorrelationID, ReplyTo and Deadline are set by the gateway.
+	// path, query, allow-listed headers, trace context, idempotency key,
+	// body. Its CorrelationID, ReplyTo and Deadline are set by the gateway.
 	Message envelope.Request
 	Prefer  Preferences
 }
@@ -98,33 +119,76 @@ type Outcome struct {
 	Accepted          bool           // 202: poll for the result
 	RetryAfter        time.Duration  // with Accepted
 	PreferenceApplied string         // for the Preference-Applied header
+	// Attached: the Idempotency-Key was bound to the earlier request ID;
+	// this outcome is that request's.
+	Attached bool
+	// Sent is when the request was handed to the publisher; Replied when its
+	// reply reached this request (zero when it did not). Replied-Sent is the
+	// broker round trip.
+	Sent, Replied time.Time
 }
 
 // Do publishes the request and waits for its reply as the route allows.
-// Errors wrap ErrTimeout, ErrUnavailable, ErrShuttingDown, ErrStore, or the
-// ctx's error when the client went away.
+// Errors wrap ErrTimeout, ErrUnavailable, ErrShuttingDown, ErrStore,
+// ErrKeyRequired, ErrKeyMismatch, ErrKeyConflict, ErrCancelled, or the ctx's
+// error when the client went away.
+//
+// A request with an idempotency key that is bound already publishes
+// nothing: it attaches to the first request with that key (see attach).
 func (g *Gateway) Do(ctx context.Context, req Request) (Outcome, error) {
 	r := req.Route
 	id := req.ID
 	if id == "" {
 		id = correlation.NewID()
 	}
-	start := time.Now()
-	deadline := start.Add(r.Timeout)
 	wait, async, applied := r.plan(req.Prefer)
 	out := Outcome{ID: id, PreferenceApplied: applied, RetryAfter: g.cfg.RetryAfter}
-
+	keyed := req.Message.IdempotencyKey != ""
+	if !keyed && r.RequireKey {
+		return out, ErrKeyRequired
+	}
+	if keyed {
+		// The record goes before the key: whoever finds the key bound finds
+		// the record too, and waits on it.
+		if err := g.store.Pending(ctx, id, max(r.Timeout, g.cfg.IdempotencyTTL)); err != nil {
+			return out, fmt.Errorf("%w: %w", ErrStore, err)
+		}
+		rec, created, err := g.reserve(ctx, req, id)
+		if err != nil || !created {
+			_ = g.store.Delete(context.WithoutCancel(ctx), id)
+		}
+		if err != nil {
+			return out, err
+		}
+		if !created {
+			out.ID, out.Attached = rec.ID, true
+			return g.attach(ctx, r, out, wait, async)
+		}
+	}
+	start := time.Now()
+	deadline := start.Add(r.Timeout)
 	msg := req.Message
 	msg.CorrelationID, msg.ReplyTo, msg.Deadline = id, g.cfg.ReplyTo, deadline
 
-	if async {
-		// The record goes first: the reply may land before we answer 202.
+	// The record goes first: the reply may land before we answer 202. (A
+	// request with a key has one already, kept for replays.)
+	if async && !keyed {
 		if err := g.store.Pending(ctx, id, r.Timeout); err != nil {
 			return out, fmt.Errorf("%w: %w", ErrStore, err)
 		}
-		if err := g.publish(ctx, r, msg, deadline); err != nil {
+	}
+	fail := func(err error) (Outcome, error) {
+		if keyed {
+			g.release(ctx, req, id)
+		} else if async {
 			_ = g.store.Delete(context.WithoutCancel(ctx), id)
-			return out, err
+		}
+		return out, err
+	}
+	if async {
+		out.Sent = time.Now()
+		if err := g.publish(ctx, r, msg, deadline); err != nil {
+			return fail(err)
 		}
 		out.Accepted = true
 		return out, nil
@@ -133,13 +197,21 @@ func (g *Gateway) Do(ctx context.Context, req Request) (Outcome, error) {
 	w, err := g.registry.Register(id)
 	if err != nil {
 		if errors.Is(err, correlation.ErrClosed) {
-			return out, ErrShuttingDown
+			return fail(ErrShuttingDown)
 		}
-		return out, fmt.Errorf("gateway: register %s: %w", id, err)
+		return fail(fmt.Errorf("gateway: register %s: %w", id, err))
 	}
+	out.Sent = time.Now()
 	if err := g.publish(ctx, r, msg, deadline); err != nil {
 		w.Cancel()
-		return out, err
+		return fail(err)
+	}
+	got := func(rep envelope.Reply) (Outcome, error) {
+		out.Reply, out.Replied = rep, time.Now()
+		if keyed {
+			g.completed(ctx, rep)
+		}
+		return out, nil
 	}
 
 	timer := time.NewTimer(wait)
@@ -147,18 +219,17 @@ func (g *Gateway) Do(ctx context.Context, req Request) (Outcome, error) {
 	select {
 	case rep, ok := <-w.C():
 		if ok {
-			out.Reply = rep
-			return out, nil
+			return got(rep)
 		}
 		// The registry closed: the gateway is shutting down.
-		return g.giveUp(ctx, r, w, out, ErrShuttingDown, deadline)
+		return g.giveUp(ctx, r, w, out, ErrShuttingDown, deadline, got)
 	case <-timer.C:
-		return g.giveUp(ctx, r, w, out, ErrTimeout, deadline)
+		return g.giveUp(ctx, r, w, out, ErrTimeout, deadline, got)
 	case <-ctx.Done():
-		// The client went away; nobody can poll an id they never received.
+		// The client went away; nobody can poll an id they never received
+		// (unless it has a key: then a retry attaches to the stored record).
 		if rep, ok := w.Cancel(); ok {
-			out.Reply = rep
-			return out, nil
+			return got(rep)
 		}
 		return out, ctx.Err()
 	}
@@ -168,11 +239,11 @@ func (g *Gateway) Do(ctx context.Context, req Request) (Outcome, error) {
 // On pollable routes the pending record is written before the waiter is
 // removed, so a reply arriving in between is either returned by Cancel or
 // finds the record and is stored: never lost.
-func (g *Gateway) giveUp(ctx context.Context, r *Route, w *correlation.Waiter, out Outcome, cause error, deadline time.Time) (Outcome, error) {
+func (g *Gateway) giveUp(ctx context.Context, r *Route, w *correlation.Waiter, out Outcome, cause error, deadline time.Time,
+	got func(envelope.Reply) (Outcome, error)) (Outcome, error) {
 	if !r.Pollable() {
 		if rep, ok := w.Cancel(); ok {
-			out.Reply = rep
-			return out, nil
+			return got(rep)
 		}
 		return out, cause
 	}
@@ -180,10 +251,10 @@ func (g *Gateway) giveUp(ctx context.Context, r *Route, w *correlation.Waiter, o
 	storeErr := g.store.Pending(context.WithoutCancel(ctx), out.ID, max(ttl, time.Second))
 	if rep, ok := w.Cancel(); ok {
 		if storeErr == nil {
-			_ = g.store.Delete(context.WithoutCancel(ctx), out.ID)
+			// The record is written already: make it tell the truth.
+			_ = g.store.Complete(context.WithoutCancel(ctx), rep)
 		}
-		out.Reply = rep
-		return out, nil
+		return got(rep)
 	}
 	if storeErr != nil {
 		return out, fmt.Errorf("%w: %w", ErrStore, storeErr)
@@ -207,17 +278,12 @@ func (g *Gateway) publish(ctx context.Context, r *Route, msg envelope.Request, d
 	return nil
 }
 
-// Result returns the stored state of a request accepted earlier.
-func (g *Gateway) Result(ctx context.Context, id string) (correlation.Result, error) {
-	if _, err := envelope.ValidateID(id); err != nil {
-		return correlation.Result{}, ErrNotFound
-	}
-	return g.store.Get(ctx, id)
-}
-
 // Waiting returns how many requests wait for a reply on this node.
 func (g *Gateway) Waiting() int { return g.registry.Len() }
 
 // Close wakes every waiting request: pollable routes answer 202, sync routes
-// ErrShuttingDown. Later calls of Do fail with ErrShuttingDown (sync/auto).
-func (g *Gateway) Close() { g.registry.Close() }
+// ErrShuttingDown; long polls answer the pending state. Later calls of Do fail with ErrShuttingDown (sync/auto).
+func (g *Gateway) Close() {
+	g.registry.Close()
+	g.hub.close()
+}

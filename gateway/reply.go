@@ -25,10 +25,12 @@ const (
 	ReplyOrphan
 	// ReplyInvalid: no or a malformed correlation id, bad status or headers; dropped.
 	ReplyInvalid
+	// ReplyCancelled: the request was cancelled (DELETE); discarded.
+	ReplyCancelled
 	numReplyOutcomes
 )
 
-var replyOutcomeNames = [numReplyOutcomes]string{"delivered", "stored", "duplicate", "orphan", "invalid"}
+var replyOutcomeNames = [numReplyOutcomes]string{"delivered", "stored", "duplicate", "orphan", "invalid", "cancelled"}
 
 func (o ReplyOutcome) String() string {
 	if o >= 0 && o < numReplyOutcomes {
@@ -52,7 +54,11 @@ func (g *Gateway) DispatchReply(ctx context.Context, m brokers.Message) (ReplyOu
 	}
 	switch err := g.store.Complete(ctx, rep); {
 	case err == nil:
+		g.hub.notify(rep.CorrelationID)
 		return ReplyStored, nil
+	case errors.Is(err, correlation.ErrCancelled):
+		g.log.InfoContext(ctx, "discarding the reply of a cancelled request", slog.String("correlation_id", rep.CorrelationID))
+		return ReplyCancelled, nil
 	case errors.Is(err, correlation.ErrCompleted):
 		g.log.DebugContext(ctx, "dropping duplicate reply", slog.String("correlation_id", rep.CorrelationID))
 		return ReplyDuplicate, nil
@@ -83,4 +89,13 @@ func (g *Gateway) ReplyCounts() map[ReplyOutcome]uint64 {
 		m[ReplyOutcome(i)] = g.replies[i].Load()
 	}
 	return m
+}
+
+// ReplyOutcomes lists every outcome, for metrics that pre-declare labels.
+func ReplyOutcomes() []ReplyOutcome {
+	out := make([]ReplyOutcome, numReplyOutcomes)
+	for i := range out {
+		out[i] = ReplyOutcome(i)
+	}
+	return out
 }

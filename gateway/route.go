@@ -37,6 +37,10 @@ type Route struct {
 	Mode        Mode          //
 	Wait        time.Duration // auto: how long to hold the connection before 202
 	Timeout     time.Duration // total budget: sync answers 504 after it; a pending poll expires after it
+	// MaxWait caps Prefer: wait on auto routes (0: the timeout is the cap).
+	MaxWait time.Duration
+	// RequireKey makes an Idempotency-Key mandatory (ErrKeyRequired).
+	RequireKey bool
 }
 
 // Pollable reports whether the route may answer 202 Accepted.
@@ -67,6 +71,9 @@ func (r *Route) plan(p Preferences) (wait time.Duration, async bool, applied str
 		return 0, true, "respond-async"
 	case p.Wait > 0:
 		wait = min(p.Wait, r.Timeout)
+		if r.MaxWait > 0 {
+			wait = min(wait, r.MaxWait)
+		}
 		secs := int64(wait / time.Second)
 		if wait%time.Second != 0 {
 			secs++ // Prefer: wait is in whole seconds (RFC 7240 §4.3)

@@ -13,6 +13,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/syncgate/syncgate/brokers/kafka"
 	"github.com/syncgate/syncgate/brokers/responder/demo"
 	"github.com/syncgate/syncgate/gateway"
 )
@@ -34,6 +35,8 @@ type Config struct {
 	Results  ResultsConfig  `yaml:"results"`
 	Shutdown ShutdownConfig `yaml:"shutdown"`
 
+	Idempotency IdempotencyConfig `yaml:"idempotency"`
+
 	// ForwardHeaders lists request headers forwarded to services on every
 	// route (a route may add its own).
 	ForwardHeaders []string      `yaml:"forward_headers"`
@@ -48,9 +51,11 @@ type LogConfig struct {
 
 // BrokerConfig selects and configures the broker backend.
 type BrokerConfig struct {
-	// Kind is the backend: memory (default).
+	// Kind is the backend: memory (default) or kafka. Only the
+	// chosen backend's section is read.
 	Kind   string       `yaml:"kind"`
 	Memory MemoryConfig `yaml:"memory"`
+	Kafka  kafka.Config `yaml:"kafka"`
 	// PublishTimeout caps one publish (default 5s).
 	PublishTimeout time.Duration `yaml:"publish_timeout"`
 	// ReplyConcurrency is how many replies the node handles at once (default 16).
@@ -75,6 +80,24 @@ type HTTPConfig struct {
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"` // default 10s
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`        // default 120s
 	MaxTimeout        time.Duration `yaml:"max_timeout"`         // cap on route timeouts (default 60s)
+	// BodyTimeout caps reading one request body (408 above it; default 30s).
+	BodyTimeout time.Duration `yaml:"body_timeout"`
+	// MaxInFlight caps the requests served at once on routes and polls
+	// (503 with Retry-After above it; default 10000).
+	MaxInFlight int `yaml:"max_in_flight"`
+	// MaxWait caps Prefer: wait on every route (default 60s); a route may
+	// lower it.
+	MaxWait time.Duration `yaml:"max_wait"`
+	// MaxPollWait caps ?wait= of a long poll (default 30s).
+	MaxPollWait time.Duration `yaml:"max_poll_wait"`
+}
+
+// IdempotencyConfig bounds the Idempotency-Key store.
+type IdempotencyConfig struct {
+	// TTL is how long a key is bound and its reply replayed (default:
+	// results.ttl, which bounds it: the reply must outlive the key).
+	TTL        time.Duration `yaml:"ttl"`
+	MaxEntries int           `yaml:"max_entries"` // default 100000
 }
 
 // ResultsConfig bounds the result store of polled requests.
@@ -101,6 +124,12 @@ type RouteConfig struct {
 	Wait        time.Duration `yaml:"wait"`    // auto: hold before 202 (default 5s)
 	Timeout     time.Duration `yaml:"timeout"` // total budget (default 30s)
 	MaxBody     ByteSize      `yaml:"max_body"`
+	// MaxInFlight caps this route's requests at once (0: only http.max_in_flight).
+	MaxInFlight int `yaml:"max_in_flight"`
+	// MaxWait caps Prefer: wait on this route (default http.max_wait).
+	MaxWait time.Duration `yaml:"max_wait"`
+	// RequireIdempotencyKey answers 400 to requests without Idempotency-Key.
+	RequireIdempotencyKey bool `yaml:"require_idempotency_key"`
 	// ForwardHeaders adds to the global list for this route.
 	ForwardHeaders []string `yaml:"forward_headers"`
 }
@@ -170,6 +199,10 @@ func (c *Config) SetDefaults() {
 	if c.Broker.Memory.QueueSize == 0 {
 		c.Broker.Memory.QueueSize = 10000
 	}
+	switch c.Broker.Kind {
+	case "kafka":
+		c.Broker.Kafka.SetDefaults()
+	}
 	if c.Demo.Concurrency == 0 {
 		c.Demo.Concurrency = 1024
 	}
@@ -182,12 +215,22 @@ func (c *Config) SetDefaults() {
 	defDur(&c.HTTP.ReadHeaderTimeout, 10*time.Second)
 	defDur(&c.HTTP.IdleTimeout, 120*time.Second)
 	defDur(&c.HTTP.MaxTimeout, 60*time.Second)
+	defDur(&c.HTTP.BodyTimeout, 30*time.Second)
+	if c.HTTP.MaxInFlight == 0 {
+		c.HTTP.MaxInFlight = 10_000
+	}
+	defDur(&c.HTTP.MaxWait, 60*time.Second)
+	defDur(&c.HTTP.MaxPollWait, 30*time.Second)
 	defDur(&c.Results.TTL, 10*time.Minute)
 	if c.Results.MaxEntries == 0 {
 		c.Results.MaxEntries = 100_000
 	}
 	defDur(&c.Results.RetryAfter, time.Second)
 	defDur(&c.Shutdown.DrainTimeout, 10*time.Second)
+	defDur(&c.Idempotency.TTL, c.Results.TTL)
+	if c.Idempotency.MaxEntries == 0 {
+		c.Idempotency.MaxEntries = 100_000
+	}
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		r.Method = strings.ToUpper(r.Method)
@@ -197,6 +240,7 @@ func (c *Config) SetDefaults() {
 		if r.MaxBody == 0 {
 			r.MaxBody = c.HTTP.MaxBody
 		}
+		defDur(&r.MaxWait, c.HTTP.MaxWait)
 		def(&r.Name, r.Method+" "+r.Path)
 	}
 }
@@ -213,8 +257,14 @@ func (c *Config) Validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		bad("log.format", "%q is not text or json", c.Log.Format)
 	}
-	if c.Broker.Kind != "memory" {
-		bad("broker.kind", "unknown broker %q (want memory)", c.Broker.Kind)
+	switch c.Broker.Kind {
+	case "memory":
+	case "kafka":
+		if err := c.Broker.Kafka.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("broker.%w", err))
+		}
+	default:
+		bad("broker.kind", "unknown broker %q (want memory or kafka)", c.Broker.Kind)
 	}
 	if c.Broker.Memory.QueueSize < 0 {
 		bad("broker.memory.queue_size", "must be positive")
@@ -227,6 +277,35 @@ func (c *Config) Validate() error {
 	}
 	if c.HTTP.MaxBody < 0 {
 		bad("http.max_body", "must be positive")
+	}
+	if c.HTTP.MaxHeaderBytes < 0 || c.HTTP.MaxHeaderBytes > 1<<30 {
+		bad("http.max_header_bytes", "must be between 0 and 1GiB")
+	}
+	for _, d := range []struct {
+		field string
+		d     time.Duration
+	}{
+		{"http.read_header_timeout", c.HTTP.ReadHeaderTimeout}, {"http.idle_timeout", c.HTTP.IdleTimeout},
+		{"http.max_timeout", c.HTTP.MaxTimeout}, {"http.body_timeout", c.HTTP.BodyTimeout},
+		{"http.max_wait", c.HTTP.MaxWait}, {"http.max_poll_wait", c.HTTP.MaxPollWait},
+		{"results.ttl", c.Results.TTL}, {"results.retry_after", c.Results.RetryAfter},
+		{"shutdown.drain_timeout", c.Shutdown.DrainTimeout}, {"broker.publish_timeout", c.Broker.PublishTimeout},
+	} {
+		if d.d < 0 {
+			bad(d.field, "must not be negative")
+		}
+	}
+	if c.HTTP.MaxInFlight < 0 {
+		bad("http.max_in_flight", "must be positive")
+	}
+	if c.Results.MaxEntries < 0 {
+		bad("results.max_entries", "must be positive")
+	}
+	if c.Idempotency.TTL <= 0 || c.Idempotency.TTL > c.Results.TTL {
+		bad("idempotency.ttl", "%s is outside 0..results.ttl (%s): a replayed reply must outlive its key", c.Idempotency.TTL, c.Results.TTL)
+	}
+	if c.Idempotency.MaxEntries < 0 {
+		bad("idempotency.max_entries", "must be positive")
 	}
 	if strings.ContainsAny(c.Node, " /\t\n") {
 		bad("node", "%q must not contain spaces or slashes", c.Node)
@@ -259,6 +338,12 @@ func (c *Config) Validate() error {
 		}
 		if r.MaxBody < 0 {
 			bad(f+".max_body", "must be positive")
+		}
+		if r.MaxInFlight < 0 {
+			bad(f+".max_in_flight", "must be positive")
+		}
+		if r.MaxWait < 0 || r.MaxWait > c.HTTP.MaxWait {
+			bad(f+".max_wait", "%s is outside 0..http.max_wait (%s)", r.MaxWait, c.HTTP.MaxWait)
 		}
 		key := r.Method + " " + r.Path
 		if j, dup := seen[key]; dup {

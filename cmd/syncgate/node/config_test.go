@@ -107,6 +107,12 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"unknown field", "adr: 127.0.0.1:1", "field adr not found"},
 		{"bad size", "http: {max_body: lots}", "invalid size"},
 		{"bad duration (yaml names the line)", "shutdown: {drain_timeout: forever}", "line 1: cannot unmarshal !!str `forever` into time.Duration"},
+		{"negative in-flight", "http: {max_in_flight: -1}\nroutes: [{method: POST, path: /x, destination: d}]", "http.max_in_flight"},
+		{"negative route in-flight", "routes: [{method: POST, path: /x, destination: d, max_in_flight: -2}]", "routes[0].max_in_flight"},
+		{"negative route max_wait", "routes: [{method: POST, path: /x, destination: d, max_wait: -1s}]", "routes[0].max_wait"},
+		{"route max_wait over the cap", "http: {max_wait: 5s}\nroutes: [{method: POST, path: /x, destination: d, max_wait: 6s}]", "routes[0].max_wait"},
+		{"negative body timeout", "http: {body_timeout: -1s}\nroutes: [{method: POST, path: /x, destination: d}]", "http.body_timeout"},
+		{"key outlives its reply", "idempotency: {ttl: 1h}\nresults: {ttl: 10m}\nroutes: [{method: POST, path: /x, destination: d}]", "idempotency.ttl"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -146,4 +152,35 @@ func TestByteSize(t *testing.T) {
 			t.Errorf("ParseByteSize(%q) accepted", in)
 		}
 	}
+}
+
+func TestEveryExampleConfigValidates(t *testing.T) {
+	files, err := filepath.Glob("../../../examples/*.yaml")
+	if err != nil || len(files) < 2 {
+		t.Fatalf("examples: %v %v", files, err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			cfg, err := node.Load([]string{"--config", f}, env(nil), io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(cfg.Routes) == 0 {
+				t.Error("no routes")
+			}
+		})
+	}
+	t.Run("kafka brokers from the environment", func(t *testing.T) {
+		cfg, err := node.Load([]string{"--config", "../../../examples/kafka.yaml"},
+			env(map[string]string{"SYNCGATE_KAFKA_BROKERS": "127.0.0.1:1, 127.0.0.1:2"}), io.Discard)
+		if err != nil || len(cfg.Broker.Kafka.Brokers) != 2 || cfg.Broker.Kafka.Brokers[1] != "127.0.0.1:2" {
+			t.Fatalf("%v %v", err, cfg.Broker.Kafka.Brokers)
+		}
+	})
+	t.Run("backend validation names the field", func(t *testing.T) {
+		_, err := node.Load([]string{"--config", "../../../examples/kafka.yaml", "--kafka-brokers", ""}, env(nil), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "broker.kafka.brokers") {
+			t.Fatalf("err = %v, want it to name broker.kafka.brokers", err)
+		}
+	})
 }

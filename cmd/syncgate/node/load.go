@@ -24,11 +24,21 @@ var settings = []setting{
 	{"reply-to", "this node's reply address (default syncgate.reply.<node>)", func(c *Config) flag.Value { return (*stringValue)(&c.ReplyTo) }},
 	{"log-level", "debug, info, warn or error", func(c *Config) flag.Value { return (*stringValue)(&c.Log.Level) }},
 	{"log-format", "text or json", func(c *Config) flag.Value { return (*stringValue)(&c.Log.Format) }},
-	{"broker", "broker backend: memory", func(c *Config) flag.Value { return (*stringValue)(&c.Broker.Kind) }},
+	{"broker", "broker backend: memory or kafka", func(c *Config) flag.Value { return (*stringValue)(&c.Broker.Kind) }},
+	{"kafka-brokers", "Kafka bootstrap brokers, comma-separated host:port", func(c *Config) flag.Value { return (*listValue)(&c.Broker.Kafka.Brokers) }},
 	{"demo", "run the demo service in this process", func(c *Config) flag.Value { return (*boolValue)(&c.Demo.Enabled) }},
 	{"max-body", "default request body limit (e.g. 1MiB)", func(c *Config) flag.Value { return &c.HTTP.MaxBody }},
 	{"drain-timeout", "how long in-flight requests may finish on shutdown", func(c *Config) flag.Value { return (*durationValue)(&c.Shutdown.DrainTimeout) }},
 	{"result-ttl", "how long a reply stays pollable", func(c *Config) flag.Value { return (*durationValue)(&c.Results.TTL) }},
+	{"max-in-flight", "requests served at once before 503 (0: no limit)", func(c *Config) flag.Value { return (*intValue)(&c.HTTP.MaxInFlight) }},
+	{"max-header-bytes", "request line and headers limit (e.g. 64KiB)", func(c *Config) flag.Value { return &c.HTTP.MaxHeaderBytes }},
+	{"read-header-timeout", "time to read a request's headers", func(c *Config) flag.Value { return (*durationValue)(&c.HTTP.ReadHeaderTimeout) }},
+	{"idle-timeout", "keep-alive idle timeout", func(c *Config) flag.Value { return (*durationValue)(&c.HTTP.IdleTimeout) }},
+	{"body-timeout", "time to read a request body", func(c *Config) flag.Value { return (*durationValue)(&c.HTTP.BodyTimeout) }},
+	{"max-timeout", "cap on route timeouts", func(c *Config) flag.Value { return (*durationValue)(&c.HTTP.MaxTimeout) }},
+	{"max-wait", "cap on Prefer: wait", func(c *Config) flag.Value { return (*durationValue)(&c.HTTP.MaxWait) }},
+	{"max-poll-wait", "cap on ?wait= of a long poll", func(c *Config) flag.Value { return (*durationValue)(&c.HTTP.MaxPollWait) }},
+	{"idempotency-ttl", "how long an Idempotency-Key is bound (at most result-ttl)", func(c *Config) flag.Value { return (*durationValue)(&c.Idempotency.TTL) }},
 }
 
 // EnvName returns the environment variable of a setting.
@@ -114,6 +124,19 @@ type stringValue string
 func (s *stringValue) Set(v string) error { *s = stringValue(v); return nil }
 func (s *stringValue) String() string     { return string(*s) }
 
+type listValue []string
+
+func (l *listValue) Set(v string) error {
+	*l = nil
+	for item := range strings.SplitSeq(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			*l = append(*l, item)
+		}
+	}
+	return nil
+}
+func (l *listValue) String() string { return strings.Join(*l, ",") }
+
 type boolValue bool
 
 func (b *boolValue) Set(v string) error {
@@ -138,3 +161,15 @@ func (d *durationValue) Set(v string) error {
 	return nil
 }
 func (d *durationValue) String() string { return time.Duration(*d).String() }
+
+type intValue int
+
+func (i *intValue) Set(v string) error {
+	x, err := strconv.Atoi(v)
+	if err != nil {
+		return fmt.Errorf("%q is not an integer", v)
+	}
+	*i = intValue(x)
+	return nil
+}
+func (i *intValue) String() string { return strconv.Itoa(int(*i)) }

@@ -17,12 +17,15 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/syncgate/syncgate/api"
+	"github.com/syncgate/syncgate/api/middleware"
 	"github.com/syncgate/syncgate/brokers"
+	"github.com/syncgate/syncgate/brokers/kafka"
 	"github.com/syncgate/syncgate/brokers/memory"
 	"github.com/syncgate/syncgate/brokers/responder"
 	"github.com/syncgate/syncgate/brokers/responder/demo"
 	"github.com/syncgate/syncgate/correlation"
 	"github.com/syncgate/syncgate/gateway"
+	"github.com/syncgate/syncgate/gateway/instrument"
 )
 
 // Broker is what a node needs of a backend.
@@ -43,36 +46,56 @@ type Node struct {
 
 	ready    chan struct{} // closed once the reply consumer (and demo) are positioned
 	draining atomic.Bool
+	drainCh  chan struct{} // closed when shutdown starts
+	// checks are the readiness checks of /readyz, in order. A backend that
+	// needs one (Redis reachable) appends it in New, before api.New copies
+	// the list.
+	checks []api.Check
 }
 
 // New builds a node from a defaulted, validated Config and listens on its
 // address, so that Addr is known before Run.
+//
+// Every line it logs carries node, and every line logged with a request's
+// context carries correlation_id, route and trace_id (see
+// middleware.ContextHandler).
 func New(cfg Config, log *slog.Logger) (*Node, error) {
-	b, err := newBroker(cfg)
+	log = slog.New(middleware.ContextHandler(log.Handler())).With(slog.String("node", cfg.Node))
+	b, err := NewBroker(cfg.Broker, log)
 	if err != nil {
 		return nil, err
 	}
+	reg := prometheus.NewRegistry()
 	store := correlation.NewMemoryStore(correlation.MemoryStoreConfig{
 		MaxEntries: cfg.Results.MaxEntries, ResultTTL: cfg.Results.TTL,
+	})
+	idem := correlation.NewMemoryIdempotency(correlation.MemoryIdempotencyConfig{
+		TTL: cfg.Idempotency.TTL, MaxEntries: cfg.Idempotency.MaxEntries,
 	})
 	gw := gateway.New(gateway.Config{
 		ReplyTo: cfg.ReplyTo, PublishTimeout: cfg.Broker.PublishTimeout,
 		RetryAfter: cfg.Results.RetryAfter, Logger: log,
-	}, b, store)
-	n := &Node{cfg: cfg, log: log, broker: b, gw: gw, ready: make(chan struct{})}
+		Idempotency: idem, IdempotencyTTL: cfg.Idempotency.TTL,
+	}, instrument.Publisher(b, reg), store)
+	n := &Node{cfg: cfg, log: log, broker: b, gw: gw, metrics: reg,
+		ready: make(chan struct{}), drainCh: make(chan struct{})}
+	n.checks = []api.Check{
+		{Name: "shutdown", Check: n.notDraining},
+		{Name: "reply-consumer", Check: n.positioned},
+	}
 
 	routes := make([]api.Route, 0, len(cfg.Routes))
 	for _, rc := range cfg.Routes {
 		mode, _ := gateway.ParseMode(rc.Mode) // validated
 		routes = append(routes, api.Route{
-			Method: rc.Method, Path: rc.Path, MaxBody: int64(rc.MaxBody),
+			Method: rc.Method, Path: rc.Path, MaxBody: int64(rc.MaxBody), MaxInFlight: rc.MaxInFlight,
 			ForwardHeaders: append(append([]string(nil), cfg.ForwardHeaders...), rc.ForwardHeaders...),
 			Route: &gateway.Route{
 				Name: rc.Name, Destination: rc.Destination, Mode: mode, Wait: rc.Wait, Timeout: rc.Timeout,
+				MaxWait: rc.MaxWait, RequireKey: rc.RequireIdempotencyKey,
 			},
 		})
 	}
-	n.metrics = prometheus.NewRegistry()
 	n.metrics.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -82,8 +105,11 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 		}, func() float64 { return float64(gw.Waiting()) }),
 	)
 	n.handler, err = api.New(api.Options{
-		Gateway: gw, Routes: routes, Logger: log, Ready: n.readiness, RetryAfter: cfg.Results.RetryAfter,
-		Metrics: promhttp.HandlerFor(n.metrics, promhttp.HandlerOpts{}),
+		Gateway: instrument.Gateway(gw, reg), Routes: routes, Logger: log, Checks: n.checks,
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Registerer: reg,
+		RetryAfter: cfg.Results.RetryAfter, MaxInFlight: cfg.HTTP.MaxInFlight,
+		MaxHeaderBytes: int(cfg.HTTP.MaxHeaderBytes), BodyTimeout: cfg.HTTP.BodyTimeout,
+		MaxPollWait: cfg.HTTP.MaxPollWait,
 	})
 	if err != nil {
 		_ = b.Close()
@@ -96,12 +122,15 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 	return n, nil
 }
 
-func newBroker(cfg Config) (Broker, error) {
-	switch cfg.Broker.Kind {
+// NewBroker returns the backend a defaulted BrokerConfig selects.
+func NewBroker(cfg BrokerConfig, log *slog.Logger) (Broker, error) {
+	switch cfg.Kind {
 	case "memory":
-		return memory.New(memory.Config{QueueSize: cfg.Broker.Memory.QueueSize}), nil
+		return memory.New(memory.Config{QueueSize: cfg.Memory.QueueSize}), nil
+	case "kafka":
+		return kafka.New(cfg.Kafka, kafka.WithLogger(log.With("component", "kafka")))
 	}
-	return nil, fmt.Errorf("broker.kind: unknown broker %q", cfg.Broker.Kind)
+	return nil, fmt.Errorf("broker.kind: unknown broker %q", cfg.Kind)
 }
 
 // Addr returns the address the node listens on.
@@ -116,15 +145,25 @@ func (n *Node) Gateway() *gateway.Gateway { return n.gw }
 // Handler returns the node's HTTP handler.
 func (n *Node) Handler() http.Handler { return n.handler }
 
-func (n *Node) readiness() error {
+// Draining is closed as soon as shutdown starts (readiness is false from then).
+func (n *Node) Draining() <-chan struct{} { return n.drainCh }
+
+// Metrics returns the node's Prometheus registry.
+func (n *Node) Metrics() *prometheus.Registry { return n.metrics }
+
+func (n *Node) notDraining(context.Context) error {
 	if n.draining.Load() {
 		return errors.New("shutting down")
 	}
+	return nil
+}
+
+func (n *Node) positioned(context.Context) error {
 	select {
 	case <-n.ready:
 		return nil
 	default:
-		return errors.New("reply consumer not positioned yet")
+		return errors.New("broker not connected or reply consumer not positioned yet")
 	}
 }
 
@@ -138,8 +177,10 @@ func (n *Node) Run(ctx context.Context) error {
 		Handler:           n.handler,
 		ReadHeaderTimeout: n.cfg.HTTP.ReadHeaderTimeout,
 		IdleTimeout:       n.cfg.HTTP.IdleTimeout,
-		MaxHeaderBytes:    int(n.cfg.HTTP.MaxHeaderBytes),
-		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
+		// The API answers a 431 problem above the configured limit; this is
+		// the hard backstop (net/http's plain 431) for what it cannot parse.
+		MaxHeaderBytes: 2 * int(n.cfg.HTTP.MaxHeaderBytes),
+		ErrorLog:       slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
 	}
 	// Consumers outlive the HTTP server: replies must keep flowing while
 	// in-flight requests drain.
@@ -159,7 +200,7 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 	}
 	consumers.Go(func() error {
-		err := n.broker.Subscribe(consumeCtx, n.cfg.ReplyTo, n.gw.ReplyHandler(),
+		err := n.broker.Subscribe(consumeCtx, n.cfg.ReplyTo, instrument.ReplyHandler(n.gw.DispatchReply, n.metrics),
 			brokers.AsInbox(), brokers.WithReady(positioned), brokers.WithConcurrency(n.cfg.Broker.ReplyConcurrency))
 		if err != nil {
 			return fmt.Errorf("reply consumer: %w", err)
@@ -188,6 +229,7 @@ func (n *Node) Run(ctx context.Context) error {
 		runErr = errors.New("a consumer stopped")
 	}
 	n.draining.Store(true)
+	close(n.drainCh)
 	n.log.Info("shutting down", slog.Duration("drain_timeout", n.cfg.Shutdown.DrainTimeout),
 		slog.Int("waiting", n.gw.Waiting()))
 

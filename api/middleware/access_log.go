@@ -1,0 +1,51 @@
+package middleware
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+)
+
+// AccessLog logs one line at info per request, after it was answered:
+// method, path, the matched route pattern, status, response bytes and
+// duration. Run it inside WithInfo and log through ContextHandler to get the
+// correlation id, route and trace id on the line too.
+func AccessLog(log *slog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ctx := r.Context()
+			if !log.Enabled(ctx, slog.LevelInfo) {
+				next.ServeHTTP(w, r)
+				return
+			}
+			info := InfoFrom(ctx)
+			var start time.Time
+			if info != nil {
+				start = info.Start
+			} else {
+				start = time.Now()
+			}
+			next.ServeHTTP(w, r)
+			var size int64
+			if info != nil {
+				size = info.Bytes
+			}
+			status := statusOf(r, info)
+			log.LogAttrs(ctx, slog.LevelInfo, "request",
+				slog.String("method", r.Method), slog.String("path", r.URL.Path),
+				slog.String("pattern", routePattern(r)), slog.Int("status", status),
+				slog.Int64("bytes", size), slog.Duration("duration", time.Since(start)))
+		})
+	}
+}
+
+// routePattern returns the chi pattern the request matched ("" if none):
+// a bounded label, unlike the raw path.
+func routePattern(r *http.Request) string {
+	if rc := chi.RouteContext(r.Context()); rc != nil {
+		return rc.RoutePattern()
+	}
+	return ""
+}

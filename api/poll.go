@@ -1,0 +1,97 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/syncgate/syncgate/api/middleware"
+	"github.com/syncgate/syncgate/correlation"
+)
+
+// poll serves GET /v1/requests/{id}[?wait=5s]: 202 while pending, the stored
+// reply when done, 410 when cancelled, 404 when unknown or expired. With
+// wait (a Go duration or whole seconds, capped by MaxPollWait) it answers as
+// soon as the reply is in, or pending after wait.
+func (s *server) poll(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	wait, err := parseWait(r.URL.Query().Get("wait"), s.maxPollWait)
+	if err != nil {
+		WriteProblem(w, r, ProblemBadRequest, err.Error(), "")
+		return
+	}
+	if info := middleware.InfoFrom(r.Context()); info != nil {
+		info.CorrelationID = id
+	}
+	var res correlation.Result
+	if wait > 0 {
+		res, err = s.gw.Await(r.Context(), id, wait)
+	} else {
+		res, err = s.gw.Result(r.Context(), id)
+	}
+	if err != nil {
+		if r.Context().Err() != nil {
+			return
+		}
+		s.writeRequestProblem(w, r, id, err)
+		return
+	}
+	w.Header().Set(HeaderCorrelationID, id)
+	switch res.State {
+	case correlation.StateDone:
+		writeReply(w, res.Reply)
+	case correlation.StateCancelled:
+		WriteProblem(w, r, ProblemRequestCancelled, "request "+id+" was cancelled", id)
+	default:
+		writeAccepted(w, id, s.retryAfter)
+	}
+}
+
+// cancel serves DELETE /v1/requests/{id}: 204 once cancelled (also when it
+// was cancelled already), 409 when the reply is in, 404 when unknown.
+func (s *server) cancel(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	if info := middleware.InfoFrom(r.Context()); info != nil {
+		info.CorrelationID = id
+	}
+	if err := s.gw.Cancel(r.Context(), id); err != nil {
+		s.writeRequestProblem(w, r, id, err)
+		return
+	}
+	w.Header().Set(HeaderCorrelationID, id)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *server) writeRequestProblem(w http.ResponseWriter, r *http.Request, id string, err error) {
+	pt := problemFor(err)
+	detail := err.Error()
+	cid := id
+	if pt == ProblemRequestNotFound {
+		detail = "no request " + id + " is pending or stored here; results expire"
+		cid = ""
+	}
+	WriteProblem(w, r, pt, detail, cid)
+}
+
+// parseWait reads ?wait=: "" (no wait), a Go duration ("5s", "1500ms") or
+// whole seconds ("5"), capped by limit.
+func parseWait(v string, limit time.Duration) (time.Duration, error) {
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		secs, serr := strconv.ParseUint(v, 10, 32)
+		if serr != nil {
+			return 0, fmt.Errorf("wait=%q is not a duration (5s) or whole seconds (5)", v)
+		}
+		d = time.Duration(secs) * time.Second
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("wait=%q is negative", v)
+	}
+	return min(d, limit), nil
+}

@@ -1,0 +1,33 @@
+package correlation
+
+import (
+	"context"
+	"time"
+)
+
+// Cancel marks a pending request cancelled: a later Complete fails with
+// ErrCancelled and Get reports StateCancelled until the result TTL passes.
+// It returns ErrNotFound when no live record exists and ErrCompleted when the
+// reply is stored already. Cancelling a cancelled request is a no-op.
+func (s *MemoryStore) Cancel(_ context.Context, id string) error {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.items[id]
+	if !ok {
+		return ErrNotFound
+	}
+	if r.expired(now) {
+		s.remove(r)
+		return ErrNotFound
+	}
+	switch r.State {
+	case StateDone:
+		return ErrCompleted
+	case StateCancelled:
+		return nil
+	}
+	r.State, r.Expires = StateCancelled, now.Add(s.cfg.ResultTTL)
+	s.expiry.fix(r)
+	return nil
+}

@@ -1,0 +1,92 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/syncgate/syncgate/brokers/envelope"
+	"github.com/syncgate/syncgate/correlation"
+)
+
+var (
+	// ErrCancelled: the request was cancelled with DELETE (410).
+	ErrCancelled = correlation.ErrCancelled
+	// ErrCompleted: a request that has its reply cannot be cancelled (409).
+	ErrCompleted = correlation.ErrCompleted
+	// errWaitOver: the wait budget passed with the result still pending.
+	errWaitOver = errors.New("gateway: wait over")
+)
+
+// Result returns the stored state of a request accepted earlier.
+func (g *Gateway) Result(ctx context.Context, id string) (correlation.Result, error) {
+	if _, err := envelope.ValidateID(id); err != nil {
+		return correlation.Result{}, ErrNotFound
+	}
+	return g.store.Get(ctx, id)
+}
+
+// Await is a long poll: it returns the stored state of a request as soon as
+// it is no longer pending, or after d with the request still pending. It
+// wakes on the reply (no polling loop) when the reply reaches this node; a
+// reply stored by another node is seen at the end of d. On Close it returns
+// the pending state at once.
+func (g *Gateway) Await(ctx context.Context, id string, d time.Duration) (correlation.Result, error) {
+	if _, err := envelope.ValidateID(id); err != nil {
+		return correlation.Result{}, ErrNotFound
+	}
+	res, err := g.awaitResult(ctx, id, d)
+	if errors.Is(err, errWaitOver) || errors.Is(err, ErrShuttingDown) {
+		return res, nil
+	}
+	return res, err
+}
+
+// awaitResult waits until the stored result of id is not pending, d passes
+// (errWaitOver), the gateway closes (ErrShuttingDown) or ctx ends.
+func (g *Gateway) awaitResult(ctx context.Context, id string, d time.Duration) (correlation.Result, error) {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	// Bounded: every round either returns or consumes one change of the
+	// record, and a record changes at most twice (pending → done/cancelled
+	// → expired).
+	for {
+		e := g.hub.subscribe(id)
+		res, err := g.store.Get(ctx, id)
+		if err != nil || res.State != correlation.StatePending {
+			g.hub.release(id, e)
+			return res, err
+		}
+		select {
+		case <-e.ch:
+			g.hub.release(id, e)
+		case <-timer.C:
+			g.hub.release(id, e)
+			return res, errWaitOver
+		case <-g.hub.closed:
+			g.hub.release(id, e)
+			return res, ErrShuttingDown
+		case <-ctx.Done():
+			g.hub.release(id, e)
+			return res, ctx.Err()
+		}
+	}
+}
+
+// Cancel cancels a request accepted earlier: its late reply is discarded
+// and later polls answer ErrCancelled. It fails with ErrNotFound (unknown or
+// expired) or ErrCompleted (the reply is in). Cancelling twice is fine.
+func (g *Gateway) Cancel(ctx context.Context, id string) error {
+	if _, err := envelope.ValidateID(id); err != nil {
+		return ErrNotFound
+	}
+	if err := g.store.Cancel(ctx, id); err != nil {
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrCompleted) {
+			return err
+		}
+		return fmt.Errorf("%w: %w", ErrStore, err)
+	}
+	g.hub.notify(id)
+	return nil
+}
