@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/syncgate/syncgate/brokers/kafka"
+	"github.com/syncgate/syncgate/brokers/rabbitmq"
 	"github.com/syncgate/syncgate/brokers/responder/demo"
 	"github.com/syncgate/syncgate/gateway"
 )
@@ -51,11 +52,12 @@ type LogConfig struct {
 
 // BrokerConfig selects and configures the broker backend.
 type BrokerConfig struct {
-	// Kind is the backend: memory (default) or kafka. Only the
+	// Kind is the backend: memory (default), kafka or rabbitmq. Only the
 	// chosen backend's section is read.
-	Kind   string       `yaml:"kind"`
-	Memory MemoryConfig `yaml:"memory"`
-	Kafka  kafka.Config `yaml:"kafka"`
+	Kind     string          `yaml:"kind"`
+	Memory   MemoryConfig    `yaml:"memory"`
+	Kafka    kafka.Config    `yaml:"kafka"`
+	RabbitMQ rabbitmq.Config `yaml:"rabbitmq"`
 	// PublishTimeout caps one publish (default 5s).
 	PublishTimeout time.Duration `yaml:"publish_timeout"`
 	// ReplyConcurrency is how many replies the node handles at once (default 16).
@@ -202,6 +204,8 @@ func (c *Config) SetDefaults() {
 	switch c.Broker.Kind {
 	case "kafka":
 		c.Broker.Kafka.SetDefaults()
+	case "rabbitmq":
+		c.Broker.RabbitMQ.SetDefaults()
 	}
 	if c.Demo.Concurrency == 0 {
 		c.Demo.Concurrency = 1024
@@ -263,8 +267,12 @@ func (c *Config) Validate() error {
 		if err := c.Broker.Kafka.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("broker.%w", err))
 		}
+	case "rabbitmq":
+		if err := c.Broker.RabbitMQ.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("broker.%w", err))
+		}
 	default:
-		bad("broker.kind", "unknown broker %q (want memory or kafka)", c.Broker.Kind)
+		bad("broker.kind", "unknown broker %q (want memory, kafka or rabbitmq)", c.Broker.Kind)
 	}
 	if c.Broker.Memory.QueueSize < 0 {
 		bad("broker.memory.queue_size", "must be positive")

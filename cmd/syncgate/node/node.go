@@ -21,6 +21,7 @@ import (
 	"github.com/syncgate/syncgate/brokers"
 	"github.com/syncgate/syncgate/brokers/kafka"
 	"github.com/syncgate/syncgate/brokers/memory"
+	"github.com/syncgate/syncgate/brokers/rabbitmq"
 	"github.com/syncgate/syncgate/brokers/responder"
 	"github.com/syncgate/syncgate/brokers/responder/demo"
 	"github.com/syncgate/syncgate/correlation"
@@ -83,6 +84,16 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 		{Name: "shutdown", Check: n.notDraining},
 		{Name: "reply-consumer", Check: n.positioned},
 	}
+	// Backends that track their connection (RabbitMQ) report it, so /readyz
+	// turns false during an outage rather than only before the first start.
+	if c, ok := b.(interface{ Ready() bool }); ok {
+		n.checks = append(n.checks, api.Check{Name: "broker", Check: func(context.Context) error {
+			if !c.Ready() {
+				return errors.New("broker connection down")
+			}
+			return nil
+		}})
+	}
 
 	routes := make([]api.Route, 0, len(cfg.Routes))
 	for _, rc := range cfg.Routes {
@@ -129,6 +140,8 @@ func NewBroker(cfg BrokerConfig, log *slog.Logger) (Broker, error) {
 		return memory.New(memory.Config{QueueSize: cfg.Memory.QueueSize}), nil
 	case "kafka":
 		return kafka.New(cfg.Kafka, kafka.WithLogger(log.With("component", "kafka")))
+	case "rabbitmq":
+		return rabbitmq.Dial(cfg.RabbitMQ, rabbitmq.WithLogger(log.With("component", "rabbitmq")))
 	}
 	return nil, fmt.Errorf("broker.kind: unknown broker %q", cfg.Kind)
 }

@@ -1,0 +1,94 @@
+package rabbitmq_test
+
+import (
+	"context"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/syncgate/syncgate/brokers"
+	"github.com/syncgate/syncgate/brokers/brokertest"
+	"github.com/syncgate/syncgate/brokers/rabbitmq"
+)
+
+// TestConformance runs the shared suite on the real server, with the default
+// exchange and with a configured one (where groups are queues of their own).
+//
+// NoOrderPerKey: quorum queues (needed for the broker-counted delivery
+// limit) put a nacked message back at the tail of the queue, so the next
+// message of its key overtakes its redelivery. Without failures a
+// subscription with concurrency 1 sees its queue in order.
+func TestConformance(t *testing.T) {
+	for _, withExchange := range []bool{false, true} {
+		name := "default-exchange"
+		if withExchange {
+			name = "exchange"
+		}
+		t.Run(name, func(t *testing.T) {
+			cfg := testConfig(t)
+			if withExchange {
+				cfg.Exchange = unique("sgtest.ex")
+				a := newAdmin(t)
+				t.Cleanup(func() { a.deleteExchange(cfg.Exchange) })
+			}
+			brokertest.Run(t, func(t *testing.T) (brokers.Publisher, brokers.Subscriber) {
+				c, err := rabbitmq.Dial(cfg)
+				if err != nil {
+					t.Fatalf("Dial: %v", err)
+				}
+				return c, groupCleaner{c, t}
+			}, brokertest.Features{
+				Destination: func(t *testing.T) string {
+					q := unique("brokertest")
+					cleanupQueue(t, q)
+					return q
+				},
+				NoOrderPerKey: true,
+				Unreachable: func(t *testing.T) brokers.Publisher {
+					// A client whose broker vanished: connected through a
+					// relay that is then torn down.
+					p := newProxy(t, mustHost(t, brokerURL()))
+					cfg := cfg
+					cfg.URL = p.url(t)
+					c, err := rabbitmq.Dial(cfg)
+					if err != nil {
+						t.Fatalf("Dial through the relay: %v", err)
+					}
+					t.Cleanup(func() { _ = c.Close() })
+					p.kill()
+					return c
+				},
+			})
+		})
+	}
+}
+
+// groupCleaner deletes the queues that groups create when an exchange is
+// configured.
+type groupCleaner struct {
+	*rabbitmq.Client
+	t *testing.T
+}
+
+func (g groupCleaner) Subscribe(ctx context.Context, source string, h brokers.Handler, opts ...brokers.SubscribeOption) error {
+	if sc := brokers.NewSubscribeConfig(opts...); sc.Group != "" {
+		a := newAdmin(g.t)
+		g.t.Cleanup(func() {
+			// Let the subscription stop first (its cleanup ran before this one
+			// only if it was registered later), then delete.
+			deadline := time.Now().Add(10 * time.Second)
+			for a.messages(sc.Group) >= 0 && time.Now().Before(deadline) {
+				a.deleteQueue(sc.Group)
+			}
+		})
+	}
+	return g.Client.Subscribe(ctx, source, h, opts...)
+}
+
+func mustHost(t testing.TB, raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Host
+}

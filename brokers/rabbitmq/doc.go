@@ -1,0 +1,129 @@
+// Package rabbitmq is syncgate's RabbitMQ backend on
+// github.com/rabbitmq/amqp091-go. A Client implements brokers.Publisher and
+// brokers.Subscriber; Dial it with a Config (embedded in syncgate's
+// configuration under broker.rabbitmq).
+//
+// In syncgate's configuration (defaults shown):
+//
+//	broker:
+//	  rabbitmq:
+//	    url: amqp://guest:guest@127.0.0.1:5672/
+//	    connection_name: syncgate
+//	    exchange: ""                # default exchange
+//	    prefetch: 64
+//	    max_deliveries: 5
+//	    dead_letter_exchange: syncgate.dlx
+//	    dead_letter_queue: syncgate.dlq
+//	    reply_queue_expiry: 5m
+//	    direct_reply_to: false
+//	    confirm_timeout: 5s
+//	    reconnect_interval: 500ms
+//	    reconnect_attempts: 0       # 0: until Close
+//	    heartbeat: 10s
+//	    dial_timeout: 5s
+//
+// # Topology
+//
+// Everything is declared by the side that consumes it, idempotently, from
+// Config:
+//
+//   - Publish(ctx, dest, m) sends to the queue named dest. With
+//     Config.Exchange empty (default) it publishes to the default exchange
+//     with routing key dest; with an exchange, the Client declares it (durable,
+//     direct) and publishes there with routing key dest, and every queue a
+//     Subscribe declares is bound to it under its source name. Publishing is
+//     mandatory: a destination without a queue is reported as
+//     brokers.ErrUnroutable at once, so the gateway answers 503 instead of
+//     waiting out the request's budget. Addresses amq.rabbitmq.reply-to.*
+//     always go through the default exchange and without mandatory (RabbitMQ
+//     returns them as NO_ROUTE although it delivers them).
+//   - Subscribe(ctx, source, h) on a service: a durable quorum queue named
+//     source (x-queue-type quorum), with x-delivery-limit MaxDeliveries-1 and
+//     x-dead-letter-exchange DeadLetterExchange. The broker counts deliveries
+//     (the x-delivery-count header) and, once a message was delivered
+//     MaxDeliveries times without an ack, dead-letters it (x-death reason
+//     delivery_limit). With an exchange, WithGroup(g) consumes a queue named g
+//     bound under source, so each group gets every message; with the default
+//     exchange the group is ignored: every subscriber of source competes for
+//     the messages of the one queue named source.
+//   - Subscribe(ctx, replyTo, h, brokers.AsInbox()) on a gateway node: a
+//     durable classic queue named replyTo with x-expires ReplyQueueExpiry
+//     (not exclusive, not auto-delete), so it outlives a dropped connection
+//     or a broker restart and replies published meanwhile wait in it; an
+//     abandoned node's queue is deleted after the expiry. A reply whose
+//     handling fails is requeued once (classic queues have no delivery
+//     count; the redelivered flag is used) and then dead-lettered.
+//   - Dead letters: DeadLetterExchange is a durable fanout exchange with the
+//     durable queue DeadLetterQueue bound to it. Requests that expire in their
+//     queue (see below) are dead-lettered there too, with reason expired.
+//
+// # Messages
+//
+// Envelope headers travel as AMQP headers unchanged and also set the
+// properties correlation_id, reply_to and content_type; the deadline header
+// sets expiration to the remaining milliseconds. Messages are persistent
+// (delivery mode 2). Message.Key travels in the header x-syncgate-key.
+// Headers the broker adds (x-death, x-delivery-count, x-first-death-*,
+// x-last-death-*) and non-string headers are not passed to handlers.
+//
+// # Delivery
+//
+// Publish returns after the broker's publisher confirm. A subscription has a
+// prefetch (QoS) of Prefetch, runs Concurrency handlers in parallel, acks
+// each delivery after its handler returned nil and nacks it with requeue
+// after an error, in whatever order handlers finish. Delivery is at least
+// once: a message whose handler was running when the connection dropped is
+// redelivered. With concurrency 1 a queue is consumed in order, but a
+// nacked message goes back to the tail of its quorum queue, so messages
+// published after it overtake its redelivery.
+//
+// # Reconnection
+//
+// Connection loss is recovered by amqp091-go itself (Config.Recovery:
+// ReconnectAttempts attempts, ReconnectInterval apart plus up to 500ms of
+// jitter). The Client installs a ConnectionRecovery hook that runs, on the
+// library's goroutine, before each reconnection; NotifyStateChange tells it
+// when connections and channels are open again.
+//
+//   - Publishing: the hook marks the publisher down, so Publish fails at once
+//     with brokers.ErrUnavailable during an outage, and publishes waiting for a
+//     confirm fail with it too (the message may or may not have been queued).
+//     Publishing resumes when the library reports the connection and channel
+//     reopened. The publishing connection uses the library's topology
+//     recovery (the exchange, the direct reply-to consumer).
+//   - Subscriptions: each Subscribe has its own connection, recovered by the
+//     library, but with topology recovery disabled: after the channel reopens,
+//     the subscription declares its queue again and consumes with a fresh
+//     consumer tag. The library's consumer recovery would reuse the old tag,
+//     and a handler that finishes after the reconnection would ack its old
+//     delivery tag on the new channel, where tags restart at 1: the broker
+//     closes the channel (PRECONDITION_FAILED, unknown delivery tag) or the
+//     ack lands on another message. The hook retires the consumer before the
+//     reopen; acks of retired consumers are not sent (the broker has
+//     requeued those messages already).
+//   - Channel exceptions (the broker closing one channel on a live
+//     connection, e.g. a queue declared with other arguments) are turned into
+//     a connection reset, handled by the connection recovery above: the
+//     library's own channel recovery reopens the channel number at once and
+//     can wait forever for an answer RabbitMQ dropped. A Subscribe whose
+//     declaration the broker refuses returns that error.
+//   - Client.Ready reports whether the Client publishes and every running
+//     subscription consumes; unlike the one-time WithReady callback it turns
+//     false during an outage, for /readyz.
+//
+// Replies published to a node's reply queue while the node is disconnected
+// stay in the queue and are delivered when its subscription resumes; with
+// durable queues and persistent messages this holds across a broker restart.
+// A Subscribe started while the broker is unreachable keeps dialling until
+// its context ends (the library only recovers connections that once
+// succeeded); Dial itself fails at once.
+//
+// # Direct reply-to
+//
+// With DirectReplyTo, the inbox subscription consumes amq.rabbitmq.reply-to
+// on the publishing channel (no queue, no acks, lowest latency), and requests
+// whose reply-to names the inbox carry reply_to amq.rabbitmq.reply-to. The
+// trade-off is at-most-once replies: a reply published while the requesting
+// connection is down, or in flight when it drops, is lost, and its request
+// ends at its deadline (202 on pollable routes, 504 otherwise).
+package rabbitmq

@@ -1,0 +1,300 @@
+package rabbitmq_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/syncgate/syncgate/api"
+	"github.com/syncgate/syncgate/brokers"
+	"github.com/syncgate/syncgate/brokers/rabbitmq"
+	"github.com/syncgate/syncgate/brokers/responder"
+	"github.com/syncgate/syncgate/correlation"
+	"github.com/syncgate/syncgate/gateway"
+)
+
+// End-to-end tests: HTTP → api → gateway → rabbitmq.Client → RabbitMQ →
+// a responder service → the node's reply queue → the waiting request.
+
+var quiet = slog.New(slog.DiscardHandler)
+
+type e2e struct {
+	gw     *gateway.Gateway
+	srv    *httptest.Server
+	client *http.Client
+	work   string
+	gwName string
+}
+
+// newE2E starts a gateway node (its own Client, reply queue and HTTP
+// server) routing POST /call to a fresh work queue with the given mode and
+// budget, and a service (another Client) answering it with h.
+func newE2E(t *testing.T, cfg rabbitmq.Config, mode gateway.Mode, timeout time.Duration, h responder.Handler, concurrency int) *e2e {
+	t.Helper()
+	gwCfg, svcCfg := cfg, cfg
+	gwCfg.ConnectionName += "-gw"
+	svcCfg.ConnectionName += "-svc"
+	gwc, svc := dial(t, gwCfg), dial(t, svcCfg)
+	work, inbox := unique("sgtest.e2e"), unique("syncgate.reply.e2e")
+	cleanupQueue(t, work)
+	cleanupQueue(t, inbox)
+
+	service := &responder.Service{Subscriber: svc, Publisher: svc, Logger: quiet}
+	subscribe(t, svc, work, service.Handler(h), brokers.WithConcurrency(concurrency))
+
+	g := gateway.New(gateway.Config{ReplyTo: inbox, Logger: quiet}, gwc, correlation.NewMemoryStore(correlation.MemoryStoreConfig{}))
+	subscribe(t, gwc, inbox, g.ReplyHandler(), brokers.AsInbox(), brokers.WithConcurrency(16))
+	handler, err := api.New(api.Options{Gateway: g, Logger: quiet, Routes: []api.Route{{
+		Method: http.MethodPost, Path: "/call", MaxBody: 1 << 20,
+		Route: &gateway.Route{Name: "call", Destination: work, Mode: mode, Timeout: timeout, Wait: timeout / 2},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(handler)
+	client := &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+	t.Cleanup(func() {
+		client.CloseIdleConnections()
+		srv.Close()
+		g.Close()
+	})
+	return &e2e{gw: g, srv: srv, client: client, work: work, gwName: gwCfg.ConnectionName}
+}
+
+type answer struct {
+	status int
+	body   string
+	took   time.Duration
+	err    error
+}
+
+func (e *e2e) call(ctx context.Context, body string) answer {
+	start := time.Now()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.srv.URL+"/call", strings.NewReader(body))
+	if err != nil {
+		return answer{err: err}
+	}
+	req.Header.Set("Content-Type", "text/plain")
+	resp, err := e.client.Do(req)
+	if err != nil {
+		return answer{err: err, took: time.Since(start)}
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return answer{status: resp.StatusCode, body: string(b), took: time.Since(start), err: err}
+}
+
+func echo(_ context.Context, req responder.Request) (responder.Reply, error) {
+	return responder.Reply{ContentType: req.ContentType, Body: req.Body}, nil
+}
+
+// slow answers like echo after d, counting the requests it holds.
+func slow(d time.Duration, holding *atomic.Int32) responder.Handler {
+	return func(ctx context.Context, req responder.Request) (responder.Reply, error) {
+		holding.Add(1)
+		defer holding.Add(-1)
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return echo(ctx, req)
+		case <-ctx.Done():
+			return responder.Reply{}, ctx.Err()
+		}
+	}
+}
+
+// TestE2EConcurrentRequests: 2 000 concurrent HTTP requests through one
+// gateway node on RabbitMQ, every body matched to its request, and the
+// correlation registry back to 0.
+func TestE2EConcurrentRequests(t *testing.T) {
+	const n = 2000
+	cfg := testConfig(t)
+	e := newE2E(t, cfg, gateway.ModeSync, 60*time.Second, echo, 64)
+	var wg sync.WaitGroup
+	answers := make([]answer, n)
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			answers[i] = e.call(t.Context(), fmt.Sprintf("request-%04d", i))
+		})
+	}
+	began := time.Now()
+	close(start)
+	wg.Wait()
+	took := time.Since(began)
+	for i, a := range answers {
+		if a.err != nil || a.status != http.StatusOK || a.body != fmt.Sprintf("request-%04d", i) {
+			t.Fatalf("request %d: status %d body %q err %v", i, a.status, a.body, a.err)
+		}
+	}
+	t.Logf("%d concurrent requests answered in %s (%.0f req/s)", n, took, n/took.Seconds())
+	eventually(t, 5*time.Second, "registry empty", func() bool { return e.gw.Waiting() == 0 })
+	a := newAdmin(t)
+	eventually(t, 5*time.Second, "work queue drained", func() bool { return a.messages(e.work) == 0 })
+	if d := a.messages(cfg.DeadLetterQueue); d != 0 {
+		t.Fatalf("%d messages dead-lettered", d)
+	}
+}
+
+// TestE2EUnroutable: a route whose queue nobody declared answers 503 at once.
+func TestE2EUnroutable(t *testing.T) {
+	cfg := testConfig(t)
+	g := gateway.New(gateway.Config{ReplyTo: "unused", Logger: quiet}, dial(t, cfg), correlation.NewMemoryStore(correlation.MemoryStoreConfig{}))
+	h, err := api.New(api.Options{Gateway: g, Logger: quiet, Routes: []api.Route{{
+		Method: http.MethodPost, Path: "/call", MaxBody: 1 << 20,
+		Route: &gateway.Route{Name: "nobody", Destination: unique("sgtest.nobody"), Mode: gateway.ModeSync, Timeout: 30 * time.Second},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &e2e{gw: g, srv: httptest.NewServer(h), client: &http.Client{}}
+	defer func() {
+		e.client.CloseIdleConnections()
+		e.srv.Close()
+		g.Close()
+	}()
+	a := e.call(t.Context(), "x")
+	if a.status != http.StatusServiceUnavailable || a.took > time.Second {
+		t.Fatalf("unroutable route: status %d after %s, want 503 at once (%s)", a.status, a.took, a.body)
+	}
+}
+
+// outageRun fires n requests at a slow service, waits until the service
+// holds them all, runs outage, and checks that every one of them is
+// answered with its own body within the route's budget.
+func outageRun(t *testing.T, e *e2e, n int, holding *atomic.Int32, budget time.Duration, outage func()) {
+	t.Helper()
+	answers := make([]answer, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { answers[i] = e.call(t.Context(), fmt.Sprintf("before-outage-%d", i)) })
+	}
+	eventually(t, 10*time.Second, "the service holds every request", func() bool { return holding.Load() == int32(n) })
+	outage()
+	wg.Wait()
+	for i, a := range answers {
+		if a.err != nil || a.status != http.StatusOK || a.body != fmt.Sprintf("before-outage-%d", i) {
+			t.Errorf("request %d published before the outage: status %d body %q err %v after %s", i, a.status, a.body, a.err, a.took)
+		}
+		if a.took > budget+2*time.Second {
+			t.Errorf("request %d took %s, past its %s budget", i, a.took, budget)
+		}
+	}
+}
+
+// expect503 calls until one answer is 503 (the broker is down for the
+// gateway), checking it came at once.
+func expect503(t *testing.T, e *e2e) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		// A call published just before the loss would wait for the slow
+		// service; give up on it quickly and try again.
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		a := e.call(ctx, "during-outage")
+		cancel()
+		if a.status == http.StatusServiceUnavailable {
+			if a.took > time.Second {
+				t.Fatalf("503 during the outage took %s", a.took)
+			}
+			return
+		}
+	}
+	t.Fatal("no 503 during the outage")
+}
+
+// expectServing calls until a request is answered 200, within limit.
+func expectServing(t *testing.T, e *e2e, limit time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for time.Since(start) < limit {
+		ctx, cancel := context.WithTimeout(t.Context(), limit)
+		a := e.call(ctx, "after-outage")
+		cancel()
+		if a.status == http.StatusOK && a.body == "after-outage" {
+			return time.Since(start)
+		}
+		if a.status != http.StatusServiceUnavailable && a.status != http.StatusGatewayTimeout {
+			t.Fatalf("after the outage: status %d body %q err %v", a.status, a.body, a.err)
+		}
+	}
+	t.Fatalf("not serving again within %s", limit)
+	return 0
+}
+
+// TestE2EConnectionDropSlowService: the gateway node's connections are
+// dropped while a slow service holds requests. Those requests get their
+// replies after the recovery, within their budget; requests during the
+// outage get 503 at once; requests succeed again soon after; the registry
+// ends empty.
+func TestE2EConnectionDropSlowService(t *testing.T) {
+	requireRabbitmqctl(t)
+	cfg := testConfig(t)
+	cfg.ReconnectInterval = 3 * time.Second // an outage long enough to observe
+	var holding atomic.Int32
+	const budget = 20 * time.Second
+	e := newE2E(t, cfg, gateway.ModeSync, budget, slow(2*time.Second, &holding), 32)
+	outageRun(t, e, 16, &holding, budget, func() {
+		for _, role := range []string{" subscriber", " publisher"} {
+			if n := closeConnections(t, e.gwName+role); n != 1 {
+				t.Errorf("closed %d gateway%s connections, want 1", n, role)
+			}
+		}
+		expect503(t, e)
+	})
+	t.Logf("serving again %s after the held requests were answered", expectServing(t, e, 10*time.Second))
+	eventually(t, 5*time.Second, "registry empty", func() bool { return e.gw.Waiting() == 0 })
+}
+
+// TestE2EBrokerRestartSlowService: the broker restarts while a slow service
+// holds requests. The requests (durable queue, persistent messages) are
+// redelivered after the restart and answered within their budget; requests
+// during the outage get 503 at once; new requests succeed within 10s of the
+// broker being back; the registry ends empty.
+func TestE2EBrokerRestartSlowService(t *testing.T) {
+	cfg := testConfig(t)
+	var holding atomic.Int32
+	const budget = 40 * time.Second
+	e := newE2E(t, cfg, gateway.ModeSync, budget, slow(time.Second, &holding), 32)
+	outageRun(t, e, 8, &holding, budget, func() {
+		start := stopBroker(t)
+		expect503(t, e)
+		start()
+		t.Logf("serving again %s after start_app/await_startup returned", expectServing(t, e, 10*time.Second))
+	})
+	eventually(t, 5*time.Second, "registry empty", func() bool { return e.gw.Waiting() == 0 })
+}
+
+// TestE2EReplyNeverLands: a request whose reply cannot come ends at its
+// deadline: 504 on a sync route, 202 on an auto route; never a hang.
+func TestE2EReplyNeverLands(t *testing.T) {
+	cfg := testConfig(t)
+	never := func(ctx context.Context, _ responder.Request) (responder.Reply, error) {
+		<-ctx.Done()
+		return responder.Reply{}, ctx.Err()
+	}
+	for _, tc := range []struct {
+		mode gateway.Mode
+		want int
+	}{{gateway.ModeSync, http.StatusGatewayTimeout}, {gateway.ModeAuto, http.StatusAccepted}} {
+		t.Run(string(tc.mode), func(t *testing.T) {
+			e := newE2E(t, cfg, tc.mode, 2*time.Second, never, 4)
+			a := e.call(t.Context(), "x")
+			if a.status != tc.want || a.took > 4*time.Second {
+				t.Fatalf("status %d after %s, want %d by the deadline (%s)", a.status, a.took, tc.want, bytes.TrimSpace([]byte(a.body)))
+			}
+			eventually(t, 5*time.Second, "registry empty", func() bool { return e.gw.Waiting() == 0 })
+		})
+	}
+}

@@ -1,0 +1,280 @@
+package rabbitmq_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"go.uber.org/goleak"
+
+	"github.com/syncgate/syncgate/brokers"
+	"github.com/syncgate/syncgate/brokers/rabbitmq"
+)
+
+// The tests need the RabbitMQ server at SYNCGATE_RABBITMQ_URL (default
+// amqp://guest:guest@127.0.0.1:5672/) and, for the outage tests, rabbitmqctl
+// on PATH talking to that node.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func brokerURL() string {
+	if u := os.Getenv("SYNCGATE_RABBITMQ_URL"); u != "" {
+		return u
+	}
+	return rabbitmq.DefaultURL
+}
+
+// requireBroker skips the test when RabbitMQ cannot be reached, or fails it
+// under CI=true.
+func requireBroker(t testing.TB) {
+	t.Helper()
+	conn, err := amqp.DialConfig(brokerURL(), amqp.Config{Dial: amqp.DefaultDial(3 * time.Second)})
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("RabbitMQ at %s is unreachable: %v", brokerURL(), err)
+		}
+		t.Skipf("RabbitMQ at %s is unreachable (start it with `rabbitmq-server -detached`): %v", brokerURL(), err)
+	}
+	_ = conn.Close()
+}
+
+func unique(prefix string) string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return prefix + "." + hex.EncodeToString(b)
+}
+
+// testConfig returns a configuration whose names are unique to the test and
+// whose dead-letter topology is deleted when it ends.
+func testConfig(t testing.TB) rabbitmq.Config {
+	t.Helper()
+	requireBroker(t)
+	id := unique("sgtest")
+	cfg := rabbitmq.Config{
+		URL:                brokerURL(),
+		ConnectionName:     id,
+		DeadLetterExchange: id + ".dlx",
+		DeadLetterQueue:    id + ".dlq",
+		ReconnectInterval:  200 * time.Millisecond,
+		Heartbeat:          5 * time.Second,
+	}
+	a := newAdmin(t)
+	t.Cleanup(func() {
+		a.deleteQueue(cfg.DeadLetterQueue)
+		a.deleteExchange(cfg.DeadLetterExchange)
+	})
+	return cfg
+}
+
+func dial(t testing.TB, cfg rabbitmq.Config) *rabbitmq.Client {
+	t.Helper()
+	c, err := rabbitmq.Dial(cfg)
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return c
+}
+
+// admin is a plain amqp091-go connection for inspecting and cleaning up.
+type admin struct {
+	t    testing.TB
+	mu   sync.Mutex
+	conn *amqp.Connection
+}
+
+func newAdmin(t testing.TB) *admin {
+	t.Helper()
+	a := &admin{t: t}
+	t.Cleanup(func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.conn != nil {
+			_ = a.conn.Close()
+		}
+	})
+	return a
+}
+
+// do runs f on a fresh channel, reconnecting when an outage test closed the
+// previous connection.
+func (a *admin) do(f func(ch *amqp.Channel) error) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.conn == nil || a.conn.IsClosed() {
+		conn, err := amqp.Dial(brokerURL())
+		if err != nil {
+			return err
+		}
+		a.conn = conn
+	}
+	ch, err := a.conn.Channel()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = ch.Close() }()
+	return f(ch)
+}
+
+func (a *admin) deleteQueue(name string) {
+	_ = a.do(func(ch *amqp.Channel) error { _, err := ch.QueueDelete(name, false, false, false); return err })
+}
+
+func (a *admin) deleteExchange(name string) {
+	_ = a.do(func(ch *amqp.Channel) error { return ch.ExchangeDelete(name, false, false) })
+}
+
+// messages returns the number of ready messages in queue, -1 if it does not
+// exist.
+func (a *admin) messages(queue string) int {
+	n := -1
+	_ = a.do(func(ch *amqp.Channel) error {
+		q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+		if err == nil {
+			n = q.Messages
+		}
+		return err
+	})
+	return n
+}
+
+// get fetches one message from queue with auto-ack.
+func (a *admin) get(queue string) (amqp.Delivery, bool) {
+	var d amqp.Delivery
+	var ok bool
+	_ = a.do(func(ch *amqp.Channel) error {
+		var err error
+		d, ok, err = ch.Get(queue, true)
+		return err
+	})
+	return d, ok
+}
+
+// cleanupQueue deletes queue when the test ends.
+func cleanupQueue(t testing.TB, queue string) {
+	a := newAdmin(t)
+	t.Cleanup(func() { a.deleteQueue(queue) })
+}
+
+// subscribe runs Subscribe in the background until the test ends and waits
+// for its Ready callback.
+func subscribe(t testing.TB, s brokers.Subscriber, source string, h brokers.Handler, opts ...brokers.SubscribeOption) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	opts = append(opts, brokers.WithReady(func() { close(ready) }))
+	go func() { done <- s.Subscribe(ctx, source, h, opts...) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Subscribe(%s) returned %v", source, err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Errorf("Subscribe(%s) did not return 20s after its context ended", source)
+		}
+	})
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("Subscribe(%s) returned before ready: %v", source, err)
+	case <-time.After(20 * time.Second):
+		t.Fatalf("Subscribe(%s) not ready within 20s", source)
+	}
+}
+
+// eventually polls cond every 20ms until it holds or timeout passes.
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not true within %s", what, timeout)
+		}
+		<-tick.C
+	}
+}
+
+// rabbitmqctl runs the admin tool against the local node.
+func rabbitmqctl(t testing.TB, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "rabbitmqctl", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("rabbitmqctl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func requireRabbitmqctl(t testing.TB) {
+	t.Helper()
+	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("rabbitmqctl not found for the RabbitMQ node at %s: %v", brokerURL(), err)
+		}
+		t.Skipf("rabbitmqctl not found for the RabbitMQ node at %s: %v", brokerURL(), err)
+	}
+}
+
+// closeConnections force-closes the broker connections whose connection_name
+// starts with prefix and returns how many it closed. (RabbitMQ 3.x
+// close_connection takes the connection's pid; list_connections shows it.)
+func closeConnections(t testing.TB, prefix string) int {
+	t.Helper()
+	out := rabbitmqctl(t, "-q", "list_connections", "--no-table-headers", "pid", "client_properties")
+	n := 0
+	for line := range strings.SplitSeq(out, "\n") {
+		pid, props, ok := strings.Cut(line, "\t")
+		if !ok || !strings.Contains(props, `{"connection_name","`+prefix) {
+			continue
+		}
+		// A connection may already be gone; that is not an error here.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		out, err := exec.CommandContext(ctx, "rabbitmqctl", "close_connection", pid, "syncgate test").CombinedOutput()
+		cancel()
+		if err == nil {
+			n++
+		} else {
+			t.Logf("rabbitmqctl close_connection %s: %v: %s", pid, err, out)
+		}
+	}
+	return n
+}
+
+// stopBroker stops the RabbitMQ application and returns a function that
+// starts it again and waits until it is up; the test's cleanup calls it too,
+// whatever happened.
+func stopBroker(t testing.TB) (start func()) {
+	t.Helper()
+	requireRabbitmqctl(t)
+	var once sync.Once
+	start = func() {
+		once.Do(func() {
+			rabbitmqctl(t, "start_app")
+			rabbitmqctl(t, "await_startup")
+		})
+	}
+	t.Cleanup(start)
+	rabbitmqctl(t, "stop_app")
+	return start
+}
+
+func isUnavailable(err error) bool { return errors.Is(err, brokers.ErrUnavailable) }

@@ -1,0 +1,181 @@
+package rabbitmq
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/syncgate/syncgate/brokers"
+	"github.com/syncgate/syncgate/brokers/envelope"
+)
+
+// keyHeader carries brokers.Message.Key, which AMQP has no property for.
+const keyHeader = "x-syncgate-key"
+
+// directReplyTo is RabbitMQ's direct reply-to pseudo-queue.
+const directReplyTo = "amq.rabbitmq.reply-to"
+
+// Publish sends m to the queue named dest: through the configured exchange
+// with dest as routing key, or the default exchange when none is configured
+// (direct reply-to addresses always use the default exchange, without the
+// mandatory flag). It is published persistent and mandatory, and Publish
+// returns only after the broker's confirm:
+//   - nil: the broker holds the message in a queue;
+//   - an error wrapping brokers.ErrUnroutable: no queue is bound for dest;
+//   - an error wrapping brokers.ErrUnavailable: the connection is down (at
+//     once, without waiting for recovery), the broker nacked, or no confirm
+//     came within ConfirmTimeout; the message may or may not have been queued;
+//   - ctx.Err() when ctx ends first; brokers.ErrClosed after Close.
+func (c *Client) Publish(ctx context.Context, dest string, m brokers.Message) error {
+	if c.ctx.Err() != nil {
+		return fmt.Errorf("rabbitmq: publish: %w", brokers.ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	down, up := c.gate()
+	if !up {
+		return fmt.Errorf("%w: rabbitmq: publish to %q: connection down", brokers.ErrUnavailable, dest)
+	}
+	p, err := c.publishing(m)
+	if err != nil {
+		return err
+	}
+	exchange, mandatory := c.cfg.Exchange, true
+	if strings.HasPrefix(dest, directReplyTo) {
+		// RabbitMQ (3.10) returns a mandatory publish to a direct reply-to
+		// address as NO_ROUTE although it delivered it: publish these
+		// without mandatory (a gone requester cannot be detected; direct
+		// reply-to is at-most-once anyway).
+		exchange, mandatory = "", false
+	}
+	p.MessageId = c.id + "." + strconv.FormatUint(c.seq.Add(1), 36)
+	c.retMu.Lock()
+	c.returned[p.MessageId] = false
+	c.retMu.Unlock()
+	defer func() {
+		c.retMu.Lock()
+		delete(c.returned, p.MessageId)
+		c.retMu.Unlock()
+	}()
+
+	dc, err := c.ch.PublishWithDeferredConfirm(exchange, dest, mandatory, false, p)
+	if err != nil {
+		return fmt.Errorf("%w: rabbitmq: publish to %q: %v", brokers.ErrUnavailable, dest, err)
+	}
+	timer := time.NewTimer(c.cfg.ConfirmTimeout)
+	defer timer.Stop()
+	select {
+	case <-dc.Done():
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.ctx.Done():
+		return fmt.Errorf("rabbitmq: publish to %q: %w", dest, brokers.ErrClosed)
+	case <-down:
+		select {
+		case <-dc.Done(): // confirmed just before the loss
+		default:
+			return fmt.Errorf("%w: rabbitmq: publish to %q: connection lost before the confirm", brokers.ErrUnavailable, dest)
+		}
+	case <-timer.C:
+		return fmt.Errorf("%w: rabbitmq: publish to %q: no confirm within %s", brokers.ErrUnavailable, dest, c.cfg.ConfirmTimeout)
+	}
+	if !dc.Acked() {
+		return fmt.Errorf("%w: rabbitmq: publish to %q: broker nacked", brokers.ErrUnavailable, dest)
+	}
+	if c.awaitReturns(p.MessageId) {
+		if exchange == "" {
+			return fmt.Errorf("%w: rabbitmq: no queue %q", brokers.ErrUnroutable, dest)
+		}
+		return fmt.Errorf("%w: rabbitmq: no queue bound to exchange %q with key %q", brokers.ErrUnroutable, exchange, dest)
+	}
+	return nil
+}
+
+// publishing maps a message to AMQP: the envelope headers travel as AMQP
+// headers and fill the matching properties; the deadline becomes the
+// per-message TTL (expiration), so a request nobody took in time expires in
+// its queue.
+func (c *Client) publishing(m brokers.Message) (amqp.Publishing, error) {
+	h := make(amqp.Table, len(m.Headers)+1)
+	for k, v := range m.Headers {
+		h[k] = v
+	}
+	if m.Key != "" {
+		h[keyHeader] = m.Key
+	}
+	p := amqp.Publishing{
+		Headers:       h,
+		ContentType:   m.Headers[envelope.ContentType],
+		CorrelationId: m.Headers[envelope.CorrelationID],
+		ReplyTo:       m.Headers[envelope.ReplyTo],
+		DeliveryMode:  amqp.Persistent,
+		Body:          m.Body,
+	}
+	if d := m.Headers[envelope.Deadline]; d != "" {
+		if t, err := time.Parse(time.RFC3339Nano, d); err == nil {
+			p.Expiration = expiration(time.Until(t))
+		}
+	}
+	if p.ReplyTo != "" {
+		rt, err := c.direct.replyTo(p.ReplyTo)
+		if err != nil {
+			return p, err
+		}
+		p.ReplyTo = rt
+	}
+	return p, nil
+}
+
+// expiration renders a remaining budget as an AMQP expiration: whole
+// milliseconds, rounded up, at least 1 (0 would mean "now or never").
+func expiration(d time.Duration) string {
+	ms := (d + time.Millisecond - 1) / time.Millisecond
+	if ms < 1 {
+		ms = 1
+	}
+	return strconv.FormatInt(int64(ms), 10)
+}
+
+// watchReturns records mandatory messages the broker returned. amqp091-go
+// hands a basic.return to this goroutine before it processes the confirm
+// that follows it (RabbitMQ sends the return first), so once a publish's
+// confirm arrived, a return for it has been received here; awaitReturns
+// makes sure it has also been recorded.
+func (c *Client) watchReturns(returns <-chan amqp.Return) {
+	defer c.bg.Done()
+	defer close(c.retDone)
+	for {
+		select {
+		case r, ok := <-returns:
+			if !ok {
+				return
+			}
+			c.retMu.Lock()
+			if _, pending := c.returned[r.MessageId]; pending {
+				c.returned[r.MessageId] = true
+			}
+			c.retMu.Unlock()
+		case <-c.barrier:
+		case <-c.ctx.Done():
+			return
+		}
+	}
+}
+
+// awaitReturns reports whether the message was returned. The send on the
+// unbuffered barrier completes only when watchReturns is back in its select,
+// that is after it finished recording any return it had received.
+func (c *Client) awaitReturns(id string) bool {
+	select {
+	case c.barrier <- struct{}{}:
+	case <-c.retDone:
+	}
+	c.retMu.Lock()
+	defer c.retMu.Unlock()
+	return c.returned[id]
+}

@@ -1,0 +1,462 @@
+package rabbitmq_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"maps"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/syncgate/syncgate/brokers"
+	"github.com/syncgate/syncgate/brokers/envelope"
+	"github.com/syncgate/syncgate/brokers/rabbitmq"
+)
+
+func TestConfigDefaultsAndValidate(t *testing.T) {
+	var c rabbitmq.Config
+	c.SetDefaults()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("defaults invalid: %v", err)
+	}
+	if c.URL != rabbitmq.DefaultURL || c.Prefetch != 64 || c.MaxDeliveries != 5 || c.ReplyQueueExpiry != 5*time.Minute {
+		t.Fatalf("unexpected defaults: %+v", c)
+	}
+	tests := []struct {
+		field string
+		edit  func(*rabbitmq.Config)
+	}{
+		{"rabbitmq.url", func(c *rabbitmq.Config) { c.URL = "http://x" }},
+		{"rabbitmq.exchange", func(c *rabbitmq.Config) { c.Exchange = "amq.direct" }},
+		{"rabbitmq.prefetch", func(c *rabbitmq.Config) { c.Prefetch = 70000 }},
+		{"rabbitmq.max_deliveries", func(c *rabbitmq.Config) { c.MaxDeliveries = -1 }},
+		{"rabbitmq.dead_letter_exchange", func(c *rabbitmq.Config) { c.DeadLetterExchange = "amq.x" }},
+		{"rabbitmq.dead_letter_queue", func(c *rabbitmq.Config) { c.DeadLetterQueue = "amq.q" }},
+		{"rabbitmq.reply_queue_expiry", func(c *rabbitmq.Config) { c.ReplyQueueExpiry = time.Millisecond }},
+		{"rabbitmq.confirm_timeout", func(c *rabbitmq.Config) { c.ConfirmTimeout = -time.Second }},
+		{"rabbitmq.reconnect_interval", func(c *rabbitmq.Config) { c.ReconnectInterval = -1 }},
+		{"rabbitmq.reconnect_attempts", func(c *rabbitmq.Config) { c.ReconnectAttempts = -1 }},
+		{"rabbitmq.heartbeat", func(c *rabbitmq.Config) { c.Heartbeat = -1 }},
+		{"rabbitmq.dial_timeout", func(c *rabbitmq.Config) { c.DialTimeout = -1 }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.field, func(t *testing.T) {
+			c := c
+			tt.edit(&c)
+			err := c.Validate()
+			if err == nil || !bytes.Contains([]byte(err.Error()), []byte(tt.field+":")) {
+				t.Fatalf("Validate() = %v, want an error naming %s", err, tt.field)
+			}
+		})
+	}
+}
+
+func TestDialUnreachable(t *testing.T) {
+	start := time.Now()
+	_, err := rabbitmq.Dial(rabbitmq.Config{URL: "amqp://guest:guest@127.0.0.1:1/", DialTimeout: 2 * time.Second})
+	if !errors.Is(err, brokers.ErrUnavailable) {
+		t.Fatalf("Dial to a closed port = %v, want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("Dial took %s", d)
+	}
+}
+
+func request(replyTo string, budget time.Duration) brokers.Message {
+	id, _ := envelope.ValidateID("0190a9b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b")
+	return envelope.Request{
+		CorrelationID: id,
+		ReplyTo:       replyTo,
+		Deadline:      time.Now().Add(budget),
+		ContentType:   "application/octet-stream",
+		Method:        "POST",
+		Path:          "/v1/things",
+		Query:         "a=1",
+		Header:        map[string]string{"x-tenant": "t1"},
+		TraceParent:   "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+		Body:          []byte{0, 1, 2, 0xff, '\n'},
+	}.Message()
+}
+
+// TestPublishProperties checks the AMQP side of a published request with a
+// plain consumer: properties, persistence, expiration from the deadline and
+// the envelope headers.
+func TestPublishProperties(t *testing.T) {
+	cfg := testConfig(t)
+	c := dial(t, cfg)
+	a := newAdmin(t)
+	q := unique("sgtest.props")
+	cleanupQueue(t, q)
+	if err := a.do(func(ch *amqp.Channel) error { _, err := ch.QueueDeclare(q, true, false, false, false, nil); return err }); err != nil {
+		t.Fatal(err)
+	}
+	m := request("syncgate.reply.node1", 30*time.Second)
+	if err := c.Publish(t.Context(), q, m); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	d, ok := a.get(q)
+	if !ok {
+		t.Fatal("message not in the queue after Publish returned")
+	}
+	if d.CorrelationId != m.Headers[envelope.CorrelationID] || d.ReplyTo != "syncgate.reply.node1" ||
+		d.ContentType != "application/octet-stream" || d.DeliveryMode != amqp.Persistent {
+		t.Fatalf("properties: correlation_id %q reply_to %q content_type %q delivery_mode %d", d.CorrelationId, d.ReplyTo, d.ContentType, d.DeliveryMode)
+	}
+	exp, err := strconv.Atoi(d.Expiration)
+	if err != nil || exp <= 25000 || exp > 30000 {
+		t.Fatalf("expiration %q, want the remaining ms of a 30s budget", d.Expiration)
+	}
+	for k, v := range m.Headers {
+		if d.Headers[k] != v {
+			t.Errorf("header %s = %v, want %q", k, d.Headers[k], v)
+		}
+	}
+	if !bytes.Equal(d.Body, m.Body) {
+		t.Fatalf("body %x, want %x", d.Body, m.Body)
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	cfg := testConfig(t)
+	c := dial(t, cfg)
+	q := unique("sgtest.rt")
+	cleanupQueue(t, q)
+	got := make(chan brokers.Message, 1)
+	subscribe(t, c, q, func(_ context.Context, m brokers.Message) error { got <- m; return nil })
+	m := request("syncgate.reply.node1", 30*time.Second)
+	m.Key = "k1"
+	if err := c.Publish(t.Context(), q, m); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	select {
+	case r := <-got:
+		if r.Key != m.Key || !maps.Equal(r.Headers, m.Headers) || !bytes.Equal(r.Body, m.Body) {
+			t.Fatalf("received %+v, want %+v", r, m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no delivery within 10s")
+	}
+}
+
+func TestUnroutable(t *testing.T) {
+	cfg := testConfig(t)
+	for _, exchange := range []string{"", unique("sgtest.ex")} {
+		t.Run("exchange="+exchange, func(t *testing.T) {
+			cfg := cfg
+			cfg.Exchange = exchange
+			if exchange != "" {
+				a := newAdmin(t)
+				t.Cleanup(func() { a.deleteExchange(exchange) })
+			}
+			c := dial(t, cfg)
+			start := time.Now()
+			err := c.Publish(t.Context(), unique("sgtest.nobody"), request("r", 30*time.Second))
+			if !errors.Is(err, brokers.ErrUnroutable) {
+				t.Fatalf("Publish to a queue nobody declared = %v, want ErrUnroutable", err)
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Fatalf("unroutable publish took %s", d)
+			}
+			// The channel is still usable afterwards.
+			q := unique("sgtest.after")
+			cleanupQueue(t, q)
+			got := make(chan struct{}, 1)
+			subscribe(t, c, q, func(context.Context, brokers.Message) error { got <- struct{}{}; return nil })
+			if err := c.Publish(t.Context(), q, request("r", 30*time.Second)); err != nil {
+				t.Fatalf("Publish after an unroutable one: %v", err)
+			}
+			<-got
+		})
+	}
+}
+
+// TestPoisonDeadLettered: a message whose handler always fails is delivered
+// MaxDeliveries times, then dead-lettered.
+func TestPoisonDeadLettered(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.MaxDeliveries = 3
+	c := dial(t, cfg)
+	q := unique("sgtest.poison")
+	cleanupQueue(t, q)
+	var calls atomic.Int32
+	subscribe(t, c, q, func(context.Context, brokers.Message) error {
+		calls.Add(1)
+		return errors.New("poison")
+	})
+	if err := c.Publish(t.Context(), q, request("r", 60*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	a := newAdmin(t)
+	eventually(t, 15*time.Second, "message in the dead-letter queue", func() bool { return a.messages(cfg.DeadLetterQueue) == 1 })
+	if n := calls.Load(); n != 3 {
+		t.Fatalf("handler called %d times, want MaxDeliveries = 3", n)
+	}
+	d, _ := a.get(cfg.DeadLetterQueue)
+	if reason := d.Headers["x-first-death-reason"]; reason != "delivery_limit" {
+		t.Fatalf("x-first-death-reason = %v, want delivery_limit", reason)
+	}
+}
+
+// TestRetryAfterError: an error nacks with requeue; the next delivery
+// succeeds and nothing is left behind.
+func TestRetryAfterError(t *testing.T) {
+	cfg := testConfig(t)
+	c := dial(t, cfg)
+	q := unique("sgtest.retry")
+	cleanupQueue(t, q)
+	var calls atomic.Int32
+	done := make(chan struct{})
+	subscribe(t, c, q, func(context.Context, brokers.Message) error {
+		if calls.Add(1) == 1 {
+			return errors.New("transient")
+		}
+		close(done)
+		return nil
+	})
+	if err := c.Publish(t.Context(), q, request("r", 60*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("not redelivered after an error")
+	}
+	a := newAdmin(t)
+	eventually(t, 5*time.Second, "queue empty", func() bool { return a.messages(q) == 0 })
+	if a.messages(cfg.DeadLetterQueue) != 0 {
+		t.Fatal("message dead-lettered after one failure")
+	}
+}
+
+// TestConcurrentHandlersAckOutOfOrder: with Concurrency 8, handlers finish in
+// reverse order of arrival; every message is acked once.
+func TestConcurrentHandlersAckOutOfOrder(t *testing.T) {
+	cfg := testConfig(t)
+	c := dial(t, cfg)
+	q := unique("sgtest.conc")
+	cleanupQueue(t, q)
+	const n = 8
+	var mu sync.Mutex
+	arrived := 0
+	all := make(chan struct{})
+	release := make([]chan struct{}, n)
+	for i := range release {
+		release[i] = make(chan struct{})
+	}
+	var calls atomic.Int32
+	subscribe(t, c, q, func(_ context.Context, m brokers.Message) error {
+		calls.Add(1)
+		mu.Lock()
+		i := arrived
+		arrived++
+		if arrived == n {
+			close(all)
+		}
+		mu.Unlock()
+		if i >= n {
+			return nil
+		}
+		<-release[i]
+		return nil
+	}, brokers.WithConcurrency(n))
+	for i := range n {
+		if err := c.Publish(t.Context(), q, brokers.Message{Body: []byte(strconv.Itoa(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-all:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("only %d handlers ran in parallel", arrived)
+	}
+	for i := n - 1; i >= 0; i-- {
+		close(release[i])
+	}
+	a := newAdmin(t)
+	eventually(t, 5*time.Second, "all acked", func() bool {
+		unacked := -1
+		_ = a.do(func(ch *amqp.Channel) error {
+			q, err := ch.QueueDeclarePassive(q, true, false, false, false, nil)
+			unacked = q.Messages
+			return err
+		})
+		return unacked == 0
+	})
+	// Redeliveries would show as extra calls.
+	if got := calls.Load(); got != n {
+		t.Fatalf("%d handler calls, want %d", got, n)
+	}
+}
+
+func TestCloseIdempotent(t *testing.T) {
+	cfg := testConfig(t)
+	c, err := rabbitmq.Dial(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := unique("sgtest.close")
+	cleanupQueue(t, q)
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- c.Subscribe(context.Background(), q, func(context.Context, brokers.Message) error { return nil },
+			brokers.WithReady(func() { close(ready) }))
+	}()
+	<-ready
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Subscribe after Close returned %v, want nil", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if err := c.Publish(t.Context(), q, brokers.Message{}); !errors.Is(err, brokers.ErrClosed) {
+		t.Fatalf("Publish after Close = %v, want ErrClosed", err)
+	}
+	if err := c.Subscribe(t.Context(), q, nil); !errors.Is(err, brokers.ErrClosed) {
+		t.Fatalf("Subscribe after Close = %v, want ErrClosed", err)
+	}
+}
+
+// TestInboxRoundTrip: a request/reply through a reply queue (and through
+// direct reply-to), with a configured exchange and without.
+func TestInboxRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		direct   bool
+		exchange bool
+	}{{"queue", false, false}, {"queue+exchange", false, true}, {"direct", true, false}, {"direct+exchange", true, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.DirectReplyTo = tc.direct
+			if tc.exchange {
+				cfg.Exchange = unique("sgtest.ex")
+				a := newAdmin(t)
+				t.Cleanup(func() { a.deleteExchange(cfg.Exchange) })
+			}
+			gw := dial(t, cfg)
+			svc := dial(t, cfg)
+			work, inbox := unique("sgtest.work"), unique("sgtest.reply")
+			cleanupQueue(t, work)
+			cleanupQueue(t, inbox)
+			subscribe(t, svc, work, func(ctx context.Context, m brokers.Message) error {
+				req, err := envelope.DecodeRequest(m)
+				if err != nil {
+					return err
+				}
+				return svc.Publish(ctx, req.ReplyTo, envelope.Reply{CorrelationID: req.CorrelationID, Status: 201, Body: req.Body}.Message())
+			})
+			replies := make(chan envelope.Reply, 1)
+			subscribe(t, gw, inbox, func(_ context.Context, m brokers.Message) error {
+				r, err := envelope.DecodeReply(m)
+				if err == nil {
+					replies <- r
+				}
+				return nil
+			}, brokers.AsInbox())
+			req := request(inbox, 30*time.Second)
+			if err := gw.Publish(t.Context(), work, req); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case r := <-replies:
+				if r.Status != 201 || !bytes.Equal(r.Body, req.Body) || r.CorrelationID != req.Headers[envelope.CorrelationID] {
+					t.Fatalf("reply %+v", r)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("no reply within 10s")
+			}
+			// The service's reply publish succeeded: the request is acked, not
+			// retried (which would answer it again).
+			a := newAdmin(t)
+			eventually(t, 5*time.Second, "request acked", func() bool { return a.messages(work) == 0 })
+			select {
+			case r := <-replies:
+				t.Fatalf("second reply %+v: the request was handled again", r)
+			case <-time.After(time.Second): // negative check
+			}
+		})
+	}
+}
+
+// TestSubscribeRefused: a queue that exists with other arguments is refused
+// by the broker (406); Subscribe returns that error instead of retrying
+// forever.
+func TestSubscribeRefused(t *testing.T) {
+	cfg := testConfig(t)
+	c := dial(t, cfg)
+	q := unique("sgtest.classic")
+	cleanupQueue(t, q)
+	a := newAdmin(t)
+	if err := a.do(func(ch *amqp.Channel) error { _, err := ch.QueueDeclare(q, true, false, false, false, nil); return err }); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- c.Subscribe(t.Context(), q, func(context.Context, brokers.Message) error { return nil })
+	}()
+	select {
+	case err := <-done:
+		var ae *amqp.Error
+		if !errors.As(err, &ae) || ae.Code != amqp.PreconditionFailed {
+			t.Fatalf("Subscribe to a classic queue = %v, want the broker's PRECONDITION_FAILED", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Subscribe kept retrying a refused declaration")
+	}
+	// The publishing side is unaffected.
+	if err := c.Publish(t.Context(), q, brokers.Message{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestQueueDeletedWhileSubscribed: the broker cancels the consumer of a
+// deleted queue; the subscription declares it again and keeps consuming.
+func TestQueueDeletedWhileSubscribed(t *testing.T) {
+	cfg := testConfig(t)
+	c := dial(t, cfg)
+	q := unique("sgtest.deleted")
+	cleanupQueue(t, q)
+	got := make(chan string, 4)
+	subscribe(t, c, q, func(_ context.Context, m brokers.Message) error { got <- string(m.Body); return nil })
+	a := newAdmin(t)
+	a.deleteQueue(q)
+	eventually(t, 10*time.Second, "queue declared again", func() bool { return a.messages(q) == 0 })
+	if err := c.Publish(t.Context(), q, brokers.Message{Body: []byte("after")}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case b := <-got:
+		if b != "after" {
+			t.Fatalf("got %q", b)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no delivery after the queue was deleted and declared again")
+	}
+}
+
+// TestDialExchangeRefused: an exchange that exists with another type makes
+// Dial fail with the broker's error, leaving nothing running.
+func TestDialExchangeRefused(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Exchange = unique("sgtest.fanout")
+	a := newAdmin(t)
+	t.Cleanup(func() { a.deleteExchange(cfg.Exchange) })
+	if err := a.do(func(ch *amqp.Channel) error {
+		return ch.ExchangeDeclare(cfg.Exchange, amqp.ExchangeFanout, true, false, false, false, nil)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := rabbitmq.Dial(cfg)
+	var ae *amqp.Error
+	if !errors.As(err, &ae) || ae.Code != amqp.PreconditionFailed {
+		t.Fatalf("Dial with a conflicting exchange = %v, want PRECONDITION_FAILED", err)
+	}
+}

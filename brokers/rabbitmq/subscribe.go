@@ -1,0 +1,537 @@
+package rabbitmq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/syncgate/syncgate/brokers"
+	"github.com/syncgate/syncgate/brokers/envelope"
+)
+
+// maxSetupFailures bounds consecutive failed setups (declare, qos, consume)
+// on an open connection that the broker did not refuse outright; past it
+// Subscribe returns the error.
+const maxSetupFailures = 5
+
+var tagSeq atomic.Uint64
+
+// Subscribe consumes the queue for source until ctx ends or Close, calling h
+// on up to Concurrency goroutines; each delivery is acknowledged after h
+// returns nil and nacked with requeue after an error (out of order, by
+// delivery tag). Subscribe declares the topology it needs (see the package
+// doc): a durable quorum queue named source (or the group, with an
+// exchange), dead-lettering after MaxDeliveries; with AsInbox, a durable
+// reply queue with x-expires, or direct reply-to when configured. Ready is
+// called once the consumer is registered. A broker outage is waited out; the
+// consumer resumes after recovery. Subscribe returns nil when ctx ends, after
+// its in-flight handlers returned.
+func (c *Client) Subscribe(ctx context.Context, source string, h brokers.Handler, opts ...brokers.SubscribeOption) error {
+	sc := brokers.NewSubscribeConfig(opts...)
+	if source == "" {
+		return errors.New("rabbitmq: subscribe: empty source")
+	}
+	queue := source
+	if sc.Group != "" && !sc.Inbox && c.cfg.Exchange != "" {
+		queue = sc.Group
+	}
+	if err := c.enter(); err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		c.subsWG.Done()
+		return nil
+	}
+	defer c.subsWG.Done()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(c.ctx, cancel)()
+
+	if sc.Inbox && c.cfg.DirectReplyTo {
+		return c.subscribeDirect(ctx, source, h, sc)
+	}
+	s := &subscription{c: c, source: source, queue: queue, sc: sc, log: c.log.With(slog.String("queue", queue))}
+	c.track(s, true)
+	defer c.track(s, false)
+	if err := s.connect(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	defer s.close()
+	return s.run(ctx, h)
+}
+
+// subscription is one Subscribe call on its own connection and channel.
+//
+// amqp091-go recovers the connection and reopens the channel, but topology
+// recovery is disabled on this connection and the subscription re-runs its
+// own declare/qos/consume with a fresh consumer tag after every reopen. The
+// library's consumer recovery would re-subscribe under the old tag into the
+// old delivery channel, and a handler finishing after the recovery would then
+// ack its pre-outage delivery tag on the new channel, where tags restart at
+// 1: the broker closes the channel (406 unknown delivery tag) or, worse, the
+// tag names another message, which is acknowledged unprocessed. Here an ack
+// is sent only when the delivery's consumer tag is the live one, and the
+// live tag is retired by the recovery hook before the channel reopens.
+type subscription struct {
+	c      *Client
+	source string
+	queue  string
+	sc     brokers.SubscribeConfig
+	log    *slog.Logger
+
+	conn  *amqp.Connection
+	ch    *amqp.Channel
+	connW *stateWatch
+	chanW *stateWatch
+
+	mu        sync.RWMutex // held for reading while acking
+	live      string       // consumer tag whose acks reach the broker
+	gen       uint64       // incremented by every loss
+	needOpens uint64       // channel opens to see before using the channel
+	dead      chan struct{}
+	stale     []staleConsumer
+	readyFn   sync.Once
+
+	drains sync.WaitGroup
+}
+
+type staleConsumer struct {
+	tag        string
+	deliveries <-chan amqp.Delivery
+}
+
+// consuming reports whether the subscription has a live consumer.
+func (s *subscription) consuming() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.live != ""
+}
+
+// lost is the recovery hook: it runs before the library reopens anything.
+func (s *subscription) lost() {
+	s.mu.Lock()
+	s.needOpens = 1 // a loss before the watcher started
+	if s.chanW != nil {
+		s.needOpens = s.chanW.opened() + 1
+	}
+	s.mu.Unlock()
+	s.retire()
+}
+
+// retire stops acks for the live consumer.
+func (s *subscription) retire() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.gen++
+	s.live = ""
+	if s.dead != nil {
+		close(s.dead)
+		s.dead = nil
+	}
+}
+
+// connect dials the subscription's connection, retrying while the broker is
+// unreachable (the library only recovers connections that once succeeded).
+func (s *subscription) connect(ctx context.Context) error {
+	cfg := s.c.cfg
+	role := "subscriber " + s.queue
+	var last error
+	for attempt := 0; cfg.ReconnectAttempts == 0 || attempt <= cfg.ReconnectAttempts; attempt++ {
+		if attempt > 0 {
+			t := time.NewTimer(cfg.ReconnectInterval)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-t.C:
+			}
+		}
+		hook := &recoveryHook{onDown: s.lost, log: s.log}
+		conn, err := amqp.DialConfig(cfg.URL, cfg.amqpConfig(role, amqp.TopologyRecoveryDisabled, hook))
+		if err != nil {
+			last = err
+			s.log.Warn("rabbitmq: subscriber cannot connect", slog.Any("error", err))
+			continue
+		}
+		ch, err := conn.Channel()
+		if err != nil {
+			_ = conn.Close()
+			last = err
+			continue
+		}
+		s.mu.Lock()
+		s.conn, s.ch = conn, ch
+		s.connW = watchState(conn.NotifyStateChange)
+		s.chanW = watchState(ch.NotifyStateChange)
+		s.mu.Unlock()
+		return nil
+	}
+	return fmt.Errorf("%w: rabbitmq: subscribe %q: %v", brokers.ErrUnavailable, s.queue, last)
+}
+
+// close closes the connection (the broker requeues what was not acked) and
+// waits for the library and the drains to finish.
+func (s *subscription) close() {
+	_ = closeConn(s.conn, s.connW, s.ch, s.c.cfg.ReconnectInterval/2)
+	s.c.awaitLibrary(s.connW, s.chanW)
+	s.drains.Wait()
+}
+
+type job struct{ d amqp.Delivery }
+
+func (s *subscription) run(ctx context.Context, h brokers.Handler) error {
+	work := make(chan job)
+	var workers sync.WaitGroup
+	for range s.sc.Concurrency {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for j := range work {
+				s.settle(j.d, call(ctx, h, decode(j.d)))
+			}
+		}()
+	}
+	defer workers.Wait()
+	defer close(work)
+
+	failures := 0
+	for {
+		deliveries, tag, dead, err := s.setup(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, errGone) {
+				return fmt.Errorf("%w: rabbitmq: subscribe %q: connection closed: %v", brokers.ErrUnavailable, s.queue, err)
+			}
+			if refused(err) {
+				// Not transient: a queue declared with other arguments, a
+				// missing permission. Retrying would fail the same way.
+				return fmt.Errorf("rabbitmq: subscribe %q: %w", s.queue, err)
+			}
+			if !errors.Is(err, errLost) {
+				if failures++; failures >= maxSetupFailures {
+					return fmt.Errorf("rabbitmq: subscribe %q: %w", s.queue, err)
+				}
+				s.log.Warn("rabbitmq: subscription setup failed", slog.Any("error", err))
+			}
+			s.pause(ctx)
+			continue
+		}
+		failures = 0
+		s.readyFn.Do(s.sc.Ready)
+		switch s.serve(ctx, deliveries, dead, work) {
+		case stopCtx:
+			// No basic.cancel: deliveries not handed to a handler are
+			// requeued when close ends the connection, after the running
+			// handlers settled theirs.
+			return nil
+		case stopLost:
+			s.retireConsumer(tag, deliveries)
+		case stopCancelled:
+			// The broker cancelled the consumer (queue deleted): declare and
+			// consume again.
+			s.log.Warn("rabbitmq: consumer cancelled by the broker; re-subscribing")
+			s.retire()
+		}
+	}
+}
+
+// pause waits after a failed setup for the next state change of the
+// channel, at most ReconnectInterval, so a failure seen before the library
+// reported the loss does not spin.
+func (s *subscription) pause(ctx context.Context) {
+	changed := s.chanW.state().changed
+	t := time.NewTimer(s.c.cfg.ReconnectInterval)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-changed:
+	case <-t.C:
+	}
+}
+
+// refused reports whether the broker refused an operation with a channel
+// exception (403 access refused, 404 not found, 405 resource locked, 406
+// precondition failed): retrying after the recovery fails the same way,
+// unlike a lost connection.
+func refused(err error) bool {
+	var ae *amqp.Error
+	if !errors.As(err, &ae) || !ae.Server {
+		return false
+	}
+	switch ae.Code {
+	case amqp.AccessRefused, amqp.NotFound, amqp.ResourceLocked, amqp.PreconditionFailed:
+		return true
+	}
+	return false
+}
+
+var (
+	errLost = errors.New("connection or channel lost during setup")
+	errGone = errors.New("recovery ended")
+)
+
+// awaitOpen waits until the connection and channel are open, and the
+// channel was reopened after the last loss the hook saw: the library reopens
+// a channel right after a channel-level close, and a call issued before it
+// finished could interleave with its handshake.
+func (s *subscription) awaitOpen(ctx context.Context) error {
+	for {
+		cs, hs := s.connW.state(), s.chanW.state()
+		s.mu.RLock()
+		need := s.needOpens
+		s.mu.RUnlock()
+		switch {
+		case cs.closed || hs.closed:
+			return fmt.Errorf("%w: %v", errGone, errors.Join(cs.err, hs.err))
+		case cs.open && hs.open && hs.opens >= need:
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-cs.changed:
+		case <-hs.changed:
+		}
+	}
+}
+
+// setup declares the topology, cancels consumers retired by a loss and
+// starts a consumer with a fresh tag on the current channel incarnation.
+func (s *subscription) setup(ctx context.Context) (<-chan amqp.Delivery, string, <-chan struct{}, error) {
+	if err := s.awaitOpen(ctx); err != nil {
+		return nil, "", nil, err
+	}
+	s.mu.Lock()
+	gen := s.gen
+	stale := s.stale
+	s.mu.Unlock()
+	lost := func(err error) error {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		if s.gen != gen {
+			return fmt.Errorf("%w: %w", errLost, err)
+		}
+		return err
+	}
+
+	ch := s.ch
+	prefetch := max(s.c.cfg.Prefetch, s.sc.Concurrency)
+	if err := ch.Qos(prefetch, 0, false); err != nil {
+		return nil, "", nil, lost(fmt.Errorf("qos: %w", err))
+	}
+	if err := s.declare(ch); err != nil {
+		return nil, "", nil, lost(err)
+	}
+	if len(stale) > 0 {
+		// Deliveries of retired consumers that are unacked on this channel
+		// incarnation (a consumer that started while a loss was in progress)
+		// are handed back to the queue; on a fresh incarnation there are none.
+		for _, st := range stale {
+			if err := ch.Cancel(st.tag, false); err != nil {
+				return nil, "", nil, lost(fmt.Errorf("cancel retired consumer: %w", err))
+			}
+		}
+		// Delivery tag 0 with multiple: every unacked delivery of the channel.
+		if err := ch.Nack(0, true, true); err != nil {
+			return nil, "", nil, lost(fmt.Errorf("requeue retired deliveries: %w", err))
+		}
+		s.mu.Lock()
+		s.stale = s.stale[len(stale):]
+		s.mu.Unlock()
+	}
+
+	tag := "syncgate." + s.c.id + "." + strconv.FormatUint(tagSeq.Add(1), 36)
+	dead := make(chan struct{})
+	s.mu.Lock()
+	if s.gen != gen {
+		s.mu.Unlock()
+		return nil, "", nil, errLost
+	}
+	s.live, s.dead = tag, dead
+	s.mu.Unlock()
+	deliveries, err := ch.Consume(s.queue, tag, false, false, false, false, nil)
+	if err != nil {
+		s.mu.Lock()
+		if s.live == tag {
+			s.live, s.dead = "", nil
+		}
+		s.mu.Unlock()
+		return nil, "", nil, lost(fmt.Errorf("consume %q: %w", s.queue, err))
+	}
+	return deliveries, tag, dead, nil
+}
+
+// retireConsumer keeps a consumer from before a loss for cancelling after the
+// reopen (which frees the library's buffer for it) and discards whatever it
+// still delivers: the broker requeued those messages when the channel closed.
+func (s *subscription) retireConsumer(tag string, deliveries <-chan amqp.Delivery) {
+	s.mu.Lock()
+	s.stale = append(s.stale, staleConsumer{tag: tag, deliveries: deliveries})
+	s.mu.Unlock()
+	s.drains.Add(1)
+	go func() {
+		defer s.drains.Done()
+		for range deliveries {
+		}
+	}()
+}
+
+type stopReason int
+
+const (
+	stopCtx stopReason = iota
+	stopLost
+	stopCancelled
+)
+
+func (s *subscription) serve(ctx context.Context, deliveries <-chan amqp.Delivery, dead <-chan struct{}, work chan<- job) stopReason {
+	for {
+		select {
+		case <-ctx.Done():
+			return stopCtx
+		case <-dead:
+			return stopLost
+		case d, ok := <-deliveries:
+			if !ok {
+				select {
+				case <-dead:
+					return stopLost
+				default:
+					return stopCancelled
+				}
+			}
+			select {
+			case work <- job{d}:
+			case <-ctx.Done():
+				return stopCtx
+			case <-dead:
+				return stopLost
+			}
+		}
+	}
+}
+
+// settle acks or nacks d unless its consumer was retired by a loss (then the
+// broker has requeued it already and its tag means nothing on the reopened
+// channel). A reply queue is a classic queue with no delivery count: a reply
+// whose handling failed twice is dead-lettered.
+func (s *subscription) settle(d amqp.Delivery, herr error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if d.ConsumerTag != s.live {
+		return
+	}
+	var err error
+	switch {
+	case herr == nil:
+		err = d.Ack(false)
+	case s.sc.Inbox && d.Redelivered:
+		err = d.Nack(false, false)
+	default:
+		err = d.Nack(false, true)
+	}
+	if err != nil {
+		s.log.Debug("rabbitmq: settle failed; the broker requeues on channel close", slog.Any("error", err))
+	}
+}
+
+// declare declares (idempotently) what the subscription consumes from.
+func (s *subscription) declare(ch *amqp.Channel) error {
+	cfg := s.c.cfg
+	if err := declareDeadLetter(ch, cfg); err != nil {
+		return err
+	}
+	args := amqp.Table{"x-dead-letter-exchange": cfg.DeadLetterExchange}
+	if s.sc.Inbox {
+		args["x-expires"] = cfg.ReplyQueueExpiry.Milliseconds()
+		args["x-queue-type"] = amqp.QueueTypeClassic
+	} else {
+		args["x-queue-type"] = amqp.QueueTypeQuorum
+		args["x-delivery-limit"] = cfg.MaxDeliveries - 1
+	}
+	if _, err := ch.QueueDeclare(s.queue, true, false, false, false, args); err != nil {
+		return fmt.Errorf("declare queue %q: %w", s.queue, err)
+	}
+	if cfg.Exchange != "" {
+		if err := ch.ExchangeDeclare(cfg.Exchange, amqp.ExchangeDirect, true, false, false, false, nil); err != nil {
+			return fmt.Errorf("declare exchange %q: %w", cfg.Exchange, err)
+		}
+		if err := ch.QueueBind(s.queue, s.source, cfg.Exchange, false, nil); err != nil {
+			return fmt.Errorf("bind queue %q to %q: %w", s.queue, cfg.Exchange, err)
+		}
+	}
+	return nil
+}
+
+func declareDeadLetter(ch *amqp.Channel, cfg Config) error {
+	if err := ch.ExchangeDeclare(cfg.DeadLetterExchange, amqp.ExchangeFanout, true, false, false, false, nil); err != nil {
+		return fmt.Errorf("declare dead-letter exchange %q: %w", cfg.DeadLetterExchange, err)
+	}
+	if _, err := ch.QueueDeclare(cfg.DeadLetterQueue, true, false, false, false, nil); err != nil {
+		return fmt.Errorf("declare dead-letter queue %q: %w", cfg.DeadLetterQueue, err)
+	}
+	if err := ch.QueueBind(cfg.DeadLetterQueue, "", cfg.DeadLetterExchange, false, nil); err != nil {
+		return fmt.Errorf("bind dead-letter queue %q: %w", cfg.DeadLetterQueue, err)
+	}
+	return nil
+}
+
+// call runs h, turning a panic into an error (the message is redelivered).
+func call(ctx context.Context, h brokers.Handler, m brokers.Message) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("rabbitmq: handler panicked: %v", p)
+		}
+	}()
+	return h(ctx, m)
+}
+
+// decode maps a delivery back to a message: string-valued AMQP headers are
+// the envelope headers, less those the broker adds when dead-lettering
+// (x-death and x-delivery-count are not strings); properties
+// fill envelope headers a non-syncgate publisher left out. A direct reply-to
+// address (which the broker rewrites) replaces the reply-to header.
+func decode(d amqp.Delivery) brokers.Message {
+	var m brokers.Message
+	if len(d.Body) > 0 {
+		m.Body = d.Body
+	}
+	h := make(map[string]string, len(d.Headers)+3)
+	for k, v := range d.Headers {
+		s, ok := v.(string)
+		switch {
+		case k == keyHeader:
+			m.Key = s
+		case ok && !strings.HasPrefix(k, "x-first-death-") && !strings.HasPrefix(k, "x-last-death-"):
+			h[k] = s
+		}
+	}
+	fill := func(k, v string) {
+		if _, ok := h[k]; !ok && v != "" {
+			h[k] = v
+		}
+	}
+	fill(envelope.CorrelationID, d.CorrelationId)
+	fill(envelope.ContentType, d.ContentType)
+	fill(envelope.ReplyTo, d.ReplyTo)
+	if strings.HasPrefix(d.ReplyTo, directReplyTo) {
+		h[envelope.ReplyTo] = d.ReplyTo
+	}
+	if len(h) > 0 {
+		m.Headers = h
+	}
+	return m
+}
