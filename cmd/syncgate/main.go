@@ -51,7 +51,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case <-n.Ready():
 		log.Info("ready", slog.String("addr", n.Addr()))
 		if cfg.Demo.Enabled {
-			printTryIt(stdout, n.Addr())
+			printTryIt(stdout, n.Addr(), cfg.Broker.Kind)
 		}
 	case err := <-done:
 		return err
@@ -59,10 +59,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return <-done
 }
 
-func printTryIt(w io.Writer, addr string) {
+func printTryIt(w io.Writer, addr, broker string) {
 	base := "http://" + addr
 	fmt.Fprintf(w, `
-syncgate is up on %[1]s with the in-memory broker and the demo service. Try:
+syncgate is up on %[1]s with the %[2]s broker and the demo service. Try:
 
   curl -i %[1]s/demo/echo -H 'Content-Type: application/json' -d '{"hello":"world"}'
   curl -i %[1]s/demo/sleep?ms=3000 -d 'slow'              # 202 after 2 s; follow Location
@@ -72,7 +72,7 @@ syncgate is up on %[1]s with the in-memory broker and the demo service. Try:
 
 Stop with Ctrl-C: in-flight requests get the drain timeout to finish.
 
-`, base)
+`, base, broker)
 }
 
 func newLogger(c node.LogConfig, w io.Writer) *slog.Logger {
