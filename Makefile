@@ -1,7 +1,7 @@
 # syncgate: `make test` is the whole test suite (what .ci/run calls).
 GO ?= go
 STATICCHECK_VERSION ?= v0.8.2
-GOTEST_FLAGS ?= -race -count=1 -timeout 40m
+GOTEST_FLAGS ?= -race -count=1 -timeout 20m
 
 .PHONY: test fmt-check vet staticcheck unit run bench
 
@@ -22,3 +22,9 @@ unit:
 
 run:
 	$(GO) run ./cmd/syncgate
+
+# A short run of every load scenario (a few minutes, loopback only): rewrites
+# the marked section of BENCHMARKS.md and the plots in docs/bench/. The full
+# runs are in README ("Load testing").
+bench:
+	$(GO) run ./cmd/loadtest bench -short -out BENCHMARKS.md -plot-dir docs/bench

@@ -1,0 +1,142 @@
+package loadtest
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+)
+
+// Plot sizes.
+const (
+	plotWidth  = 8 * vg.Inch
+	plotHeight = 4 * vg.Inch
+)
+
+// PlotLatencyOverTime draws p50 (dashed) and p99 (solid) per interval of
+// each result and saves it to path; the extension (.svg, .png, .pdf)
+// chooses the format.
+func PlotLatencyOverTime(path, title string, rs ...*Result) error {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = "seconds after warm-up"
+	p.Y.Label.Text = "latency (ms)"
+	p.Legend.Top = true
+	p.Legend.Left = true
+	p.Add(plotter.NewGrid())
+	n, top := 0, 0.0
+	for i, r := range rs {
+		if len(r.Series) == 0 {
+			continue
+		}
+		p50 := make(plotter.XYs, 0, len(r.Series))
+		p99 := make(plotter.XYs, 0, len(r.Series))
+		for _, pt := range r.Series {
+			if pt.Count == 0 {
+				continue
+			}
+			p50 = append(p50, plotter.XY{X: pt.T, Y: pt.P50})
+			p99 = append(p99, plotter.XY{X: pt.T, Y: pt.P99})
+			top = math.Max(top, pt.P99)
+		}
+		if len(p99) == 0 {
+			continue
+		}
+		for _, s := range []struct {
+			label  string
+			xys    plotter.XYs
+			dashed bool
+		}{{r.Name + " p99", p99, false}, {r.Name + " p50", p50, true}} {
+			l, err := plotter.NewLine(s.xys)
+			if err != nil {
+				return fmt.Errorf("plot %s: %w", r.Name, err)
+			}
+			l.Color = plotutil.Color(i)
+			l.Width = vg.Points(1.2)
+			if s.dashed {
+				l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+			}
+			p.Add(l)
+			p.Legend.Add(s.label, l)
+		}
+		n++
+	}
+	if n == 0 {
+		return errors.New("loadtest: nothing to plot")
+	}
+	p.Y.Min = 0
+	// Headroom for the legend, which sits at the top.
+	p.Y.Max = top * (1.15 + 0.12*float64(2*n))
+	return p.Save(plotWidth, plotHeight, path)
+}
+
+// PlotPercentiles draws the latency spectrum of each result, on the usual
+// HDR "number of nines" axis (50 %, 90 %, 99 %, 99.9 % evenly spaced), with
+// a log latency axis, and saves it to path.
+func PlotPercentiles(path, title string, rs ...*Result) error {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = "percentile"
+	p.Legend.Top = true
+	p.Legend.Left = true
+	p.Add(plotter.NewGrid())
+	maxK, lo, hi := 0.0, math.Inf(1), 0.0
+	n := 0
+	for i, r := range rs {
+		xys := make(plotter.XYs, 0, len(r.Percentiles))
+		for _, q := range r.Percentiles {
+			if q.Quantile >= 100 {
+				continue // the max has no place on a nines axis
+			}
+			k := nines(q.Quantile)
+			maxK = math.Max(maxK, k)
+			y := math.Max(q.Ms, 0.001)
+			lo, hi = math.Min(lo, y), math.Max(hi, y)
+			xys = append(xys, plotter.XY{X: k, Y: y})
+		}
+		if len(xys) == 0 {
+			continue
+		}
+		l, err := plotter.NewLine(xys)
+		if err != nil {
+			return fmt.Errorf("plot %s: %w", r.Name, err)
+		}
+		l.Color = plotutil.Color(i)
+		l.Dashes = plotutil.Dashes(i)
+		l.Width = vg.Points(1.2)
+		p.Add(l)
+		p.Legend.Add(r.Name, l)
+		n++
+	}
+	if n == 0 {
+		return errors.New("loadtest: nothing to plot")
+	}
+	var ticks []plot.Tick
+	for k, label := range []string{"0%", "90%", "99%", "99.9%", "99.99%", "99.999%"} {
+		if float64(k) <= maxK+0.01 {
+			ticks = append(ticks, plot.Tick{Value: float64(k), Label: label})
+		}
+	}
+	ticks = append(ticks, plot.Tick{Value: nines(50), Label: "50%"})
+	p.X.Tick.Marker = plot.ConstantTicks(ticks)
+	p.X.Min = 0
+	// A log latency axis when the spectrum spans decades (a tail); a
+	// linear one otherwise, where log ticks would show no label.
+	if hi/lo >= 20 {
+		p.Y.Label.Text = "latency (ms, log)"
+		p.Y.Scale = plot.LogScale{}
+		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+		p.Y.Min, p.Y.Max = lo, hi*math.Pow(3, float64(n)/2+0.5) // legend headroom
+	} else {
+		p.Y.Label.Text = "latency (ms)"
+		p.Y.Min, p.Y.Max = 0, hi*(1.15+0.12*float64(n))
+	}
+	return p.Save(plotWidth, plotHeight, path)
+}
+
+// nines maps a percentile to −log10(1 − q/100): 90 → 1, 99 → 2, 99.9 → 3.
+func nines(q float64) float64 { return -math.Log10(1 - q/100) }

@@ -1,0 +1,141 @@
+package scenario
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/syncgate/syncgate/loadtest"
+)
+
+// Options tune every scenario.
+type Options struct {
+	// Short selects the bounded version `make bench` runs (a few minutes
+	// for all scenarios together).
+	Short bool
+	// Progress receives progress lines (nil: none).
+	Progress io.Writer
+	// Scale multiplies durations (default 1); tests use a small value.
+	Scale float64
+	// Waiters is how many requests many-waiters holds open (default 10000).
+	Waiters int
+	// NodeCommand starts the gateway node of many-waiters in a child
+	// process (argv; see ServeNode). Default: this executable with the
+	// argument "serve-node".
+	NodeCommand []string
+}
+
+func (o Options) dur(short, full time.Duration) time.Duration {
+	d := full
+	if o.Short {
+		d = short
+	}
+	if o.Scale > 0 {
+		d = time.Duration(float64(d) * o.Scale)
+	}
+	return d
+}
+
+func (o Options) pick(short, full int) int {
+	if o.Short {
+		return short
+	}
+	return full
+}
+
+// Report is what a scenario measured.
+type Report struct {
+	Scenario    string             `json:"scenario"`
+	Description string             `json:"description"`
+	Results     []*loadtest.Result `json:"results"`
+	Comparisons []Comparison       `json:"comparisons,omitempty"`
+	Memory      *MemoryUse         `json:"memory,omitempty"`
+	Notes       []string           `json:"notes,omitempty"`
+	Skipped     string             `json:"skipped,omitempty"`
+	// Command, when set, is how to run the scenario in full (Markdown
+	// shows it).
+	Command string              `json:"-"`
+	Plots   map[string][]string `json:"-"` // plot title → names of the results it shows
+}
+
+// Comparison is a figure as a ratio to its floor, measured in the same run.
+type Comparison struct {
+	What       string  `json:"what"`
+	Value      float64 `json:"value"`
+	Floor      string  `json:"floor"`
+	FloorValue float64 `json:"floor_value"`
+	Unit       string  `json:"unit"`
+	Ratio      float64 `json:"ratio"`
+	// Aim, when set, is the ratio's target, e.g. "≥ 0.60"; Met tells
+	// whether this run reached it.
+	Aim string `json:"aim,omitempty"`
+	Met *bool  `json:"met,omitempty"`
+}
+
+func compare(what string, value float64, floor string, floorValue float64, unit string) Comparison {
+	c := Comparison{What: what, Value: value, Floor: floor, FloorValue: floorValue, Unit: unit}
+	if floorValue != 0 {
+		c.Ratio = value / floorValue
+	}
+	return c
+}
+
+func (c Comparison) atLeast(aim float64) Comparison {
+	met := c.Ratio >= aim
+	c.Aim, c.Met = fmt.Sprintf("≥ %.2f", aim), &met
+	return c
+}
+
+func (c Comparison) atMost(aim float64) Comparison {
+	met := c.FloorValue > 0 && c.Ratio <= aim
+	c.Aim, c.Met = fmt.Sprintf("≤ %.2f", aim), &met
+	return c
+}
+
+// Result returns the named result of the report, or nil.
+func (r *Report) Result(name string) *loadtest.Result {
+	i := slices.IndexFunc(r.Results, func(x *loadtest.Result) bool { return x.Name == name })
+	if i < 0 {
+		return nil
+	}
+	return r.Results[i]
+}
+
+// Scenario is one standard scenario.
+type Scenario struct {
+	Name        string
+	Description string
+	Run         func(ctx context.Context, o Options) (*Report, error)
+}
+
+// ErrUnknown is returned by Run for a name that is not a scenario.
+var ErrUnknown = errors.New("scenario: unknown scenario")
+
+// All returns the scenarios in the order `make bench` runs them.
+func All() []Scenario {
+	return []Scenario{
+		{"direct", "plain HTTP to the demo echo logic: the floor", Direct},
+		{"memory", "gateway over the in-memory broker vs direct HTTP", Memory},
+		{"kafka", "gateway over Kafka (kfake, in process) vs direct HTTP and the memory broker", Kafka},
+		{"rabbitmq", "gateway over RabbitMQ (127.0.0.1:5672) vs direct HTTP and the memory broker", RabbitMQ},
+		{"auto-poll", "auto route over a slow service: 202, then polling until done (time to result)", AutoPoll},
+		{"many-waiters", "10 000 requests held open on a slow route while a fast route is measured", ManyWaiters},
+	}
+}
+
+// Run runs the named scenario.
+func Run(ctx context.Context, name string, o Options) (*Report, error) {
+	for _, s := range All() {
+		if s.Name == name {
+			rep, err := s.Run(ctx, o)
+			if rep != nil {
+				rep.Scenario, rep.Description = s.Name, s.Description
+			}
+			return rep, err
+		}
+	}
+	return nil, fmt.Errorf("%w %q", ErrUnknown, name)
+}

@@ -1,0 +1,120 @@
+package scenario_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/syncgate/syncgate/loadtest/scenario"
+)
+
+// TestMain lets the test binary serve the many-waiters node when a test
+// starts it as a child process.
+func TestMain(m *testing.M) {
+	if n := os.Getenv(scenario.WaitersEnv); n != "" {
+		waiters, err := strconv.Atoi(n)
+		if err == nil {
+			err = scenario.ServeNode(context.Background(), os.Stdin, os.Stdout, waiters)
+		}
+		if err != nil {
+			os.Stderr.WriteString(err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// A smoke run of the memory scenario at a twentieth of its short length (a
+// few seconds): every request answered 200, the comparisons filled in.
+func TestMemorySmoke(t *testing.T) {
+	rep, err := scenario.Run(t.Context(), "memory", scenario.Options{Short: true, Scale: 0.05})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 6 || len(rep.Comparisons) != 4 {
+		t.Fatalf("%d results, %d comparisons; want 6 and 4", len(rep.Results), len(rep.Comparisons))
+	}
+	for _, r := range rep.Results {
+		if r.Requests == 0 || r.Errors != 0 || r.Status["200"] != r.Requests {
+			t.Errorf("%s: %d requests, %d errors, statuses %v", r.Name, r.Requests, r.Errors, r.Status)
+		}
+	}
+	if c := rep.Comparisons[0]; c.Met == nil || c.Ratio <= 0 || !strings.Contains(c.Floor, "direct") {
+		t.Errorf("throughput comparison %+v: want a ratio to direct with an aim", c)
+	}
+	dir := t.TempDir()
+	plots, err := scenario.WritePlots(rep, dir, "svg")
+	if err != nil || len(plots) != 2 {
+		t.Fatalf("plots %v: %v", plots, err)
+	}
+	md := scenario.Markdown(rep, plots)
+	for _, want := range []string{"### memory", "| gateway/memory, 64 workers |", "≥ 0.60", ".svg)"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("Markdown lacks %q:\n%s", want, md)
+		}
+	}
+}
+
+// many-waiters with 200 waiters and short phases, the node in a child
+// process (this test binary, see TestMain).
+func TestManyWaitersSmoke(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Skip(err)
+	}
+	rep, err := scenario.ManyWaiters(t.Context(), scenario.Options{
+		Short: true, Scale: 0.1, Waiters: 200, NodeCommand: []string{exe},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := rep.Memory
+	if m == nil || m.With.Waiting != 200 || m.With.Goroutines <= m.Before.Goroutines || m.With.RSS == 0 {
+		t.Fatalf("memory %+v", m)
+	}
+	for _, r := range rep.Results {
+		if r.Requests == 0 || r.Status["200"] != r.Requests {
+			t.Errorf("%s: %d requests, statuses %v", r.Name, r.Requests, r.Status)
+		}
+	}
+	if !strings.Contains(strings.Join(rep.Notes, "\n"), "200×200") {
+		t.Errorf("notes %q: want every slow request answered 200", rep.Notes)
+	}
+}
+
+func TestUpdateSection(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "BENCH.md")
+	if err := scenario.UpdateSection(path, "Benchmarks", "one\n"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	// Someone else's section, before and after ours.
+	other := "# Benchmarks\n\n## Middleware overhead\n\nkeep me\n\n" + strings.TrimPrefix(string(b), "# Benchmarks\n\n") + "\n## Later\n\nme too\n"
+	if err := os.WriteFile(path, []byte(other), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := scenario.UpdateSection(path, "Benchmarks", "two\n"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = os.ReadFile(path)
+	got := string(b)
+	want := "# Benchmarks\n\n## Middleware overhead\n\nkeep me\n\n" + scenario.BeginMarker + "\ntwo\n" + scenario.EndMarker + "\n\n## Later\n\nme too\n"
+	if got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+	// Markers gone: the section is appended, nothing else changes.
+	if err := os.WriteFile(path, []byte("# B\n\ntext\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := scenario.UpdateSection(path, "B", "three"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = os.ReadFile(path)
+	if string(b) != "# B\n\ntext\n\n"+scenario.BeginMarker+"\nthree\n"+scenario.EndMarker+"\n" {
+		t.Errorf("append: %q", b)
+	}
+}
