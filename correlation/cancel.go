@@ -13,12 +13,8 @@ func (s *MemoryStore) Cancel(_ context.Context, id string) error {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.items[id]
+	r, ok := s.live(id, now)
 	if !ok {
-		return ErrNotFound
-	}
-	if r.expired(now) {
-		s.remove(r)
 		return ErrNotFound
 	}
 	switch r.State {

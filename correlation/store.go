@@ -113,12 +113,8 @@ func (s *MemoryStore) Complete(_ context.Context, rep envelope.Reply) error {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.items[rep.CorrelationID]
+	r, ok := s.live(rep.CorrelationID, now)
 	if !ok {
-		return ErrNotFound
-	}
-	if r.expired(now) {
-		s.remove(r)
 		return ErrNotFound
 	}
 	switch r.State {
@@ -132,17 +128,27 @@ func (s *MemoryStore) Complete(_ context.Context, rep envelope.Reply) error {
 	return nil
 }
 
+// live returns the unexpired record for id. An expired record is dropped on
+// the way, so that it never answers for the id again.
+func (s *MemoryStore) live(id string, now time.Time) (*record, bool) {
+	r, ok := s.items[id]
+	if !ok {
+		return nil, false
+	}
+	if r.expired(now) {
+		s.remove(r)
+		return nil, false
+	}
+	return r, true
+}
+
 // Get returns the record for id, or ErrNotFound.
 func (s *MemoryStore) Get(_ context.Context, id string) (Result, error) {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.items[id]
+	r, ok := s.live(id, now)
 	if !ok {
-		return Result{}, ErrNotFound
-	}
-	if r.expired(now) {
-		s.remove(r)
 		return Result{}, ErrNotFound
 	}
 	return r.Result, nil

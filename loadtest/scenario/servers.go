@@ -10,28 +10,12 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/syncgate/syncgate/brokers/responder"
 	"github.com/syncgate/syncgate/brokers/responder/demo"
 	"github.com/syncgate/syncgate/cmd/syncgate/node"
 )
 
 // payload is what every echo request sends: a small JSON document.
 var payload = []byte(`{"order":42,"amount":"12.50","currency":"EUR"}`)
-
-// directEcho serves demo.Echo over plain HTTP: the same logic the gateway
-// reaches over a broker, without the broker and the correlation.
-func directEcho() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		rep, _ := demo.Echo(r.Context(), responder.Request{ContentType: r.Header.Get("Content-Type"), Body: body})
-		w.Header().Set("Content-Type", rep.ContentType)
-		_, _ = w.Write(rep.Body)
-	})
-}
 
 // server is something a scenario started; stop is idempotent.
 type server struct {
@@ -47,7 +31,7 @@ func startDirect() (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv := &http.Server{Handler: directEcho(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	srv := &http.Server{Handler: demo.EchoHTTP(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	stopped := false

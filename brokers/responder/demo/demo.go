@@ -7,6 +7,8 @@ package demo
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
 	"net/url"
 	"strconv"
 	"sync/atomic"
@@ -84,4 +86,19 @@ func Serve(ctx context.Context, s *responder.Service, ready func(), opts ...brok
 		return s.Serve(ctx, SleepDestination, Sleep, append(opts, brokers.WithReady(done))...)
 	})
 	return g.Wait()
+}
+
+// EchoHTTP serves Echo over plain HTTP, without broker or gateway: the floor
+// that benchmarks and load tests compare the gateway against.
+func EchoHTTP() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		rep, _ := Echo(r.Context(), responder.Request{ContentType: r.Header.Get("Content-Type"), Body: body})
+		w.Header().Set("Content-Type", rep.ContentType)
+		_, _ = w.Write(rep.Body)
+	})
 }

@@ -11,24 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/syncgate/syncgate/brokers/responder"
 	"github.com/syncgate/syncgate/brokers/responder/demo"
 )
-
-// directEcho serves demo.Echo over plain HTTP: the floor the gateway is
-// measured against (same logic, no broker, no correlation).
-func directEcho() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		rep, _ := demo.Echo(r.Context(), responder.Request{ContentType: r.Header.Get("Content-Type"), Body: body})
-		w.Header().Set("Content-Type", rep.ContentType)
-		_, _ = w.Write(rep.Body)
-	})
-}
 
 // hammer sends POSTs to url from `clients` keep-alive connections for d and
 // returns completed requests per second. Any non-200 fails the benchmark.
@@ -73,7 +57,7 @@ func BenchmarkGatewayVsDirect(b *testing.B) {
 	const clients = 64
 	phase := 2 * time.Second
 	n := start(b, testConfig())
-	direct := httptest.NewServer(directEcho())
+	direct := httptest.NewServer(demo.EchoHTTP())
 	b.Cleanup(direct.Close)
 	client := &http.Client{Transport: &http.Transport{
 		MaxIdleConns: clients, MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients,
