@@ -1,0 +1,19 @@
+// Package redis keeps syncgate's cluster state in Redis, so that several
+// gateway nodes behind a load balancer act as one: a Store of request results
+// that any node can poll (the Redis twin of correlation.MemoryStore), an
+// Idempotency store binding Idempotency-Keys with SET NX, and a Router that
+// records which node waits for which correlation id and forwards replies to
+// that node over pub/sub.
+//
+// Keys live under Config.Prefix (default "syncgate:"):
+//
+//	{prefix}result:{id}        hash: state, status, content type, headers (JSON), trace, body
+//	{prefix}idem:{scope}:{key} string: JSON of the correlation.IdempotencyRecord
+//	{prefix}owner:{id}         string: the node waiting for the reply
+//	{prefix}node:{node}        pub/sub channel of the node's forwarded replies
+//
+// Every check-and-set runs as one Lua script or one SET NX, so two nodes
+// completing the same id store exactly one reply. Errors caused by Redis
+// itself (unreachable, timeouts, protocol) wrap ErrUnavailable, which the
+// gateway answers with 503. The package needs Redis 7.0 or later (SET NX GET).
+package redis

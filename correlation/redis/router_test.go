@@ -1,0 +1,216 @@
+package redis_test
+
+import (
+	"context"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/syncgate/syncgate/brokers/envelope"
+	"github.com/syncgate/syncgate/correlation"
+	"github.com/syncgate/syncgate/correlation/redis"
+)
+
+func newRouter(t *testing.T) (*redis.Router, *goredis.Client, redis.Config) {
+	t.Helper()
+	rdb, cfg := newClient(t)
+	return redis.NewRouter(rdb, cfg), rdb, cfg
+}
+
+func TestRouterClaim(t *testing.T) {
+	r, rdb, cfg := newRouter(t)
+	ctx := t.Context()
+	id := correlation.NewID()
+	if _, err := r.Owner(ctx, id); err != redis.ErrNoOwner {
+		t.Fatalf("Owner before Claim: %v, want ErrNoOwner", err)
+	}
+	if err := r.Claim(ctx, id, "a", 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	wantTTL(t, rdb, cfg.Prefix+"owner:"+id, 30*time.Second)
+	if node, err := r.Owner(ctx, id); err != nil || node != "a" {
+		t.Fatalf("Owner = %q, %v; want a", node, err)
+	}
+	// Another node's release leaves the claim alone.
+	if err := r.Release(ctx, id, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if node, err := r.Owner(ctx, id); err != nil || node != "a" {
+		t.Fatalf("Owner after b's Release = %q, %v; want a", node, err)
+	}
+	if err := r.Release(ctx, id, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Owner(ctx, id); err != redis.ErrNoOwner {
+		t.Fatalf("Owner after Release: %v, want ErrNoOwner", err)
+	}
+
+	t.Run("claim expires", func(t *testing.T) {
+		if err := r.Claim(ctx, id, "a", 100*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 10*time.Second, "claim expired", func() bool {
+			_, err := r.Owner(ctx, id)
+			return err == redis.ErrNoOwner
+		})
+	})
+}
+
+func TestRouterForwardNoListener(t *testing.T) {
+	r, _, _ := newRouter(t)
+	delivered, err := r.Forward(t.Context(), "nobody", fullReply(correlation.NewID()))
+	if err != nil || delivered {
+		t.Fatalf("Forward to a node with no listener = %v, %v; want false, nil", delivered, err)
+	}
+	if _, err := r.Forward(t.Context(), "nobody", envelope.Reply{}); err == nil {
+		t.Fatal("Forward of a reply without correlation id: no error")
+	}
+}
+
+func listen(t *testing.T, r *redis.Router, ctx context.Context, node string) (*redis.Listener, <-chan envelope.Reply) {
+	t.Helper()
+	got := make(chan envelope.Reply, 16)
+	l, err := r.Listen(ctx, node, func(rep envelope.Reply) { got <- rep })
+	if err != nil {
+		t.Fatalf("Listen(%s): %v", node, err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	return l, got
+}
+
+func receive(t *testing.T, got <-chan envelope.Reply) envelope.Reply {
+	t.Helper()
+	select {
+	case rep := <-got:
+		return rep
+	case <-time.After(10 * time.Second):
+		t.Fatal("no reply within 10s")
+	}
+	return envelope.Reply{}
+}
+
+func TestRouterForward(t *testing.T) {
+	r, rdb, cfg := newRouter(t)
+	ctx := t.Context()
+	l, got := listen(t, r, ctx, "a")
+	_, other := listen(t, r, ctx, "b")
+
+	want := fullReply(correlation.NewID())
+	// Listen returned after Redis confirmed the subscription: the first
+	// Forward must be delivered, with no retry.
+	if delivered, err := r.Forward(ctx, "a", want); err != nil || !delivered {
+		t.Fatalf("Forward = %v, %v; want delivered", delivered, err)
+	}
+	if rep := receive(t, got); !reflect.DeepEqual(rep, want) {
+		t.Fatalf("received\n%+v\nwant\n%+v", rep, want)
+	}
+	minimal := envelope.Reply{CorrelationID: correlation.NewID()}
+	if delivered, err := r.Forward(ctx, "a", minimal); err != nil || !delivered {
+		t.Fatalf("Forward = %v, %v; want delivered", delivered, err)
+	}
+	if rep := receive(t, got); !reflect.DeepEqual(rep, minimal) {
+		t.Fatalf("received %+v, want %+v", rep, minimal)
+	}
+
+	t.Run("garbage is counted and dropped", func(t *testing.T) {
+		for _, junk := range []string{"", "not json", `{"v":1}`, `{"v":2,"id":"x"}`, `{"v":1,"id":"x","status":7}`, `[1,2]`, `{"v":1,"id":"x","body":"!!"}`} {
+			if err := rdb.Publish(ctx, cfg.Prefix+"node:a", junk).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		after := reply(correlation.NewID())
+		if delivered, err := r.Forward(ctx, "a", after); err != nil || !delivered {
+			t.Fatalf("Forward = %v, %v", delivered, err)
+		}
+		// Messages on one channel arrive in order: once the good one is
+		// here, all the garbage was seen.
+		if rep := receive(t, got); rep.CorrelationID != after.CorrelationID {
+			t.Fatalf("received %+v, want %s", rep, after.CorrelationID)
+		}
+		if n := l.Rejected(); n != 7 {
+			t.Fatalf("Rejected() = %d, want 7", n)
+		}
+	})
+
+	select {
+	case rep := <-other:
+		t.Fatalf("node b received %+v, forwarded to a", rep)
+	default:
+	}
+
+	t.Run("closed listener gets nothing", func(t *testing.T) {
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatalf("second Close: %v", err)
+		}
+		// The server drops the subscription when it sees the connection
+		// close, which may take a moment after Close returns.
+		eventually(t, 10*time.Second, "a's subscription gone", func() bool {
+			n, err := rdb.PubSubNumSub(ctx, cfg.Prefix+"node:a").Result()
+			return err == nil && n[cfg.Prefix+"node:a"] == 0
+		})
+		if delivered, err := r.Forward(ctx, "a", reply(correlation.NewID())); err != nil || delivered {
+			t.Fatalf("Forward to a closed listener = %v, %v; want false", delivered, err)
+		}
+	})
+}
+
+func TestListenerStopsWithContext(t *testing.T) {
+	r, _, _ := newRouter(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	l, _ := listen(t, r, ctx, "a")
+	cancel()
+	select {
+	case <-l.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("listener still running 10s after its context ended")
+	}
+}
+
+// TestListenerReconnects kills the listener's connection on the server (not
+// the shared server itself): the listener reconnects, resubscribes and
+// receives again.
+func TestListenerReconnects(t *testing.T) {
+	_, cfg := newClient(t)
+	opts := cfg.Options()
+	opts.ClientName = "syncgate-test-" + randomHex(t)
+	rdb := goredis.NewClient(opts)
+	t.Cleanup(func() { _ = rdb.Close() })
+	r := redis.NewRouter(rdb, cfg)
+	ctx := t.Context()
+	_, got := listen(t, r, ctx, "a")
+
+	list, err := rdb.ClientList(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var subID string
+	for line := range strings.SplitSeq(list, "\n") {
+		fields := strings.Fields(line)
+		if slices.Contains(fields, "name="+opts.ClientName) && slices.Contains(fields, "sub=1") {
+			subID = strings.TrimPrefix(fields[0], "id=")
+		}
+	}
+	if subID == "" {
+		t.Fatalf("no subscriber connection named %s in CLIENT LIST:\n%s", opts.ClientName, list)
+	}
+	if err := rdb.Do(ctx, "CLIENT", "KILL", "ID", subID).Err(); err != nil {
+		t.Fatalf("CLIENT KILL ID %s: %v", subID, err)
+	}
+
+	// Until the listener has resubscribed, PUBLISH reaches nobody.
+	want := reply(correlation.NewID())
+	eventually(t, 10*time.Second, "listener resubscribed", func() bool {
+		delivered, err := r.Forward(ctx, "a", want)
+		return err == nil && delivered
+	})
+	if rep := receive(t, got); !reflect.DeepEqual(rep, want) {
+		t.Fatalf("received %+v, want %+v", rep, want)
+	}
+}

@@ -1,0 +1,225 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/syncgate/syncgate/brokers/envelope"
+	"github.com/syncgate/syncgate/correlation"
+)
+
+// A result record is a hash with the fields state (pending, done,
+// cancelled) and, once done, status, content_type, header (JSON object),
+// traceparent, tracestate and body. Only the scripts below write it.
+
+// Script results, mapped to the correlation sentinels.
+const (
+	rOK        = "ok"
+	rNotFound  = "not_found"
+	rCompleted = "completed"
+	rCancelled = "cancelled"
+)
+
+// pendingScript: KEYS[1] result key; ARGV[1] TTL in ms. A record that exists
+// (pending, done or cancelled) is left alone: a reply that landed before
+// the 202 was recorded is never hidden.
+var pendingScript = goredis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'pending')
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+`)
+
+// completeScript: KEYS[1] result key; ARGV: result TTL in ms, status,
+// content type, header JSON, traceparent, tracestate, body. The first reply
+// wins; an expired key is gone for Redis, so it reads as not_found.
+var completeScript = goredis.NewScript(`
+local st = redis.call('HGET', KEYS[1], 'state')
+if not st then return 'not_found' end
+if st == 'done' then return 'completed' end
+if st == 'cancelled' then return 'cancelled' end
+redis.call('HSET', KEYS[1], 'state', 'done', 'status', ARGV[2], 'content_type', ARGV[3],
+  'header', ARGV[4], 'traceparent', ARGV[5], 'tracestate', ARGV[6], 'body', ARGV[7])
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 'ok'
+`)
+
+// cancelScript: KEYS[1] result key; ARGV[1] result TTL in ms. Cancelling a
+// cancelled record is a no-op and keeps its expiry.
+var cancelScript = goredis.NewScript(`
+local st = redis.call('HGET', KEYS[1], 'state')
+if not st then return 'not_found' end
+if st == 'done' then return 'completed' end
+if st == 'cancelled' then return 'ok' end
+redis.call('HSET', KEYS[1], 'state', 'cancelled')
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 'ok'
+`)
+
+// getScript reads the fields and the remaining TTL in one step, so Expires
+// belongs to the record that was read.
+var getScript = goredis.NewScript(`
+local v = redis.call('HMGET', KEYS[1], 'state', 'status', 'content_type', 'header', 'traceparent', 'tracestate', 'body')
+v[8] = redis.call('PTTL', KEYS[1])
+return v
+`)
+
+// Store keeps the results of accepted requests in Redis, so that every node
+// serves the poll. It implements gateway.Store with the semantics of
+// correlation.MemoryStore; records expire through Redis TTLs, so there is no
+// size cap (Redis' maxmemory policy is the cap). Safe for concurrent use,
+// from any number of processes.
+type Store struct {
+	rdb       goredis.UniversalClient
+	prefix    string
+	resultTTL time.Duration
+}
+
+// NewStore returns a store on rdb; it uses cfg.Prefix and cfg.ResultTTL
+// (defaults applied). The caller owns rdb and closes it.
+func NewStore(rdb goredis.UniversalClient, cfg Config) *Store {
+	cfg.SetDefaults()
+	return &Store{rdb: rdb, prefix: cfg.Prefix, resultTTL: cfg.ResultTTL}
+}
+
+func (s *Store) key(id string) string { return s.prefix + "result:" + id }
+
+// Pending records that id was accepted and may be polled for ttl. It is a
+// no-op when a record exists, and when ttl is not positive (the record
+// would be expired at once).
+func (s *Store) Pending(ctx context.Context, id string, ttl time.Duration) error {
+	if ttl <= 0 {
+		return nil
+	}
+	if err := pendingScript.Run(ctx, s.rdb, []string{s.key(id)}, ms(ttl)).Err(); err != nil {
+		return unavailable("pending "+id, err)
+	}
+	return nil
+}
+
+// Complete stores rep for a pending request and keeps it for the result
+// TTL. It returns correlation.ErrNotFound when no live record exists,
+// correlation.ErrCompleted when a reply is stored already (the first one
+// wins) and correlation.ErrCancelled when the request was cancelled.
+func (s *Store) Complete(ctx context.Context, rep envelope.Reply) error {
+	id := rep.CorrelationID
+	hdr, err := encodeHeader(rep.Header)
+	if err != nil {
+		return fmt.Errorf("redis: complete %s: %w", id, err)
+	}
+	res, err := completeScript.Run(ctx, s.rdb, []string{s.key(id)}, ms(s.resultTTL),
+		strconv.Itoa(rep.Status), rep.ContentType, hdr, rep.TraceParent, rep.TraceState, rep.Body).Text()
+	if err != nil {
+		return unavailable("complete "+id, err)
+	}
+	return scriptErr(res)
+}
+
+// Cancel marks a pending request cancelled for the result TTL: a later
+// Complete fails with correlation.ErrCancelled. It returns
+// correlation.ErrNotFound when no live record exists and
+// correlation.ErrCompleted when the reply is stored already. Cancelling a
+// cancelled request is a no-op.
+func (s *Store) Cancel(ctx context.Context, id string) error {
+	res, err := cancelScript.Run(ctx, s.rdb, []string{s.key(id)}, ms(s.resultTTL)).Text()
+	if err != nil {
+		return unavailable("cancel "+id, err)
+	}
+	return scriptErr(res)
+}
+
+// Get returns the record for id, or correlation.ErrNotFound.
+func (s *Store) Get(ctx context.Context, id string) (correlation.Result, error) {
+	now := time.Now()
+	v, err := getScript.Run(ctx, s.rdb, []string{s.key(id)}).Slice()
+	if err != nil {
+		return correlation.Result{}, unavailable("get "+id, err)
+	}
+	if len(v) != 8 {
+		return correlation.Result{}, unavailable("get "+id, fmt.Errorf("script returned %d values, want 8", len(v)))
+	}
+	if v[0] == nil {
+		return correlation.Result{}, correlation.ErrNotFound
+	}
+	str := func(i int) string { s, _ := v[i].(string); return s }
+	var res correlation.Result
+	if pttl, ok := v[7].(int64); ok && pttl > 0 {
+		res.Expires = now.Add(time.Duration(pttl) * time.Millisecond)
+	}
+	switch str(0) {
+	case "pending":
+		res.State = correlation.StatePending
+		return res, nil
+	case "cancelled":
+		res.State = correlation.StateCancelled
+		return res, nil
+	case "done":
+		res.State = correlation.StateDone
+	default:
+		return correlation.Result{}, fmt.Errorf("redis: get %s: unknown state %q", id, str(0))
+	}
+	status, err := strconv.Atoi(str(1))
+	if err != nil {
+		return correlation.Result{}, fmt.Errorf("redis: get %s: status: %w", id, err)
+	}
+	hdr, err := decodeHeader(str(3))
+	if err != nil {
+		return correlation.Result{}, fmt.Errorf("redis: get %s: %w", id, err)
+	}
+	res.Reply = envelope.Reply{
+		CorrelationID: id, Status: status, ContentType: str(2), Header: hdr,
+		TraceParent: str(4), TraceState: str(5),
+	}
+	if b := str(6); b != "" {
+		res.Reply.Body = []byte(b)
+	}
+	return res, nil
+}
+
+// Delete removes the record for id, if any.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	if err := s.rdb.Del(ctx, s.key(id)).Err(); err != nil {
+		return unavailable("delete "+id, err)
+	}
+	return nil
+}
+
+func scriptErr(res string) error {
+	switch res {
+	case rOK:
+		return nil
+	case rNotFound:
+		return correlation.ErrNotFound
+	case rCompleted:
+		return correlation.ErrCompleted
+	case rCancelled:
+		return correlation.ErrCancelled
+	}
+	return unavailable("script", fmt.Errorf("unexpected result %q", res))
+}
+
+// encodeHeader stores no headers as "" and reads "" back as nil.
+func encodeHeader(h map[string]string) (string, error) {
+	if len(h) == 0 {
+		return "", nil
+	}
+	b, err := json.Marshal(h)
+	return string(b), err
+}
+
+func decodeHeader(s string) (map[string]string, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var h map[string]string
+	if err := json.Unmarshal([]byte(s), &h); err != nil {
+		return nil, errors.New("header: " + err.Error())
+	}
+	return h, nil
+}
