@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -46,7 +47,8 @@ func Kafka(ctx context.Context, o Options) (*Report, error) {
 // startKfake starts an in-process Kafka (kfake, 127.0.0.1) with the demo
 // topics and points the node's broker.kafka at it.
 func startKfake(cfg *node.Config) (func(), error) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, demo.EchoDestination, demo.SleepDestination))
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, demo.EchoDestination, demo.SleepDestination),
+		kfake.SeedTopics(1, append(slices.Clone(rawKafkaRequests), rawKafkaReplies...)...))
 	if err != nil {
 		return nil, fmt.Errorf("scenario: start kfake: %w", err)
 	}

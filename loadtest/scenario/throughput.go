@@ -22,6 +22,14 @@ type target struct {
 	client  *http.Client
 	srv     *server
 	samples *loadtest.Samples
+	// raw, when set, is a raw SDK request/reply loop measured instead of
+	// an HTTP request: closed loop only (64 workers, interleaved with the
+	// others, and 1 worker), compared as the floor of the target named vs
+	// rather than with every target before it; aim, when > 0, is the
+	// throughput ratio that target should reach.
+	raw loadtest.Op
+	vs  string
+	aim float64
 }
 
 func echoTarget(name, url string) target {
@@ -29,6 +37,9 @@ func echoTarget(name, url string) target {
 }
 
 func (t target) op() loadtest.Op {
+	if t.raw != nil {
+		return t.raw
+	}
 	return loadtest.Target{
 		Client: t.client, Method: http.MethodPost, URL: t.url, Body: payload,
 		Header: http.Header{"Content-Type": {"application/json"}}, Samples: t.samples,
@@ -83,7 +94,8 @@ func compareTargets(ctx context.Context, o Options, rep *Report, ph phases, targ
 			closed[i] = append(closed[i], res)
 		}
 	}
-	var merged, single, open []*loadtest.Result
+	var merged, single []*loadtest.Result
+	open := make([]*loadtest.Result, len(targets)) // nil for a raw loop
 	for i, t := range targets {
 		m := loadtest.Merge(fmt.Sprintf("%s, %d workers", t.name, Connections), closed[i]...)
 		merged = append(merged, m)
@@ -95,6 +107,9 @@ func compareTargets(ctx context.Context, o Options, rep *Report, ph phases, targ
 			return err
 		}
 		single = append(single, one)
+		if t.raw != nil {
+			continue
+		}
 		res, err := loadtest.Run(ctx, loadtest.Config{
 			Name: fmt.Sprintf("%s, %s req/s", t.name, trimFloat(ph.rate)), Rate: ph.rate,
 			Warmup: ph.warmup, Duration: ph.open, Timeout: 10 * time.Second, Progress: o.Progress,
@@ -102,13 +117,20 @@ func compareTargets(ctx context.Context, o Options, rep *Report, ph phases, targ
 		if err != nil {
 			return err
 		}
-		open = append(open, res)
+		open[i] = res
 	}
 	rep.Results = append(rep.Results, merged...)
 	rep.Results = append(rep.Results, single...)
-	rep.Results = append(rep.Results, open...)
+	for _, r := range open {
+		if r != nil {
+			rep.Results = append(rep.Results, r)
+		}
+	}
 	for i := 1; i < len(targets); i++ {
 		for j := range i {
+			if targets[i].raw != nil || targets[j].raw != nil {
+				continue
+			}
 			floor := targets[j].name
 			// The ratio is the median of the rounds' ratios: a burst of
 			// noise on the machine spoils one round, not the figure.
@@ -132,10 +154,35 @@ func compareTargets(ctx context.Context, o Options, rep *Report, ph phases, targ
 				compare(open[i].Name+": p99", open[i].Latency.P99, floor+": p99, same rate", open[j].Latency.P99, "ms"))
 		}
 	}
+	for j, f := range targets {
+		i := slices.IndexFunc(targets, func(t target) bool { return t.name == f.vs })
+		if f.raw == nil || i < 0 {
+			continue
+		}
+		var ratios []float64
+		var texts []string
+		for r := range closed[i] {
+			ratios = append(ratios, closed[i][r].Throughput/closed[j][r].Throughput)
+			texts = append(texts, fmt.Sprintf("%.2f", ratios[r]))
+		}
+		c := compare(fmt.Sprintf("%s: throughput (ratio: median of %d interleaved rounds)", merged[i].Name, len(ratios)),
+			merged[i].Throughput, merged[j].Name+": throughput", merged[j].Throughput, "req/s")
+		c.Ratio = median(ratios)
+		if f.aim > 0 {
+			c = c.atLeast(f.aim)
+		}
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%s / %s throughput, round by round: %s.",
+			targets[i].name, f.name, strings.Join(texts, ", ")))
+		rep.Comparisons = append(rep.Comparisons, c,
+			compare(single[i].Name+": p50", single[i].Latency.P50, single[j].Name+": p50", single[j].Latency.P50, "ms"),
+			compare(single[i].Name+": p99", single[i].Latency.P99, single[j].Name+": p99", single[j].Latency.P99, "ms"))
+	}
 	names := func(rs []*loadtest.Result) []string {
-		out := make([]string, len(rs))
-		for i, r := range rs {
-			out[i] = r.Name
+		var out []string
+		for _, r := range rs {
+			if r != nil {
+				out = append(out, r.Name)
+			}
 		}
 		return out
 	}
@@ -240,6 +287,12 @@ func brokerScenario(ctx context.Context, o Options, kind string, setup func(*nod
 		t := echoTarget("gateway/"+kind, n.base+"/demo/echo")
 		t.srv = n
 		targets = append(targets, t)
+		raws, cleanup, err := rawTargets(rep, kind, cfg, t.name)
+		if err != nil {
+			return nil, err
+		}
+		defer cleanup(rep)
+		targets = append(targets, raws...)
 	}
 	err = compareTargets(ctx, o, rep, throughputPhases(o), targets)
 	return rep, err

@@ -1,0 +1,423 @@
+package scenario
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/syncgate/syncgate/brokers/rabbitmq"
+	"github.com/syncgate/syncgate/cmd/syncgate/node"
+	"github.com/syncgate/syncgate/loadtest"
+)
+
+// Raw SDK request/reply loops on the broker the gateway uses in the same
+// run: the floors of the kafka and rabbitmq scenarios. An op succeeds with
+// status 200 once the reply carrying its correlation id (and its body) has
+// come back, so the rows render like the HTTP ones.
+
+// replyMux hands each reply to the request waiting for its correlation id.
+type replyMux struct {
+	mu sync.Mutex
+	m  map[string]chan []byte
+}
+
+func newReplyMux() *replyMux { return &replyMux{m: make(map[string]chan []byte)} }
+
+func (r *replyMux) add(id string) chan []byte {
+	ch := make(chan []byte, 1)
+	r.mu.Lock()
+	r.m[id] = ch
+	r.mu.Unlock()
+	return ch
+}
+
+func (r *replyMux) drop(id string) {
+	r.mu.Lock()
+	delete(r.m, id)
+	r.mu.Unlock()
+}
+
+// deliver reports whether someone waited for id.
+func (r *replyMux) deliver(id string, body []byte) bool {
+	r.mu.Lock()
+	ch := r.m[id]
+	delete(r.m, id)
+	r.mu.Unlock()
+	if ch == nil {
+		return false
+	}
+	ch <- body
+	return true
+}
+
+// await waits for the reply on ch and checks that it echoes body.
+func (r *replyMux) await(ctx context.Context, id string, ch chan []byte, body []byte) (int, error) {
+	select {
+	case got := <-ch:
+		if string(got) != string(body) {
+			return 0, fmt.Errorf("reply %s: body %q, want %q", id, got, body)
+		}
+		return 200, nil
+	case <-ctx.Done():
+		r.drop(id)
+		return 0, fmt.Errorf("reply %s: %w", id, ctx.Err())
+	}
+}
+
+func randomSuffix() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// rawBody is a request body carrying its id, so that a reply to another
+// request cannot pass for its own.
+func rawBody(id string) []byte {
+	return []byte(`{"order":42,"amount":"12.50","currency":"EUR","id":"` + id + `"}`)
+}
+
+// Kafka raw loop topics (single partition: the readers are partition
+// readers, no consumer group). startKfake seeds them.
+var (
+	rawKafkaRequests = []string{"loadtest.raw.requests", "loadtest.raw.linger.requests"}
+	rawKafkaReplies  = []string{"loadtest.raw.replies", "loadtest.raw.linger.replies"}
+)
+
+const (
+	// rawCorrelationHeader carries the correlation id of a raw request and
+	// of its reply.
+	rawCorrelationHeader = "correlation-id"
+)
+
+// rawKafka is a kafka-go request/reply loop: a Writer publishing requests
+// with a correlation header, a plain partition Reader as the service that
+// answers each on the reply topic (a goroutine per request, at most 64),
+// and a Reader of the reply topic handing each reply to its caller.
+type rawKafka struct {
+	reqW, repW *kafkago.Writer
+	reqR, repR *kafkago.Reader
+	mux        *replyMux
+	cancel     context.CancelFunc
+	bg         sync.WaitGroup
+	seq        atomic.Uint64
+	prefix     string
+	reqTopic   string
+	stray      atomic.Int64 // replies nobody waited for
+}
+
+// newRawKafka starts the loop on brokers. With batchSize 1 the Writers send
+// every record at once, in a produce request of its own; otherwise a record
+// waits up to linger (kafka-go's BatchTimeout) for batchSize others.
+func newRawKafka(brokers []string, reqTopic, repTopic string, batchSize int, linger time.Duration) *rawKafka {
+	writer := func() *kafkago.Writer {
+		return &kafkago.Writer{
+			Addr: kafkago.TCP(brokers...), Balancer: &kafkago.LeastBytes{},
+			BatchTimeout: linger, BatchSize: batchSize, RequiredAcks: kafkago.RequireOne,
+			Transport: &kafkago.Transport{},
+		}
+	}
+	reader := func(topic string) *kafkago.Reader {
+		return kafkago.NewReader(kafkago.ReaderConfig{
+			Brokers: brokers, Topic: topic, MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 250 * time.Millisecond,
+			ReadLagInterval: -1, ReadBackoffMin: 10 * time.Millisecond, ReadBackoffMax: 100 * time.Millisecond,
+		})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	k := &rawKafka{
+		reqW: writer(), repW: writer(), reqR: reader(reqTopic), repR: reader(repTopic),
+		mux: newReplyMux(), cancel: cancel, prefix: randomSuffix(),
+	}
+	// The service: read a request, answer it from its own goroutine.
+	k.bg.Go(func() {
+		sem := make(chan struct{}, Connections)
+		var replies sync.WaitGroup
+		defer replies.Wait()
+		for {
+			m, err := k.reqR.ReadMessage(ctx)
+			if err != nil {
+				return
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			replies.Go(func() {
+				defer func() { <-sem }()
+				_ = k.repW.WriteMessages(ctx, kafkago.Message{Topic: repTopic, Headers: m.Headers, Value: m.Value})
+			})
+		}
+	})
+	// The caller's reply consumer.
+	k.bg.Go(func() {
+		for {
+			m, err := k.repR.ReadMessage(ctx)
+			if err != nil {
+				return
+			}
+			if !k.mux.deliver(header(m.Headers, rawCorrelationHeader), m.Value) {
+				k.stray.Add(1)
+			}
+		}
+	})
+	k.reqTopic = reqTopic
+	return k
+}
+
+func header(hs []kafkago.Header, key string) string {
+	for _, h := range hs {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+// op publishes one request and waits for its reply.
+func (k *rawKafka) op() loadtest.Op {
+	return func(ctx context.Context) (int, error) {
+		id := k.prefix + "-" + strconv.FormatUint(k.seq.Add(1), 10)
+		body := rawBody(id)
+		ch := k.mux.add(id)
+		err := k.reqW.WriteMessages(ctx, kafkago.Message{
+			Topic: k.reqTopic, Value: body,
+			Headers: []kafkago.Header{{Key: rawCorrelationHeader, Value: []byte(id)}},
+		})
+		if err != nil {
+			k.mux.drop(id)
+			return 0, err
+		}
+		return k.mux.await(ctx, id, ch, body)
+	}
+}
+
+func (k *rawKafka) close() error {
+	k.cancel()
+	err := errors.Join(k.reqR.Close(), k.repR.Close())
+	k.bg.Wait()
+	err = errors.Join(err, k.reqW.Close(), k.repW.Close())
+	k.reqW.Transport.(*kafkago.Transport).CloseIdleConnections()
+	k.repW.Transport.(*kafkago.Transport).CloseIdleConnections()
+	return err
+}
+
+// rawRabbit is an amqp091-go RPC loop: requests on a queue of their own,
+// a service consuming it and publishing each reply to the request's
+// reply_to, an exclusive server-named reply queue on the caller's
+// connection. safe gives it the guarantees the gateway uses: publisher
+// confirms on both sides, persistent messages, a quorum request queue,
+// manual acks; otherwise transient messages, no confirms, auto-ack and a
+// classic queue.
+type rawRabbit struct {
+	reqConn, svcConn *amqp.Connection
+	req              *amqp.Channel
+	queue, replyTo   string
+	mode             uint8
+	mux              *replyMux
+	bg               sync.WaitGroup
+	seq              atomic.Uint64
+	prefix           string
+}
+
+func newRawRabbit(url string, safe bool) (_ *rawRabbit, err error) {
+	r := &rawRabbit{mux: newReplyMux(), prefix: randomSuffix(), mode: amqp.Transient}
+	r.queue = "loadtest.raw." + r.prefix
+	defer func() {
+		if err != nil {
+			_ = r.close()
+		}
+	}()
+	dial := func() (*amqp.Connection, *amqp.Channel, error) {
+		conn, err := amqp.DialConfig(url, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
+		if err != nil {
+			return nil, nil, err
+		}
+		ch, err := conn.Channel()
+		if err == nil && safe {
+			err = ch.Confirm(false)
+		}
+		if err != nil {
+			_ = conn.Close()
+			return nil, nil, err
+		}
+		return conn, ch, nil
+	}
+	var svc *amqp.Channel
+	if r.reqConn, r.req, err = dial(); err != nil {
+		return nil, err
+	}
+	if r.svcConn, svc, err = dial(); err != nil {
+		return nil, err
+	}
+	var args amqp.Table
+	if safe {
+		args, r.mode = amqp.Table{"x-queue-type": "quorum"}, amqp.Persistent
+	}
+	if _, err := svc.QueueDeclare(r.queue, true, false, false, false, args); err != nil {
+		return nil, err
+	}
+	if err := svc.Qos(Connections, 0, false); err != nil {
+		return nil, err
+	}
+	reqs, err := svc.Consume(r.queue, "", !safe, false, false, false, nil)
+	if err != nil {
+		return nil, err
+	}
+	var ackMu sync.Mutex
+	for range Connections {
+		r.bg.Go(func() {
+			for d := range reqs {
+				dc, err := svc.PublishWithDeferredConfirm("", d.ReplyTo, false, false,
+					amqp.Publishing{CorrelationId: d.CorrelationId, Body: d.Body, DeliveryMode: r.mode})
+				if err != nil {
+					continue // the connection is closing: reqs ends
+				}
+				if dc != nil {
+					dc.Wait()
+				}
+				if safe {
+					ackMu.Lock()
+					_ = d.Ack(false)
+					ackMu.Unlock()
+				}
+			}
+		})
+	}
+	rq, err := r.req.QueueDeclare("", false, true, true, false, nil)
+	if err != nil {
+		return nil, err
+	}
+	r.replyTo = rq.Name
+	replies, err := r.req.Consume(rq.Name, "", true, true, false, false, nil)
+	if err != nil {
+		return nil, err
+	}
+	r.bg.Go(func() {
+		for d := range replies {
+			r.mux.deliver(d.CorrelationId, d.Body)
+		}
+	})
+	return r, nil
+}
+
+func (r *rawRabbit) op() loadtest.Op {
+	return func(ctx context.Context) (int, error) {
+		id := r.prefix + "-" + strconv.FormatUint(r.seq.Add(1), 10)
+		body := rawBody(id)
+		ch := r.mux.add(id)
+		dc, err := r.req.PublishWithDeferredConfirm("", r.queue, false, false,
+			amqp.Publishing{CorrelationId: id, ReplyTo: r.replyTo, Body: body, DeliveryMode: r.mode})
+		if err != nil {
+			r.mux.drop(id)
+			return 0, err
+		}
+		if dc != nil {
+			ok, err := dc.WaitContext(ctx)
+			if err != nil || !ok {
+				r.mux.drop(id)
+				return 0, fmt.Errorf("request %s not confirmed (%v)", id, err)
+			}
+		}
+		return r.mux.await(ctx, id, ch, body)
+	}
+}
+
+// close deletes the request queue and closes both connections.
+func (r *rawRabbit) close() error {
+	var err error
+	if r.req != nil {
+		_, err = r.req.QueueDelete(r.queue, false, false, false)
+	}
+	for _, c := range []*amqp.Connection{r.reqConn, r.svcConn} {
+		if c != nil {
+			err = errors.Join(err, c.Close())
+		}
+	}
+	r.bg.Wait()
+	return err
+}
+
+// rawTargets are the raw SDK loops of backend kind on the broker cfg
+// points at, each the floor of the gateway target named vs. cleanup stops
+// them and notes in rep what went wrong; what the floors are goes to rep's
+// notes at once.
+func rawTargets(rep *Report, kind string, cfg node.Config, vs string) (_ []target, cleanup func(*Report), err error) {
+	var closers []func() error
+	var strays []func() string
+	cleanup = func(rep *Report) {
+		for _, c := range closers {
+			if err := c(); err != nil && rep != nil {
+				rep.Notes = append(rep.Notes, fmt.Sprintf("closing a raw %s loop: %v", kind, err))
+			}
+		}
+		for _, s := range strays {
+			if n := s(); n != "" && rep != nil {
+				rep.Notes = append(rep.Notes, n)
+			}
+		}
+	}
+	raw := func(name string, op loadtest.Op, aim float64) target {
+		return target{name: name, raw: op, vs: vs, aim: aim, samples: new(loadtest.Samples)}
+	}
+	switch kind {
+	case "kafka":
+		rep.Notes = append(rep.Notes, "Raw kafka-go floors: the same round trip as the gateway's (a Writer publishes the request with a correlation header, "+
+			"a plain partition Reader answers it on a reply topic, the caller's Reader hands the reply to it by correlation id) on the same kfake. "+
+			"kafka-go's Writer either sends each record in a produce request of its own (no linger: the c=1 floor) or batches them, "+
+			"waiting up to its BatchTimeout of 1ms (linger 1ms: the c=64 floor); the gateway's own producer lingers only while a request is in flight.")
+		var out []target
+		for i, v := range []struct {
+			name   string
+			batch  int
+			linger time.Duration
+		}{
+			{"raw kafka-go request/reply (no linger)", 1, time.Millisecond},
+			{"raw kafka-go request/reply (linger 1ms)", 100, time.Millisecond},
+		} {
+			// A topic pair per loop: neither reads the other's records.
+			k := newRawKafka(cfg.Broker.Kafka.Brokers, rawKafkaRequests[i], rawKafkaReplies[i], v.batch, v.linger)
+			closers = append(closers, k.close)
+			strays = append(strays, func() string {
+				if n := k.stray.Load(); n > 0 {
+					return fmt.Sprintf("%s: %d replies came after their request had given up", v.name, n)
+				}
+				return ""
+			})
+			out = append(out, raw(v.name, k.op(), 0.50))
+		}
+		return out, cleanup, nil
+	case "rabbitmq":
+		url := cfg.Broker.RabbitMQ.URL
+		if url == "" {
+			url = rabbitmq.DefaultURL
+		}
+		fast, err := newRawRabbit(url, false)
+		if err != nil {
+			return nil, nil, fmt.Errorf("scenario: raw amqp091-go loop: %w", err)
+		}
+		closers = append(closers, fast.close)
+		safe, err := newRawRabbit(url, true)
+		if err != nil {
+			cleanup(nil)
+			return nil, nil, fmt.Errorf("scenario: raw amqp091-go loop with confirms: %w", err)
+		}
+		closers = append(closers, safe.close)
+		rep.Notes = append(rep.Notes, "Raw amqp091-go floors on the same server: an RPC loop with an exclusive, server-named reply queue. "+
+			"Floor 1 has no durability (transient messages, no confirms, auto-ack, classic queue) and is the one the issue's aim refers to; "+
+			"floor 2 has the guarantees the gateway gives (publisher confirms on both sides, persistent messages, quorum request queue, manual acks).")
+		return []target{
+			raw("raw amqp091-go RPC, floor 1 (no durability)", fast.op(), 0.60),
+			raw("raw amqp091-go RPC, floor 2 (confirms+persistent+quorum, the gateway's guarantees)", safe.op(), 0),
+		}, cleanup, nil
+	}
+	return nil, func(*Report) {}, nil
+}
