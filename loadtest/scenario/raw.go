@@ -14,8 +14,10 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	kafkago "github.com/segmentio/kafka-go"
 
+	"github.com/syncgate/syncgate/brokers/envelope"
 	"github.com/syncgate/syncgate/brokers/rabbitmq"
 	"github.com/syncgate/syncgate/cmd/syncgate/node"
+	"github.com/syncgate/syncgate/correlation"
 	"github.com/syncgate/syncgate/loadtest"
 )
 
@@ -24,52 +26,21 @@ import (
 // status 200 once the reply carrying its correlation id (and its body) has
 // come back, so the rows render like the HTTP ones.
 
-// replyMux hands each reply to the request waiting for its correlation id.
-type replyMux struct {
-	mu sync.Mutex
-	m  map[string]chan []byte
-}
-
-func newReplyMux() *replyMux { return &replyMux{m: make(map[string]chan []byte)} }
-
-func (r *replyMux) add(id string) chan []byte {
-	ch := make(chan []byte, 1)
-	r.mu.Lock()
-	r.m[id] = ch
-	r.mu.Unlock()
-	return ch
-}
-
-func (r *replyMux) drop(id string) {
-	r.mu.Lock()
-	delete(r.m, id)
-	r.mu.Unlock()
-}
-
-// deliver reports whether someone waited for id.
-func (r *replyMux) deliver(id string, body []byte) bool {
-	r.mu.Lock()
-	ch := r.m[id]
-	delete(r.m, id)
-	r.mu.Unlock()
-	if ch == nil {
-		return false
-	}
-	ch <- body
-	return true
-}
-
-// await waits for the reply on ch and checks that it echoes body.
-func (r *replyMux) await(ctx context.Context, id string, ch chan []byte, body []byte) (int, error) {
+// await waits for w's reply and checks that it echoes body. A context that
+// ends first is an error, whether or not the reply raced it.
+func await(ctx context.Context, w *correlation.Waiter, body []byte) (int, error) {
 	select {
-	case got := <-ch:
-		if string(got) != string(body) {
-			return 0, fmt.Errorf("reply %s: body %q, want %q", id, got, body)
+	case rep, ok := <-w.C():
+		if !ok {
+			return 0, fmt.Errorf("reply %s: registry closed", w.ID())
+		}
+		if string(rep.Body) != string(body) {
+			return 0, fmt.Errorf("reply %s: body %q, want %q", w.ID(), rep.Body, body)
 		}
 		return 200, nil
 	case <-ctx.Done():
-		r.drop(id)
-		return 0, fmt.Errorf("reply %s: %w", id, ctx.Err())
+		w.Cancel()
+		return 0, fmt.Errorf("reply %s: %w", w.ID(), ctx.Err())
 	}
 }
 
@@ -105,7 +76,7 @@ const (
 type rawKafka struct {
 	reqW, repW *kafkago.Writer
 	reqR, repR *kafkago.Reader
-	mux        *replyMux
+	mux        *correlation.Registry // hands each reply to the request waiting for its id
 	cancel     context.CancelFunc
 	bg         sync.WaitGroup
 	seq        atomic.Uint64
@@ -134,7 +105,7 @@ func newRawKafka(brokers []string, reqTopic, repTopic string, batchSize int, lin
 	ctx, cancel := context.WithCancel(context.Background())
 	k := &rawKafka{
 		reqW: writer(), repW: writer(), reqR: reader(reqTopic), repR: reader(repTopic),
-		mux: newReplyMux(), cancel: cancel, prefix: randomSuffix(),
+		mux: correlation.NewRegistry(), cancel: cancel, prefix: randomSuffix(),
 	}
 	// The service: read a request, answer it from its own goroutine.
 	k.bg.Go(func() {
@@ -164,7 +135,7 @@ func newRawKafka(brokers []string, reqTopic, repTopic string, batchSize int, lin
 			if err != nil {
 				return
 			}
-			if !k.mux.deliver(header(m.Headers, rawCorrelationHeader), m.Value) {
+			if !k.mux.Deliver(envelope.Reply{CorrelationID: header(m.Headers, rawCorrelationHeader), Body: m.Value}) {
 				k.stray.Add(1)
 			}
 		}
@@ -187,16 +158,19 @@ func (k *rawKafka) op() loadtest.Op {
 	return func(ctx context.Context) (int, error) {
 		id := k.prefix + "-" + strconv.FormatUint(k.seq.Add(1), 10)
 		body := rawBody(id)
-		ch := k.mux.add(id)
-		err := k.reqW.WriteMessages(ctx, kafkago.Message{
+		w, err := k.mux.Register(id)
+		if err != nil {
+			return 0, err
+		}
+		err = k.reqW.WriteMessages(ctx, kafkago.Message{
 			Topic: k.reqTopic, Value: body,
 			Headers: []kafkago.Header{{Key: rawCorrelationHeader, Value: []byte(id)}},
 		})
 		if err != nil {
-			k.mux.drop(id)
+			w.Cancel()
 			return 0, err
 		}
-		return k.mux.await(ctx, id, ch, body)
+		return await(ctx, w, body)
 	}
 }
 
@@ -222,14 +196,14 @@ type rawRabbit struct {
 	req              *amqp.Channel
 	queue, replyTo   string
 	mode             uint8
-	mux              *replyMux
+	mux              *correlation.Registry
 	bg               sync.WaitGroup
 	seq              atomic.Uint64
 	prefix           string
 }
 
 func newRawRabbit(url string, safe bool) (_ *rawRabbit, err error) {
-	r := &rawRabbit{mux: newReplyMux(), prefix: randomSuffix(), mode: amqp.Transient}
+	r := &rawRabbit{mux: correlation.NewRegistry(), prefix: randomSuffix(), mode: amqp.Transient}
 	r.queue = "loadtest.raw." + r.prefix
 	defer func() {
 		if err != nil {
@@ -303,7 +277,7 @@ func newRawRabbit(url string, safe bool) (_ *rawRabbit, err error) {
 	}
 	r.bg.Go(func() {
 		for d := range replies {
-			r.mux.deliver(d.CorrelationId, d.Body)
+			r.mux.Deliver(envelope.Reply{CorrelationID: d.CorrelationId, Body: d.Body})
 		}
 	})
 	return r, nil
@@ -313,21 +287,24 @@ func (r *rawRabbit) op() loadtest.Op {
 	return func(ctx context.Context) (int, error) {
 		id := r.prefix + "-" + strconv.FormatUint(r.seq.Add(1), 10)
 		body := rawBody(id)
-		ch := r.mux.add(id)
+		w, err := r.mux.Register(id)
+		if err != nil {
+			return 0, err
+		}
 		dc, err := r.req.PublishWithDeferredConfirm("", r.queue, false, false,
 			amqp.Publishing{CorrelationId: id, ReplyTo: r.replyTo, Body: body, DeliveryMode: r.mode})
 		if err != nil {
-			r.mux.drop(id)
+			w.Cancel()
 			return 0, err
 		}
 		if dc != nil {
 			ok, err := dc.WaitContext(ctx)
 			if err != nil || !ok {
-				r.mux.drop(id)
+				w.Cancel()
 				return 0, fmt.Errorf("request %s not confirmed (%v)", id, err)
 			}
 		}
-		return r.mux.await(ctx, id, ch, body)
+		return await(ctx, w, body)
 	}
 }
 

@@ -60,9 +60,7 @@ func testRawKafkaLoop(t *testing.T, batch int) {
 	if n := k.stray.Load(); n != 0 {
 		t.Errorf("%d replies matched no waiting request", n)
 	}
-	k.mux.mu.Lock()
-	defer k.mux.mu.Unlock()
-	if len(k.mux.m) != 0 {
-		t.Errorf("%d requests still waiting for a reply", len(k.mux.m))
+	if n := k.mux.Len(); n != 0 {
+		t.Errorf("%d requests still waiting for a reply", n)
 	}
 }
