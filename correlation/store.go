@@ -17,6 +17,9 @@ var (
 	ErrCompleted = errors.New("correlation: request already completed")
 	// ErrCancelled: the request was cancelled (DELETE); its reply is discarded.
 	ErrCancelled = errors.New("correlation: request cancelled")
+	// ErrNoOwner: no gateway node has claimed the id (never claimed, or the
+	// claim expired): a reply for it has no node to be forwarded to.
+	ErrNoOwner = errors.New("correlation: no node owns the request")
 )
 
 // State is the lifecycle of a stored request.

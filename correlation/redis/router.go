@@ -11,11 +11,12 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/syncgate/syncgate/brokers/envelope"
+	"github.com/syncgate/syncgate/correlation"
 )
 
 // ErrNoOwner: no node has claimed the correlation id (never claimed,
-// released, or the claim expired).
-var ErrNoOwner = errors.New("redis: no owner for the request")
+// released, or the claim expired). It is correlation.ErrNoOwner.
+var ErrNoOwner = correlation.ErrNoOwner
 
 // releaseScript deletes the claim only if node still holds it, so a node
 // never drops a claim another node took over.

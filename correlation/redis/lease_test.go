@@ -1,0 +1,120 @@
+package redis_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/syncgate/syncgate/correlation/redis"
+)
+
+func TestLeaseRefusesASecondLiveNode(t *testing.T) {
+	r, rdb, cfg := newRouter(t)
+	ctx := t.Context()
+	a, err := r.Join(ctx, "a", time.Second, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	_, err = r.Join(ctx, "a", time.Second, 0)
+	if !errors.Is(err, redis.ErrNodeTaken) || !strings.Contains(err.Error(), a.Token()) {
+		t.Fatalf("second Join: %v, want ErrNodeTaken naming %s", err, a.Token())
+	}
+	// Waiting less than the holder keeps refreshing does not help either.
+	start := time.Now()
+	if _, err := r.Join(ctx, "a", time.Second, 1500*time.Millisecond); !errors.Is(err, redis.ErrNodeTaken) {
+		t.Fatalf("Join with wait while a refreshes: %v, want ErrNodeTaken", err)
+	}
+	if time.Since(start) > 3*time.Second {
+		t.Errorf("Join with a 1.5s wait took %v", time.Since(start))
+	}
+	// Another id is free.
+	b, err := r.Join(ctx, "b", time.Second, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := rdb.Exists(ctx, cfg.Prefix+"lease:b").Result(); n != 0 {
+		t.Errorf("Close left the lease key")
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	a2, err := r.Join(ctx, "a", time.Second, 0)
+	if err != nil {
+		t.Fatalf("Join after Close: %v", err)
+	}
+	_ = a2.Close()
+}
+
+func TestLeaseOfADeadProcessLapses(t *testing.T) {
+	r, rdb, cfg := newRouter(t)
+	ctx := t.Context()
+	// A process that died: its key, nobody refreshing it.
+	if err := rdb.Set(ctx, cfg.Prefix+"lease:a", "dead-process", 300*time.Millisecond).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Join(ctx, "a", time.Second, 0); !errors.Is(err, redis.ErrNodeTaken) {
+		t.Fatalf("Join without wait: %v, want ErrNodeTaken", err)
+	}
+	l, err := r.Join(ctx, "a", time.Second, 5*time.Second)
+	if err != nil {
+		t.Fatalf("Join waiting for the dead lease: %v", err)
+	}
+	defer l.Close()
+	if v, _ := rdb.Get(ctx, cfg.Prefix+"lease:a").Result(); v != l.Token() {
+		t.Fatalf("lease holds %q, want %q", v, l.Token())
+	}
+}
+
+func TestLeaseRefreshes(t *testing.T) {
+	r, rdb, cfg := newRouter(t)
+	ctx := t.Context()
+	key := cfg.Prefix + "lease:a"
+	l, err := r.Join(ctx, "a", 300*time.Millisecond, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	// Kept past several TTLs.
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		if v, _ := rdb.Get(ctx, key).Result(); v != l.Token() {
+			t.Fatalf("lease lapsed while refreshed: %q", v)
+		}
+		time.Sleep(50 * time.Millisecond) // sampling, not synchronisation
+	}
+	// Gone (Redis restarted without persistence): taken again.
+	if err := rdb.Del(ctx, key).Err(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "lease taken again", func() bool {
+		v, _ := rdb.Get(ctx, key).Result()
+		return v == l.Token()
+	})
+	// Taken by another process meanwhile: reported, not stolen back.
+	if err := rdb.Set(ctx, key, "other", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "lease reported lost", func() bool { return errors.Is(l.Err(), redis.ErrNodeTaken) })
+	if v, _ := rdb.Get(ctx, key).Result(); v != "other" {
+		t.Fatalf("lease stolen back: %q", v)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := rdb.Get(ctx, key).Result(); v != "other" {
+		t.Fatalf("Close deleted another process's lease: %q", v)
+	}
+}
+
+func TestJoinRedisDown(t *testing.T) {
+	rdb, cfg := deadClient(t)
+	r := redis.NewRouter(rdb, cfg)
+	if _, err := r.Join(t.Context(), "a", time.Second, time.Second); !errors.Is(err, redis.ErrUnavailable) {
+		t.Fatalf("Join with Redis down: %v, want ErrUnavailable", err)
+	}
+}

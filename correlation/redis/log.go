@@ -1,0 +1,23 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// SetLibraryLogger sends go-redis's own log lines (a failed dial, a pool
+// event) to log at Debug instead of the standard logger: the errors that
+// matter reach the caller as ErrUnavailable and are logged there, once.
+// go-redis keeps one logger per process, so main calls this once.
+func SetLibraryLogger(log *slog.Logger) {
+	goredis.SetLogger(libraryLogger{log})
+}
+
+type libraryLogger struct{ log *slog.Logger }
+
+func (l libraryLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))
+}
