@@ -77,6 +77,10 @@ type Options struct {
 type Check struct {
 	Name  string
 	Check func(ctx context.Context) error
+	// Degrades marks a check whose failure leaves the node able to serve
+	// part of its traffic (Redis in cluster mode): /readyz still answers
+	// 200, with the failure listed under "degraded".
+	Degrades bool
 }
 
 // PollPath is where clients poll for a result; Location headers point here.
@@ -179,16 +183,26 @@ func (s *server) healthz(w http.ResponseWriter, _ *http.Request) {
 
 // readyz runs every check and lists the failing ones.
 func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
-	var failed []string
+	var failed, degraded []string
 	for _, c := range s.checks {
 		if err := c.Check(r.Context()); err != nil {
-			failed = append(failed, c.Name+": "+err.Error())
+			if c.Degrades {
+				degraded = append(degraded, c.Name+": "+err.Error())
+			} else {
+				failed = append(failed, c.Name+": "+err.Error())
+			}
 		}
 	}
 	if len(failed) > 0 {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = fmt.Fprintf(w, "not ready\n%s\n", strings.Join(failed, "\n"))
+		_, _ = fmt.Fprintf(w, "not ready\n%s\n", strings.Join(append(failed, degraded...), "\n"))
+		return
+	}
+	if len(degraded) > 0 {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusOK)
+		_, _ = fmt.Fprintf(w, "ready (degraded)\n%s\n", strings.Join(degraded, "\n"))
 		return
 	}
 	s.healthz(w, r)

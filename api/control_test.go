@@ -113,10 +113,11 @@ func TestLongPollAndCancel(t *testing.T) {
 
 func TestReadiness(t *testing.T) {
 	var consumer error = errors.New("not positioned")
+	var redis error
 	h := newHandler(t, &stub{}, func(o *api.Options) {
 		o.Checks = []api.Check{
 			{Name: "reply-consumer", Check: func(context.Context) error { return consumer }},
-			{Name: "redis", Check: func(context.Context) error { return nil }},
+			{Name: "redis", Check: func(context.Context) error { return redis }, Degrades: true},
 		}
 	})
 	rec := serve(h, "GET", "/readyz", "", nil)
@@ -127,8 +128,18 @@ func TestReadiness(t *testing.T) {
 		t.Errorf("healthz while not ready: %d", rec.Code)
 	}
 	consumer = nil
-	if rec := serve(h, "GET", "/readyz", "", nil); rec.Code != 200 {
-		t.Errorf("readyz: %d %s", rec.Code, rec.Body)
+	if rec := serve(h, "GET", "/readyz", "", nil); rec.Code != 200 || rec.Body.String() != "ok\n" {
+		t.Errorf("readyz: %d %q", rec.Code, rec.Body)
+	}
+	// A check that only degrades the node keeps it ready, and says so.
+	redis = errors.New("dial tcp: connection refused")
+	if rec := serve(h, "GET", "/readyz", "", nil); rec.Code != 200 || rec.Body.String() != "ready (degraded)\nredis: dial tcp: connection refused\n" {
+		t.Errorf("readyz with redis down: %d %q", rec.Code, rec.Body)
+	}
+	consumer = errors.New("not positioned")
+	if rec := serve(h, "GET", "/readyz", "", nil); rec.Code != http.StatusServiceUnavailable ||
+		rec.Body.String() != "not ready\nreply-consumer: not positioned\nredis: dial tcp: connection refused\n" {
+		t.Errorf("readyz with both down: %d %q", rec.Code, rec.Body)
 	}
 }
 

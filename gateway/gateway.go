@@ -62,7 +62,10 @@ type Config struct {
 	// for replays (default 24 h); it should match the Idempotency store's TTL
 	// and is capped by the result store's own bounds.
 	IdempotencyTTL time.Duration
-	Logger         *slog.Logger
+	// Cluster, when set, makes this gateway one node of several (see
+	// Cluster); Store and Idempotency must then be shared by the nodes.
+	Cluster *Cluster
+	Logger  *slog.Logger
 }
 
 // Gateway runs requests through a broker. Create it with New.
@@ -75,6 +78,10 @@ type Gateway struct {
 	hub      *hub
 	log      *slog.Logger
 	replies  [numReplyOutcomes]atomic.Uint64
+	// forwards counts AcceptForwarded's outcomes; clusterErrs the failed
+	// Router and Store calls of cluster mode.
+	forwards    [numReplyOutcomes]atomic.Uint64
+	clusterErrs [numClusterOps]atomic.Uint64
 }
 
 // New returns a gateway publishing through pub and parking results in store.
@@ -90,6 +97,11 @@ func New(cfg Config, pub Publisher, store Store) *Gateway {
 	}
 	if cfg.IdempotencyTTL <= 0 {
 		cfg.IdempotencyTTL = 24 * time.Hour
+	}
+	if cfg.Cluster != nil && cfg.Cluster.ClaimMargin <= 0 {
+		c := *cfg.Cluster
+		c.ClaimMargin = 5 * time.Second
+		cfg.Cluster = &c
 	}
 	if cfg.Idempotency == nil {
 		cfg.Idempotency = correlation.NewMemoryIdempotency(correlation.MemoryIdempotencyConfig{TTL: cfg.IdempotencyTTL})
@@ -201,9 +213,15 @@ func (g *Gateway) Do(ctx context.Context, req Request) (Outcome, error) {
 		}
 		return fail(fmt.Errorf("gateway: register %s: %w", id, err))
 	}
+	if g.cfg.Cluster != nil {
+		g.clusterBegin(ctx, r, id, keyed)
+	}
 	out.Sent = time.Now()
 	if err := g.publish(ctx, r, msg, deadline); err != nil {
 		w.Cancel()
+		if g.cfg.Cluster != nil && r.Pollable() && !keyed {
+			_ = g.store.Delete(context.WithoutCancel(ctx), id)
+		}
 		return fail(err)
 	}
 	got := func(rep envelope.Reply) (Outcome, error) {
@@ -258,6 +276,12 @@ func (g *Gateway) giveUp(ctx context.Context, r *Route, w *correlation.Waiter, o
 	}
 	if storeErr != nil {
 		return out, fmt.Errorf("%w: %w", ErrStore, storeErr)
+	}
+	if g.cfg.Cluster != nil {
+		// Another node may have stored the reply and lost the forward.
+		if rep, ok := g.storedReply(context.WithoutCancel(ctx), out.ID); ok {
+			return got(rep)
+		}
 	}
 	out.Accepted = true
 	return out, nil

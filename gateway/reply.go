@@ -27,10 +27,16 @@ const (
 	ReplyInvalid
 	// ReplyCancelled: the request was cancelled (DELETE); discarded.
 	ReplyCancelled
+	// ReplyForwarded (cluster mode): handed to the node holding the request.
+	ReplyForwarded
+	// ReplyLost (cluster mode): Redis was down, so the reply could be
+	// neither stored nor forwarded; dropped with an error log. Its request
+	// ends at its deadline (202 stays pending, or 504).
+	ReplyLost
 	numReplyOutcomes
 )
 
-var replyOutcomeNames = [numReplyOutcomes]string{"delivered", "stored", "duplicate", "orphan", "invalid", "cancelled"}
+var replyOutcomeNames = [numReplyOutcomes]string{"delivered", "stored", "duplicate", "orphan", "invalid", "cancelled", "forwarded", "lost"}
 
 func (o ReplyOutcome) String() string {
 	if o >= 0 && o < numReplyOutcomes {
@@ -43,6 +49,11 @@ func (o ReplyOutcome) String() string {
 // Invalid messages are logged and dropped (nil error, so the broker does not
 // redeliver garbage forever). An error means the store failed and the broker
 // should redeliver.
+//
+// In cluster mode a reply nobody waits for on this node is stored (if its
+// request is pollable) and forwarded to the node that claimed it; Redis
+// failures are counted and logged, never returned, so that an outage does
+// not stall the replies this node can still deliver itself.
 func (g *Gateway) DispatchReply(ctx context.Context, m brokers.Message) (ReplyOutcome, error) {
 	rep, err := envelope.DecodeReply(m)
 	if err != nil {
@@ -51,6 +62,14 @@ func (g *Gateway) DispatchReply(ctx context.Context, m brokers.Message) (ReplyOu
 	}
 	if g.registry.Deliver(rep) {
 		return ReplyDelivered, nil
+	}
+	if g.cfg.Cluster != nil {
+		out := g.route(ctx, rep)
+		if out == ReplyLost {
+			g.log.ErrorContext(ctx, "cluster: reply dropped: Redis is unavailable, so it can be neither stored nor forwarded",
+				slog.String("correlation_id", rep.CorrelationID))
+		}
+		return out, nil
 	}
 	switch err := g.store.Complete(ctx, rep); {
 	case err == nil:

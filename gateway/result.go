@@ -30,7 +30,8 @@ func (g *Gateway) Result(ctx context.Context, id string) (correlation.Result, er
 // Await is a long poll: it returns the stored state of a request as soon as
 // it is no longer pending, or after d with the request still pending. It
 // wakes on the reply (no polling loop) when the reply reaches this node; a
-// reply stored by another node is seen at the end of d. On Close it returns
+// reply stored by another node (cluster mode) is seen at the next read of
+// the store, at most a second later. On Close it returns
 // the pending state at once.
 func (g *Gateway) Await(ctx context.Context, id string, d time.Duration) (correlation.Result, error) {
 	if _, err := envelope.ValidateID(id); err != nil {
@@ -48,9 +49,14 @@ func (g *Gateway) Await(ctx context.Context, id string, d time.Duration) (correl
 func (g *Gateway) awaitResult(ctx context.Context, id string, d time.Duration) (correlation.Result, error) {
 	timer := time.NewTimer(d)
 	defer timer.Stop()
+	// In cluster mode another node may store the reply, and nothing wakes
+	// this one: read the store again, every 50 ms at first, backing off to
+	// a second.
+	var recheck <-chan time.Time
+	backoff := 50 * time.Millisecond
 	// Bounded: every round either returns or consumes one change of the
-	// record, and a record changes at most twice (pending → done/cancelled
-	// → expired).
+	// record (a record changes at most twice: pending → done/cancelled →
+	// expired) or one recheck, and rechecks end with the timer.
 	for {
 		e := g.hub.subscribe(id)
 		res, err := g.store.Get(ctx, id)
@@ -58,7 +64,13 @@ func (g *Gateway) awaitResult(ctx context.Context, id string, d time.Duration) (
 			g.hub.release(id, e)
 			return res, err
 		}
+		if g.cfg.Cluster != nil {
+			recheck = time.After(backoff)
+			backoff = min(2*backoff, time.Second)
+		}
 		select {
+		case <-recheck:
+			g.hub.release(id, e)
 		case <-e.ch:
 			g.hub.release(id, e)
 		case <-timer.C:

@@ -1,0 +1,289 @@
+package gateway_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/syncgate/syncgate/brokers"
+	"github.com/syncgate/syncgate/brokers/envelope"
+	"github.com/syncgate/syncgate/correlation"
+	credis "github.com/syncgate/syncgate/correlation/redis"
+	"github.com/syncgate/syncgate/gateway"
+)
+
+// Cluster mode, in process: two gateways ("a" and "b") sharing the real
+// Redis at 127.0.0.1:6379 (store, idempotency, router) under a prefix of
+// their own. The test plays the broker: it hands a request's reply to
+// whichever node's DispatchReply it wants, as if that node had consumed it.
+
+const redisAddr = "127.0.0.1:6379"
+
+type clusterNode struct {
+	*fixture
+	name     string
+	listener *credis.Listener
+}
+
+// newCluster returns nodes a and b on Redis at addr; with a dead addr the
+// nodes run degraded and have no listeners.
+func newCluster(t *testing.T, addr string, live bool) (a, b *clusterNode) {
+	t.Helper()
+	b8 := make([]byte, 8)
+	_, _ = rand.Read(b8)
+	cfg := credis.Config{Addr: addr, Prefix: "syncgate-test:" + hex.EncodeToString(b8) + ":", ReadTimeout: 200 * time.Millisecond}
+	cfg.SetDefaults()
+	rdb := goredis.NewClient(cfg.Options())
+	t.Cleanup(func() { _ = rdb.Close() })
+	if live {
+		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+		defer cancel()
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("this test needs Redis at %s (CI=true): %v", addr, err)
+			}
+			t.Skipf("this test needs Redis at %s: %v", addr, err)
+		}
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			keys, _ := rdb.Keys(ctx, cfg.Prefix+"*").Result()
+			if len(keys) > 0 {
+				_ = rdb.Del(ctx, keys...).Err()
+			}
+		})
+	}
+	router := credis.NewRouter(rdb, cfg)
+	store := credis.NewStore(rdb, cfg)
+	node := func(name string) *clusterNode {
+		pub := &recorder{msgs: make(chan brokers.Message, 16)}
+		gw := gateway.New(gateway.Config{
+			ReplyTo: "syncgate.reply." + name, Idempotency: credis.NewIdempotency(rdb, cfg),
+			Cluster: &gateway.Cluster{Node: name, Router: router},
+		}, pub, store)
+		t.Cleanup(gw.Close)
+		n := &clusterNode{fixture: &fixture{gw: gw, pub: pub}, name: name}
+		if live {
+			l, err := router.Listen(t.Context(), name, func(rep envelope.Reply) { gw.AcceptForwarded(context.Background(), rep) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			n.listener = l
+			t.Cleanup(func() { _ = l.Close() })
+		}
+		return n
+	}
+	return node("a"), node("b")
+}
+
+// dispatch hands the reply to m (body) to node n's reply consumer.
+func (n *clusterNode) dispatch(t *testing.T, m brokers.Message, body string) gateway.ReplyOutcome {
+	t.Helper()
+	req, err := envelope.DecodeRequest(m)
+	if err != nil {
+		t.Fatalf("published request does not decode: %v", err)
+	}
+	out, err := n.gw.DispatchReply(t.Context(), envelope.Reply{
+		CorrelationID: req.CorrelationID, Status: 200, ContentType: "text/plain", Body: []byte(body),
+	}.Message())
+	if err != nil {
+		t.Fatalf("DispatchReply on %s: %v", n.name, err)
+	}
+	return out
+}
+
+func clusterRoute(mode gateway.Mode, wait time.Duration) *gateway.Route {
+	return &gateway.Route{Name: "r", Destination: "svc", Mode: mode, Wait: wait, Timeout: 10 * time.Second}
+}
+
+func recv(t *testing.T, ch <-chan result) result {
+	t.Helper()
+	select {
+	case r := <-ch:
+		return r
+	case <-time.After(10 * time.Second):
+		t.Fatal("Do did not return in 10s")
+		return result{}
+	}
+}
+
+func TestClusterForwardsToTheWaitingNode(t *testing.T) {
+	for _, mode := range []gateway.Mode{gateway.ModeSync, gateway.ModeAuto} {
+		t.Run(string(mode), func(t *testing.T) {
+			a, b := newCluster(t, redisAddr, true)
+			res := a.do(t.Context(), clusterRoute(mode, 5*time.Second), gateway.Preferences{})
+			m := <-a.pub.msgs
+			if out := b.dispatch(t, m, "from b"); out != gateway.ReplyForwarded {
+				t.Fatalf("outcome on b = %v, want forwarded", out)
+			}
+			r := recv(t, res)
+			if r.err != nil || r.out.Accepted || string(r.out.Reply.Body) != "from b" {
+				t.Fatalf("Do on a = %+v, %v; want the reply", r.out, r.err)
+			}
+			// Counted just after the hand-over: wait for it.
+			deadline := time.Now().Add(5 * time.Second)
+			for a.gw.ForwardCounts()[gateway.ReplyDelivered] != 1 && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+			if got := a.gw.ForwardCounts()[gateway.ReplyDelivered]; got != 1 {
+				t.Errorf("a took %d forwarded replies, want 1", got)
+			}
+			// A pollable request's reply was stored before it was forwarded.
+			res2, err := a.gw.Result(t.Context(), r.out.ID)
+			switch mode {
+			case gateway.ModeAuto:
+				if err != nil || res2.State != correlation.StateDone || string(res2.Reply.Body) != "from b" {
+					t.Errorf("stored result = %+v, %v; want done", res2, err)
+				}
+				// A second copy is a duplicate, not a second delivery.
+				if out := b.dispatch(t, m, "again"); out != gateway.ReplyDuplicate {
+					t.Errorf("second copy on b: %v, want duplicate", out)
+				}
+			case gateway.ModeSync:
+				if !errors.Is(err, gateway.ErrNotFound) {
+					t.Errorf("sync route's reply stored: %+v, %v", res2, err)
+				}
+			}
+			if n := a.gw.Waiting(); n != 0 {
+				t.Errorf("a still has %d waiting", n)
+			}
+		})
+	}
+}
+
+// A forward that never arrives (the owner's listener is down) is not the
+// end: the reply was stored first, and the owner finds it when its wait
+// ends, answering 200 instead of 202.
+func TestClusterLostForwardIsReadFromTheStore(t *testing.T) {
+	a, b := newCluster(t, redisAddr, true)
+	if err := a.listener.Close(); err != nil {
+		t.Fatal(err)
+	}
+	res := a.do(t.Context(), clusterRoute(gateway.ModeAuto, 500*time.Millisecond), gateway.Preferences{})
+	m := <-a.pub.msgs
+	if out := b.dispatch(t, m, "stored by b"); out != gateway.ReplyStored {
+		t.Fatalf("outcome on b = %v, want stored (a is not listening)", out)
+	}
+	r := recv(t, res)
+	if r.err != nil || r.out.Accepted || string(r.out.Reply.Body) != "stored by b" {
+		t.Fatalf("Do on a = %+v, %v; want the stored reply", r.out, r.err)
+	}
+}
+
+// The owner is gone for good: a sync route's reply has nowhere to go.
+func TestClusterOwnerGone(t *testing.T) {
+	a, b := newCluster(t, redisAddr, true)
+	if err := a.listener.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	res := a.do(ctx, clusterRoute(gateway.ModeSync, 0), gateway.Preferences{})
+	m := <-a.pub.msgs
+	if out := b.dispatch(t, m, "late"); out != gateway.ReplyOrphan {
+		t.Fatalf("outcome on b = %v, want orphan", out)
+	}
+	cancel()
+	if r := recv(t, res); !errors.Is(r.err, context.Canceled) {
+		t.Fatalf("Do = %+v, %v", r.out, r.err)
+	}
+	// An async request was never claimed: its reply is stored wherever it lands.
+	res = a.do(t.Context(), clusterRoute(gateway.ModeAsync, 0), gateway.Preferences{})
+	m = <-a.pub.msgs
+	r := recv(t, res)
+	if !r.out.Accepted {
+		t.Fatalf("async Do = %+v, %v", r.out, r.err)
+	}
+	if out := b.dispatch(t, m, "for the poll"); out != gateway.ReplyStored {
+		t.Fatalf("async reply on b = %v, want stored", out)
+	}
+	if got, err := a.gw.Result(t.Context(), r.out.ID); err != nil || string(got.Reply.Body) != "for the poll" {
+		t.Fatalf("poll on a = %+v, %v", got, err)
+	}
+}
+
+// Redis down: a reply that comes back to the waiting node still works; one
+// that needs Redis is counted lost, not retried forever; 202s are refused.
+func TestClusterRedisDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	_ = ln.Close()
+	a, b := newCluster(t, dead, false)
+
+	res := a.do(t.Context(), clusterRoute(gateway.ModeAuto, 5*time.Second), gateway.Preferences{})
+	m := <-a.pub.msgs
+	if out := a.dispatch(t, m, "direct"); out != gateway.ReplyDelivered {
+		t.Fatalf("direct reply: %v", out)
+	}
+	if r := recv(t, res); r.err != nil || string(r.out.Reply.Body) != "direct" {
+		t.Fatalf("Do with Redis down, direct reply = %+v, %v", r.out, r.err)
+	}
+	errs := a.gw.ClusterErrors()
+	if errs["claim"] != 1 || errs["pending"] != 1 {
+		t.Errorf("cluster errors = %v, want one claim and one pending", errs)
+	}
+
+	res = a.do(t.Context(), clusterRoute(gateway.ModeSync, 0), gateway.Preferences{})
+	m = <-a.pub.msgs
+	if out := b.dispatch(t, m, "misrouted"); out != gateway.ReplyLost {
+		t.Fatalf("misrouted reply with Redis down: %v, want lost", out)
+	}
+	if n := b.gw.ClusterErrors()["owner"]; n != 1 {
+		t.Errorf("owner errors on b = %d, want 1", n)
+	}
+	// The waiter on a is still there; its own copy of the reply would do.
+	if out := a.dispatch(t, m, "redelivered"); out != gateway.ReplyDelivered {
+		t.Fatalf("reply on a: %v", out)
+	}
+	recv(t, res)
+
+	res = a.do(t.Context(), clusterRoute(gateway.ModeAsync, 0), gateway.Preferences{})
+	if r := recv(t, res); !errors.Is(r.err, gateway.ErrStore) {
+		t.Fatalf("async Do with Redis down = %+v, %v; want ErrStore", r.out, r.err)
+	}
+}
+
+// A long poll on one node sees a reply another node stored without waiting
+// out its whole wait.
+func TestClusterLongPollSeesAnotherNodesReply(t *testing.T) {
+	a, b := newCluster(t, redisAddr, true)
+	r := recv(t, a.do(t.Context(), clusterRoute(gateway.ModeAsync, 0), gateway.Preferences{}))
+	if !r.out.Accepted {
+		t.Fatalf("async Do = %+v, %v", r.out, r.err)
+	}
+	m := <-a.pub.msgs
+	type polled struct {
+		res     correlation.Result
+		err     error
+		elapsed time.Duration
+	}
+	done := make(chan polled, 1)
+	go func() {
+		start := time.Now()
+		res, err := a.gw.Await(context.Background(), r.out.ID, 20*time.Second)
+		done <- polled{res, err, time.Since(start)}
+	}()
+	if out := b.dispatch(t, m, "stored on b"); out != gateway.ReplyStored {
+		t.Fatalf("reply on b = %v, want stored", out)
+	}
+	select {
+	case p := <-done:
+		if p.err != nil || p.res.State != correlation.StateDone || string(p.res.Reply.Body) != "stored on b" {
+			t.Fatalf("Await on a = %+v, %v", p.res, p.err)
+		}
+		if p.elapsed > 5*time.Second {
+			t.Errorf("Await took %v; rechecks are at most 1s apart", p.elapsed)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Await on a did not see the reply b stored")
+	}
+}
