@@ -18,6 +18,7 @@ import (
 	"syscall"
 
 	"github.com/syncgate/syncgate/cmd/syncgate/node"
+	credis "github.com/syncgate/syncgate/correlation/redis"
 )
 
 func main() {
@@ -38,6 +39,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	if cfg.Cluster.Enabled {
+		credis.SetLibraryLogger(log.With(slog.String("component", "go-redis")))
+	}
 	n, err := node.New(cfg, log)
 	if err != nil {
 		return err

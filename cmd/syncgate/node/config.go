@@ -16,6 +16,7 @@ import (
 	"github.com/syncgate/syncgate/brokers/kafka"
 	"github.com/syncgate/syncgate/brokers/rabbitmq"
 	"github.com/syncgate/syncgate/brokers/responder/demo"
+	credis "github.com/syncgate/syncgate/correlation/redis"
 	"github.com/syncgate/syncgate/gateway"
 )
 
@@ -37,6 +38,7 @@ type Config struct {
 	Shutdown ShutdownConfig `yaml:"shutdown"`
 
 	Idempotency IdempotencyConfig `yaml:"idempotency"`
+	Cluster     ClusterConfig     `yaml:"cluster"`
 
 	// ForwardHeaders lists request headers forwarded to services on every
 	// route (a route may add its own).
@@ -92,6 +94,28 @@ type HTTPConfig struct {
 	MaxWait time.Duration `yaml:"max_wait"`
 	// MaxPollWait caps ?wait= of a long poll (default 30s).
 	MaxPollWait time.Duration `yaml:"max_poll_wait"`
+}
+
+// ClusterConfig runs the node as one of several behind a load balancer,
+// sharing a broker and a Redis: results and Idempotency-Keys live in Redis
+// (so any node serves a poll or a retry), and a reply consumed by a node
+// that does not hold its request is forwarded to the one that does.
+type ClusterConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// Redis is the shared server. Its result_ttl and idempotency_ttl are
+	// ignored: results.ttl and idempotency.ttl govern in cluster mode too.
+	Redis credis.Config `yaml:"redis"`
+	// LeaseTTL is how long a node's id stays taken after its process
+	// stopped refreshing it (default 10s); a node restarted with the same
+	// id waits up to this long for it.
+	LeaseTTL time.Duration `yaml:"lease_ttl"`
+	// ClaimMargin is added to a request's timeout for how long its owner
+	// record lives in Redis (default 5s).
+	ClaimMargin time.Duration `yaml:"claim_margin"`
+	// Addrs maps node ids to listen addresses, so that one file serves
+	// every node of a cluster on one machine (--node a, --node b, ...);
+	// addr, when set, wins.
+	Addrs map[string]string `yaml:"addrs"`
 }
 
 // IdempotencyConfig bounds the Idempotency-Key store.
@@ -186,10 +210,13 @@ func (c *Config) SetDefaults() {
 			*p = v
 		}
 	}
-	def(&c.Addr, "127.0.0.1:8080")
 	if c.Node == "" {
 		c.Node = defaultNodeID()
 	}
+	if c.Cluster.Enabled {
+		def(&c.Addr, c.Cluster.Addrs[c.Node])
+	}
+	def(&c.Addr, "127.0.0.1:8080")
 	def(&c.ReplyTo, "syncgate.reply."+c.Node)
 	def(&c.Log.Level, "info")
 	def(&c.Log.Format, "text")
@@ -234,6 +261,13 @@ func (c *Config) SetDefaults() {
 	defDur(&c.Idempotency.TTL, c.Results.TTL)
 	if c.Idempotency.MaxEntries == 0 {
 		c.Idempotency.MaxEntries = 100_000
+	}
+	if c.Cluster.Enabled {
+		c.Cluster.Redis.ResultTTL = c.Results.TTL
+		c.Cluster.Redis.IdempotencyTTL = c.Idempotency.TTL
+		c.Cluster.Redis.SetDefaults()
+		defDur(&c.Cluster.LeaseTTL, 10*time.Second)
+		defDur(&c.Cluster.ClaimMargin, 5*time.Second)
 	}
 	for i := range c.Routes {
 		r := &c.Routes[i]
@@ -314,6 +348,20 @@ func (c *Config) Validate() error {
 	}
 	if c.Idempotency.MaxEntries < 0 {
 		bad("idempotency.max_entries", "must be positive")
+	}
+	if c.Cluster.Enabled {
+		if c.Broker.Kind == "memory" {
+			bad("cluster.enabled", "cluster mode needs a broker the nodes share (kafka or rabbitmq), not memory")
+		}
+		if err := c.Cluster.Redis.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("cluster.%w", err))
+		}
+		if c.Cluster.LeaseTTL < 30*time.Millisecond {
+			bad("cluster.lease_ttl", "%s is too short (at least 30ms)", c.Cluster.LeaseTTL)
+		}
+		if c.Cluster.ClaimMargin < 0 {
+			bad("cluster.claim_margin", "must not be negative")
+		}
 	}
 	if strings.ContainsAny(c.Node, " /\t\n") {
 		bad("node", "%q must not contain spaces or slashes", c.Node)

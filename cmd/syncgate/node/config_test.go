@@ -91,6 +91,34 @@ routes: [{method: post, path: /x, destination: d}]
 	})
 }
 
+// One file serves every node of a cluster: --node picks the listen address
+// from cluster.addrs, and an explicit addr still wins.
+func TestClusterNodeAddress(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--node", "a"}, nil, "127.0.0.1:8081"},
+		{[]string{"--node", "c"}, nil, "127.0.0.1:8083"},
+		{nil, map[string]string{"SYNCGATE_NODE": "b"}, "127.0.0.1:8082"},
+		{[]string{"--node", "b", "--addr", "127.0.0.1:9999"}, nil, "127.0.0.1:9999"},
+		{[]string{"--node", "z"}, nil, "127.0.0.1:8080"},
+	} {
+		cfg, err := node.Load(append([]string{"--config", "../../../examples/cluster.yaml"}, tt.args...), env(tt.env), io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Addr != tt.want || cfg.ReplyTo != "syncgate.reply."+cfg.Node || !cfg.Cluster.Enabled {
+			t.Errorf("%v %v: addr %q reply-to %q cluster %v; want %q", tt.args, tt.env, cfg.Addr, cfg.ReplyTo, cfg.Cluster.Enabled, tt.want)
+		}
+		if cfg.Cluster.Redis.ResultTTL != cfg.Results.TTL || cfg.Cluster.Redis.IdempotencyTTL != cfg.Idempotency.TTL {
+			t.Errorf("redis TTLs %v/%v do not follow results.ttl %v / idempotency.ttl %v",
+				cfg.Cluster.Redis.ResultTTL, cfg.Cluster.Redis.IdempotencyTTL, cfg.Results.TTL, cfg.Idempotency.TTL)
+		}
+	}
+}
+
 func TestValidationNamesTheField(t *testing.T) {
 	tests := []struct {
 		name, yaml, want string
@@ -112,6 +140,9 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"negative route max_wait", "routes: [{method: POST, path: /x, destination: d, max_wait: -1s}]", "routes[0].max_wait"},
 		{"route max_wait over the cap", "http: {max_wait: 5s}\nroutes: [{method: POST, path: /x, destination: d, max_wait: 6s}]", "routes[0].max_wait"},
 		{"negative body timeout", "http: {body_timeout: -1s}\nroutes: [{method: POST, path: /x, destination: d}]", "http.body_timeout"},
+		{"cluster on the memory broker", "cluster: {enabled: true}\nroutes: [{method: POST, path: /x, destination: d}]", "cluster.enabled"},
+		{"cluster redis addr", "broker: {kind: rabbitmq}\ncluster: {enabled: true, redis: {addr: nowhere}}\nroutes: [{method: POST, path: /x, destination: d}]", "cluster.redis.addr"},
+		{"cluster lease too short", "broker: {kind: rabbitmq}\ncluster: {enabled: true, lease_ttl: 1ms}\nroutes: [{method: POST, path: /x, destination: d}]", "cluster.lease_ttl"},
 		{"key outlives its reply", "idempotency: {ttl: 1h}\nresults: {ttl: 10m}\nroutes: [{method: POST, path: /x, destination: d}]", "idempotency.ttl"},
 	}
 	for _, tt := range tests {

@@ -14,17 +14,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	goredis "github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/syncgate/syncgate/api"
 	"github.com/syncgate/syncgate/api/middleware"
 	"github.com/syncgate/syncgate/brokers"
+	"github.com/syncgate/syncgate/brokers/envelope"
 	"github.com/syncgate/syncgate/brokers/kafka"
 	"github.com/syncgate/syncgate/brokers/memory"
 	"github.com/syncgate/syncgate/brokers/rabbitmq"
 	"github.com/syncgate/syncgate/brokers/responder"
 	"github.com/syncgate/syncgate/brokers/responder/demo"
 	"github.com/syncgate/syncgate/correlation"
+	credis "github.com/syncgate/syncgate/correlation/redis"
 	"github.com/syncgate/syncgate/gateway"
 	"github.com/syncgate/syncgate/gateway/instrument"
 )
@@ -45,6 +48,12 @@ type Node struct {
 	metrics *prometheus.Registry
 	ln      net.Listener
 
+	// Cluster mode only: the Redis client, the router whose Listen takes
+	// forwarded replies, and the lease on this node's id.
+	rdb    *goredis.Client
+	router *credis.Router
+	lease  *credis.Lease
+
 	ready    chan struct{} // closed once the reply consumer (and demo) are positioned
 	draining atomic.Bool
 	drainCh  chan struct{} // closed when shutdown starts
@@ -62,27 +71,49 @@ type Node struct {
 // middleware.ContextHandler).
 func New(cfg Config, log *slog.Logger) (*Node, error) {
 	log = slog.New(middleware.ContextHandler(log.Handler())).With(slog.String("node", cfg.Node))
-	b, err := NewBroker(cfg.Broker, log)
-	if err != nil {
-		return nil, err
-	}
-	reg := prometheus.NewRegistry()
-	store := correlation.NewMemoryStore(correlation.MemoryStoreConfig{
-		MaxEntries: cfg.Results.MaxEntries, ResultTTL: cfg.Results.TTL,
-	})
-	idem := correlation.NewMemoryIdempotency(correlation.MemoryIdempotencyConfig{
-		TTL: cfg.Idempotency.TTL, MaxEntries: cfg.Idempotency.MaxEntries,
-	})
-	gw := gateway.New(gateway.Config{
-		ReplyTo: cfg.ReplyTo, PublishTimeout: cfg.Broker.PublishTimeout,
-		RetryAfter: cfg.Results.RetryAfter, Logger: log,
-		Idempotency: idem, IdempotencyTTL: cfg.Idempotency.TTL,
-	}, instrument.Publisher(b, reg), store)
-	n := &Node{cfg: cfg, log: log, broker: b, gw: gw, metrics: reg,
+	n := &Node{cfg: cfg, log: log, metrics: prometheus.NewRegistry(),
 		ready: make(chan struct{}), drainCh: make(chan struct{})}
 	n.checks = []api.Check{
 		{Name: "shutdown", Check: n.notDraining},
 		{Name: "reply-consumer", Check: n.positioned},
+	}
+	var (
+		store   gateway.Store
+		idem    gateway.IdempotencyStore
+		cluster *gateway.Cluster
+	)
+	if cfg.Cluster.Enabled {
+		// The node id first: a second node with the same id must not
+		// touch the broker at all.
+		if err := n.joinCluster(); err != nil {
+			return nil, err
+		}
+		rcfg := n.redisConfig()
+		store, idem = credis.NewStore(n.rdb, rcfg), credis.NewIdempotency(n.rdb, rcfg)
+		cluster = &gateway.Cluster{Node: cfg.Node, Router: n.router, ClaimMargin: cfg.Cluster.ClaimMargin}
+	} else {
+		store = correlation.NewMemoryStore(correlation.MemoryStoreConfig{
+			MaxEntries: cfg.Results.MaxEntries, ResultTTL: cfg.Results.TTL,
+		})
+		idem = correlation.NewMemoryIdempotency(correlation.MemoryIdempotencyConfig{
+			TTL: cfg.Idempotency.TTL, MaxEntries: cfg.Idempotency.MaxEntries,
+		})
+	}
+	b, err := NewBroker(cfg.Broker, log)
+	if err != nil {
+		n.leaveCluster()
+		return nil, err
+	}
+	n.broker = b
+	reg := n.metrics
+	gw := gateway.New(gateway.Config{
+		ReplyTo: cfg.ReplyTo, PublishTimeout: cfg.Broker.PublishTimeout,
+		RetryAfter: cfg.Results.RetryAfter, Logger: log,
+		Idempotency: idem, IdempotencyTTL: cfg.Idempotency.TTL, Cluster: cluster,
+	}, instrument.Publisher(b, reg), store)
+	n.gw = gw
+	if cluster != nil {
+		instrument.Cluster(gw, reg)
 	}
 	// Backends that track their connection (RabbitMQ) report it, so /readyz
 	// turns false during an outage rather than only before the first start.
@@ -124,13 +155,62 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 	})
 	if err != nil {
 		_ = b.Close()
+		n.leaveCluster()
 		return nil, err
 	}
 	if n.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		_ = b.Close()
+		n.leaveCluster()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	return n, nil
+}
+
+func (n *Node) redisConfig() credis.Config {
+	rcfg := n.cfg.Cluster.Redis
+	rcfg.Logger = n.log.With(slog.String("component", "redis"))
+	return rcfg
+}
+
+// joinCluster connects to Redis and takes the node's id, waiting up to one
+// lease TTL for the lease of a previous process with this id to lapse. It
+// adds the readiness checks of cluster mode: Redis reachable (degrades)
+// and the id still held (fails).
+func (n *Node) joinCluster() error {
+	cc := n.cfg.Cluster
+	rcfg := n.redisConfig()
+	rdb := credis.NewClient(rcfg)
+	router := credis.NewRouter(rdb, rcfg)
+	ctx, cancel := context.WithTimeout(context.Background(), cc.LeaseTTL+rcfg.DialTimeout+5*time.Second)
+	defer cancel()
+	lease, err := router.Join(ctx, n.cfg.Node, cc.LeaseTTL, cc.LeaseTTL)
+	if err != nil {
+		_ = rdb.Close()
+		return fmt.Errorf("cluster: take node id %q in Redis at %s: %w", n.cfg.Node, rcfg.Addr, err)
+	}
+	n.rdb, n.router, n.lease = rdb, router, lease
+	n.log.Info("joined the cluster", slog.String("redis", rcfg.Addr), slog.String("lease", lease.Token()))
+	timeout := rcfg.ReadTimeout
+	n.checks = append(n.checks,
+		api.Check{Name: "redis", Degrades: true, Check: func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			return rdb.Ping(ctx).Err()
+		}},
+		api.Check{Name: "node-id", Check: func(context.Context) error { return lease.Err() }},
+	)
+	return nil
+}
+
+// leaveCluster gives the node id back and closes the Redis client.
+func (n *Node) leaveCluster() {
+	if n.lease == nil {
+		return
+	}
+	if err := n.lease.Close(); err != nil {
+		n.log.Warn("cluster: releasing the node id failed; it lapses by itself", slog.Any("error", err))
+	}
+	_ = n.rdb.Close()
 }
 
 // NewBroker returns the backend a defaulted BrokerConfig selects.
@@ -201,6 +281,23 @@ func (n *Node) Run(ctx context.Context) error {
 	defer stopConsumers()
 	consumers, consumeCtx := errgroup.WithContext(consumeCtx)
 
+	if n.router != nil {
+		// Forwarded replies can arrive as soon as a request is claimed:
+		// listen before the first one is served. Stopped after the
+		// consumers, with the lease released last.
+		l, err := n.router.Listen(consumeCtx, n.cfg.Node, func(rep envelope.Reply) {
+			n.gw.AcceptForwarded(consumeCtx, rep)
+		})
+		if err != nil {
+			_ = n.broker.Close()
+			n.leaveCluster()
+			return fmt.Errorf("cluster: listen for forwarded replies: %w", err)
+		}
+		defer func() {
+			_ = l.Close()
+			n.leaveCluster()
+		}()
+	}
 	var pending atomic.Int32
 	pending.Store(1)
 	if n.cfg.Demo.Enabled {

@@ -53,6 +53,12 @@ func start(t testing.TB, cfg node.Config) *running {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return run(t, n)
+}
+
+// run runs n until the test ends and returns once it is ready.
+func run(t testing.TB, n *node.Node) *running {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- n.Run(ctx) }()

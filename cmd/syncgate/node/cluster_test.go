@@ -1,0 +1,128 @@
+package node_test
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/syncgate/syncgate/cmd/syncgate/node"
+)
+
+// clusterConfig is testConfig in cluster mode on the shared Redis, under a
+// prefix of its own. The in-process memory broker is not shared between
+// processes, so Validate refuses it for a real cluster; a single node on
+// it is enough to test the node's own wiring.
+func clusterConfig(t *testing.T, redisAddr string) node.Config {
+	cfg := testConfig()
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	cfg.Cluster.Enabled = true
+	cfg.Cluster.Redis.Addr = redisAddr
+	cfg.Cluster.Redis.Prefix = "syncgate-test:" + hex.EncodeToString(b) + ":"
+	cfg.Cluster.LeaseTTL = time.Second
+	cfg.SetDefaults()
+	return cfg
+}
+
+func needRedis(t *testing.T) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", "127.0.0.1:6379", 2*time.Second)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("this test needs Redis at 127.0.0.1:6379 (CI=true): %v", err)
+		}
+		t.Skipf("this test needs Redis at 127.0.0.1:6379: %v", err)
+	}
+	_ = c.Close()
+}
+
+func startCluster(t *testing.T, cfg node.Config) *running {
+	t.Helper()
+	t.Cleanup(func() {
+		rdb := goredis.NewClient(&goredis.Options{Addr: cfg.Cluster.Redis.Addr})
+		defer rdb.Close()
+		ctx := t.Context()
+		if keys, _ := rdb.Keys(ctx, cfg.Cluster.Redis.Prefix+"*").Result(); len(keys) > 0 {
+			rdb.Del(ctx, keys...)
+		}
+	})
+	n, err := node.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return run(t, n)
+}
+
+func TestClusterNode(t *testing.T) {
+	needRedis(t)
+	cfg := clusterConfig(t, "127.0.0.1:6379")
+	r := startCluster(t, cfg)
+
+	if resp, body := send(t, "GET", r.base+"/readyz", nil, nil); resp.StatusCode != 200 || string(body) != "ok\n" {
+		t.Fatalf("readyz: %d %q", resp.StatusCode, body)
+	}
+	// The result lives in Redis: a poll reads it there.
+	resp, _ := send(t, "PUT", r.base+"/t/async/1", []byte("kept in redis"), nil)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("async: %d", resp.StatusCode)
+	}
+	if resp, body := pollUntilDone(t, r.base, resp.Header.Get("Location")); resp.StatusCode != 200 || string(body) != "kept in redis" {
+		t.Fatalf("poll: %d %q", resp.StatusCode, body)
+	}
+	rdb := goredis.NewClient(&goredis.Options{Addr: cfg.Cluster.Redis.Addr})
+	defer rdb.Close()
+	if n, err := rdb.Exists(t.Context(), cfg.Cluster.Redis.Prefix+"result:"+strings.TrimPrefix(resp.Header.Get("Location"), "/v1/requests/")).Result(); err != nil || n != 1 {
+		t.Errorf("result key in Redis: %d, %v", n, err)
+	}
+	if resp, body := send(t, "POST", r.base+"/demo/echo", []byte("direct"), nil); resp.StatusCode != 200 || string(body) != "direct" {
+		t.Fatalf("echo: %d %q", resp.StatusCode, body)
+	}
+	_, metrics := send(t, "GET", r.base+"/metrics", nil, nil)
+	for _, want := range []string{`syncgate_cluster_errors_total{op="claim"} 0`, `syncgate_forwarded_replies_total{outcome="delivered"} 0`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+
+	// A second node with the same id is refused while the first lives.
+	_, err := node.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err == nil || !strings.Contains(err.Error(), "held by another live process") {
+		t.Fatalf("second node with id %q: %v", cfg.Node, err)
+	}
+	// Stopping gives the id back at once.
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := rdb.Exists(t.Context(), cfg.Cluster.Redis.Prefix+"lease:"+cfg.Node).Result(); err != nil || n != 0 {
+		t.Fatalf("lease after stop: %d, %v; want it released", n, err)
+	}
+	cfg.Addr = "127.0.0.1:0"
+	startCluster(t, cfg)
+}
+
+func TestClusterNodeNeedsRedisToStart(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	_ = ln.Close()
+	cfg := clusterConfig(t, dead)
+	start := time.Now()
+	_, err = node.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err == nil || !strings.Contains(err.Error(), "take node id") || !strings.Contains(err.Error(), dead) {
+		t.Fatalf("New with Redis down: %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("refusing took %v", d)
+	}
+}
