@@ -34,7 +34,7 @@ type clusterNode struct {
 
 // newCluster returns nodes a and b on Redis at addr; with a dead addr the
 // nodes run degraded and have no listeners.
-func newCluster(t *testing.T, addr string, live bool) (a, b *clusterNode) {
+func newCluster(t testing.TB, addr string, live bool) (a, b *clusterNode) {
 	t.Helper()
 	b8 := make([]byte, 8)
 	_, _ = rand.Read(b8)
@@ -249,6 +249,17 @@ func TestClusterRedisDown(t *testing.T) {
 	res = a.do(t.Context(), clusterRoute(gateway.ModeAsync, 0), gateway.Preferences{})
 	if r := recv(t, res); !errors.Is(r.err, gateway.ErrStore) {
 		t.Fatalf("async Do with Redis down = %+v, %v; want ErrStore", r.out, r.err)
+	}
+	// Polls, long polls and cancels answer 503 (ErrStore), not 500.
+	id := correlation.NewID()
+	if _, err := a.gw.Result(t.Context(), id); !errors.Is(err, gateway.ErrStore) {
+		t.Errorf("Result with Redis down: %v, want ErrStore", err)
+	}
+	if _, err := a.gw.Await(t.Context(), id, time.Second); !errors.Is(err, gateway.ErrStore) {
+		t.Errorf("Await with Redis down: %v, want ErrStore", err)
+	}
+	if err := a.gw.Cancel(t.Context(), id); !errors.Is(err, gateway.ErrStore) {
+		t.Errorf("Cancel with Redis down: %v, want ErrStore", err)
 	}
 }
 

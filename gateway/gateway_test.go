@@ -38,7 +38,7 @@ type fixture struct {
 	store *correlation.MemoryStore
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	pub := &recorder{msgs: make(chan brokers.Message, 16)}
 	store := correlation.NewMemoryStore(correlation.MemoryStoreConfig{})

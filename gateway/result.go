@@ -24,7 +24,17 @@ func (g *Gateway) Result(ctx context.Context, id string) (correlation.Result, er
 	if _, err := envelope.ValidateID(id); err != nil {
 		return correlation.Result{}, ErrNotFound
 	}
-	return g.store.Get(ctx, id)
+	return g.storeGet(ctx, id)
+}
+
+// storeGet reads the store; a failure of the store itself (not an unknown
+// or cancelled id) wraps ErrStore, so the poll answers 503, not 500.
+func (g *Gateway) storeGet(ctx context.Context, id string) (correlation.Result, error) {
+	res, err := g.store.Get(ctx, id)
+	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrCancelled) && ctx.Err() == nil {
+		return res, fmt.Errorf("%w: %w", ErrStore, err)
+	}
+	return res, err
 }
 
 // Await is a long poll: it returns the stored state of a request as soon as
@@ -59,7 +69,7 @@ func (g *Gateway) awaitResult(ctx context.Context, id string, d time.Duration) (
 	// expired) or one recheck, and rechecks end with the timer.
 	for {
 		e := g.hub.subscribe(id)
-		res, err := g.store.Get(ctx, id)
+		res, err := g.storeGet(ctx, id)
 		if err != nil || res.State != correlation.StatePending {
 			g.hub.release(id, e)
 			return res, err
