@@ -23,13 +23,29 @@ type Router interface {
 	Forward(ctx context.Context, node string, rep envelope.Reply) (delivered bool, err error)
 }
 
+// pendingClaimer is a Router that also writes the Store's pending record
+// with the claim, in one round trip (correlation/redis.Router, whose Store
+// shares its client and prefix).
+type pendingClaimer interface {
+	ClaimPending(ctx context.Context, id, node string, ttl, pendingTTL time.Duration) error
+}
+
+// ownerForwarder is a Router that looks the owner up and forwards in one
+// round trip (correlation/redis.Router).
+type ownerForwarder interface {
+	ForwardToOwner(ctx context.Context, from string, rep envelope.Reply) (owner string, delivered bool, err error)
+}
+
 // Cluster makes a gateway one node of several sharing a Router and a Store
 // (Redis): a reply consumed by another node is forwarded to the node holding
 // the request, and a reply for a pollable route is stored before it is
 // forwarded, so that a lost forward still ends in the store.
 type Cluster struct {
 	// Node is this node's id, as claimed in the Router.
-	Node   string
+	Node string
+	// Router may also implement ClaimPending(ctx, id, node, ttl,
+	// pendingTTL) to write the Store's pending record with the claim in one
+	// round trip; it must then write the very record Store.Pending would.
 	Router Router
 	// ClaimMargin is added to a request's budget for how long its claim
 	// lives (default 5 s): a reply that comes a little late still finds
@@ -76,6 +92,12 @@ func (g *Gateway) clusterErr(ctx context.Context, op int, id string, err error) 
 // than fails: the reply normally comes back to this node directly.
 func (g *Gateway) clusterBegin(ctx context.Context, r *Route, id string, keyed bool) {
 	c := g.cfg.Cluster
+	if cp, ok := c.Router.(pendingClaimer); ok && r.Pollable() && !keyed {
+		if err := cp.ClaimPending(ctx, id, c.Node, r.Timeout+c.ClaimMargin, r.Timeout); err != nil {
+			g.clusterErr(ctx, opClaim, id, err)
+		}
+		return
+	}
 	if r.Pollable() && !keyed {
 		if err := g.store.Pending(ctx, id, r.Timeout); err != nil {
 			g.clusterErr(ctx, opPending, id, err)
@@ -116,36 +138,42 @@ func (g *Gateway) route(ctx context.Context, rep envelope.Reply) ReplyOutcome {
 	default:
 		g.clusterErr(ctx, opStore, id, err)
 	}
+	c := g.cfg.Cluster
+	if of, ok := c.Router.(ownerForwarder); ok {
+		owner, delivered, err := of.ForwardToOwner(ctx, c.Node, rep)
+		return g.forwarded(ctx, id, owner, delivered, err, opForward, stored)
+	}
+	owner, err := c.Router.Owner(ctx, id)
+	if err != nil || owner == c.Node {
+		return g.forwarded(ctx, id, owner, false, err, opOwner, stored)
+	}
+	delivered, err := c.Router.Forward(ctx, owner, rep)
+	return g.forwarded(ctx, id, owner, delivered, err, opForward, stored)
+}
+
+// forwarded classifies the end of route: no owner, owner is this node, a
+// Redis failure (counted as op), owner gone, or forwarded.
+func (g *Gateway) forwarded(ctx context.Context, id, owner string, delivered bool, err error, op int, stored bool) ReplyOutcome {
 	notForwarded := func() ReplyOutcome {
 		if stored {
 			return ReplyStored
 		}
 		return ReplyOrphan
 	}
-	c := g.cfg.Cluster
-	owner, err := c.Router.Owner(ctx, id)
 	switch {
 	case errors.Is(err, correlation.ErrNoOwner):
 		return notForwarded()
 	case err != nil:
-		g.clusterErr(ctx, opOwner, id, err)
+		g.clusterErr(ctx, op, id, err)
 		if stored {
 			return ReplyStored
 		}
 		return ReplyLost
-	case owner == c.Node:
+	case owner == g.cfg.Cluster.Node:
 		// Claimed here, but nobody waits any more (Deliver failed).
 		return notForwarded()
 	}
-	delivered, err := c.Router.Forward(ctx, owner, rep)
-	switch {
-	case err != nil:
-		g.clusterErr(ctx, opForward, id, err)
-		if stored {
-			return ReplyStored
-		}
-		return ReplyLost
-	case !delivered:
+	if !delivered {
 		// The owner is gone: what was stored is all that is left.
 		g.log.InfoContext(ctx, "cluster: the node holding the request is gone",
 			slog.String("correlation_id", id), slog.String("owner", owner), slog.Bool("stored", stored))

@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -54,6 +55,29 @@ func (r *Router) Claim(ctx context.Context, id, node string, ttl time.Duration) 
 	return nil
 }
 
+// claimPendingScript: KEYS[1] owner key, KEYS[2] result key; ARGV[1]
+// node, ARGV[2] claim TTL in ms, ARGV[3] pending TTL in ms. The pending
+// record is written as pendingScript writes it (left alone if one exists).
+var claimPendingScript = goredis.NewScript(`
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('HSET', KEYS[2], 'state', 'pending')
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+end
+return 1
+`)
+
+// ClaimPending is Claim plus Store.Pending(id, pendingTTL) of a Store on
+// the same client and prefix, in one round trip: what a node does before
+// publishing a request of a pollable route.
+func (r *Router) ClaimPending(ctx context.Context, id, node string, ttl, pendingTTL time.Duration) error {
+	keys := []string{r.ownerKey(id), r.prefix + "result:" + id}
+	if err := claimPendingScript.Run(ctx, r.rdb, keys, node, ms(max(ttl, time.Millisecond)), ms(max(pendingTTL, time.Millisecond))).Err(); err != nil {
+		return unavailable("claim "+id, err)
+	}
+	return nil
+}
+
 // Owner returns the node that claimed id, or ErrNoOwner.
 func (r *Router) Owner(ctx context.Context, id string) (string, error) {
 	node, err := r.rdb.Get(ctx, r.ownerKey(id)).Result()
@@ -88,6 +112,41 @@ func (r *Router) Forward(ctx context.Context, node string, rep envelope.Reply) (
 		return false, unavailable("forward "+rep.CorrelationID+" to "+node, err)
 	}
 	return n > 0, nil
+}
+
+// forwardScript: KEYS[1] owner key; ARGV[1] channel prefix, ARGV[2] the
+// forwarding node, ARGV[3] payload. Returns {owner, receivers}: owner ""
+// when none, receivers -1 when nothing was published (no owner, or the
+// owner is the forwarding node itself).
+var forwardScript = goredis.NewScript(`
+local owner = redis.call('GET', KEYS[1])
+if not owner then return {'', -1} end
+if owner == ARGV[2] then return {owner, -1} end
+return {owner, redis.call('PUBLISH', ARGV[1] .. owner, ARGV[3])}
+`)
+
+// ForwardToOwner is Owner then Forward in one round trip: it publishes rep
+// to the node that claimed its id, unless that is from itself. owner is ""
+// (with ErrNoOwner) when nobody claimed it; delivered is false when the
+// owner is from, or no listener received the reply.
+func (r *Router) ForwardToOwner(ctx context.Context, from string, rep envelope.Reply) (owner string, delivered bool, err error) {
+	payload, err := encodeReply(rep)
+	if err != nil {
+		return "", false, err
+	}
+	res, err := forwardScript.Run(ctx, r.rdb, []string{r.ownerKey(rep.CorrelationID)}, r.prefix+"node:", from, payload).Slice()
+	if err != nil {
+		return "", false, unavailable("forward "+rep.CorrelationID, err)
+	}
+	if len(res) != 2 {
+		return "", false, unavailable("forward "+rep.CorrelationID, fmt.Errorf("unexpected script result %v", res))
+	}
+	owner, _ = res[0].(string)
+	n, _ := res[1].(int64)
+	if owner == "" {
+		return "", false, ErrNoOwner
+	}
+	return owner, n > 0, nil
 }
 
 // Listen subscribes to node's channel and returns once Redis has confirmed

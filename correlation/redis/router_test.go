@@ -214,3 +214,75 @@ func TestListenerReconnects(t *testing.T) {
 		t.Fatalf("received %+v, want %+v", rep, want)
 	}
 }
+
+func TestRouterClaimPending(t *testing.T) {
+	r, rdb, cfg := newRouter(t)
+	s := redis.NewStore(rdb, cfg)
+	ctx := t.Context()
+	id := correlation.NewID()
+	if err := r.ClaimPending(ctx, id, "a", 30*time.Second, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if node, err := r.Owner(ctx, id); err != nil || node != "a" {
+		t.Fatalf("Owner = %q, %v", node, err)
+	}
+	wantTTL(t, rdb, cfg.Prefix+"owner:"+id, 30*time.Second)
+	wantTTL(t, rdb, cfg.Prefix+"result:"+id, 20*time.Second)
+	if res, err := s.Get(ctx, id); err != nil || res.State != correlation.StatePending {
+		t.Fatalf("Store.Get after ClaimPending = %+v, %v; want pending", res, err)
+	}
+	// The record is the Store's: Complete finds it, and a second
+	// ClaimPending leaves the stored reply alone.
+	if err := s.Complete(ctx, envelope.Reply{CorrelationID: id, Status: 200, Body: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.ClaimPending(ctx, id, "b", time.Second, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := s.Get(ctx, id); err != nil || res.State != correlation.StateDone || string(res.Reply.Body) != "x" {
+		t.Fatalf("reply after a second ClaimPending = %+v, %v", res, err)
+	}
+}
+
+func TestRouterForwardToOwner(t *testing.T) {
+	r, _, _ := newRouter(t)
+	ctx := t.Context()
+	id := correlation.NewID()
+	rep := envelope.Reply{CorrelationID: id, Status: 200, Body: []byte("fwd")}
+	if _, _, err := r.ForwardToOwner(ctx, "b", rep); err != redis.ErrNoOwner {
+		t.Fatalf("unclaimed: %v, want ErrNoOwner", err)
+	}
+	if err := r.Claim(ctx, id, "a", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	// Claimed by a, nobody listening: owner known, not delivered.
+	if owner, delivered, err := r.ForwardToOwner(ctx, "b", rep); err != nil || owner != "a" || delivered {
+		t.Fatalf("owner not listening: %q %v %v", owner, delivered, err)
+	}
+	got := make(chan envelope.Reply, 1)
+	l, err := r.Listen(ctx, "a", func(rep envelope.Reply) { got <- rep })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if owner, delivered, err := r.ForwardToOwner(ctx, "b", rep); err != nil || owner != "a" || !delivered {
+		t.Fatalf("owner listening: %q %v %v", owner, delivered, err)
+	}
+	select {
+	case g := <-got:
+		if !reflect.DeepEqual(g, rep) {
+			t.Errorf("received %+v, want %+v", g, rep)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("forwarded reply not received")
+	}
+	// From the owner itself: nothing is published.
+	if owner, delivered, err := r.ForwardToOwner(ctx, "a", rep); err != nil || owner != "a" || delivered {
+		t.Fatalf("from the owner: %q %v %v", owner, delivered, err)
+	}
+	select {
+	case g := <-got:
+		t.Fatalf("a forward to itself was published: %+v", g)
+	case <-time.After(100 * time.Millisecond): // absence: nothing to wait on
+	}
+}
