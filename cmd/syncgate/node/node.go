@@ -50,9 +50,10 @@ type Node struct {
 
 	// Cluster mode only: the Redis client, the router whose Listen takes
 	// forwarded replies, and the lease on this node's id.
-	rdb    *goredis.Client
-	router *credis.Router
-	lease  *credis.Lease
+	rdb     *goredis.Client
+	router  *credis.Router
+	lease   *credis.Lease
+	adopter *adopter // set by Run
 
 	ready    chan struct{} // closed once the reply consumer (and demo) are positioned
 	draining atomic.Bool
@@ -114,6 +115,10 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 	n.gw = gw
 	if cluster != nil {
 		instrument.Cluster(gw, reg)
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "syncgate_adopted_nodes",
+			Help: "Dead nodes whose reply addresses this node consumes (cluster mode).",
+		}, func() float64 { return float64(len(n.Adopting())) }))
 	}
 	// Backends that track their connection (RabbitMQ) report it, so /readyz
 	// turns false during an outage rather than only before the first start.
@@ -188,6 +193,11 @@ func (n *Node) joinCluster() error {
 		_ = rdb.Close()
 		return fmt.Errorf("cluster: take node id %q in Redis at %s: %w", n.cfg.Node, rcfg.Addr, err)
 	}
+	if err := router.Register(ctx, n.cfg.Node, n.cfg.ReplyTo); err != nil {
+		_ = lease.Close()
+		_ = rdb.Close()
+		return fmt.Errorf("cluster: register node %q: %w", n.cfg.Node, err)
+	}
 	n.rdb, n.router, n.lease = rdb, router, lease
 	n.log.Info("joined the cluster", slog.String("redis", rcfg.Addr), slog.String("lease", lease.Token()))
 	timeout := rcfg.ReadTimeout
@@ -224,6 +234,15 @@ func NewBroker(cfg BrokerConfig, log *slog.Logger) (Broker, error) {
 		return rabbitmq.Dial(cfg.RabbitMQ, rabbitmq.WithLogger(log.With("component", "rabbitmq")))
 	}
 	return nil, fmt.Errorf("broker.kind: unknown broker %q", cfg.Kind)
+}
+
+// Adopting returns the dead nodes whose reply addresses this node consumes
+// (cluster mode; see adopter).
+func (n *Node) Adopting() []string {
+	if n.adopter == nil {
+		return nil
+	}
+	return n.adopter.Adopting()
 }
 
 // Addr returns the address the node listens on.
@@ -309,8 +328,16 @@ func (n *Node) Run(ctx context.Context) error {
 			readyOnce.Do(func() { close(n.ready) })
 		}
 	}
+	replies := instrument.ReplyHandler(n.gw.DispatchReply, n.metrics)
+	if n.router != nil {
+		n.adopter = newAdopter(n, replies)
+		consumers.Go(func() error {
+			n.adopter.run(consumeCtx)
+			return nil
+		})
+	}
 	consumers.Go(func() error {
-		err := n.broker.Subscribe(consumeCtx, n.cfg.ReplyTo, instrument.ReplyHandler(n.gw.DispatchReply, n.metrics),
+		err := n.broker.Subscribe(consumeCtx, n.cfg.ReplyTo, replies,
 			brokers.AsInbox(), brokers.WithReady(positioned), brokers.WithConcurrency(n.cfg.Broker.ReplyConcurrency))
 		if err != nil {
 			return fmt.Errorf("reply consumer: %w", err)
