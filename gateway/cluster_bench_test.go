@@ -13,81 +13,87 @@ import (
 // BenchmarkClusterReply measures what cluster mode costs one request, one
 // at a time (concurrency 1), with the broker taken out: the benchmark
 // plays the service and hands each reply straight to a node's
-// DispatchReply. single-node has no Redis at all; cluster-direct pays the
-// claim (and, on a pollable route, the pending record) before publishing;
-// cluster-forwarded has the reply consumed by the other node, which stores
-// it (pollable) and forwards it over Redis pub/sub. p50/p99 are reported
-// per request in µs. Real Redis at 127.0.0.1:6379:
+// DispatchReply. Each iteration sends one request down each of three
+// paths, interleaved, so the machine's noise hits all three alike:
+//
+//   - single-node: no Redis at all;
+//   - direct: cluster mode, the reply consumed by the waiting node (the
+//     claim, and on a pollable route the pending record, cost one Redis
+//     round trip before the publish);
+//   - forwarded: the reply consumed by another node, which stores it
+//     (pollable route), looks the owner up and publishes it over Redis
+//     pub/sub to the waiting node (one more round trip, plus pub/sub).
+//
+// p50/p99 per path are reported in µs (ns/op is the sum of the three).
+// Real Redis at 127.0.0.1:6379:
 //
 //	go test -run '^$' -bench ClusterReply -benchtime 5000x -count 3 ./gateway/
 func BenchmarkClusterReply(b *testing.B) {
-	cases := []struct {
-		name             string
-		cluster, forward bool
-		mode             gateway.Mode
-	}{
-		{"single-node/sync", false, false, gateway.ModeSync},
-		{"cluster-direct/sync", true, false, gateway.ModeSync},
-		{"cluster-forwarded/sync", true, true, gateway.ModeSync},
-		{"single-node/auto", false, false, gateway.ModeAuto},
-		{"cluster-direct/auto", true, false, gateway.ModeAuto},
-		{"cluster-forwarded/auto", true, true, gateway.ModeAuto},
-	}
-	for _, tc := range cases {
-		b.Run(tc.name, func(b *testing.B) {
-			var waiter, consumer *fixture
-			if tc.cluster {
-				a, other := newCluster(b, redisAddr, true)
-				waiter, consumer = a.fixture, a.fixture
-				if tc.forward {
-					consumer = other.fixture
-				}
-			} else {
-				waiter = newFixture(b)
-				consumer = waiter
-			}
+	for _, mode := range []gateway.Mode{gateway.ModeSync, gateway.ModeAuto} {
+		b.Run(string(mode), func(b *testing.B) {
+			nodes := newClusterNodes(b, redisAddr, true, "direct", "waiter", "consumer")
+			single := newFixture(b)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			served := make(chan struct{})
-			go func() { // the service
-				defer close(served)
-				for {
-					select {
-					case <-ctx.Done():
-						return
-					case m := <-waiter.pub.msgs:
-						req, err := envelope.DecodeRequest(m)
-						if err != nil {
-							b.Error(err)
+			// One service per waiting gateway: it answers through the
+			// consumer the path calls for.
+			serve := func(waiter, consumer *fixture) chan struct{} {
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					for {
+						select {
+						case <-ctx.Done():
 							return
-						}
-						if _, err := consumer.gw.DispatchReply(ctx, envelope.Reply{
-							CorrelationID: req.CorrelationID, Status: 200, Body: req.Body,
-						}.Message()); err != nil {
-							b.Error(err)
-							return
+						case m := <-waiter.pub.msgs:
+							req, err := envelope.DecodeRequest(m)
+							if err != nil {
+								b.Error(err)
+								return
+							}
+							if _, err := consumer.gw.DispatchReply(ctx, envelope.Reply{
+								CorrelationID: req.CorrelationID, Status: 200, Body: req.Body,
+							}.Message()); err != nil {
+								b.Error(err)
+								return
+							}
 						}
 					}
-				}
-			}()
-			route := &gateway.Route{Name: "r", Destination: "svc", Mode: tc.mode, Wait: 10 * time.Second, Timeout: 20 * time.Second}
+				}()
+				return done
+			}
+			paths := []struct {
+				name string
+				gw   *gateway.Gateway
+				done chan struct{}
+				lat  []time.Duration
+			}{
+				{name: "single-node", gw: single.gw, done: serve(single, single)},
+				{name: "direct", gw: nodes[0].gw, done: serve(nodes[0].fixture, nodes[0].fixture)},
+				{name: "forwarded", gw: nodes[1].gw, done: serve(nodes[1].fixture, nodes[2].fixture)},
+			}
+			route := &gateway.Route{Name: "r", Destination: "svc", Mode: mode, Wait: 10 * time.Second, Timeout: 20 * time.Second}
 			body := []byte("ping")
-			lat := make([]time.Duration, 0, b.N)
 			b.ResetTimer()
 			for range b.N {
-				start := time.Now()
-				out, err := waiter.gw.Do(ctx, gateway.Request{Route: route, Message: envelope.Request{Method: "POST", Path: "/x", Body: body}})
-				if err != nil || out.Accepted {
-					b.Fatalf("Do = %+v, %v", out, err)
+				for i := range paths {
+					p := &paths[i]
+					start := time.Now()
+					out, err := p.gw.Do(ctx, gateway.Request{Route: route, Message: envelope.Request{Method: "POST", Path: "/x", Body: body}})
+					if err != nil || out.Accepted {
+						b.Fatalf("%s: Do = %+v, %v", p.name, out, err)
+					}
+					p.lat = append(p.lat, time.Since(start))
 				}
-				lat = append(lat, time.Since(start))
 			}
 			b.StopTimer()
 			cancel()
-			<-served
-			slices.Sort(lat)
-			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+			for _, p := range paths {
+				<-p.done
+				slices.Sort(p.lat)
+				b.ReportMetric(float64(p.lat[len(p.lat)/2].Microseconds()), p.name+"-p50-µs")
+				b.ReportMetric(float64(p.lat[len(p.lat)*99/100].Microseconds()), p.name+"-p99-µs")
+			}
 		})
 	}
 }

@@ -36,6 +36,13 @@ type clusterNode struct {
 // nodes run degraded and have no listeners.
 func newCluster(t testing.TB, addr string, live bool) (a, b *clusterNode) {
 	t.Helper()
+	nodes := newClusterNodes(t, addr, live, "a", "b")
+	return nodes[0], nodes[1]
+}
+
+// newClusterNodes returns one node per name, sharing one Redis prefix.
+func newClusterNodes(t testing.TB, addr string, live bool, names ...string) []*clusterNode {
+	t.Helper()
 	b8 := make([]byte, 8)
 	_, _ = rand.Read(b8)
 	cfg := credis.Config{Addr: addr, Prefix: "syncgate-test:" + hex.EncodeToString(b8) + ":", ReadTimeout: 200 * time.Millisecond}
@@ -80,7 +87,11 @@ func newCluster(t testing.TB, addr string, live bool) (a, b *clusterNode) {
 		}
 		return n
 	}
-	return node("a"), node("b")
+	nodes := make([]*clusterNode, len(names))
+	for i, name := range names {
+		nodes[i] = node(name)
+	}
+	return nodes
 }
 
 // dispatch hands the reply to m (body) to node n's reply consumer.
