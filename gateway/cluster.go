@@ -201,7 +201,10 @@ func (g *Gateway) acceptForwarded(ctx context.Context, rep envelope.Reply) Reply
 		g.hub.notify(rep.CorrelationID)
 		return ReplyStored
 	case errors.Is(err, correlation.ErrCompleted):
-		return ReplyDuplicate
+		// The forwarding node stored it before forwarding (pollable
+		// route): a late reply, not a second one. (Duplicates are caught
+		// on the consuming node, which does not forward them.)
+		return ReplyStored
 	case errors.Is(err, correlation.ErrCancelled):
 		return ReplyCancelled
 	case errors.Is(err, correlation.ErrNotFound):

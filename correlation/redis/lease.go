@@ -56,6 +56,11 @@ func (r *Router) Join(ctx context.Context, node string, ttl, wait time.Duration)
 	}
 	l := &Lease{r: r, node: node, key: r.leaseKey(node), token: leaseToken(), ttl: ttl, done: make(chan struct{})}
 	deadline := time.Now().Add(wait)
+	// A live holder refreshes its lease every TTL/3, so its expiry moves
+	// later; a dead one's only comes nearer. Looking every TTL/2 tells them
+	// apart without waiting out a live holder's whole lease.
+	var lastHolder string
+	var lastExpiry time.Time
 	for {
 		ok, err := r.rdb.SetNX(ctx, l.key, l.token, ttl).Result()
 		if err != nil {
@@ -66,13 +71,16 @@ func (r *Router) Join(ctx context.Context, node string, ttl, wait time.Duration)
 		}
 		holder, _ := r.rdb.Get(ctx, l.key).Result()
 		left, _ := r.rdb.PTTL(ctx, l.key).Result()
-		if time.Now().Add(left).After(deadline) || left <= 0 && time.Now().After(deadline) {
+		expiry := time.Now().Add(left)
+		refreshed := holder != "" && holder == lastHolder && expiry.After(lastExpiry.Add(ttl/10))
+		lastHolder, lastExpiry = holder, expiry
+		if refreshed || expiry.After(deadline) || left <= 0 && time.Now().After(deadline) {
 			return nil, fmt.Errorf("%w: node %q is held by %s for %v more (another node with this id is running, or one stopped without releasing it)",
 				ErrNodeTaken, node, holder, left.Round(time.Millisecond))
 		}
 		r.log.WarnContext(ctx, "node id is held; waiting for its lease to lapse",
-			slog.String("node", node), slog.String("holder", holder), slog.Duration("left", left))
-		t := time.NewTimer(max(left, 10*time.Millisecond))
+			slog.String("holder", holder), slog.Duration("left", left))
+		t := time.NewTimer(max(min(left, ttl/2), 10*time.Millisecond))
 		select {
 		case <-ctx.Done():
 			t.Stop()
