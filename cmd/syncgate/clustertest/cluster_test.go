@@ -1,0 +1,223 @@
+package clustertest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// cluster is one broker, one private Redis and syncgate nodes sharing them,
+// all on loopback, stopped when the test ends.
+type cluster struct {
+	t       *testing.T
+	kafka   []string // broker addresses
+	redis   *redisServer
+	dir     string
+	config  string // the nodes' configuration file
+	addrs   map[string]string
+	nodes   map[string]*node
+	http    *http.Client
+	started int // node processes started, for log file names
+}
+
+// node is one syncgate process.
+type node struct {
+	id   string
+	addr string // host:port
+	proc *process
+}
+
+// URL returns the node's base URL.
+func (n *node) URL() string { return "http://" + n.addr }
+
+// newCluster starts kfake, a private Redis and one syncgate process per id
+// in ids, and returns once every node is ready.
+func newCluster(t *testing.T, ids ...string) *cluster {
+	t.Helper()
+	redis := startRedis(t)
+	kf, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, requestTopic),
+		kfake.BrokerConfigs(map[string]string{"message.max.bytes": strconv.Itoa(2 << 20)}))
+	if err != nil {
+		t.Fatalf("kfake: %v", err)
+	}
+	t.Cleanup(kf.Close)
+	c := &cluster{
+		t: t, kafka: kf.ListenAddrs(), redis: redis, dir: t.TempDir(),
+		addrs: make(map[string]string), nodes: make(map[string]*node),
+		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: 90 * time.Second},
+	}
+	t.Cleanup(c.http.CloseIdleConnections)
+	for _, id := range ids {
+		c.addrs[id] = "127.0.0.1:" + strconv.Itoa(freePort(t))
+	}
+	c.config = filepath.Join(c.dir, "cluster.yaml")
+	if err := os.WriteFile(c.config, []byte(c.yaml()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		c.nodes[id] = c.start(id, nil)
+	}
+	for _, id := range ids {
+		c.waitReady(c.nodes[id])
+	}
+	return c
+}
+
+// Routes of the test configuration, all to requestTopic.
+const (
+	routeEcho     = "/echo"      // auto, waits up to 20s: answered with the reply
+	routeEchoSync = "/echo-sync" // sync, 30s
+	routeBrief    = "/brief"     // auto, waits 1s: a late reply is polled
+	routeStrict   = "/strict"    // sync, 2s: a late reply is a 504
+)
+
+// yaml is the nodes' configuration, as an operator would write it: one
+// file for every node, the listen address picked by --node.
+func (c *cluster) yaml() string {
+	var addrs strings.Builder
+	for _, id := range slices.Sorted(maps.Keys(c.addrs)) {
+		fmt.Fprintf(&addrs, "    %s: %s\n", id, c.addrs[id])
+	}
+	return fmt.Sprintf(`log:
+  level: warn
+broker:
+  kind: kafka
+  publish_timeout: 30s
+  kafka:
+    brokers: [%s]
+    write_timeout: 30s
+    max_wait: 250ms
+    commit_interval: 200ms
+cluster:
+  enabled: true
+  redis:
+    addr: %s
+    prefix: "clustertest:"
+  lease_ttl: 2s
+  claim_margin: 5s
+  addrs:
+%sshutdown:
+  drain_timeout: 1s
+routes:
+  - {name: echo, method: POST, path: %s, destination: %s, mode: auto, wait: 20s, timeout: 30s}
+  - {name: echo-sync, method: POST, path: %s, destination: %s, mode: sync, timeout: 30s}
+  - {name: brief, method: POST, path: %s, destination: %s, mode: auto, wait: 1s, timeout: 30s}
+  - {name: strict, method: POST, path: %s, destination: %s, mode: sync, timeout: 2s}
+`, strings.Join(c.kafka, ", "), c.redis.Addr(), addrs.String(),
+		routeEcho, requestTopic, routeEchoSync, requestTopic, routeBrief, requestTopic, routeStrict, requestTopic)
+}
+
+// start runs a syncgate process as node id, with extra flags.
+func (c *cluster) start(id string, extra []string) *node {
+	c.t.Helper()
+	c.started++
+	name := fmt.Sprintf("node-%s-%d", id, c.started)
+	args := append([]string{"--config", c.config, "--node", id}, extra...)
+	p := startProcess(c.t, name, filepath.Join(c.dir, name+".log"), binary, args...)
+	return &node{id: id, addr: c.addrs[id], proc: p}
+}
+
+// waitReady returns once n's /readyz answers 200 and nothing degraded, failing the test
+// if n exits first or takes longer than a minute.
+func (c *cluster) waitReady(n *node) {
+	c.t.Helper()
+	waitFor(c.t, time.Minute, "node "+n.id+" is ready", func() bool {
+		if n.proc.Exited() {
+			c.t.Fatalf("node %s exited before it was ready: %v\n%s", n.id, n.proc.Err(), n.proc.Tail(30))
+		}
+		status, body, err := c.get(n, "/readyz")
+		return err == nil && status == http.StatusOK && body == "ok\n" // not "ready (degraded)"
+	})
+}
+
+// Node returns the node with id.
+func (c *cluster) Node(id string) *node { return c.nodes[id] }
+
+// Restart starts node id again (after it was killed), on the same address,
+// and returns once it is ready.
+func (c *cluster) Restart(id string) *node {
+	c.t.Helper()
+	n := c.start(id, nil)
+	c.nodes[id] = n
+	c.waitReady(n)
+	return n
+}
+
+// get fetches path from n.
+func (c *cluster) get(n *node, path string) (int, string, error) {
+	return c.send(http.MethodGet, n, path)
+}
+
+// send sends a request without a body to path on n.
+func (c *cluster) send(method string, n *node, path string) (int, string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, n.URL()+path, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// response is what a node answered.
+type response struct {
+	status int
+	id     string // X-Correlation-Id
+	body   string
+	header http.Header
+}
+
+// post sends body to path on n with the given extra headers.
+func (c *cluster) post(ctx context.Context, n *node, path, body string, header ...string) (response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.URL()+path, strings.NewReader(body))
+	if err != nil {
+		return response{}, err
+	}
+	req.Header.Set("Content-Type", "text/plain")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return response{}, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return response{}, err
+	}
+	return response{status: resp.StatusCode, id: resp.Header.Get("X-Correlation-Id"), body: string(b), header: resp.Header}, nil
+}
+
+// poll long-polls request id on n until it is no longer pending (at most
+// three waits of 10s).
+func (c *cluster) poll(n *node, id string) (int, string) {
+	c.t.Helper()
+	for range 3 {
+		status, body, err := c.get(n, "/v1/requests/"+id+"?wait=10s")
+		if err != nil {
+			c.t.Fatalf("poll %s on node %s: %v", id, n.id, err)
+		}
+		if status != http.StatusAccepted {
+			return status, body
+		}
+	}
+	return http.StatusAccepted, ""
+}

@@ -1,0 +1,80 @@
+package clustertest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// redisServer is a private redis-server child process on a loopback port,
+// so that a test may stop and restart it without touching the shared
+// Redis other packages test against. No persistence: a restart empties it,
+// as a crashed cache would come back.
+type redisServer struct {
+	t    *testing.T
+	bin  string
+	port int
+	dir  string
+	proc *process
+}
+
+// startRedis starts a private redis-server, stopped when the test ends.
+// Without the binary the test is skipped, or fails under CI=true.
+func startRedis(t *testing.T) *redisServer {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("these tests need the redis-server binary on PATH (CI=true): %v", err)
+		}
+		t.Skipf("skipping: these tests need the redis-server binary on PATH: %v", err)
+	}
+	r := &redisServer{t: t, bin: bin, port: freePort(t), dir: t.TempDir()}
+	r.Start()
+	return r
+}
+
+// Addr is the server's host:port.
+func (r *redisServer) Addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
+
+// Start runs the server (again, on the same port) and returns once it
+// answers PING.
+func (r *redisServer) Start() {
+	t := r.t
+	t.Helper()
+	r.proc = startProcess(t, fmt.Sprintf("redis-%d", r.port), filepath.Join(r.dir, "redis.log"), r.bin,
+		"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", r.dir, "--daemonize", "no", "--logfile", filepath.Join(r.dir, "redis.log"))
+	rdb := goredis.NewClient(&goredis.Options{Addr: r.Addr(), MaxRetries: -1, DialTimeout: time.Second})
+	defer rdb.Close()
+	waitFor(t, 10*time.Second, "redis-server answers PING", func() bool {
+		if r.proc.Exited() {
+			t.Fatalf("redis-server exited: %v\n%s", r.proc.Err(), r.proc.Tail(20))
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return rdb.Ping(ctx).Err() == nil
+	})
+}
+
+// Kill stops the server at once (SIGKILL), as a crash would.
+func (r *redisServer) Kill() {
+	r.t.Helper()
+	r.proc.Kill()
+}
+
+// Do runs one command on the server.
+func (r *redisServer) Do(args ...any) error {
+	rdb := goredis.NewClient(&goredis.Options{Addr: r.Addr()})
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return rdb.Do(ctx, args...).Err()
+}
