@@ -329,7 +329,10 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 	}
 	replies := instrument.ReplyHandler(n.gw.DispatchReply, n.metrics)
-	if n.router != nil {
+	// With RabbitMQ's direct reply-to a reply address belongs to a
+	// connection: there is no queue a dead node leaves behind to adopt.
+	directReplyTo := n.cfg.Broker.Kind == "rabbitmq" && n.cfg.Broker.RabbitMQ.DirectReplyTo
+	if n.router != nil && !directReplyTo {
 		n.adopter = newAdopter(n, replies)
 		consumers.Go(func() error {
 			n.adopter.run(consumeCtx)
