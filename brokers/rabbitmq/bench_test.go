@@ -26,7 +26,8 @@ import (
 //     queue, manual acks);
 //   - BenchmarkClientRPC: the same loop through Client (Publish, a service
 //     Subscribe that answers with Publish, the node's reply inbox), with a
-//     reply queue and with direct reply-to.
+//     reply queue (persistent replies, the default, and with
+//     TransientReplies) and with direct reply-to.
 //
 // Each reports p50 and p99 latency at concurrency 1 and requests per second
 // with 64 requests in flight, for example:
@@ -220,18 +221,22 @@ func rawRPC(b *testing.B, safe bool) rpcFunc {
 }
 
 func BenchmarkClientRPC(b *testing.B) {
-	for _, direct := range []bool{false, true} {
-		name := "reply-queue"
-		if direct {
-			name = "direct-reply-to"
-		}
-		b.Run(name, func(b *testing.B) { runRPC(b, clientRPC(b, direct)) })
+	for _, v := range []struct {
+		name              string
+		direct, transient bool
+	}{
+		{"reply-queue", false, false},
+		{"reply-queue/transient-replies", false, true},
+		{"direct-reply-to", true, false},
+	} {
+		b.Run(v.name, func(b *testing.B) { runRPC(b, clientRPC(b, v.direct, v.transient)) })
 	}
 }
 
-func clientRPC(b *testing.B, direct bool) rpcFunc {
+func clientRPC(b *testing.B, direct, transient bool) rpcFunc {
 	cfg := testConfig(b)
 	cfg.DirectReplyTo = direct
+	cfg.TransientReplies = transient
 	gw, svc := dial(b, cfg), dial(b, cfg)
 	work, inbox := unique("sgbench.work"), unique("syncgate.reply.bench")
 	cleanupQueue(b, work)

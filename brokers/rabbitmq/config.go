@@ -48,6 +48,18 @@ type Config struct {
 	// at-most-once: a reply in flight while the connection drops is lost and
 	// its request ends at its deadline (see the package documentation).
 	DirectReplyTo bool `yaml:"direct_reply_to"`
+	// TransientReplies publishes replies (messages carrying the envelope
+	// status header, as responder.Service sends them) with delivery mode 1
+	// instead of persistent. It matters on the Client that publishes replies,
+	// the service's. A reply still waits in the reply queue while its node is
+	// disconnected (the queue is not exclusive and outlives the connection
+	// until its x-expires; persistence is only about broker restarts), but
+	// one waiting there when the broker restarts is lost and its request ends
+	// at its deadline. In exchange the broker does not write replies to
+	// disk: less broker CPU per round trip and a confirm that does not wait
+	// for an fsync (see the package doc). Requests stay persistent. Default
+	// false: replies survive a broker restart.
+	TransientReplies bool `yaml:"transient_replies"`
 	// ConfirmTimeout bounds the wait for a publisher confirm (default 5s).
 	ConfirmTimeout time.Duration `yaml:"confirm_timeout"`
 	// ReconnectInterval is the pause before each reconnection attempt; the

@@ -22,8 +22,9 @@ const directReplyTo = "amq.rabbitmq.reply-to"
 // Publish sends m to the queue named dest: through the configured exchange
 // with dest as routing key, or the default exchange when none is configured
 // (direct reply-to addresses always use the default exchange, without the
-// mandatory flag). It is published persistent and mandatory, and Publish
-// returns only after the broker's confirm:
+// mandatory flag). It is published persistent (a reply transient with
+// Config.TransientReplies) and mandatory, and Publish returns only after the
+// broker's confirm:
 //   - nil: the broker holds the message in a queue;
 //   - an error wrapping brokers.ErrUnroutable: no queue is bound for dest;
 //   - an error wrapping brokers.ErrUnavailable: the connection is down (at
@@ -116,6 +117,9 @@ func (c *Client) publishing(m brokers.Message) (amqp.Publishing, error) {
 		DeliveryMode:  amqp.Persistent,
 		Body:          m.Body,
 	}
+	if c.cfg.TransientReplies && isReply(m) {
+		p.DeliveryMode = amqp.Transient
+	}
 	if d := m.Headers[envelope.Deadline]; d != "" {
 		if t, err := time.Parse(time.RFC3339Nano, d); err == nil {
 			p.Expiration = expiration(time.Until(t))
@@ -129,6 +133,13 @@ func (c *Client) publishing(m brokers.Message) (amqp.Publishing, error) {
 		p.ReplyTo = rt
 	}
 	return p, nil
+}
+
+// isReply reports whether m is a reply: envelope.Reply.Message always sets
+// the status header, which no request carries.
+func isReply(m brokers.Message) bool {
+	_, ok := m.Headers[envelope.Status]
+	return ok && m.Headers[envelope.ReplyTo] == ""
 }
 
 // expiration renders a remaining budget as an AMQP expiration: whole
