@@ -184,17 +184,35 @@ func (k *rawKafka) close() error {
 	return err
 }
 
+// rawLevel is how much of the gateway's durability a raw RabbitMQ loop
+// pays for.
+type rawLevel int
+
+const (
+	// rawFast: transient messages, no confirms, auto-ack, classic request
+	// queue, exclusive server-named reply queue.
+	rawFast rawLevel = iota
+	// rawConfirms: publisher confirms on both sides, persistent messages, a
+	// quorum request queue, manual acks of requests; replies still go to an
+	// exclusive, non-durable reply queue (where the broker keeps persistent
+	// messages in memory only) and are auto-acked.
+	rawConfirms
+	// rawDurableReplies: rawConfirms with the gateway's reply queue too: a
+	// durable classic queue with x-expires, persistent replies the broker
+	// writes to disk, manual acks of replies; publishes are mandatory and
+	// requests carry a per-message TTL, as the gateway's do.
+	rawDurableReplies
+)
+
 // rawRabbit is an amqp091-go RPC loop: requests on a queue of their own,
 // a service consuming it and publishing each reply to the request's
-// reply_to, an exclusive server-named reply queue on the caller's
-// connection. safe gives it the guarantees the gateway uses: publisher
-// confirms on both sides, persistent messages, a quorum request queue,
-// manual acks; otherwise transient messages, no confirms, auto-ack and a
-// classic queue.
+// reply_to, and a reply queue consumed on the caller's connection, with the
+// guarantees of its rawLevel.
 type rawRabbit struct {
 	reqConn, svcConn *amqp.Connection
 	req              *amqp.Channel
 	queue, replyTo   string
+	level            rawLevel
 	mode             uint8
 	mux              *correlation.Registry
 	bg               sync.WaitGroup
@@ -202,14 +220,16 @@ type rawRabbit struct {
 	prefix           string
 }
 
-func newRawRabbit(url string, safe bool) (_ *rawRabbit, err error) {
-	r := &rawRabbit{mux: correlation.NewRegistry(), prefix: randomSuffix(), mode: amqp.Transient}
+func newRawRabbit(url string, level rawLevel) (_ *rawRabbit, err error) {
+	r := &rawRabbit{mux: correlation.NewRegistry(), prefix: randomSuffix(), level: level, mode: amqp.Transient}
 	r.queue = "loadtest.raw." + r.prefix
 	defer func() {
 		if err != nil {
 			_ = r.close()
 		}
 	}()
+	safe := level >= rawConfirms
+	mandatory := level >= rawDurableReplies
 	dial := func() (*amqp.Connection, *amqp.Channel, error) {
 		conn, err := amqp.DialConfig(url, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
 		if err != nil {
@@ -250,7 +270,7 @@ func newRawRabbit(url string, safe bool) (_ *rawRabbit, err error) {
 	for range Connections {
 		r.bg.Go(func() {
 			for d := range reqs {
-				dc, err := svc.PublishWithDeferredConfirm("", d.ReplyTo, false, false,
+				dc, err := svc.PublishWithDeferredConfirm("", d.ReplyTo, mandatory, false,
 					amqp.Publishing{CorrelationId: d.CorrelationId, Body: d.Body, DeliveryMode: r.mode})
 				if err != nil {
 					continue // the connection is closing: reqs ends
@@ -266,24 +286,35 @@ func newRawRabbit(url string, safe bool) (_ *rawRabbit, err error) {
 			}
 		})
 	}
-	rq, err := r.req.QueueDeclare("", false, true, true, false, nil)
+	var rq amqp.Queue
+	if level >= rawDurableReplies {
+		rq, err = r.req.QueueDeclare(r.queue+".reply", true, false, false, false,
+			amqp.Table{"x-queue-type": "classic", "x-expires": int64(5 * time.Minute / time.Millisecond)})
+	} else {
+		rq, err = r.req.QueueDeclare("", false, true, true, false, nil)
+	}
 	if err != nil {
 		return nil, err
 	}
 	r.replyTo = rq.Name
-	replies, err := r.req.Consume(rq.Name, "", true, true, false, false, nil)
+	autoAck := level < rawDurableReplies
+	replies, err := r.req.Consume(rq.Name, "", autoAck, autoAck, false, false, nil)
 	if err != nil {
 		return nil, err
 	}
 	r.bg.Go(func() {
 		for d := range replies {
 			r.mux.Deliver(envelope.Reply{CorrelationID: d.CorrelationId, Body: d.Body})
+			if !autoAck {
+				_ = d.Ack(false)
+			}
 		}
 	})
 	return r, nil
 }
 
 func (r *rawRabbit) op() loadtest.Op {
+	mandatory := r.level >= rawDurableReplies
 	return func(ctx context.Context) (int, error) {
 		id := r.prefix + "-" + strconv.FormatUint(r.seq.Add(1), 10)
 		body := rawBody(id)
@@ -291,8 +322,11 @@ func (r *rawRabbit) op() loadtest.Op {
 		if err != nil {
 			return 0, err
 		}
-		dc, err := r.req.PublishWithDeferredConfirm("", r.queue, false, false,
-			amqp.Publishing{CorrelationId: id, ReplyTo: r.replyTo, Body: body, DeliveryMode: r.mode})
+		p := amqp.Publishing{CorrelationId: id, ReplyTo: r.replyTo, Body: body, DeliveryMode: r.mode}
+		if mandatory {
+			p.Expiration = "10000" // the gateway's per-message TTL: the request's budget
+		}
+		dc, err := r.req.PublishWithDeferredConfirm("", r.queue, mandatory, false, p)
 		if err != nil {
 			w.Cancel()
 			return 0, err
@@ -308,11 +342,16 @@ func (r *rawRabbit) op() loadtest.Op {
 	}
 }
 
-// close deletes the request queue and closes both connections.
+// close deletes the request queue (and a durable reply queue) and closes
+// both connections.
 func (r *rawRabbit) close() error {
 	var err error
 	if r.req != nil {
 		_, err = r.req.QueueDelete(r.queue, false, false, false)
+		if r.level >= rawDurableReplies && r.replyTo != "" {
+			_, derr := r.req.QueueDelete(r.replyTo, false, false, false)
+			err = errors.Join(err, derr)
+		}
 	}
 	for _, c := range []*amqp.Connection{r.reqConn, r.svcConn} {
 		if c != nil {
@@ -377,24 +416,31 @@ func rawTargets(rep *Report, kind string, cfg node.Config, vs string) (_ []targe
 		if url == "" {
 			url = rabbitmq.DefaultURL
 		}
-		fast, err := newRawRabbit(url, false)
-		if err != nil {
-			return nil, nil, fmt.Errorf("scenario: raw amqp091-go loop: %w", err)
+		var out []target
+		for _, f := range []struct {
+			name  string
+			level rawLevel
+			aim   float64
+		}{
+			{"raw amqp091-go RPC, floor 1 (no durability)", rawFast, 0.60},
+			{"raw amqp091-go RPC, floor 2 (confirms+persistent+quorum, exclusive reply queue)", rawConfirms, 0},
+			{"raw amqp091-go RPC, floor 3 (floor 2 + durable reply queue, persistent replies, reply acks)", rawDurableReplies, 0},
+		} {
+			r, err := newRawRabbit(url, f.level)
+			if err != nil {
+				cleanup(nil)
+				return nil, nil, fmt.Errorf("scenario: raw amqp091-go loop (%s): %w", f.name, err)
+			}
+			closers = append(closers, r.close)
+			out = append(out, raw(f.name, r.op(), f.aim))
 		}
-		closers = append(closers, fast.close)
-		safe, err := newRawRabbit(url, true)
-		if err != nil {
-			cleanup(nil)
-			return nil, nil, fmt.Errorf("scenario: raw amqp091-go loop with confirms: %w", err)
-		}
-		closers = append(closers, safe.close)
-		rep.Notes = append(rep.Notes, "Raw amqp091-go floors on the same server: an RPC loop with an exclusive, server-named reply queue. "+
-			"Floor 1 has no durability (transient messages, no confirms, auto-ack, classic queue) and is the one the issue's aim refers to; "+
-			"floor 2 has the guarantees the gateway gives (publisher confirms on both sides, persistent messages, quorum request queue, manual acks).")
-		return []target{
-			raw("raw amqp091-go RPC, floor 1 (no durability)", fast.op(), 0.60),
-			raw("raw amqp091-go RPC, floor 2 (confirms+persistent+quorum, the gateway's guarantees)", safe.op(), 0),
-		}, cleanup, nil
+		rep.Notes = append(rep.Notes, "Raw amqp091-go floors on the same server: an RPC loop. "+
+			"Floor 1 has no durability (transient messages, no confirms, auto-ack, classic queue, exclusive server-named reply queue) and is the one the issue's aim refers to; "+
+			"floor 2 adds the request-side guarantees the gateway gives (publisher confirms on both sides, persistent messages, quorum request queue, manual acks) "+
+			"but keeps the exclusive, non-durable reply queue, where the broker keeps persistent replies in memory and the reply consumer auto-acks; "+
+			"floor 3 also has the gateway's reply queue (durable classic queue with x-expires, persistent replies written to disk, manual reply acks, mandatory publishes, request TTL), "+
+			"which is what the gateway pays with its default broker.rabbitmq.transient_replies false.")
+		return out, cleanup, nil
 	}
 	return nil, func(*Report) {}, nil
 }

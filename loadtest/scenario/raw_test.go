@@ -3,12 +3,16 @@ package scenario
 import (
 	"context"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/syncgate/syncgate/brokers/rabbitmq"
+	"github.com/syncgate/syncgate/loadtest"
 )
 
 // The raw kafka-go loops on kfake, without and with linger: 300 requests
@@ -27,7 +31,51 @@ func testRawKafkaLoop(t *testing.T, batch int) {
 	}
 	defer c.Close()
 	k := newRawKafka(c.ListenAddrs(), "req", "rep", batch, time.Millisecond)
-	op := k.op()
+	driveRawLoop(t, k.op())
+	if err := k.close(); err != nil {
+		t.Errorf("close: %v", err)
+	}
+	if n := k.stray.Load(); n != 0 {
+		t.Errorf("%d replies matched no waiting request", n)
+	}
+	if n := k.mux.Len(); n != 0 {
+		t.Errorf("%d requests still waiting for a reply", n)
+	}
+}
+
+// The raw amqp091-go loops at each rawLevel on the RabbitMQ server of the
+// rabbitmq scenario (skipped without one): 300 requests from 16 callers,
+// each answered with its own body, and nothing left waiting.
+func TestRawRabbitLoop(t *testing.T) {
+	c, err := net.DialTimeout("tcp", RabbitMQAddr, time.Second)
+	if err != nil {
+		t.Skipf("no RabbitMQ on %s: %v", RabbitMQAddr, err)
+	}
+	_ = c.Close()
+	for _, tc := range []struct {
+		name  string
+		level rawLevel
+	}{{"fast", rawFast}, {"confirms", rawConfirms}, {"durable-replies", rawDurableReplies}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := newRawRabbit(rabbitmq.DefaultURL, tc.level)
+			if err != nil {
+				t.Fatal(err)
+			}
+			driveRawLoop(t, r.op())
+			if err := r.close(); err != nil {
+				t.Errorf("close: %v", err)
+			}
+			if n := r.mux.Len(); n != 0 {
+				t.Errorf("%d requests still waiting for a reply", n)
+			}
+		})
+	}
+}
+
+// driveRawLoop runs 300 requests through op from 16 callers and checks
+// that each was answered.
+func driveRawLoop(t *testing.T, op loadtest.Op) {
+	t.Helper()
 	const requests, callers = 300, 16
 	var next, ok atomic.Int64
 	var wg sync.WaitGroup
@@ -51,16 +99,7 @@ func testRawKafkaLoop(t *testing.T, batch int) {
 	for err := range errs {
 		t.Errorf("request failed: %v", err)
 	}
-	if err := k.close(); err != nil {
-		t.Errorf("close: %v", err)
-	}
 	if ok.Load() != requests {
 		t.Errorf("%d of %d requests answered", ok.Load(), requests)
-	}
-	if n := k.stray.Load(); n != 0 {
-		t.Errorf("%d replies matched no waiting request", n)
-	}
-	if n := k.mux.Len(); n != 0 {
-		t.Errorf("%d requests still waiting for a reply", n)
 	}
 }
