@@ -17,6 +17,7 @@ import (
 
 	"github.com/syncgate/syncgate/brokers"
 	"github.com/syncgate/syncgate/brokers/rabbitmq"
+	"github.com/syncgate/syncgate/brokers/rabbitmq/rabbitmqtest"
 )
 
 // The tests need the RabbitMQ server at SYNCGATE_RABBITMQ_URL (default
@@ -265,6 +266,10 @@ func closeConnections(t testing.TB, prefix string) int {
 func stopBroker(t testing.TB) (start func()) {
 	t.Helper()
 	requireRabbitmqctl(t)
+	// Other test packages (the cluster tests) use the same server: wait
+	// until none does, and keep them out until the broker is back (the
+	// lock is released after start, cleanups running last-in first-out).
+	rabbitmqtest.Exclusive(t)
 	var once sync.Once
 	start = func() {
 		once.Do(func() {
