@@ -128,7 +128,7 @@ type IdempotencyConfig struct {
 
 // ResultsConfig bounds the result store of polled requests.
 type ResultsConfig struct {
-	TTL        time.Duration `yaml:"ttl"`         // how long a reply stays pollable (default 10m)
+	TTL        time.Duration `yaml:"ttl"`         // how long a reply stays pollable (default 10m; 24h in cluster mode)
 	MaxEntries int           `yaml:"max_entries"` // default 100000
 	RetryAfter time.Duration `yaml:"retry_after"` // poll interval suggested with 202 (default 1s)
 }
@@ -252,6 +252,10 @@ func (c *Config) SetDefaults() {
 	}
 	defDur(&c.HTTP.MaxWait, 60*time.Second)
 	defDur(&c.HTTP.MaxPollWait, 30*time.Second)
+	if c.Cluster.Enabled {
+		// Redis holds results outside the process: keep them a day.
+		defDur(&c.Results.TTL, 24*time.Hour)
+	}
 	defDur(&c.Results.TTL, 10*time.Minute)
 	if c.Results.MaxEntries == 0 {
 		c.Results.MaxEntries = 100_000

@@ -112,6 +112,9 @@ func TestClusterNodeAddress(t *testing.T) {
 		if cfg.Addr != tt.want || cfg.ReplyTo != "syncgate.reply."+cfg.Node || !cfg.Cluster.Enabled {
 			t.Errorf("%v %v: addr %q reply-to %q cluster %v; want %q", tt.args, tt.env, cfg.Addr, cfg.ReplyTo, cfg.Cluster.Enabled, tt.want)
 		}
+		if cfg.Results.TTL != 24*time.Hour {
+			t.Errorf("results.ttl in cluster mode = %v, want the 24h default", cfg.Results.TTL)
+		}
 		if cfg.Cluster.Redis.ResultTTL != cfg.Results.TTL || cfg.Cluster.Redis.IdempotencyTTL != cfg.Idempotency.TTL {
 			t.Errorf("redis TTLs %v/%v do not follow results.ttl %v / idempotency.ttl %v",
 				cfg.Cluster.Redis.ResultTTL, cfg.Cluster.Redis.IdempotencyTTL, cfg.Results.TTL, cfg.Idempotency.TTL)
