@@ -122,6 +122,10 @@ func (g *Gateway) storedReply(ctx context.Context, id string) (envelope.Reply, b
 // mode: store it when its request is pollable, then forward it to the node
 // that claimed it. The waiting node takes whichever comes first.
 func (g *Gateway) route(ctx context.Context, rep envelope.Reply) ReplyOutcome {
+	// Once taken from the broker, a reply is carried through even if its
+	// consumer is stopping (an adoption ending, a shutdown): the broker
+	// counts it handled either way. Redis' own timeouts bound the calls.
+	ctx = context.WithoutCancel(ctx)
 	id := rep.CorrelationID
 	stored := false
 	switch err := g.store.Complete(ctx, rep); {
@@ -193,6 +197,8 @@ func (g *Gateway) AcceptForwarded(ctx context.Context, rep envelope.Reply) Reply
 }
 
 func (g *Gateway) acceptForwarded(ctx context.Context, rep envelope.Reply) ReplyOutcome {
+	ctx = context.WithoutCancel(ctx) // as in route: pub/sub delivered it once
+
 	if g.registry.Deliver(rep) {
 		return ReplyDelivered
 	}

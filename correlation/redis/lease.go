@@ -21,11 +21,16 @@ var ErrNodeTaken = errors.New("redis: node id is held by another live process")
 // refreshScript: KEYS[1] lease key; ARGV[1] token, ARGV[2] TTL in ms.
 // 1: refreshed; 2: re-taken (the key was gone, e.g. Redis restarted
 // without persistence); 0: another process holds it.
+// KEYS[2] members hash; ARGV[3] node, ARGV[4] reply address ("": none):
+// a held lease also keeps the node listed among the members, which a Redis
+// restarted without persistence has forgotten.
 var refreshScript = goredis.NewScript(`
 local v = redis.call('GET', KEYS[1])
-if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
-if not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 2 end
-return 0
+local res = 0
+if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) res = 1
+elseif not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) res = 2 end
+if res > 0 and ARGV[4] ~= '' then redis.call('HSET', KEYS[2], ARGV[3], ARGV[4]) end
+return res
 `)
 
 // Lease holds a node id for a live process: Join takes it, a goroutine
@@ -41,7 +46,14 @@ type Lease struct {
 	done   chan struct{}
 	once   sync.Once
 	lost   atomic.Bool
+	// replyTo, when set, is re-registered among the members at every
+	// refresh (see Advertise).
+	replyTo atomic.Pointer[string]
 }
+
+// Advertise keeps node listed among the members (Register) with replyTo
+// for as long as the lease is held, re-registering it at every refresh.
+func (l *Lease) Advertise(replyTo string) { l.replyTo.Store(&replyTo) }
 
 func (r *Router) leaseKey(node string) string { return r.prefix + "lease:" + node }
 
@@ -112,7 +124,11 @@ func (l *Lease) refresh(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		res, err := refreshScript.Run(ctx, l.r.rdb, []string{l.key}, l.token, ms(l.ttl)).Int()
+		replyTo := ""
+		if p := l.replyTo.Load(); p != nil {
+			replyTo = *p
+		}
+		res, err := refreshScript.Run(ctx, l.r.rdb, []string{l.key, l.r.membersKey()}, l.token, ms(l.ttl), l.node, replyTo).Int()
 		switch {
 		case ctx.Err() != nil:
 			return

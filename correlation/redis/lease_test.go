@@ -172,3 +172,27 @@ func TestMembersAndAdoption(t *testing.T) {
 		t.Fatalf("Members after Forget(a) = %v", m)
 	}
 }
+
+// An advertised lease keeps its node among the members, also after the
+// members are gone (Redis restarted without persistence).
+func TestLeaseAdvertises(t *testing.T) {
+	r, rdb, cfg := newRouter(t)
+	ctx := t.Context()
+	l, err := r.Join(ctx, "a", 300*time.Millisecond, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	l.Advertise("syncgate.reply.a")
+	eventually(t, 5*time.Second, "a listed among the members", func() bool {
+		m, _ := r.Members(ctx)
+		return m["a"] == "syncgate.reply.a"
+	})
+	if err := rdb.Del(ctx, cfg.Prefix+"nodes", cfg.Prefix+"lease:a").Err(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "a listed again after the members were lost", func() bool {
+		m, _ := r.Members(ctx)
+		return m["a"] == "syncgate.reply.a"
+	})
+}

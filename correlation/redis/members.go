@@ -69,6 +69,18 @@ func (r *Router) Adopt(ctx context.Context, node, by string, ttl time.Duration) 
 	return n == 1, nil
 }
 
+// AdoptedBy returns the node that adopted node's reply address, or "".
+func (r *Router) AdoptedBy(ctx context.Context, node string) (string, error) {
+	by, err := r.rdb.Get(ctx, r.adoptKey(node)).Result()
+	switch {
+	case errors.Is(err, goredis.Nil):
+		return "", nil
+	case err != nil:
+		return "", unavailable("adopted by "+node, err)
+	}
+	return by, nil
+}
+
 // Unadopt gives up by's adoption of node, if by holds it.
 func (r *Router) Unadopt(ctx context.Context, node, by string) error {
 	err := releaseScript.Run(ctx, r.rdb, []string{r.adoptKey(node)}, by).Err()

@@ -79,6 +79,8 @@ func (a *adopter) Adopting() []string {
 
 func (a *adopter) round(ctx context.Context) {
 	self := a.n.cfg.Node
+	// (The lease keeps this node among the members, also after a Redis
+	// restart: see Lease.Advertise.)
 	members, err := a.router.Members(ctx)
 	if err != nil {
 		return // Redis down: the next round tries again
@@ -100,6 +102,8 @@ func (a *adopter) round(ctx context.Context) {
 			a.stop(node)
 			_ = a.router.Unadopt(ctx, node, self)
 		case live:
+			// Ours from an adoption whose consumer failed? Let it go.
+			_ = a.router.Unadopt(ctx, node, self)
 		case ad != nil && time.Since(ad.since) > a.keep:
 			a.log.Info("adoption over: no request of the node can still be waiting",
 				slog.String("adopted", node), slog.Duration("after", time.Since(ad.since)))

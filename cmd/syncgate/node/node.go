@@ -198,6 +198,7 @@ func (n *Node) joinCluster() error {
 		_ = rdb.Close()
 		return fmt.Errorf("cluster: register node %q: %w", n.cfg.Node, err)
 	}
+	lease.Advertise(n.cfg.ReplyTo)
 	n.rdb, n.router, n.lease = rdb, router, lease
 	n.log.Info("joined the cluster", slog.String("redis", rcfg.Addr), slog.String("lease", lease.Token()))
 	timeout := rcfg.ReadTimeout
@@ -210,6 +211,36 @@ func (n *Node) joinCluster() error {
 		api.Check{Name: "node-id", Check: func(context.Context) error { return lease.Err() }},
 	)
 	return nil
+}
+
+// awaitHandBack waits, before this node consumes its reply address, until
+// no other node consumes it for it: a node back under its id after a crash
+// may find its address adopted (see adopter), and two consumers of one
+// Kafka reply topic would each read every reply. The adopter lets go at
+// its next round, within one lease TTL; the wait is bounded by the
+// adoption key's own TTL (three lease TTLs), after which this node
+// consumes anyway.
+func (n *Node) awaitHandBack(ctx context.Context) {
+	deadline := time.Now().Add(3 * n.cfg.Cluster.LeaseTTL)
+	logged := false
+	for time.Now().Before(deadline) {
+		by, err := n.router.AdoptedBy(ctx, n.cfg.Node)
+		if err != nil || by == "" {
+			return
+		}
+		if !logged {
+			n.log.Info("cluster: waiting for the node that adopted this node's reply address to hand it back", slog.String("adopter", by))
+			logged = true
+		}
+		t := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+	n.log.Warn("cluster: the adopter did not hand this node's reply address back in time; consuming it anyway")
 }
 
 // leaveCluster gives the node id back and closes the Redis client.
@@ -340,6 +371,9 @@ func (n *Node) Run(ctx context.Context) error {
 		})
 	}
 	consumers.Go(func() error {
+		if n.router != nil {
+			n.awaitHandBack(consumeCtx)
+		}
 		err := n.broker.Subscribe(consumeCtx, n.cfg.ReplyTo, replies,
 			brokers.AsInbox(), brokers.WithReady(positioned), brokers.WithConcurrency(n.cfg.Broker.ReplyConcurrency))
 		if err != nil {
