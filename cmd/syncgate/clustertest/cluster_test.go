@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,21 +15,28 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/syncgate/syncgate/brokers/envelope"
 )
 
 // cluster is one broker, one private Redis and syncgate nodes sharing them,
 // all on loopback, stopped when the test ends.
+//
+// Tests name nodes "a", "b", "c"; a node's id in the cluster carries a
+// suffix unique to the test (nodeID), and so do its reply address and, on
+// the shared RabbitMQ server, every queue of the test.
 type cluster struct {
-	t       *testing.T
-	kafka   []string // broker addresses
-	redis   *redisServer
-	dir     string
-	config  string // the nodes' configuration file
-	addrs   map[string]string
-	nodes   map[string]*node
-	http    *http.Client
-	started int // node processes started, for log file names
+	t        *testing.T
+	on       backend
+	suffix   string   // of the node ids and the broker names
+	kafka    []string // kfake's addresses, on Kafka
+	requests string   // the destination of every route
+	redis    *redisServer
+	dir      string
+	config   string // the nodes' configuration file
+	addrs    map[string]string
+	nodes    map[string]*node
+	http     *http.Client
+	started  int // node processes started, for log file names
 }
 
 // node is one syncgate process.
@@ -45,19 +53,21 @@ func (n *node) URL() string { return "http://" + n.addr }
 // in ids, and returns once every node is ready.
 func newCluster(t *testing.T, ids ...string) *cluster {
 	t.Helper()
+	return newClusterOn(t, onKafka, ids...)
+}
+
+// newClusterOn is newCluster on the given backend. A test on RabbitMQ must
+// hold the shared server already (useRabbitMQ, as onEachBackend does).
+func newClusterOn(t *testing.T, on backend, ids ...string) *cluster {
+	t.Helper()
 	redis := startRedis(t)
-	kf, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, requestTopic),
-		kfake.BrokerConfigs(map[string]string{"message.max.bytes": strconv.Itoa(2 << 20)}))
-	if err != nil {
-		t.Fatalf("kfake: %v", err)
-	}
-	t.Cleanup(kf.Close)
 	c := &cluster{
-		t: t, kafka: kf.ListenAddrs(), redis: redis, dir: t.TempDir(),
+		t: t, on: on, suffix: fmt.Sprintf("%08x", rand.Uint32()), redis: redis, dir: t.TempDir(),
 		addrs: make(map[string]string), nodes: make(map[string]*node),
 		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: 90 * time.Second},
 	}
 	t.Cleanup(c.http.CloseIdleConnections)
+	c.setUpBroker(ids)
 	for _, id := range ids {
 		c.addrs[id] = "127.0.0.1:" + strconv.Itoa(freePort(t))
 	}
@@ -74,7 +84,26 @@ func newCluster(t *testing.T, ids ...string) *cluster {
 	return c
 }
 
-// Routes of the test configuration, all to requestTopic.
+// nodeID is the id node id runs under (--node): the test's name for it
+// plus the test's suffix.
+func (c *cluster) nodeID(id string) string { return id + "-" + c.suffix }
+
+// replyAddr is node id's reply address, the default of cmd/syncgate/node.
+func (c *cluster) replyAddr(id string) string { return "syncgate.reply." + c.nodeID(id) }
+
+// owner returns the test's name of the node that sent req (its reply_to).
+func (c *cluster) owner(req envelope.Request) string {
+	id := strings.TrimPrefix(req.ReplyTo, "syncgate.reply.")
+	return strings.TrimSuffix(id, "-"+c.suffix)
+}
+
+// leaseTTL is the nodes' cluster.lease_ttl: a dead node's id is free, and
+// its reply address adopted, within about this long (and one more round
+// of the adopters, as often).
+const leaseTTL = 2 * time.Second
+
+// Routes of the test configuration, all to the cluster's request
+// destination.
 const (
 	routeEcho     = "/echo"      // auto, waits up to 20s: answered with the reply
 	routeEchoSync = "/echo-sync" // sync, 30s
@@ -87,24 +116,16 @@ const (
 func (c *cluster) yaml() string {
 	var addrs strings.Builder
 	for _, id := range slices.Sorted(maps.Keys(c.addrs)) {
-		fmt.Fprintf(&addrs, "    %s: %s\n", id, c.addrs[id])
+		fmt.Fprintf(&addrs, "    %s: %s\n", c.nodeID(id), c.addrs[id])
 	}
 	return fmt.Sprintf(`log:
   level: warn
-broker:
-  kind: kafka
-  publish_timeout: 30s
-  kafka:
-    brokers: [%s]
-    write_timeout: 30s
-    max_wait: 250ms
-    commit_interval: 200ms
-cluster:
+%scluster:
   enabled: true
   redis:
     addr: %s
     prefix: "clustertest:"
-  lease_ttl: 2s
+  lease_ttl: %s
   claim_margin: 5s
   addrs:
 %sshutdown:
@@ -114,8 +135,8 @@ routes:
   - {name: echo-sync, method: POST, path: %s, destination: %s, mode: sync, timeout: 30s}
   - {name: brief, method: POST, path: %s, destination: %s, mode: auto, wait: 1s, timeout: 30s}
   - {name: strict, method: POST, path: %s, destination: %s, mode: sync, timeout: 2s}
-`, strings.Join(c.kafka, ", "), c.redis.Addr(), addrs.String(),
-		routeEcho, requestTopic, routeEchoSync, requestTopic, routeBrief, requestTopic, routeStrict, requestTopic)
+`, c.brokerYAML(), c.redis.Addr(), leaseTTL, addrs.String(),
+		routeEcho, c.requests, routeEchoSync, c.requests, routeBrief, c.requests, routeStrict, c.requests)
 }
 
 // start runs a syncgate process as node id, with extra flags.
@@ -123,7 +144,7 @@ func (c *cluster) start(id string, extra []string) *node {
 	c.t.Helper()
 	c.started++
 	name := fmt.Sprintf("node-%s-%d", id, c.started)
-	args := append([]string{"--config", c.config, "--node", id}, extra...)
+	args := append([]string{"--config", c.config, "--node", c.nodeID(id)}, extra...)
 	p := startProcess(c.t, name, filepath.Join(c.dir, name+".log"), binary, args...)
 	return &node{id: id, addr: c.addrs[id], proc: p}
 }

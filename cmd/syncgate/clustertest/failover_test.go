@@ -11,14 +11,14 @@ import (
 	"github.com/syncgate/syncgate/brokers/envelope"
 )
 
-func holdAll(envelope.Request) decision { return decision{hold: true} }
+func holdAll(envelope.Request, string) decision { return decision{hold: true} }
 
 // TestPollAnotherNodeWhileOwnerIsDown: two requests accepted (202) by node
 // a; a is killed; the service answers one to b's reply topic and one to
 // c's. Both are pollable on c (and on b), with their bodies.
 func TestPollAnotherNodeWhileOwnerIsDown(t *testing.T) {
 	c := newCluster(t, nodeIDs...)
-	svc := startService(t, c.kafka, holdAll)
+	svc := startService(t, c, holdAll)
 	a, b, cn := c.Node("a"), c.Node("b"), c.Node("c")
 
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
@@ -36,7 +36,7 @@ func TestPollAnotherNodeWhileOwnerIsDown(t *testing.T) {
 	}
 	held := svc.Held(2, 30*time.Second)
 	for _, req := range held {
-		if sent[req.CorrelationID] != string(req.Body) || req.ReplyTo != replyAddr("a") {
+		if sent[req.CorrelationID] != string(req.Body) || req.ReplyTo != c.replyAddr("a") {
 			t.Fatalf("the service got %s (reply to %s, body %q), which node a did not send", req.CorrelationID, req.ReplyTo, req.Body)
 		}
 		// Pending everywhere: the record is in Redis, not in a's memory.
@@ -60,6 +60,8 @@ func TestPollAnotherNodeWhileOwnerIsDown(t *testing.T) {
 			}
 		}
 	}
+	// One of b and c adopts a's reply address meanwhile, but nothing was
+	// sent there: these are the two replies.
 	k := c.counts(b, cn)
 	if k.replies["stored"] != 2 || sum(k.replies) != 2 {
 		t.Errorf("nodes b and c consumed %v, want both replies stored", k.replies)
@@ -68,13 +70,30 @@ func TestPollAnotherNodeWhileOwnerIsDown(t *testing.T) {
 
 // TestKillNodeWithRequestsInFlight: requests wait on node a (auto route)
 // when a is killed. Its clients lose their connections, but the service
-// still holds the requests; it answers them to b's and c's reply topics,
-// and every one of them is pollable, with its body, on b and on c. Those it
-// answers to a's own topic while a is down are pollable once a is back.
+// still holds the requests and answers them while a is down: a third to
+// b's reply address, a third to c's and a third to a's own, which nobody
+// consumes until, a's lease lapsed, one of b and c adopts it. Every reply
+// is pollable, with its body, on b and on c without a coming back, within
+// a few lease TTLs of a's death. When a is back the adoption ends, and a
+// serves the polls too. On Kafka and on RabbitMQ.
 func TestKillNodeWithRequestsInFlight(t *testing.T) {
+	onEachBackend(t, killNodeWithRequestsInFlight)
+}
+
+// Bounds of the adoption of a dead node's reply address: its lease lapses
+// within one lease TTL, the adopters look once per TTL, and the adopter
+// needs a moment to consume; its replies are pollable within these bounds
+// of the death, and the adoption ends within the other of the node's
+// return (the adopters see its lease live again at their next round).
+const (
+	adoptedWithin   = 5 * leaseTTL
+	unadoptedWithin = 3 * leaseTTL
+)
+
+func killNodeWithRequestsInFlight(t *testing.T, on backend) {
 	const inFlight = 24
-	c := newCluster(t, nodeIDs...)
-	svc := startService(t, c.kafka, holdAll)
+	c := newClusterOn(t, on, nodeIDs...)
+	svc := startService(t, c, holdAll)
 	a, b, cn := c.Node("a"), c.Node("b"), c.Node("c")
 
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
@@ -94,15 +113,21 @@ func TestKillNodeWithRequestsInFlight(t *testing.T) {
 	}
 	held := svc.Held(inFlight, 30*time.Second)
 	for _, req := range held {
-		if !sent[string(req.Body)] || req.ReplyTo != replyAddr("a") {
+		if !sent[string(req.Body)] || req.ReplyTo != c.replyAddr("a") {
 			t.Fatalf("the service got %s (reply to %s, body %q), which node a did not send", req.CorrelationID, req.ReplyTo, req.Body)
 		}
 	}
 	if w := c.scrape(a).value("syncgate_waiting_requests"); w != inFlight {
 		t.Fatalf("node a has %.0f requests waiting, want %d", w, inFlight)
 	}
+	for _, n := range []*node{a, b, cn} {
+		if got := c.adopted(n); got != 0 {
+			t.Fatalf("node %s adopts %.0f nodes while all live, want 0", n.id, got)
+		}
+	}
 
 	a.proc.Kill()
+	killed := time.Now()
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -110,23 +135,19 @@ func TestKillNodeWithRequestsInFlight(t *testing.T) {
 			t.Errorf("a client of node a: %v, want its connection lost", err)
 		}
 	}
-	// A third of the replies go to a's own topic while a is down, the
-	// rest to b's and c's.
 	answeredTo := make(map[string]string)
-	var toA, toOthers []envelope.Request
+	toNode := make(map[string]int)
 	for i, req := range held {
-		to := nodeIDs[i%3]
+		to := nodeIDs[i%len(nodeIDs)]
 		if err := svc.Answer(ctx, req, to); err != nil {
 			t.Fatal(err)
 		}
 		answeredTo[req.CorrelationID] = to
-		if to == "a" {
-			toA = append(toA, req)
-		} else {
-			toOthers = append(toOthers, req)
-		}
+		toNode[to]++
 	}
-	for _, req := range toOthers {
+	waitFor(t, adoptedWithin, "b or c adopts a", func() bool { return c.adopted(b)+c.adopted(cn) > 0 })
+	adopted := time.Since(killed)
+	for _, req := range held {
 		for _, n := range []*node{b, cn} {
 			status, got := c.poll(n, req.CorrelationID)
 			if status != http.StatusOK || got != string(req.Body) {
@@ -135,34 +156,56 @@ func TestKillNodeWithRequestsInFlight(t *testing.T) {
 			}
 		}
 	}
-	k := c.counts(b, cn)
-	if k.replies["stored"] != float64(len(toOthers)) || sum(k.replies) != float64(len(toOthers)) {
-		t.Errorf("nodes b and c consumed %v, want all %d replies sent to them stored (their node is gone)", k.replies, len(toOthers))
+	pollable := time.Since(killed)
+
+	// Exactly one adopter, which consumed a's replies besides its own.
+	adopter, other := b, cn
+	gb, gc := c.adopted(b), c.adopted(cn)
+	switch {
+	case gb == 1 && gc == 0:
+	case gb == 0 && gc == 1:
+		adopter, other = cn, b
+	default:
+		t.Fatalf("syncgate_adopted_nodes: b %.0f, c %.0f once a's replies were pollable; want 1 on exactly one of them", gb, gc)
 	}
-	if sum(k.clusterErrors) != 0 {
-		t.Errorf("cluster errors on b and c: %v", k.clusterErrors)
+	t.Logf("node a killed; %s adopted it %v later; %d replies answered to a, %d to b and %d to c, all pollable on b and c %v after the kill",
+		adopter.id, adopted.Round(time.Millisecond), toNode["a"], toNode["b"], toNode["c"], pollable.Round(time.Millisecond))
+	if pollable > adoptedWithin {
+		t.Errorf("the replies were pollable %v after a was killed, want within %v (lease TTL %v)", pollable, adoptedWithin, leaseTTL)
 	}
-	for _, req := range toA {
-		if status, _, err := c.get(b, "/v1/requests/"+req.CorrelationID); err != nil || status != http.StatusAccepted {
-			t.Errorf("poll %s (answered to the dead node a) on node b: %d %v, want 202 pending", req.CorrelationID, status, err)
+	for _, x := range []struct {
+		n    *node
+		want int
+	}{{adopter, toNode[adopter.id] + toNode["a"]}, {other, toNode[other.id]}} {
+		k := c.counts(x.n)
+		if k.replies["stored"] != float64(x.want) || sum(k.replies) != float64(x.want) {
+			t.Errorf("node %s consumed %v, want %d replies stored (their node is gone)", x.n.id, k.replies, x.want)
+		}
+		if sum(k.clusterErrors) != 0 {
+			t.Errorf("cluster errors on node %s: %v", x.n.id, k.clusterErrors)
 		}
 	}
 
-	// a comes back under its id once its lease lapsed (2s), consumes the
-	// replies that reached its topic while it was down, and stores them:
-	// it holds their claims, but not their requests.
+	// a comes back under its id (its lease lapsed long ago): the adopter
+	// lets its reply address go, and a, which consumes nothing (its
+	// adopter consumed and committed or acknowledged everything), serves
+	// the polls from the store.
 	began := time.Now()
 	a = c.Restart("a")
-	t.Logf("node a ready again %v after its restart began", time.Since(began).Round(time.Millisecond))
-	for _, req := range toA {
-		for _, n := range []*node{cn, a} {
-			if status, got := c.poll(n, req.CorrelationID); status != http.StatusOK || got != string(req.Body) {
-				t.Errorf("poll %s (answered to a while it was down) on node %s: %d %q, want 200 %q", req.CorrelationID, n.id, status, got, req.Body)
-			}
+	ready := time.Now()
+	waitFor(t, unadoptedWithin, "the adoption of a ends on b and c", func() bool {
+		return c.adopted(b) == 0 && c.adopted(cn) == 0
+	})
+	t.Logf("node a ready again %v after its restart began; its adoption ended %v after that",
+		ready.Sub(began).Round(time.Millisecond), time.Since(ready).Round(time.Millisecond))
+	for _, req := range held {
+		if status, got := c.poll(a, req.CorrelationID); status != http.StatusOK || got != string(req.Body) {
+			t.Errorf("poll %s (answered to %s) on the restarted node a: %d %q, want 200 %q",
+				req.CorrelationID, answeredTo[req.CorrelationID], status, got, req.Body)
 		}
 	}
-	if got := c.counts(a).replies; got["stored"] != float64(len(toA)) || sum(got) != float64(len(toA)) {
-		t.Errorf("the restarted node a consumed %v, want the %d replies sent to it while it was down stored", got, len(toA))
+	if got := c.counts(a).replies; sum(got) != 0 {
+		t.Errorf("the restarted node a consumed %v, want nothing: its adopter handled the replies addressed to it", got)
 	}
 }
 
@@ -181,7 +224,7 @@ func isConnectionLost(err error) bool {
 func TestGracefulStopAnswersInFlight(t *testing.T) {
 	const inFlight = 6
 	c := newCluster(t, nodeIDs...)
-	svc := startService(t, c.kafka, holdAll)
+	svc := startService(t, c, holdAll)
 	a, b, cn := c.Node("a"), c.Node("b"), c.Node("c")
 
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
@@ -235,7 +278,7 @@ func TestGracefulStopAnswersInFlight(t *testing.T) {
 // a answers 410.
 func TestCancelOnAnotherNode(t *testing.T) {
 	c := newCluster(t, nodeIDs...)
-	svc := startService(t, c.kafka, holdAll)
+	svc := startService(t, c, holdAll)
 	a, b, cn := c.Node("a"), c.Node("b"), c.Node("c")
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()

@@ -13,7 +13,7 @@ import (
 // refused on a third node; after the reply, a retry anywhere replays it.
 func TestIdempotencyKeyAcrossNodes(t *testing.T) {
 	c := newCluster(t, nodeIDs...)
-	svc := startService(t, c.kafka, holdAll)
+	svc := startService(t, c, holdAll)
 	a, b, cn := c.Node("a"), c.Node("b"), c.Node("c")
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()

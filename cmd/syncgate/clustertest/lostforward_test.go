@@ -18,7 +18,7 @@ import (
 // the limit is back, forwarding works again.
 func TestLostForwardIsReadFromTheStore(t *testing.T) {
 	c := newCluster(t, nodeIDs...)
-	svc := startService(t, c.kafka, misrouteAll)
+	svc := startService(t, c, misrouteAll)
 	a := c.Node("a")
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()

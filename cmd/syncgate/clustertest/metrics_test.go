@@ -65,6 +65,13 @@ next:
 	return sum
 }
 
+// adopted is n's syncgate_adopted_nodes: how many dead nodes' reply
+// addresses it consumes.
+func (c *cluster) adopted(n *node) float64 {
+	c.t.Helper()
+	return c.scrape(n).value("syncgate_adopted_nodes")
+}
+
 // byLabel returns name's values by the value of label.
 func (m metrics) byLabel(name, label string) map[string]float64 {
 	out := make(map[string]float64)

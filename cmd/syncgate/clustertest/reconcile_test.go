@@ -70,12 +70,12 @@ func (k kind) answerTo(owner string) string {
 func TestCountsReconcile(t *testing.T) {
 	const perKind = 6 // two per node
 	c := newCluster(t, nodeIDs...)
-	svc := startService(t, c.kafka, func(req envelope.Request) decision {
+	svc := startService(t, c, func(req envelope.Request, owner string) decision {
 		k := kindOf(req.Body)
 		if k.when != answerNow {
 			return decision{hold: true}
 		}
-		return decision{node: k.answerTo(nodeOf(req.ReplyTo))}
+		return decision{node: k.answerTo(owner)}
 	})
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
@@ -123,7 +123,7 @@ func TestCountsReconcile(t *testing.T) {
 	held := svc.Held(5*perKind, 30*time.Second) // the late ones and the unanswered
 	for _, req := range held {
 		if k := kindOf(req.Body); k.when == answerAfter {
-			if err := svc.Answer(ctx, req, k.answerTo(nodeOf(req.ReplyTo))); err != nil {
+			if err := svc.Answer(ctx, req, k.answerTo(c.owner(req))); err != nil {
 				t.Fatal(err)
 			}
 		}

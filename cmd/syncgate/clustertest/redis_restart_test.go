@@ -15,8 +15,8 @@ import (
 
 // misrouteAll answers every request to another node than the one that
 // sent it, so that every reply needs Redis to reach its request.
-func misrouteAll(req envelope.Request) decision {
-	return decision{node: otherNode(nodeIDs, nodeOf(req.ReplyTo))}
+func misrouteAll(_ envelope.Request, owner string) decision {
+	return decision{node: otherNode(nodeIDs, owner)}
 }
 
 // call is one request of a load run and what became of it.
@@ -92,7 +92,7 @@ func (l *load) snapshot(keep func(call) bool) []call {
 // every request is accounted for.
 func TestRedisRestart(t *testing.T) {
 	c := newCluster(t, nodeIDs...)
-	svc := startService(t, c.kafka, misrouteAll)
+	svc := startService(t, c, misrouteAll)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 

@@ -78,3 +78,12 @@ func (r *redisServer) Do(args ...any) error {
 	defer cancel()
 	return rdb.Do(ctx, args...).Err()
 }
+
+// Exists reports how many of keys exist on the server.
+func (r *redisServer) Exists(keys ...string) (int64, error) {
+	rdb := goredis.NewClient(&goredis.Options{Addr: r.Addr()})
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return rdb.Exists(ctx, keys...).Result()
+}

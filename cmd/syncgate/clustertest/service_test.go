@@ -3,9 +3,6 @@ package clustertest
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,36 +10,30 @@ import (
 
 	"github.com/syncgate/syncgate/brokers"
 	"github.com/syncgate/syncgate/brokers/envelope"
-	"github.com/syncgate/syncgate/brokers/kafka"
 )
 
-// requestTopic is the topic every route of the test configuration
-// publishes to; the test service consumes it.
-const requestTopic = "clustertest.requests"
-
-// replyAddr is a node's reply topic, the default of cmd/syncgate/node.
-func replyAddr(node string) string { return "syncgate.reply." + node }
-
-// nodeOf returns the node whose reply address is addr.
-func nodeOf(addr string) string { return strings.TrimPrefix(addr, "syncgate.reply.") }
-
 // decision is what the test service does with one request: answer it at
-// once to node's reply topic, or hold it for the test to answer later
+// once to node's reply address, or hold it for the test to answer later
 // (Answer) or never.
 type decision struct {
-	node string // answer to this node's reply topic
+	node string // answer to this node's reply address
 	hold bool
 }
 
-// service is the test service: it consumes the request topic in a
-// consumer group, as a real service would, and answers each request with
-// its own body, on the reply topic its decide function picks. It records
-// every request it saw, so that tests can answer held requests and check
-// that each request was seen once.
+// decider picks what the service does with req, which node owner sent.
+type decider func(req envelope.Request, owner string) decision
+
+// service is the test service: it consumes the cluster's request
+// destination in a consumer group (on RabbitMQ: competing for its queue),
+// as a real service would, and answers each request with its own body, on
+// the reply address its decide function picks. It records every request
+// it saw, so that tests can answer held requests and check that each
+// request was seen once.
 type service struct {
 	t      *testing.T
-	broker *kafka.Broker
-	decide func(req envelope.Request) decision
+	c      *cluster
+	broker serviceBroker
+	decide decider
 	held   chan envelope.Request
 
 	mu   sync.Mutex
@@ -52,21 +43,18 @@ type service struct {
 	misrouted atomic.Int64 // of which to a node that did not send the request
 }
 
-// startService consumes requestTopic until the test ends and returns once
-// the service is positioned.
-func startService(t *testing.T, brokerAddrs []string, decide func(req envelope.Request) decision) *service {
+// startService consumes c's request destination until the test ends and
+// returns once the service is positioned.
+func startService(t *testing.T, c *cluster, decide decider) *service {
 	t.Helper()
-	b, err := kafka.New(kafkaConfig(brokerAddrs), kafka.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &service{t: t, broker: b, decide: decide, held: make(chan envelope.Request, 10_000), seen: make(map[string]int)}
+	b := c.dialService()
+	s := &service{t: t, c: c, broker: b, decide: decide, held: make(chan envelope.Request, 10_000), seen: make(map[string]int)}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		err := b.Subscribe(ctx, requestTopic, s.handle, brokers.WithGroup("clustertest.service"),
+		err := b.Subscribe(ctx, c.requests, s.handle, brokers.WithGroup("clustertest.service"),
 			brokers.WithConcurrency(64), brokers.WithReady(func() { close(ready) }))
 		if err != nil && ctx.Err() == nil {
 			t.Errorf("test service: %v", err)
@@ -87,22 +75,6 @@ func startService(t *testing.T, brokerAddrs []string, decide func(req envelope.R
 	return s
 }
 
-// kafkaConfig is the Kafka configuration of the test service and the
-// nodes: quick group heartbeats and fetches; a generous write timeout,
-// since under -race on a loaded 2-core machine one produce to kfake can
-// take seconds.
-func kafkaConfig(addrs []string) kafka.Config {
-	return kafka.Config{
-		Brokers:           addrs,
-		HeartbeatInterval: 200 * time.Millisecond,
-		SessionTimeout:    6 * time.Second, // kfake's minimum
-		JoinGroupBackoff:  200 * time.Millisecond,
-		CommitInterval:    200 * time.Millisecond,
-		MaxWait:           250 * time.Millisecond,
-		WriteTimeout:      30 * time.Second,
-	}
-}
-
 func (s *service) handle(ctx context.Context, m brokers.Message) error {
 	req, err := envelope.DecodeRequest(m)
 	if err != nil {
@@ -112,7 +84,7 @@ func (s *service) handle(ctx context.Context, m brokers.Message) error {
 	s.mu.Lock()
 	s.seen[req.CorrelationID]++
 	s.mu.Unlock()
-	d := s.decide(req)
+	d := s.decide(req, s.c.owner(req))
 	if d.hold {
 		select {
 		case s.held <- req:
@@ -125,16 +97,16 @@ func (s *service) handle(ctx context.Context, m brokers.Message) error {
 }
 
 // Answer publishes req's reply (status 200, its body echoed) to node's
-// reply topic.
+// reply address.
 func (s *service) Answer(ctx context.Context, req envelope.Request, node string) error {
 	rep := envelope.Reply{CorrelationID: req.CorrelationID, ContentType: req.ContentType, Body: req.Body}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if err := s.broker.Publish(ctx, replyAddr(node), rep.Message()); err != nil {
+	if err := s.broker.Publish(ctx, s.c.replyAddr(node), rep.Message()); err != nil {
 		return fmt.Errorf("test service: reply to %s: %w", node, err)
 	}
 	s.answered.Add(1)
-	if node != nodeOf(req.ReplyTo) {
+	if node != s.c.owner(req) {
 		s.misrouted.Add(1)
 	}
 	return nil
@@ -159,7 +131,7 @@ func (s *service) Held(n int, timeout time.Duration) []envelope.Request {
 }
 
 // Seen returns how many distinct requests the service saw, and how many of
-// them it saw more than once (Kafka redelivered them).
+// them it saw more than once (the broker redelivered them).
 func (s *service) Seen() (distinct, repeated int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
