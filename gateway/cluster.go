@@ -127,21 +127,16 @@ func (g *Gateway) route(ctx context.Context, rep envelope.Reply) ReplyOutcome {
 	// counts it handled either way. Redis' own timeouts bound the calls.
 	ctx = context.WithoutCancel(ctx)
 	id := rep.CorrelationID
-	stored := false
-	switch err := g.store.Complete(ctx, rep); {
-	case err == nil:
-		stored = true
-		g.hub.notify(id)
-	case errors.Is(err, correlation.ErrCancelled):
-		return ReplyCancelled
-	case errors.Is(err, correlation.ErrCompleted):
-		// Stored already: either a duplicate, or the waiting node read it.
-		return ReplyDuplicate
-	case errors.Is(err, correlation.ErrNotFound):
-		// Not pollable (or unknown): forwarding is the only way.
-	default:
+	out, err := g.complete(ctx, rep)
+	switch {
+	case err != nil:
 		g.clusterErr(ctx, opStore, id, err)
+	case out == ReplyCancelled || out == ReplyDuplicate:
+		return out
 	}
+	// Orphan here means not pollable (or unknown): forwarding is the only
+	// way; stored, that the owner may still want it sooner than its poll.
+	stored := err == nil && out == ReplyStored
 	c := g.cfg.Cluster
 	if of, ok := c.Router.(ownerForwarder); ok {
 		owner, delivered, err := of.ForwardToOwner(ctx, c.Node, rep)
@@ -202,31 +197,20 @@ func (g *Gateway) acceptForwarded(ctx context.Context, rep envelope.Reply) Reply
 	if g.registry.Deliver(rep) {
 		return ReplyDelivered
 	}
-	switch err := g.store.Complete(ctx, rep); {
-	case err == nil:
-		g.hub.notify(rep.CorrelationID)
-		return ReplyStored
-	case errors.Is(err, correlation.ErrCompleted):
+	out, err := g.complete(ctx, rep)
+	switch {
+	case err != nil:
+		g.clusterErr(ctx, opStore, rep.CorrelationID, err)
+		return ReplyLost
+	case out == ReplyDuplicate:
 		// The forwarding node stored it before forwarding (pollable
 		// route): a late reply, not a second one. (Duplicates are caught
 		// on the consuming node, which does not forward them.)
 		return ReplyStored
-	case errors.Is(err, correlation.ErrCancelled):
-		return ReplyCancelled
-	case errors.Is(err, correlation.ErrNotFound):
-		return ReplyOrphan
-	default:
-		g.clusterErr(ctx, opStore, rep.CorrelationID, err)
-		return ReplyLost
 	}
+	return out
 }
 
 // ForwardCounts returns how many forwarded replies AcceptForwarded took, by
 // outcome.
-func (g *Gateway) ForwardCounts() map[ReplyOutcome]uint64 {
-	m := make(map[ReplyOutcome]uint64, numReplyOutcomes)
-	for i := range g.forwards {
-		m[ReplyOutcome(i)] = g.forwards[i].Load()
-	}
-	return m
-}
+func (g *Gateway) ForwardCounts() map[ReplyOutcome]uint64 { return outcomeCounts(&g.forwards) }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/syncgate/syncgate/brokers"
 	"github.com/syncgate/syncgate/brokers/envelope"
@@ -71,21 +72,34 @@ func (g *Gateway) DispatchReply(ctx context.Context, m brokers.Message) (ReplyOu
 		}
 		return out, nil
 	}
+	out, err := g.complete(ctx, rep)
+	if err != nil {
+		return out, fmt.Errorf("gateway: store reply %s: %w", rep.CorrelationID, err)
+	}
+	return out, nil
+}
+
+// complete stores a reply nobody waits for on this node and classifies
+// what became of it: stored (its waiters woken), cancelled, duplicate
+// (stored already) or orphan (no record: unknown, expired, or a route that
+// is not pollable). An error is a failure of the store itself.
+func (g *Gateway) complete(ctx context.Context, rep envelope.Reply) (ReplyOutcome, error) {
+	id := rep.CorrelationID
 	switch err := g.store.Complete(ctx, rep); {
 	case err == nil:
-		g.hub.notify(rep.CorrelationID)
+		g.hub.notify(id)
 		return ReplyStored, nil
 	case errors.Is(err, correlation.ErrCancelled):
-		g.log.InfoContext(ctx, "discarding the reply of a cancelled request", slog.String("correlation_id", rep.CorrelationID))
+		g.log.InfoContext(ctx, "discarding the reply of a cancelled request", slog.String("correlation_id", id))
 		return ReplyCancelled, nil
 	case errors.Is(err, correlation.ErrCompleted):
-		g.log.DebugContext(ctx, "dropping duplicate reply", slog.String("correlation_id", rep.CorrelationID))
+		g.log.DebugContext(ctx, "reply stored already", slog.String("correlation_id", id))
 		return ReplyDuplicate, nil
 	case errors.Is(err, correlation.ErrNotFound):
-		g.log.DebugContext(ctx, "dropping reply nobody waits for", slog.String("correlation_id", rep.CorrelationID))
+		g.log.DebugContext(ctx, "no stored request for the reply", slog.String("correlation_id", id))
 		return ReplyOrphan, nil
 	default:
-		return ReplyStored, fmt.Errorf("gateway: store reply %s: %w", rep.CorrelationID, err)
+		return ReplyStored, err
 	}
 }
 
@@ -102,10 +116,12 @@ func (g *Gateway) ReplyHandler() brokers.Handler {
 }
 
 // ReplyCounts returns how many replies ReplyHandler saw, by outcome.
-func (g *Gateway) ReplyCounts() map[ReplyOutcome]uint64 {
+func (g *Gateway) ReplyCounts() map[ReplyOutcome]uint64 { return outcomeCounts(&g.replies) }
+
+func outcomeCounts(c *[numReplyOutcomes]atomic.Uint64) map[ReplyOutcome]uint64 {
 	m := make(map[ReplyOutcome]uint64, numReplyOutcomes)
-	for i := range g.replies {
-		m[ReplyOutcome(i)] = g.replies[i].Load()
+	for i := range c {
+		m[ReplyOutcome(i)] = c[i].Load()
 	}
 	return m
 }
