@@ -8,6 +8,11 @@
 // a Store that any node can serve polls from. DispatchReply is the other half:
 // the node's reply consumer hands every reply message to it.
 //
+// In cluster mode (Config.Cluster) several gateways share a Router and a
+// Store: a waited-for request is claimed for this node before it is
+// published, and a reply consumed by a node that does not hold its request
+// is stored (pollable routes) and forwarded to the node that does.
+//
 // Around that core: an Idempotency-Key binds retries to the first request
 // with the key (IdempotencyStore; one message published, one answer for
 // all), Await is the long poll that wakes on the reply, and Cancel discards

@@ -3,7 +3,9 @@
 // that any node can poll (the Redis twin of correlation.MemoryStore), an
 // Idempotency store binding Idempotency-Keys with SET NX, and a Router that
 // records which node waits for which correlation id and forwards replies to
-// that node over pub/sub.
+// that node over pub/sub. A Lease keeps a node id to one live process, and
+// the members and adoption keys let a surviving node consume a dead node's
+// reply address.
 //
 // Keys live under Config.Prefix (default "syncgate:"):
 //
@@ -11,6 +13,9 @@
 //	{prefix}idem:{scope}:{key} string: JSON of the correlation.IdempotencyRecord
 //	{prefix}owner:{id}         string: the node waiting for the reply
 //	{prefix}node:{node}        pub/sub channel of the node's forwarded replies
+//	{prefix}lease:{node}       string: the process holding the node id (Join, Lease)
+//	{prefix}nodes              hash: node id → reply address of the members
+//	{prefix}adopt:{node}       string: the node consuming a dead node's reply address
 //
 // Every check-and-set runs as one Lua script or one SET NX, so two nodes
 // completing the same id store exactly one reply. Errors caused by Redis
