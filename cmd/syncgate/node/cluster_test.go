@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"io"
@@ -50,9 +51,15 @@ func startCluster(t *testing.T, cfg node.Config) *running {
 	t.Cleanup(func() {
 		rdb := goredis.NewClient(&goredis.Options{Addr: cfg.Cluster.Redis.Addr})
 		defer rdb.Close()
-		ctx := t.Context()
-		if keys, _ := rdb.Keys(ctx, cfg.Cluster.Redis.Prefix+"*").Result(); len(keys) > 0 {
-			rdb.Del(ctx, keys...)
+		// t.Context is over by now.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		keys, err := rdb.Keys(ctx, cfg.Cluster.Redis.Prefix+"*").Result()
+		if err == nil && len(keys) > 0 {
+			err = rdb.Del(ctx, keys...).Err()
+		}
+		if err != nil {
+			t.Errorf("cleanup: deleting %s*: %v", cfg.Cluster.Redis.Prefix, err)
 		}
 	})
 	n, err := node.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
