@@ -220,7 +220,7 @@ func (l *Listener) Rejected() uint64 { return l.rejected.Load() }
 
 const (
 	minBackoff = 50 * time.Millisecond
-	maxBackoff = 2 * time.Second
+	maxBackoff = 500 * time.Millisecond
 )
 
 func (l *Listener) run(ctx context.Context, ps *goredis.PubSub, fn func(envelope.Reply), log *slog.Logger) {
