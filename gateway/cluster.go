@@ -12,27 +12,17 @@ import (
 
 // Router routes replies between gateway nodes in cluster mode: it records
 // which node waits for which request and forwards a reply to that node.
-// correlation/redis.Router implements it.
+// correlation/redis.Router implements it, each call one Redis round trip.
 type Router interface {
 	// Claim records that node waits for id, for ttl.
 	Claim(ctx context.Context, id, node string, ttl time.Duration) error
-	// Owner returns the node that claimed id, or correlation.ErrNoOwner.
-	Owner(ctx context.Context, id string) (string, error)
-	// Forward hands rep to node; delivered is false when the node is gone.
-	// Delivery is at most once.
-	Forward(ctx context.Context, node string, rep envelope.Reply) (delivered bool, err error)
-}
-
-// pendingClaimer is a Router that also writes the Store's pending record
-// with the claim, in one round trip (correlation/redis.Router, whose Store
-// shares its client and prefix).
-type pendingClaimer interface {
+	// ClaimPending is Claim plus the Store's Pending(id, pendingTTL): it
+	// must write the very record Store.Pending would.
 	ClaimPending(ctx context.Context, id, node string, ttl, pendingTTL time.Duration) error
-}
-
-// ownerForwarder is a Router that looks the owner up and forwards in one
-// round trip (correlation/redis.Router).
-type ownerForwarder interface {
+	// ForwardToOwner hands rep to the node that claimed its id, unless
+	// that is from itself: owner "" with correlation.ErrNoOwner when none
+	// did; delivered false when the owner is from or is gone. Delivery is
+	// at most once.
 	ForwardToOwner(ctx context.Context, from string, rep envelope.Reply) (owner string, delivered bool, err error)
 }
 
@@ -42,10 +32,7 @@ type ownerForwarder interface {
 // forwarded, so that a lost forward still ends in the store.
 type Cluster struct {
 	// Node is this node's id, as claimed in the Router.
-	Node string
-	// Router may also implement ClaimPending(ctx, id, node, ttl,
-	// pendingTTL) to write the Store's pending record with the claim in one
-	// round trip; it must then write the very record Store.Pending would.
+	Node   string
 	Router Router
 	// ClaimMargin is added to a request's budget for how long its claim
 	// lives (default 5 s): a reply that comes a little late still finds
@@ -56,21 +43,19 @@ type Cluster struct {
 // Cluster errors, counted by operation (see ClusterErrors).
 const (
 	opClaim = iota
-	opPending
 	opStore
-	opOwner
 	opForward
 	numClusterOps
 )
 
-var clusterOpNames = [numClusterOps]string{"claim", "pending", "store", "owner", "forward"}
+var clusterOpNames = [numClusterOps]string{"claim", "store", "forward"}
 
 // ClusterOps lists the operations ClusterErrors counts, for metrics that
 // pre-declare labels.
 func ClusterOps() []string { return clusterOpNames[:] }
 
 // ClusterErrors returns how many Router and Store calls failed in cluster
-// mode, by operation: claim, pending, store, owner, forward. While Redis is
+// mode, by operation: claim, store, forward. While Redis is
 // down they rise and the node degrades (see the README).
 func (g *Gateway) ClusterErrors() map[string]uint64 {
 	m := make(map[string]uint64, numClusterOps)
@@ -86,24 +71,21 @@ func (g *Gateway) clusterErr(ctx context.Context, op int, id string, err error) 
 		slog.String("correlation_id", id), slog.Any("error", err))
 }
 
-// clusterBegin runs before a waited-for request is published: the pollable
-// record first (so a reply consumed by another node can be stored), then
-// the claim (so it can be forwarded here). Redis being down degrades rather
-// than fails: the reply normally comes back to this node directly.
+// clusterBegin runs before a waited-for request is published: the claim (so
+// a reply consumed by another node can be forwarded here) and, on a
+// pollable route, the pending record (so that node can store it), in one
+// round trip. Redis being down degrades rather than fails: the reply
+// normally comes back to this node directly.
 func (g *Gateway) clusterBegin(ctx context.Context, r *Route, id string, keyed bool) {
 	c := g.cfg.Cluster
-	if cp, ok := c.Router.(pendingClaimer); ok && r.Pollable() && !keyed {
-		if err := cp.ClaimPending(ctx, id, c.Node, r.Timeout+c.ClaimMargin, r.Timeout); err != nil {
-			g.clusterErr(ctx, opClaim, id, err)
-		}
-		return
+	ttl := r.Timeout + c.ClaimMargin
+	var err error
+	if r.Pollable() && !keyed { // a keyed request has its record already
+		err = c.Router.ClaimPending(ctx, id, c.Node, ttl, r.Timeout)
+	} else {
+		err = c.Router.Claim(ctx, id, c.Node, ttl)
 	}
-	if r.Pollable() && !keyed {
-		if err := g.store.Pending(ctx, id, r.Timeout); err != nil {
-			g.clusterErr(ctx, opPending, id, err)
-		}
-	}
-	if err := c.Router.Claim(ctx, id, c.Node, r.Timeout+c.ClaimMargin); err != nil {
+	if err != nil {
 		g.clusterErr(ctx, opClaim, id, err)
 	}
 }
@@ -137,22 +119,7 @@ func (g *Gateway) route(ctx context.Context, rep envelope.Reply) ReplyOutcome {
 	// Orphan here means not pollable (or unknown): forwarding is the only
 	// way; stored, that the owner may still want it sooner than its poll.
 	stored := err == nil && out == ReplyStored
-	c := g.cfg.Cluster
-	if of, ok := c.Router.(ownerForwarder); ok {
-		owner, delivered, err := of.ForwardToOwner(ctx, c.Node, rep)
-		return g.forwarded(ctx, id, owner, delivered, err, opForward, stored)
-	}
-	owner, err := c.Router.Owner(ctx, id)
-	if err != nil || owner == c.Node {
-		return g.forwarded(ctx, id, owner, false, err, opOwner, stored)
-	}
-	delivered, err := c.Router.Forward(ctx, owner, rep)
-	return g.forwarded(ctx, id, owner, delivered, err, opForward, stored)
-}
-
-// forwarded classifies the end of route: no owner, owner is this node, a
-// Redis failure (counted as op), owner gone, or forwarded.
-func (g *Gateway) forwarded(ctx context.Context, id, owner string, delivered bool, err error, op int, stored bool) ReplyOutcome {
+	owner, delivered, err := g.cfg.Cluster.Router.ForwardToOwner(ctx, g.cfg.Cluster.Node, rep)
 	notForwarded := func() ReplyOutcome {
 		if stored {
 			return ReplyStored
@@ -163,7 +130,7 @@ func (g *Gateway) forwarded(ctx context.Context, id, owner string, delivered boo
 	case errors.Is(err, correlation.ErrNoOwner):
 		return notForwarded()
 	case err != nil:
-		g.clusterErr(ctx, op, id, err)
+		g.clusterErr(ctx, opForward, id, err)
 		if stored {
 			return ReplyStored
 		}

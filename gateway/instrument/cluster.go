@@ -15,7 +15,7 @@ type ClusterCounts interface {
 // Cluster exports a cluster node's counters:
 // syncgate_forwarded_replies_total{outcome} (replies other nodes forwarded
 // here, by what became of them) and syncgate_cluster_errors_total{op}
-// (failed Redis calls: claim, pending, store, owner, forward). Every label
+// (failed Redis calls: claim, store, forward). Every label
 // is exported from the start, at 0.
 func Cluster(g ClusterCounts, reg prometheus.Registerer) {
 	for _, o := range gateway.ReplyOutcomes() {
