@@ -285,17 +285,7 @@ func TestClusterLongPollSeesAnotherNodesReply(t *testing.T) {
 		t.Fatalf("async Do = %+v, %v", r.out, r.err)
 	}
 	m := <-a.pub.msgs
-	type polled struct {
-		res     correlation.Result
-		err     error
-		elapsed time.Duration
-	}
-	done := make(chan polled, 1)
-	go func() {
-		start := time.Now()
-		res, err := a.gw.Await(context.Background(), r.out.ID, 20*time.Second)
-		done <- polled{res, err, time.Since(start)}
-	}()
+	done := a.await(context.Background(), r.out.ID, 20*time.Second)
 	if out := b.dispatch(t, m, "stored on b"); out != gateway.ReplyStored {
 		t.Fatalf("reply on b = %v, want stored", out)
 	}

@@ -11,22 +11,29 @@ import (
 	"github.com/syncgate/syncgate/gateway"
 )
 
+type awaited struct {
+	res     correlation.Result
+	err     error
+	elapsed time.Duration
+}
+
+// await runs Await in a goroutine and returns its result channel.
+func (f *fixture) await(ctx context.Context, id string, d time.Duration) <-chan awaited {
+	got := make(chan awaited, 1)
+	go func() {
+		start := time.Now()
+		res, err := f.gw.Await(ctx, id, d)
+		got <- awaited{res, err, time.Since(start)}
+	}()
+	return got
+}
+
 func TestAwaitWakesOnTheReply(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFixture(t)
 		r := <-f.do(t.Context(), route(gateway.ModeAsync), gateway.Preferences{})
 		m := <-f.pub.msgs
-		type awaited struct {
-			res     correlation.Result
-			err     error
-			elapsed time.Duration
-		}
-		got := make(chan awaited, 1)
-		go func() {
-			start := time.Now()
-			res, err := f.gw.Await(t.Context(), r.out.ID, 5*time.Second)
-			got <- awaited{res, err, time.Since(start)}
-		}()
+		got := f.await(t.Context(), r.out.ID, 5*time.Second)
 		time.Sleep(1500 * time.Millisecond)
 		f.reply(t, m, "in")
 		a := <-got
