@@ -14,6 +14,7 @@ import (
 
 	"github.com/syncgate/syncgate/brokers"
 	"github.com/syncgate/syncgate/brokers/envelope"
+	"github.com/syncgate/syncgate/brokers/rabbitmq"
 )
 
 // The benchmarks measure request/reply round trips on the real server:
@@ -27,7 +28,8 @@ import (
 //   - BenchmarkClientRPC: the same loop through Client (Publish, a service
 //     Subscribe that answers with Publish, the node's reply inbox), with a
 //     reply queue (persistent replies, the default, and with
-//     TransientReplies) and with direct reply-to.
+//     TransientReplies), with direct reply-to, and in the latency profile
+//     (classic work queue, transient requests and replies).
 //
 // Each reports p50 and p99 latency at concurrency 1 and requests per second
 // with 64 requests in flight, for example:
@@ -222,21 +224,24 @@ func rawRPC(b *testing.B, safe bool) rpcFunc {
 
 func BenchmarkClientRPC(b *testing.B) {
 	for _, v := range []struct {
-		name              string
-		direct, transient bool
+		name string
+		set  func(*rabbitmq.Config)
 	}{
-		{"reply-queue", false, false},
-		{"reply-queue/transient-replies", false, true},
-		{"direct-reply-to", true, false},
+		{"reply-queue", func(*rabbitmq.Config) {}},
+		{"reply-queue/transient-replies", func(c *rabbitmq.Config) { c.TransientReplies = true }},
+		{"direct-reply-to", func(c *rabbitmq.Config) { c.DirectReplyTo = true }},
+		{"classic-transient", func(c *rabbitmq.Config) {
+			c.QueueType = rabbitmq.QueueTypeClassic
+			c.TransientRequests, c.TransientReplies = true, true
+		}},
 	} {
-		b.Run(v.name, func(b *testing.B) { runRPC(b, clientRPC(b, v.direct, v.transient)) })
+		b.Run(v.name, func(b *testing.B) { runRPC(b, clientRPC(b, v.set)) })
 	}
 }
 
-func clientRPC(b *testing.B, direct, transient bool) rpcFunc {
+func clientRPC(b *testing.B, set func(*rabbitmq.Config)) rpcFunc {
 	cfg := testConfig(b)
-	cfg.DirectReplyTo = direct
-	cfg.TransientReplies = transient
+	set(&cfg)
 	gw, svc := dial(b, cfg), dial(b, cfg)
 	work, inbox := unique("sgbench.work"), unique("syncgate.reply.bench")
 	cleanupQueue(b, work)

@@ -18,15 +18,25 @@ import (
 // limit) put a nacked message back at the tail of the queue, so the next
 // message of its key overtakes its redelivery. Without failures a
 // subscription with concurrency 1 sees its queue in order.
+//
+// classic-transient is the latency profile: classic work queues (the
+// subscription counts attempts), transient requests and replies.
 func TestConformance(t *testing.T) {
-	for _, withExchange := range []bool{false, true} {
-		name := "default-exchange"
-		if withExchange {
-			name = "exchange"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, tc := range []struct {
+		name                  string
+		withExchange, classic bool
+	}{
+		{"default-exchange", false, false},
+		{"exchange", true, false},
+		{"classic-transient", false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(t)
-			if withExchange {
+			if tc.classic {
+				cfg.QueueType = rabbitmq.QueueTypeClassic
+				cfg.TransientRequests, cfg.TransientReplies = true, true
+			}
+			if tc.withExchange {
 				cfg.Exchange = unique("sgtest.ex")
 				a := newAdmin(t)
 				t.Cleanup(func() { a.deleteExchange(cfg.Exchange) })

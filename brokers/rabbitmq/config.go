@@ -29,9 +29,19 @@ type Config struct {
 	// unacknowledged deliveries the broker keeps in flight to it (default 64;
 	// raised to the subscription's concurrency when lower).
 	Prefetch int `yaml:"prefetch"`
+	// QueueType is the x-queue-type of the work queues services consume:
+	// "quorum" (default: replicated, every message on disk, the broker
+	// counts deliveries) or "classic" (one node; with TransientRequests
+	// requests stay in memory: lower latency, lost if the broker restarts).
+	// Reply queues are always classic. A queue keeps the type it was
+	// declared with: changing it means deleting the queue first (the broker
+	// refuses a declaration with another type).
+	QueueType string `yaml:"queue_type"`
 	// MaxDeliveries is how many times a work-queue message is delivered
 	// before it is dead-lettered (default 5; 1 means no retry). It becomes
-	// the quorum queue's x-delivery-limit (MaxDeliveries-1 redeliveries).
+	// the quorum queue's x-delivery-limit (MaxDeliveries-1 redeliveries); on
+	// a classic queue the Client counts attempts itself (see the package
+	// doc).
 	MaxDeliveries int `yaml:"max_deliveries"`
 	// DeadLetterExchange is the durable fanout exchange every queue dead-letters
 	// to (default "syncgate.dlx").
@@ -60,6 +70,15 @@ type Config struct {
 	// for an fsync (see the package doc). Requests stay persistent. Default
 	// false: replies survive a broker restart.
 	TransientReplies bool `yaml:"transient_replies"`
+	// TransientRequests publishes requests (every message that is not a
+	// reply) with delivery mode 1. It matters on the Client that publishes
+	// requests, the gateway's, and only for classic work queues: a quorum
+	// queue writes every message to disk whatever its delivery mode. A
+	// transient request waiting in a classic queue when the broker restarts
+	// is lost and its request ends at its deadline (202 or 504); in exchange
+	// the broker neither writes it to disk nor waits for an fsync before
+	// confirming it. Default false.
+	TransientRequests bool `yaml:"transient_requests"`
 	// ConfirmTimeout bounds the wait for a publisher confirm (default 5s).
 	ConfirmTimeout time.Duration `yaml:"confirm_timeout"`
 	// ReconnectInterval is the pause before each reconnection attempt; the
@@ -79,6 +98,7 @@ type Config struct {
 const (
 	DefaultURL                = "amqp://guest:guest@127.0.0.1:5672/"
 	DefaultConnectionName     = "syncgate"
+	DefaultQueueType          = QueueTypeQuorum
 	DefaultPrefetch           = 64
 	DefaultMaxDeliveries      = 5
 	DefaultDeadLetterExchange = "syncgate.dlx"
@@ -90,10 +110,17 @@ const (
 	DefaultDialTimeout        = 5 * time.Second
 )
 
+// Work queue types (Config.QueueType).
+const (
+	QueueTypeQuorum  = amqp.QueueTypeQuorum
+	QueueTypeClassic = amqp.QueueTypeClassic
+)
+
 // SetDefaults replaces zero values with the defaults.
 func (c *Config) SetDefaults() {
 	setDefault(&c.URL, DefaultURL)
 	setDefault(&c.ConnectionName, DefaultConnectionName)
+	setDefault(&c.QueueType, DefaultQueueType)
 	setDefault(&c.Prefetch, DefaultPrefetch)
 	setDefault(&c.MaxDeliveries, DefaultMaxDeliveries)
 	setDefault(&c.DeadLetterExchange, DefaultDeadLetterExchange)
@@ -126,6 +153,9 @@ func (c Config) Validate() error {
 	}
 	if strings.HasPrefix(c.Exchange, "amq.") {
 		bad("exchange", "%q: names starting with amq. are reserved by RabbitMQ", c.Exchange)
+	}
+	if c.QueueType != QueueTypeQuorum && c.QueueType != QueueTypeClassic {
+		bad("queue_type", "%q must be %s or %s", c.QueueType, QueueTypeQuorum, QueueTypeClassic)
 	}
 	if c.Prefetch < 1 || c.Prefetch > math.MaxUint16 {
 		bad("prefetch", "%d is outside 1..%d", c.Prefetch, math.MaxUint16)

@@ -10,6 +10,7 @@
 //	    url: amqp://guest:guest@127.0.0.1:5672/
 //	    connection_name: syncgate
 //	    exchange: ""                # default exchange
+//	    queue_type: quorum          # or classic
 //	    prefetch: 64
 //	    max_deliveries: 5
 //	    dead_letter_exchange: syncgate.dlx
@@ -17,6 +18,7 @@
 //	    reply_queue_expiry: 5m
 //	    direct_reply_to: false
 //	    transient_replies: false
+//	    transient_requests: false
 //	    confirm_timeout: 5s
 //	    reconnect_interval: 500ms
 //	    reconnect_attempts: 0       # 0: until Close
@@ -43,7 +45,16 @@
 //     x-dead-letter-exchange DeadLetterExchange. The broker counts deliveries
 //     (the x-delivery-count header) and, once a message was delivered
 //     MaxDeliveries times without an ack, dead-letters it (x-death reason
-//     delivery_limit). With an exchange, WithGroup(g) consumes a queue named g
+//     delivery_limit). With QueueType classic the queue is a durable classic
+//     queue, which counts nothing: the subscription numbers attempts in the
+//     integer header x-syncgate-attempt (handlers do not see it). A failed
+//     delivery is acked once a copy numbered one more is confirmed at the
+//     tail of the queue (published to the queue itself through the default
+//     exchange, so no other queue bound to the source gets it); a delivery
+//     that comes back redelivered (its handler never settled it: a crash, a
+//     dropped connection) is counted the same way before it is handled; the
+//     delivery after the last attempt is rejected to the dead-letter
+//     exchange (x-death reason rejected). With an exchange, WithGroup(g) consumes a queue named g
 //     bound under source, so each group gets every message; with the default
 //     exchange the group is ignored: every subscriber of source competes for
 //     the messages of the one queue named source.
@@ -63,8 +74,8 @@
 // Envelope headers travel as AMQP headers unchanged and also set the
 // properties correlation_id, reply_to and content_type; the deadline header
 // sets expiration to the remaining milliseconds. Messages are persistent
-// (delivery mode 2), except replies with TransientReplies (see Replies and
-// durability below). Message.Key travels in the header x-syncgate-key.
+// (delivery mode 2), except replies with TransientReplies and requests with
+// TransientRequests (see Durability and latency below). Message.Key travels in the header x-syncgate-key.
 // Headers the broker adds (x-death, x-delivery-count, x-first-death-*,
 // x-last-death-*) and non-string headers are not passed to handlers.
 //
@@ -121,13 +132,13 @@
 // its context ends (the library only recovers connections that once
 // succeeded); Dial itself fails at once.
 //
-// # Replies and durability
+// # Durability and latency
 //
-// What a round trip costs is mostly the broker's durability work. Requests
-// go to a quorum queue, which delivers and confirms a message only once its
-// Raft log is fsynced: on one node with an ordinary disk that is most of a
-// round trip at concurrency 1 (about 1.2 of 1.6 ms on the machine the
-// benchmarks ran on), and no client-side change removes it. A persistent reply in
+// What a round trip costs is mostly the broker's durability work. By
+// default requests go to a quorum queue, which delivers and confirms a
+// message only once its Raft log is fsynced: on one node with an ordinary
+// disk that is most of a round trip at concurrency 1 (about 1.2 of 1.6 ms on
+// the machine the benchmarks ran on), and no client-side change removes it. A persistent reply in
 // the node's durable classic reply queue is written to the queue's index and
 // message store, and its confirm waits for their fsync; its ack is written
 // too. With TransientReplies the service publishes replies with delivery
@@ -137,6 +148,17 @@
 // deadline: 202 on pollable routes, 504 otherwise). Requests are unaffected.
 // It is off by default. Publishing on several channels instead of one was
 // measured and did not help: the broker, not the channel, is the limit.
+//
+// The latency profile is QueueType classic with TransientRequests and
+// TransientReplies, on the services and on the gateway alike: requests and
+// replies stay in memory, nothing waits for a disk, and a round trip at
+// concurrency 1 takes about a third of the default's (BENCHMARKS.md).
+// Publisher confirms, mandatory publishing, manual acks, the attempt limit,
+// the dead-letter exchange and the reply queue that outlives a dropped
+// connection all stay; what goes is surviving a broker restart: requests
+// and replies waiting in queues then are lost, and their requests end at
+// their deadline (202 on pollable routes, 504 otherwise). A classic queue
+// also lives on one broker node, where a quorum queue is replicated.
 //
 // # Direct reply-to
 //

@@ -22,9 +22,10 @@ const directReplyTo = "amq.rabbitmq.reply-to"
 // Publish sends m to the queue named dest: through the configured exchange
 // with dest as routing key, or the default exchange when none is configured
 // (direct reply-to addresses always use the default exchange, without the
-// mandatory flag). It is published persistent (a reply transient with
-// Config.TransientReplies) and mandatory, and Publish returns only after the
-// broker's confirm:
+// mandatory flag). It is published persistent (transient with
+// Config.TransientReplies for a reply, Config.TransientRequests for any other
+// message) and mandatory, and Publish returns only after the broker's
+// confirm:
 //   - nil: the broker holds the message in a queue;
 //   - an error wrapping brokers.ErrUnroutable: no queue is bound for dest;
 //   - an error wrapping brokers.ErrUnavailable: the connection is down (at
@@ -38,10 +39,6 @@ func (c *Client) Publish(ctx context.Context, dest string, m brokers.Message) er
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	down, up := c.gate()
-	if !up {
-		return fmt.Errorf("%w: rabbitmq: publish to %q: connection down", brokers.ErrUnavailable, dest)
-	}
 	p, err := c.publishing(m)
 	if err != nil {
 		return err
@@ -54,6 +51,16 @@ func (c *Client) Publish(ctx context.Context, dest string, m brokers.Message) er
 		// reply-to is at-most-once anyway).
 		exchange, mandatory = "", false
 	}
+	return c.publish(ctx, exchange, dest, mandatory, p)
+}
+
+// publish sends p to exchange with routing key key and waits for the
+// broker's confirm, with the errors Publish documents.
+func (c *Client) publish(ctx context.Context, exchange, key string, mandatory bool, p amqp.Publishing) error {
+	down, up := c.gate()
+	if !up {
+		return fmt.Errorf("%w: rabbitmq: publish to %q: connection down", brokers.ErrUnavailable, key)
+	}
 	p.MessageId = c.id + "." + strconv.FormatUint(c.seq.Add(1), 36)
 	c.retMu.Lock()
 	c.returned[p.MessageId] = false
@@ -64,9 +71,9 @@ func (c *Client) Publish(ctx context.Context, dest string, m brokers.Message) er
 		c.retMu.Unlock()
 	}()
 
-	dc, err := c.ch.PublishWithDeferredConfirm(exchange, dest, mandatory, false, p)
+	dc, err := c.ch.PublishWithDeferredConfirm(exchange, key, mandatory, false, p)
 	if err != nil {
-		return fmt.Errorf("%w: rabbitmq: publish to %q: %v", brokers.ErrUnavailable, dest, err)
+		return fmt.Errorf("%w: rabbitmq: publish to %q: %v", brokers.ErrUnavailable, key, err)
 	}
 	timer := time.NewTimer(c.cfg.ConfirmTimeout)
 	defer timer.Stop()
@@ -75,24 +82,24 @@ func (c *Client) Publish(ctx context.Context, dest string, m brokers.Message) er
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-c.ctx.Done():
-		return fmt.Errorf("rabbitmq: publish to %q: %w", dest, brokers.ErrClosed)
+		return fmt.Errorf("rabbitmq: publish to %q: %w", key, brokers.ErrClosed)
 	case <-down:
 		select {
 		case <-dc.Done(): // confirmed just before the loss
 		default:
-			return fmt.Errorf("%w: rabbitmq: publish to %q: connection lost before the confirm", brokers.ErrUnavailable, dest)
+			return fmt.Errorf("%w: rabbitmq: publish to %q: connection lost before the confirm", brokers.ErrUnavailable, key)
 		}
 	case <-timer.C:
-		return fmt.Errorf("%w: rabbitmq: publish to %q: no confirm within %s", brokers.ErrUnavailable, dest, c.cfg.ConfirmTimeout)
+		return fmt.Errorf("%w: rabbitmq: publish to %q: no confirm within %s", brokers.ErrUnavailable, key, c.cfg.ConfirmTimeout)
 	}
 	if !dc.Acked() {
-		return fmt.Errorf("%w: rabbitmq: publish to %q: broker nacked", brokers.ErrUnavailable, dest)
+		return fmt.Errorf("%w: rabbitmq: publish to %q: broker nacked", brokers.ErrUnavailable, key)
 	}
 	if c.awaitReturns(p.MessageId) {
 		if exchange == "" {
-			return fmt.Errorf("%w: rabbitmq: no queue %q", brokers.ErrUnroutable, dest)
+			return fmt.Errorf("%w: rabbitmq: no queue %q", brokers.ErrUnroutable, key)
 		}
-		return fmt.Errorf("%w: rabbitmq: no queue bound to exchange %q with key %q", brokers.ErrUnroutable, exchange, dest)
+		return fmt.Errorf("%w: rabbitmq: no queue bound to exchange %q with key %q", brokers.ErrUnroutable, exchange, key)
 	}
 	return nil
 }
@@ -117,7 +124,11 @@ func (c *Client) publishing(m brokers.Message) (amqp.Publishing, error) {
 		DeliveryMode:  amqp.Persistent,
 		Body:          m.Body,
 	}
-	if c.cfg.TransientReplies && isReply(m) {
+	transient := c.cfg.TransientRequests
+	if isReply(m) {
+		transient = c.cfg.TransientReplies
+	}
+	if transient {
 		p.DeliveryMode = amqp.Transient
 	}
 	if d := m.Headers[envelope.Deadline]; d != "" {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"maps"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,7 +25,7 @@ func TestConfigDefaultsAndValidate(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatalf("defaults invalid: %v", err)
 	}
-	if c.URL != rabbitmq.DefaultURL || c.Prefetch != 64 || c.MaxDeliveries != 5 || c.ReplyQueueExpiry != 5*time.Minute {
+	if c.URL != rabbitmq.DefaultURL || c.QueueType != rabbitmq.QueueTypeQuorum || c.Prefetch != 64 || c.MaxDeliveries != 5 || c.ReplyQueueExpiry != 5*time.Minute {
 		t.Fatalf("unexpected defaults: %+v", c)
 	}
 	tests := []struct {
@@ -33,6 +34,7 @@ func TestConfigDefaultsAndValidate(t *testing.T) {
 	}{
 		{"rabbitmq.url", func(c *rabbitmq.Config) { c.URL = "http://x" }},
 		{"rabbitmq.exchange", func(c *rabbitmq.Config) { c.Exchange = "amq.direct" }},
+		{"rabbitmq.queue_type", func(c *rabbitmq.Config) { c.QueueType = "stream" }},
 		{"rabbitmq.prefetch", func(c *rabbitmq.Config) { c.Prefetch = 70000 }},
 		{"rabbitmq.max_deliveries", func(c *rabbitmq.Config) { c.MaxDeliveries = -1 }},
 		{"rabbitmq.dead_letter_exchange", func(c *rabbitmq.Config) { c.DeadLetterExchange = "amq.x" }},
@@ -176,29 +178,116 @@ func TestUnroutable(t *testing.T) {
 }
 
 // TestPoisonDeadLettered: a message whose handler always fails is delivered
-// MaxDeliveries times, then dead-lettered.
+// MaxDeliveries times, then dead-lettered: counted by the broker on a quorum
+// queue, by the subscription on a classic one (which never shows handlers
+// its attempt header).
 func TestPoisonDeadLettered(t *testing.T) {
+	for _, tc := range []struct {
+		queueType, reason string
+	}{
+		{rabbitmq.QueueTypeQuorum, "delivery_limit"},
+		{rabbitmq.QueueTypeClassic, "rejected"},
+	} {
+		t.Run(tc.queueType, func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.MaxDeliveries = 3
+			cfg.QueueType = tc.queueType
+			c := dial(t, cfg)
+			q := unique("sgtest.poison")
+			cleanupQueue(t, q)
+			var calls atomic.Int32
+			var leaked atomic.Value
+			subscribe(t, c, q, func(_ context.Context, m brokers.Message) error {
+				calls.Add(1)
+				for k := range m.Headers {
+					if strings.Contains(k, "attempt") {
+						leaked.Store(k)
+					}
+				}
+				return errors.New("poison")
+			})
+			m := request("r", 60*time.Second)
+			if err := c.Publish(t.Context(), q, m); err != nil {
+				t.Fatal(err)
+			}
+			a := newAdmin(t)
+			eventually(t, 15*time.Second, "message in the dead-letter queue", func() bool { return a.messages(cfg.DeadLetterQueue) == 1 })
+			if n := calls.Load(); n != 3 {
+				t.Fatalf("handler called %d times, want MaxDeliveries = 3", n)
+			}
+			if k := leaked.Load(); k != nil {
+				t.Fatalf("handler saw header %v", k)
+			}
+			if n := a.messages(q); n != 0 {
+				t.Fatalf("%d messages left in the work queue, want 0", n)
+			}
+			d, _ := a.get(cfg.DeadLetterQueue)
+			if reason := d.Headers["x-first-death-reason"]; reason != tc.reason {
+				t.Fatalf("x-first-death-reason = %v, want %s", reason, tc.reason)
+			}
+			if d.CorrelationId != m.Headers[envelope.CorrelationID] || !bytes.Equal(d.Body, m.Body) {
+				t.Fatalf("dead letter: correlation id %q body %q, want the request's", d.CorrelationId, d.Body)
+			}
+			if tc.queueType == rabbitmq.QueueTypeClassic && d.Headers["x-syncgate-attempt"] != int64(3) {
+				t.Fatalf("dead letter: x-syncgate-attempt = %#v, want 3", d.Headers["x-syncgate-attempt"])
+			}
+		})
+	}
+}
+
+// TestClassicCountsUnsettledDelivery: on a classic queue, a delivery that
+// was never settled (its subscriber's connection dropped mid-handling)
+// counts as an attempt, as a quorum queue counts it: with MaxDeliveries 2,
+// one failure of the next subscriber dead-letters the message.
+func TestClassicCountsUnsettledDelivery(t *testing.T) {
 	cfg := testConfig(t)
-	cfg.MaxDeliveries = 3
+	cfg.MaxDeliveries = 2
+	cfg.QueueType = rabbitmq.QueueTypeClassic
 	c := dial(t, cfg)
-	q := unique("sgtest.poison")
+	q := unique("sgtest.unsettled")
 	cleanupQueue(t, q)
-	var calls atomic.Int32
-	subscribe(t, c, q, func(context.Context, brokers.Message) error {
-		calls.Add(1)
-		return errors.New("poison")
+
+	p := newProxy(t, mustHost(t, brokerURL()))
+	viaProxy := cfg
+	viaProxy.URL = p.url(t)
+	dropped := dial(t, viaProxy)
+	got, release := make(chan struct{}), make(chan struct{})
+	defer close(release)
+	var once sync.Once
+	subscribe(t, dropped, q, func(ctx context.Context, _ brokers.Message) error {
+		once.Do(func() { close(got) })
+		select { // holds the message until its connection is gone
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil
 	})
 	if err := c.Publish(t.Context(), q, request("r", 60*time.Second)); err != nil {
 		t.Fatal(err)
 	}
+	select {
+	case <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first subscriber got nothing")
+	}
+	p.kill() // the broker requeues the unacked delivery
+
+	var calls atomic.Int32
+	subscribe(t, c, q, func(context.Context, brokers.Message) error {
+		calls.Add(1)
+		return errors.New("fails")
+	})
 	a := newAdmin(t)
-	eventually(t, 15*time.Second, "message in the dead-letter queue", func() bool { return a.messages(cfg.DeadLetterQueue) == 1 })
-	if n := calls.Load(); n != 3 {
-		t.Fatalf("handler called %d times, want MaxDeliveries = 3", n)
+	eventually(t, 15*time.Second, "message in the dead-letter queue", func() bool { return a.messages(cfg.DeadLetterQueue) >= 1 })
+	if n := a.messages(cfg.DeadLetterQueue); n != 1 {
+		t.Fatalf("%d dead letters, want 1", n)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("second subscriber's handler called %d times, want 1 (the unsettled delivery was attempt 1)", n)
 	}
 	d, _ := a.get(cfg.DeadLetterQueue)
-	if reason := d.Headers["x-first-death-reason"]; reason != "delivery_limit" {
-		t.Fatalf("x-first-death-reason = %v, want delivery_limit", reason)
+	if d.Headers["x-syncgate-attempt"] != int64(2) {
+		t.Fatalf("dead letter: x-syncgate-attempt = %#v, want 2", d.Headers["x-syncgate-attempt"])
 	}
 }
 

@@ -12,24 +12,31 @@ import (
 )
 
 // TestTransientReplies checks the delivery mode of what Publish sends:
-// persistent, except replies when Config.TransientReplies is set.
+// persistent, except replies with Config.TransientReplies and every other
+// message with Config.TransientRequests.
 func TestTransientReplies(t *testing.T) {
 	reply := envelope.Reply{CorrelationID: "0190a9b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b", Body: []byte("ok")}.Message()
+	req := request("syncgate.reply.node1", 30*time.Second)
+	plain := brokers.Message{Body: []byte("x")}
 	a := newAdmin(t)
 	for _, tc := range []struct {
-		name      string
-		transient bool
-		m         brokers.Message
-		want      uint8
+		name              string
+		replies, requests bool
+		m                 brokers.Message
+		want              uint8
 	}{
-		{"reply, default", false, reply, amqp.Persistent},
-		{"reply, transient_replies", true, reply, amqp.Transient},
-		{"request, transient_replies", true, request("syncgate.reply.node1", 30*time.Second), amqp.Persistent},
-		{"plain message, transient_replies", true, brokers.Message{Body: []byte("x")}, amqp.Persistent},
+		{"reply, default", false, false, reply, amqp.Persistent},
+		{"reply, transient_replies", true, false, reply, amqp.Transient},
+		{"request, transient_replies", true, false, req, amqp.Persistent},
+		{"plain message, transient_replies", true, false, plain, amqp.Persistent},
+		{"request, default", false, false, req, amqp.Persistent},
+		{"request, transient_requests", false, true, req, amqp.Transient},
+		{"plain message, transient_requests", false, true, plain, amqp.Transient},
+		{"reply, transient_requests", false, true, reply, amqp.Persistent},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(t)
-			cfg.TransientReplies = tc.transient
+			cfg.TransientReplies, cfg.TransientRequests = tc.replies, tc.requests
 			c := dial(t, cfg)
 			q := unique("sgtest.mode")
 			cleanupQueue(t, q)

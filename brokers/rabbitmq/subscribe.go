@@ -1,6 +1,7 @@
 package rabbitmq
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -198,7 +199,7 @@ func (s *subscription) run(ctx context.Context, h brokers.Handler) error {
 		go func() {
 			defer workers.Done()
 			for j := range work {
-				s.settle(j.d, call(ctx, h, decode(j.d)))
+				s.handle(ctx, h, j.d)
 			}
 		}()
 	}
@@ -424,24 +425,135 @@ func (s *subscription) serve(ctx context.Context, deliveries <-chan amqp.Deliver
 	}
 }
 
+// handle runs h on d and settles d. On a classic work queue, which has no
+// delivery count, the subscription counts attempts itself: see requeue.
+func (s *subscription) handle(ctx context.Context, h brokers.Handler, d amqp.Delivery) {
+	counting := !s.sc.Inbox && s.c.cfg.QueueType == QueueTypeClassic
+	if counting && d.Redelivered && s.requeue(ctx, d) {
+		// Back after a handler that never settled it (a crash, a dropped
+		// connection) or a plain requeue: that delivery counts as an
+		// attempt, as a quorum queue counts it.
+		return
+	}
+	m := decode(d)
+	if counting {
+		// A failed delivery is published again from d: the handler may
+		// scribble on its copy of the body.
+		m.Body = bytes.Clone(m.Body)
+	}
+	err := call(ctx, h, m)
+	switch {
+	case err == nil:
+		s.settle(d, ack)
+	case counting && s.requeue(ctx, d):
+	case s.sc.Inbox && d.Redelivered:
+		// A reply queue is a classic queue and not counted: a reply whose
+		// handling failed twice is dead-lettered.
+		s.settle(d, reject)
+	default:
+		s.settle(d, requeue)
+	}
+}
+
+// attemptHeader numbers the deliveries of a message on a classic work
+// queue (1 when absent). It is an integer: decode does not pass it to
+// handlers.
+const attemptHeader = "x-syncgate-attempt"
+
+// requeue settles the delivery d of a classic work queue that failed (or
+// came back unsettled): once it was delivered MaxDeliveries times it is
+// rejected to the dead-letter exchange (x-death reason rejected); before, a
+// copy numbered one attempt more is published to the tail of the queue (the
+// default exchange, so no other queue bound to the source gets it) and d is
+// acked once the copy is confirmed. It reports false, leaving d unsettled,
+// when the copy cannot be published (the caller requeues d as it is: it comes
+// back redelivered and is counted then).
+func (s *subscription) requeue(ctx context.Context, d amqp.Delivery) bool {
+	n := attempt(d) + 1
+	if n > int64(s.c.cfg.MaxDeliveries) {
+		s.log.Warn("rabbitmq: message dead-lettered after its last attempt",
+			slog.Int64("attempts", n-1), slog.String("correlation_id", d.CorrelationId))
+		s.settle(d, reject)
+		return true
+	}
+	// Once sent, the copy is waited for even if ctx ends (a subscription
+	// that stops): giving up on its confirm and requeueing d as well would
+	// leave two copies. ConfirmTimeout bounds the wait.
+	if err := s.c.publish(context.WithoutCancel(ctx), "", s.queue, true, republishing(d, n)); err != nil {
+		s.log.Warn("rabbitmq: cannot requeue a message with its attempt count; requeueing it as it is",
+			slog.Any("error", err))
+		return false
+	}
+	s.settle(d, ack)
+	return true
+}
+
+func attempt(d amqp.Delivery) int64 {
+	switch v := d.Headers[attemptHeader].(type) {
+	case int64:
+		return max(v, 1)
+	case int32:
+		return max(int64(v), 1)
+	}
+	return 1
+}
+
+// republishing is d as a new message numbered n, its expiration recomputed
+// from the deadline header (the broker does not say how much of the
+// original expiration is left).
+func republishing(d amqp.Delivery, n int64) amqp.Publishing {
+	h := make(amqp.Table, len(d.Headers)+1)
+	for k, v := range d.Headers {
+		h[k] = v
+	}
+	h[attemptHeader] = n
+	p := amqp.Publishing{
+		Headers:         h,
+		ContentType:     d.ContentType,
+		ContentEncoding: d.ContentEncoding,
+		DeliveryMode:    d.DeliveryMode,
+		Priority:        d.Priority,
+		CorrelationId:   d.CorrelationId,
+		ReplyTo:         d.ReplyTo,
+		Expiration:      d.Expiration,
+		Timestamp:       d.Timestamp,
+		Type:            d.Type,
+		AppId:           d.AppId,
+		Body:            d.Body,
+	}
+	if dl, ok := d.Headers[envelope.Deadline].(string); ok {
+		if t, err := time.Parse(time.RFC3339Nano, dl); err == nil {
+			p.Expiration = expiration(time.Until(t))
+		}
+	}
+	return p
+}
+
+type settlement int
+
+const (
+	ack     settlement = iota
+	requeue            // nack with requeue
+	reject             // nack without requeue: dead-lettered
+)
+
 // settle acks or nacks d unless its consumer was retired by a loss (then the
 // broker has requeued it already and its tag means nothing on the reopened
-// channel). A reply queue is a classic queue with no delivery count: a reply
-// whose handling failed twice is dead-lettered.
-func (s *subscription) settle(d amqp.Delivery, herr error) {
+// channel).
+func (s *subscription) settle(d amqp.Delivery, how settlement) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if d.ConsumerTag != s.live {
 		return
 	}
 	var err error
-	switch {
-	case herr == nil:
+	switch how {
+	case ack:
 		err = d.Ack(false)
-	case s.sc.Inbox && d.Redelivered:
-		err = d.Nack(false, false)
-	default:
+	case requeue:
 		err = d.Nack(false, true)
+	case reject:
+		err = d.Nack(false, false)
 	}
 	if err != nil {
 		s.log.Debug("rabbitmq: settle failed; the broker requeues on channel close", slog.Any("error", err))
@@ -459,8 +571,10 @@ func (s *subscription) declare(ch *amqp.Channel) error {
 		args["x-expires"] = cfg.ReplyQueueExpiry.Milliseconds()
 		args["x-queue-type"] = amqp.QueueTypeClassic
 	} else {
-		args["x-queue-type"] = amqp.QueueTypeQuorum
-		args["x-delivery-limit"] = cfg.MaxDeliveries - 1
+		args["x-queue-type"] = cfg.QueueType
+		if cfg.QueueType == QueueTypeQuorum {
+			args["x-delivery-limit"] = cfg.MaxDeliveries - 1
+		}
 	}
 	if _, err := ch.QueueDeclare(s.queue, true, false, false, false, args); err != nil {
 		return fmt.Errorf("declare queue %q: %w", s.queue, err)

@@ -20,6 +20,7 @@ import (
 	"syscall"
 
 	"github.com/syncgate/syncgate/brokers"
+	"github.com/syncgate/syncgate/brokers/rabbitmq"
 	"github.com/syncgate/syncgate/brokers/responder"
 	"github.com/syncgate/syncgate/brokers/responder/demo"
 	"github.com/syncgate/syncgate/cmd/syncgate/node"
@@ -37,6 +38,7 @@ func run(args []string) error {
 	kind := fs.String("broker", "kafka", "broker backend: kafka or rabbitmq")
 	kafkaBrokers := fs.String("kafka-brokers", "127.0.0.1:9092", "Kafka bootstrap brokers, comma-separated")
 	rabbitURL := fs.String("rabbitmq-url", "", "RabbitMQ URL (default amqp://guest:guest@127.0.0.1:5672/)")
+	latency := fs.Bool("rabbitmq-latency", false, "RabbitMQ latency profile: classic work queues, transient requests and replies (brokers/rabbitmq/doc.go)")
 	concurrency := fs.Int("concurrency", 256, "handlers at once per demo route")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -52,6 +54,10 @@ func run(args []string) error {
 		}
 	case "rabbitmq":
 		cfg.RabbitMQ.URL = *rabbitURL
+		if *latency {
+			cfg.RabbitMQ.QueueType = rabbitmq.QueueTypeClassic
+			cfg.RabbitMQ.TransientRequests, cfg.RabbitMQ.TransientReplies = true, true
+		}
 		cfg.RabbitMQ.SetDefaults()
 		if err := cfg.RabbitMQ.Validate(); err != nil {
 			return err
