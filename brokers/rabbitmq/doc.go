@@ -71,11 +71,15 @@
 //
 // # Messages
 //
-// Envelope headers travel as AMQP headers unchanged and also set the
-// properties correlation_id, reply_to and content_type; the deadline header
-// sets expiration to the remaining milliseconds. Messages are persistent
-// (delivery mode 2), except replies with TransientReplies and requests with
-// TransientRequests (see Durability and latency below). Message.Key travels in the header x-syncgate-key.
+// Envelope headers travel as AMQP headers unchanged, except correlation-id,
+// reply-to and content-type, which travel as the properties correlation_id,
+// reply_to and content_type only (a subscription turns them back into
+// headers, and takes a header of those names from another publisher too);
+// the deadline header also sets expiration to the remaining milliseconds.
+// Messages are persistent (delivery mode 2), except replies with
+// TransientReplies and requests with TransientRequests (see Durability and
+// latency below). Message.Key travels in the header x-syncgate-key unless it
+// is the correlation id (always, for envelope messages).
 // Headers the broker adds (x-death, x-delivery-count, x-first-death-*,
 // x-last-death-*) and non-string headers are not passed to handlers.
 //

@@ -105,15 +105,23 @@ func (c *Client) publish(ctx context.Context, exchange, key string, mandatory bo
 }
 
 // publishing maps a message to AMQP: the envelope headers travel as AMQP
-// headers and fill the matching properties; the deadline becomes the
-// per-message TTL (expiration), so a request nobody took in time expires in
-// its queue.
+// headers, except correlation-id, content-type and reply-to, which travel as
+// the properties correlation_id, content_type and reply_to (where AMQP
+// clients look for them; decode turns them back into headers); the deadline
+// becomes the per-message TTL (expiration), so a request nobody took in
+// time expires in its queue. The key travels in keyHeader unless it is the
+// correlation id (always, for envelope messages). Every header costs the
+// broker and the clients a table entry to encode and parse at each hop: the
+// duplicates cost 10-20% of the throughput at 64 in flight (BENCHMARKS.md).
 func (c *Client) publishing(m brokers.Message) (amqp.Publishing, error) {
-	h := make(amqp.Table, len(m.Headers)+1)
+	h := make(amqp.Table, len(m.Headers))
 	for k, v := range m.Headers {
+		if v != "" && (k == envelope.CorrelationID || k == envelope.ContentType || k == envelope.ReplyTo) {
+			continue
+		}
 		h[k] = v
 	}
-	if m.Key != "" {
+	if m.Key != m.Headers[envelope.CorrelationID] {
 		h[keyHeader] = m.Key
 	}
 	p := amqp.Publishing{

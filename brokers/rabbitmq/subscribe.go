@@ -615,11 +615,14 @@ func call(ctx context.Context, h brokers.Handler, m brokers.Message) (err error)
 
 // decode maps a delivery back to a message: string-valued AMQP headers are
 // the envelope headers, less those the broker adds when dead-lettering
-// (x-death and x-delivery-count are not strings); properties
-// fill envelope headers a non-syncgate publisher left out. A direct reply-to
-// address (which the broker rewrites) replaces the reply-to header.
+// (x-death and x-delivery-count are not strings); the properties
+// correlation_id, content_type and reply_to fill the envelope headers of the
+// same names (publishing sends them only as properties; a header sent by
+// another publisher wins). A direct reply-to address (which the broker
+// rewrites) replaces the reply-to header. The key is keyHeader, or the
+// correlation id without it.
 func decode(d amqp.Delivery) brokers.Message {
-	var m brokers.Message
+	m := brokers.Message{Key: d.CorrelationId}
 	if len(d.Body) > 0 {
 		m.Body = d.Body
 	}
