@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -363,10 +364,13 @@ func (r *rawRabbit) close() error {
 }
 
 // rawTargets are the raw SDK loops of backend kind on the broker cfg
-// points at, each the floor of the gateway target named vs. cleanup stops
+// points at, the floors of the gateway targets named in gateways, the one
+// with the backend's defaults first: the loop without durability (kafka:
+// both loops) is the floor of every one of them, the rabbitmq floors with
+// durability only of the first, whose guarantees they have. cleanup stops
 // them and notes in rep what went wrong; what the floors are goes to rep's
 // notes at once.
-func rawTargets(rep *Report, kind string, cfg node.Config, vs string) (_ []target, cleanup func(*Report), err error) {
+func rawTargets(rep *Report, kind string, cfg node.Config, gateways []string) (_ []target, cleanup func(*Report), err error) {
 	var closers []func() error
 	var strays []func() string
 	cleanup = func(rep *Report) {
@@ -381,7 +385,7 @@ func rawTargets(rep *Report, kind string, cfg node.Config, vs string) (_ []targe
 			}
 		}
 	}
-	raw := func(name string, op loadtest.Op, aim float64) target {
+	raw := func(name string, op loadtest.Op, aim float64, vs []string) target {
 		return target{name: name, raw: op, vs: vs, aim: aim, samples: new(loadtest.Samples)}
 	}
 	switch kind {
@@ -408,7 +412,7 @@ func rawTargets(rep *Report, kind string, cfg node.Config, vs string) (_ []targe
 				}
 				return ""
 			})
-			out = append(out, raw(v.name, k.op(), 0.50))
+			out = append(out, raw(v.name, k.op(), 0.50, gateways))
 		}
 		return out, cleanup, nil
 	case "rabbitmq":
@@ -421,10 +425,11 @@ func rawTargets(rep *Report, kind string, cfg node.Config, vs string) (_ []targe
 			name  string
 			level rawLevel
 			aim   float64
+			vs    []string
 		}{
-			{"raw amqp091-go RPC, floor 1 (no durability)", rawFast, 0.60},
-			{"raw amqp091-go RPC, floor 2 (confirms+persistent+quorum, exclusive reply queue)", rawConfirms, 0},
-			{"raw amqp091-go RPC, floor 3 (floor 2 + durable reply queue, persistent replies, reply acks)", rawDurableReplies, 0},
+			{"raw amqp091-go RPC, floor 1 (no durability)", rawFast, 0.60, gateways},
+			{"raw amqp091-go RPC, floor 2 (confirms+persistent+quorum, exclusive reply queue)", rawConfirms, 0, gateways[:1]},
+			{"raw amqp091-go RPC, floor 3 (floor 2 + durable reply queue, persistent replies, reply acks)", rawDurableReplies, 0, gateways[:1]},
 		} {
 			r, err := newRawRabbit(url, f.level)
 			if err != nil {
@@ -432,14 +437,22 @@ func rawTargets(rep *Report, kind string, cfg node.Config, vs string) (_ []targe
 				return nil, nil, fmt.Errorf("scenario: raw amqp091-go loop (%s): %w", f.name, err)
 			}
 			closers = append(closers, r.close)
-			out = append(out, raw(f.name, r.op(), f.aim))
+			out = append(out, raw(f.name, r.op(), f.aim, f.vs))
 		}
-		rep.Notes = append(rep.Notes, "Raw amqp091-go floors on the same server: an RPC loop. "+
-			"Floor 1 has no durability (transient messages, no confirms, auto-ack, classic queue, exclusive server-named reply queue) and is the one the issue's aim refers to; "+
-			"floor 2 adds the request-side guarantees the gateway gives (publisher confirms on both sides, persistent messages, quorum request queue, manual acks) "+
-			"but keeps the exclusive, non-durable reply queue, where the broker keeps persistent replies in memory and the reply consumer auto-acks; "+
-			"floor 3 also has the gateway's reply queue (durable classic queue with x-expires, persistent replies written to disk, manual reply acks, mandatory publishes, request TTL), "+
-			"which is what the gateway pays with its default broker.rabbitmq.transient_replies false.")
+		note := "Raw amqp091-go floors on the same server: an RPC loop. " +
+			"Floor 1 has no durability (transient messages, no confirms, auto-ack, classic queue, exclusive server-named reply queue) and is the one the issue's aim refers to; " +
+			"floor 2 adds the request-side guarantees the gateway gives (publisher confirms on both sides, persistent messages, quorum request queue, manual acks) " +
+			"but keeps the exclusive, non-durable reply queue, where the broker keeps persistent replies in memory and the reply consumer auto-acks; " +
+			"floor 3 also has the gateway's reply queue (durable classic queue with x-expires, persistent replies written to disk, manual reply acks, mandatory publishes, request TTL), " +
+			"which is what the gateway pays with its default broker.rabbitmq.transient_replies false."
+		if len(gateways) > 1 {
+			note += fmt.Sprintf(" Floor 1 is also the floor of %s: the gateway with broker.rabbitmq.queue_type classic and "+
+				"transient_requests and transient_replies true, i.e. a classic durable work queue and transient requests and replies, "+
+				"but still publisher confirms, mandatory publishes and manual acks of requests and replies (its reply queue is the gateway's durable one): "+
+				"the guarantees floor 1 lacks, except persistence. Floors 2 and 3, persistent and quorum, are compared with %s only.",
+				strings.Join(gateways[1:], ", "), gateways[0])
+		}
+		rep.Notes = append(rep.Notes, note)
 		return out, cleanup, nil
 	}
 	return nil, func(*Report) {}, nil

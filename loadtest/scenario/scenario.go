@@ -120,7 +120,7 @@ func All() []Scenario {
 		{"direct", "plain HTTP to the demo echo logic: the floor", Direct},
 		{"memory", "gateway over the in-memory broker vs direct HTTP", Memory},
 		{"kafka", "gateway over Kafka (kfake, in process) vs direct HTTP, the memory broker and raw kafka-go request/reply loops on the same kfake", Kafka},
-		{"rabbitmq", "gateway over RabbitMQ (127.0.0.1:5672) vs direct HTTP, the memory broker and raw amqp091-go RPC loops on the same server", RabbitMQ},
+		{"rabbitmq", "gateway over RabbitMQ (127.0.0.1:5672), with its defaults and with a classic queue and transient messages, vs direct HTTP, the memory broker and raw amqp091-go RPC loops on the same server", RabbitMQ},
 		{"auto-poll", "auto route over a slow service: 202, then polling until done (time to result)", AutoPoll},
 		{"many-waiters", "10 000 requests held open on a slow route while a fast route is measured", ManyWaiters},
 	}

@@ -46,6 +46,18 @@ func TestMemorySmoke(t *testing.T) {
 	if c := rep.Comparisons[0]; c.Met == nil || c.Ratio <= 0 || !strings.Contains(c.Floor, "direct") {
 		t.Errorf("throughput comparison %+v: want a ratio to direct with an aim", c)
 	}
+	// The 1-worker runs are interleaved too: merged over the rounds, their
+	// p50 ratio the median of the rounds'.
+	if r := rep.Result("gateway/memory, 1 worker"); r == nil || r.Requests == 0 {
+		t.Errorf("no merged 1-worker result: %+v", r)
+	}
+	if c := rep.Comparisons[1]; c.Ratio <= 0 || !strings.Contains(c.What, "1 worker: p50 (ratio: median of 5 interleaved rounds)") {
+		t.Errorf("1-worker p50 comparison %+v: want the median of the rounds' ratios", c)
+	}
+	if notes := strings.Join(rep.Notes, "\n"); !strings.Contains(notes, "gateway/memory / direct, round by round: throughput (64 workers) ") ||
+		!strings.Contains(notes, "; p50 (1 worker) ") {
+		t.Errorf("notes %q: want the round-by-round ratios", rep.Notes)
+	}
 	dir := t.TempDir()
 	plots, err := scenario.WritePlots(rep, dir, "svg")
 	if err != nil || len(plots) != 2 {

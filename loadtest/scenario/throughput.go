@@ -22,13 +22,15 @@ type target struct {
 	client  *http.Client
 	srv     *server
 	samples *loadtest.Samples
+	// backend is the broker a gateway target runs over: its p50Aims key.
+	backend string
 	// raw, when set, is a raw SDK request/reply loop measured instead of
-	// an HTTP request: closed loop only (64 workers, interleaved with the
-	// others, and 1 worker), compared as the floor of the target named vs
-	// rather than with every target before it; aim, when > 0, is the
-	// throughput ratio that target should reach.
+	// an HTTP request: closed loop only (64 workers and 1 worker, in the
+	// interleaved rounds), compared as the floor of the targets named in
+	// vs rather than with every target before it; aim, when > 0, is the
+	// throughput ratio those targets should reach.
 	raw loadtest.Op
-	vs  string
+	vs  []string
 	aim float64
 }
 
@@ -59,8 +61,10 @@ func sampleNotes(name string, s *loadtest.Samples) []string {
 
 type phases struct {
 	warmup, closed, open time.Duration
-	rounds               int
-	rate                 float64
+	// minSingle is the shortest 1-worker run of a round.
+	minSingle time.Duration
+	rounds    int
+	rate      float64
 }
 
 func throughputPhases(o Options) phases {
@@ -68,60 +72,52 @@ func throughputPhases(o Options) phases {
 		warmup: o.dur(time.Second, 2*time.Second),
 		closed: o.dur(1500*time.Millisecond, 5*time.Second),
 		open:   o.dur(5*time.Second, 30*time.Second),
-		rounds: o.pick(5, 7),
-		rate:   float64(o.pick(1000, 2000)),
+		// A few hundred requests at ~2 ms each: fewer make a round's p50,
+		// and so its ratio, too coarse to compare.
+		minSingle: o.dur(500*time.Millisecond, 500*time.Millisecond),
+		rounds:    o.pick(5, 7),
+		rate:      float64(o.pick(1000, 2000)),
 	}
 }
 
-// compareTargets measures every target closed loop (64 workers, rounds
-// interleaved so that machine noise hits all alike) and open loop at one
-// rate, and compares each with targets[0], the floor.
+// single is the length of one round's 1-worker run: ph.closed, what one
+// uninterleaved 1-worker run took, split across the rounds, but no shorter
+// than ph.minSingle.
+func (ph phases) single() time.Duration {
+	return max(ph.closed/time.Duration(max(ph.rounds, 1)), ph.minSingle)
+}
+
+// warmups are the warm-ups of a round's 64-worker and 1-worker runs. The
+// first round's are full; after it connections and pools are warm, and a
+// target that ran moments ago needs only a short run to get going again
+// (at 1 worker an eighth of the warm-up is still 60 requests or more).
+func (ph phases) warmups(round int) (closed, single time.Duration) {
+	if round == 0 {
+		return ph.warmup, ph.warmup
+	}
+	return ph.warmup / 4, ph.warmup / 8
+}
+
+// measured is what compareTargets measured, indexed like its targets.
+type measured struct {
+	closedRounds, singleRounds [][]*loadtest.Result // 64 workers and 1 worker, round by round
+	closed, single             []*loadtest.Result   // the same, rounds merged
+	open                       []*loadtest.Result   // nil for a raw loop
+}
+
+// compareTargets measures every target closed loop (64 workers and 1
+// worker, in rounds interleaved so that machine noise hits all alike) and
+// every HTTP target open loop at one rate; it compares each HTTP target
+// with those before it, targets[0] being the floor, and each raw loop with
+// the gateway targets it is the floor of.
 func compareTargets(ctx context.Context, o Options, rep *Report, ph phases, targets []target) error {
-	closed := make([][]*loadtest.Result, len(targets))
-	for round := range ph.rounds {
-		warmup := ph.warmup
-		if round > 0 {
-			warmup = ph.warmup / 4 // connections and pools are warm already
-		}
-		for i, t := range targets {
-			res, err := loadtest.Run(ctx, loadtest.Config{
-				Name: fmt.Sprintf("%s round %d", t.name, round+1), Workers: Connections,
-				Warmup: warmup, Duration: ph.closed, Timeout: 10 * time.Second, Progress: o.Progress,
-			}, t.op())
-			if err != nil {
-				return err
-			}
-			closed[i] = append(closed[i], res)
-		}
+	m, err := measure(ctx, o, ph, targets)
+	if err != nil {
+		return err
 	}
-	var merged, single []*loadtest.Result
-	open := make([]*loadtest.Result, len(targets)) // nil for a raw loop
-	for i, t := range targets {
-		m := loadtest.Merge(fmt.Sprintf("%s, %d workers", t.name, Connections), closed[i]...)
-		merged = append(merged, m)
-		one, err := loadtest.Run(ctx, loadtest.Config{
-			Name: t.name + ", 1 worker", Workers: 1,
-			Warmup: ph.warmup, Duration: ph.closed, Timeout: 10 * time.Second, Progress: o.Progress,
-		}, t.op())
-		if err != nil {
-			return err
-		}
-		single = append(single, one)
-		if t.raw != nil {
-			continue
-		}
-		res, err := loadtest.Run(ctx, loadtest.Config{
-			Name: fmt.Sprintf("%s, %s req/s", t.name, trimFloat(ph.rate)), Rate: ph.rate,
-			Warmup: ph.warmup, Duration: ph.open, Timeout: 10 * time.Second, Progress: o.Progress,
-		}, t.op())
-		if err != nil {
-			return err
-		}
-		open[i] = res
-	}
-	rep.Results = append(rep.Results, merged...)
-	rep.Results = append(rep.Results, single...)
-	for _, r := range open {
+	rep.Results = append(rep.Results, m.closed...)
+	rep.Results = append(rep.Results, m.single...)
+	for _, r := range m.open {
 		if r != nil {
 			rep.Results = append(rep.Results, r)
 		}
@@ -131,51 +127,34 @@ func compareTargets(ctx context.Context, o Options, rep *Report, ph phases, targ
 			if targets[i].raw != nil || targets[j].raw != nil {
 				continue
 			}
-			floor := targets[j].name
-			// The ratio is the median of the rounds' ratios: a burst of
-			// noise on the machine spoils one round, not the figure.
-			var ratios []float64
-			var texts []string
-			for r := range closed[i] {
-				ratios = append(ratios, closed[i][r].Throughput/closed[j][r].Throughput)
-				texts = append(texts, fmt.Sprintf("%.2f", ratios[r]))
-			}
-			c := compare(fmt.Sprintf("%s: throughput (ratio: median of %d interleaved rounds)", merged[i].Name, len(ratios)),
-				merged[i].Throughput, merged[j].Name+": throughput", merged[j].Throughput, "req/s")
-			c.Ratio = median(ratios)
+			tput, p50, note := m.closedVs(targets, i, j)
 			if j == 0 && strings.HasSuffix(targets[i].name, "memory") {
-				c = c.atLeast(0.60)
+				tput = tput.atLeast(0.60)
 			}
-			rep.Notes = append(rep.Notes, fmt.Sprintf("%s / %s throughput, round by round: %s.",
-				targets[i].name, targets[j].name, strings.Join(texts, ", ")))
-			rep.Comparisons = append(rep.Comparisons, c,
-				compare(single[i].Name+": p50", single[i].Latency.P50, single[j].Name+": p50", single[j].Latency.P50, "ms"),
-				compare(open[i].Name+": p50", open[i].Latency.P50, floor+": p50, same rate", open[j].Latency.P50, "ms"),
-				compare(open[i].Name+": p99", open[i].Latency.P99, floor+": p99, same rate", open[j].Latency.P99, "ms"))
+			floor := targets[j].name
+			rep.Notes = append(rep.Notes, note)
+			rep.Comparisons = append(rep.Comparisons, tput, p50,
+				compare(m.open[i].Name+": p50", m.open[i].Latency.P50, floor+": p50, same rate", m.open[j].Latency.P50, "ms"),
+				compare(m.open[i].Name+": p99", m.open[i].Latency.P99, floor+": p99, same rate", m.open[j].Latency.P99, "ms"))
 		}
 	}
 	for j, f := range targets {
-		i := slices.IndexFunc(targets, func(t target) bool { return t.name == f.vs })
-		if f.raw == nil || i < 0 {
+		if f.raw == nil {
 			continue
 		}
-		var ratios []float64
-		var texts []string
-		for r := range closed[i] {
-			ratios = append(ratios, closed[i][r].Throughput/closed[j][r].Throughput)
-			texts = append(texts, fmt.Sprintf("%.2f", ratios[r]))
+		for _, vs := range f.vs {
+			i := slices.IndexFunc(targets, func(t target) bool { return t.name == vs })
+			if i < 0 {
+				continue
+			}
+			tput, p50, note := m.closedVs(targets, i, j)
+			if f.aim > 0 {
+				tput = tput.atLeast(f.aim)
+			}
+			rep.Notes = append(rep.Notes, note)
+			rep.Comparisons = append(rep.Comparisons, tput, p50,
+				compare(m.single[i].Name+": p99", m.single[i].Latency.P99, m.single[j].Name+": p99", m.single[j].Latency.P99, "ms"))
 		}
-		c := compare(fmt.Sprintf("%s: throughput (ratio: median of %d interleaved rounds)", merged[i].Name, len(ratios)),
-			merged[i].Throughput, merged[j].Name+": throughput", merged[j].Throughput, "req/s")
-		c.Ratio = median(ratios)
-		if f.aim > 0 {
-			c = c.atLeast(f.aim)
-		}
-		rep.Notes = append(rep.Notes, fmt.Sprintf("%s / %s throughput, round by round: %s.",
-			targets[i].name, f.name, strings.Join(texts, ", ")))
-		rep.Comparisons = append(rep.Comparisons, c,
-			compare(single[i].Name+": p50", single[i].Latency.P50, single[j].Name+": p50", single[j].Latency.P50, "ms"),
-			compare(single[i].Name+": p99", single[i].Latency.P99, single[j].Name+": p99", single[j].Latency.P99, "ms"))
 	}
 	names := func(rs []*loadtest.Result) []string {
 		var out []string
@@ -187,13 +166,13 @@ func compareTargets(ctx context.Context, o Options, rep *Report, ph phases, targ
 		return out
 	}
 	rep.Plots = map[string][]string{
-		"latency over time, open loop":   names(open),
-		"latency percentiles, open loop": names(open),
+		"latency over time, open loop":   names(m.open),
+		"latency percentiles, open loop": names(m.open),
 	}
 	for i, t := range targets {
-		if aim, ok := p50Aims[strings.TrimPrefix(t.name, "gateway/")]; ok {
+		if aim, ok := p50Aims[t.backend]; ok {
 			rep.Comparisons = append(rep.Comparisons,
-				compare(single[i].Name+": p50", single[i].Latency.P50, fmt.Sprintf("aim: %s ms", trimFloat(aim)), aim, "ms").atMost(1))
+				compare(m.single[i].Name+": p50", m.single[i].Latency.P50, fmt.Sprintf("aim: %s ms", trimFloat(aim)), aim, "ms").atMost(1))
 		}
 	}
 	for _, r := range rep.Results {
@@ -212,6 +191,101 @@ func compareTargets(ctx context.Context, o Options, rep *Report, ph phases, targ
 	return nil
 }
 
+// measure runs the closed-loop rounds, merges them per target, then runs
+// the HTTP targets open loop.
+func measure(ctx context.Context, o Options, ph phases, targets []target) (*measured, error) {
+	m := &measured{
+		closedRounds: make([][]*loadtest.Result, len(targets)),
+		singleRounds: make([][]*loadtest.Result, len(targets)),
+		open:         make([]*loadtest.Result, len(targets)),
+	}
+	for round := range ph.rounds {
+		if err := m.runRound(ctx, o, ph, targets, round); err != nil {
+			return nil, err
+		}
+	}
+	for i, t := range targets {
+		m.closed = append(m.closed, loadtest.Merge(fmt.Sprintf("%s, %d workers", t.name, Connections), m.closedRounds[i]...))
+		m.single = append(m.single, loadtest.Merge(t.name+", 1 worker", m.singleRounds[i]...))
+		if t.raw != nil {
+			continue
+		}
+		res, err := loadtest.Run(ctx, loadtest.Config{
+			Name: fmt.Sprintf("%s, %s req/s", t.name, trimFloat(ph.rate)), Rate: ph.rate,
+			Warmup: ph.warmup, Duration: ph.open, Timeout: 10 * time.Second, Progress: o.Progress,
+		}, t.op())
+		if err != nil {
+			return nil, err
+		}
+		m.open[i] = res
+	}
+	return m, nil
+}
+
+// runRound runs every target with 64 workers, then every target with 1
+// worker. The 1-worker runs come after all the 64-worker ones rather than
+// each right after its own, which would hand the tail of a target's burst
+// (the broker's disk writes, garbage collection) to that target alone, the
+// heavier the target the more; and their order rotates from round to round
+// so that the slot right after the last burst falls on another target each
+// round, which the median of the rounds' ratios then discounts.
+func (m *measured) runRound(ctx context.Context, o Options, ph phases, targets []target, round int) error {
+	closedWarmup, singleWarmup := ph.warmups(round)
+	for i, t := range targets {
+		res, err := loadtest.Run(ctx, loadtest.Config{
+			Name: fmt.Sprintf("%s round %d", t.name, round+1), Workers: Connections,
+			Warmup: closedWarmup, Duration: ph.closed, Timeout: 10 * time.Second, Progress: o.Progress,
+		}, t.op())
+		if err != nil {
+			return err
+		}
+		m.closedRounds[i] = append(m.closedRounds[i], res)
+	}
+	for k := range targets {
+		i := (k + round) % len(targets)
+		t := targets[i]
+		res, err := loadtest.Run(ctx, loadtest.Config{
+			Name: fmt.Sprintf("%s, 1 worker, round %d", t.name, round+1), Workers: 1,
+			Warmup: singleWarmup, Duration: ph.single(), Timeout: 10 * time.Second, Progress: o.Progress,
+		}, t.op())
+		if err != nil {
+			return err
+		}
+		m.singleRounds[i] = append(m.singleRounds[i], res)
+	}
+	return nil
+}
+
+// closedVs compares target i with target j closed loop: throughput with 64
+// workers and p50 with 1 worker, the merged figures, each ratio the median
+// of the rounds' ratios (a burst of noise on the machine spoils one round,
+// not the figure). note gives those ratios round by round.
+func (m *measured) closedVs(targets []target, i, j int) (tput, p50 Comparison, note string) {
+	tput, tputs := vsRounds(m.closed[i], m.closed[j], m.closedRounds[i], m.closedRounds[j], "throughput", "req/s",
+		func(r *loadtest.Result) float64 { return r.Throughput })
+	p50, p50s := vsRounds(m.single[i], m.single[j], m.singleRounds[i], m.singleRounds[j], "p50", "ms",
+		func(r *loadtest.Result) float64 { return r.Latency.P50 })
+	note = fmt.Sprintf("%s / %s, round by round: throughput (%d workers) %s; p50 (1 worker) %s.",
+		targets[i].name, targets[j].name, Connections, tputs, p50s)
+	return tput, p50, note
+}
+
+// vsRounds compares figure of a with that of floor b, the ratio being the
+// median of the ratios of their rounds ar and br, which it also returns
+// as text.
+func vsRounds(a, b *loadtest.Result, ar, br []*loadtest.Result, what, unit string, figure func(*loadtest.Result) float64) (Comparison, string) {
+	var ratios []float64
+	var texts []string
+	for r := range min(len(ar), len(br)) {
+		ratios = append(ratios, figure(ar[r])/figure(br[r]))
+		texts = append(texts, fmt.Sprintf("%.2f", ratios[r]))
+	}
+	c := compare(fmt.Sprintf("%s: %s (ratio: median of %d interleaved rounds)", a.Name, what, len(ratios)),
+		figure(a), b.Name+": "+what, figure(b), unit)
+	c.Ratio = median(ratios)
+	return c, strings.Join(texts, ", ")
+}
+
 func median(v []float64) float64 {
 	if len(v) == 0 {
 		return 0
@@ -224,7 +298,8 @@ func median(v []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// p50Aims are the backends' latency aims at concurrency 1 (their issues).
+// p50Aims are the backends' latency aims at concurrency 1 (their issues),
+// by target.backend: every gateway target over a backend carries its aim.
 var p50Aims = map[string]float64{"kafka": 2, "rabbitmq": 1}
 
 func trimFloat(v float64) string { return strings.TrimSuffix(fmt.Sprintf("%.1f", v), ".0") }
@@ -251,7 +326,9 @@ func Memory(ctx context.Context, o Options) (*Report, error) {
 
 // brokerScenario compares direct HTTP, the gateway over the memory broker
 // and, when kind is another backend, the gateway over it (configured by
-// setup, which may return a cleanup).
+// setup, which may return a cleanup; over rabbitmq a second time with
+// classic queues and transient messages, see startClassic) and the raw
+// loops on the same broker.
 func brokerScenario(ctx context.Context, o Options, kind string, setup func(*node.Config) (func(), error)) (*Report, error) {
 	rep := &Report{}
 	d, err := startDirect()
@@ -266,7 +343,7 @@ func brokerScenario(ctx context.Context, o Options, kind string, setup func(*nod
 	}
 	defer mem.stop()
 	t := echoTarget("gateway/memory", mem.base+"/demo/echo")
-	t.srv = mem
+	t.srv, t.backend = mem, "memory"
 	targets = append(targets, t)
 	if kind != "memory" {
 		cfg := nodeConfig(kind)
@@ -285,9 +362,19 @@ func brokerScenario(ctx context.Context, o Options, kind string, setup func(*nod
 		}
 		defer n.stop()
 		t := echoTarget("gateway/"+kind, n.base+"/demo/echo")
-		t.srv = n
+		t.srv, t.backend = n, kind
+		gateways := []string{t.name}
 		targets = append(targets, t)
-		raws, cleanup, err := rawTargets(rep, kind, cfg, t.name)
+		if kind == "rabbitmq" {
+			c, stop, err := startClassic(classicConfig(cfg))
+			if err != nil {
+				return nil, err
+			}
+			defer stop(rep)
+			gateways = append(gateways, c.name)
+			targets = append(targets, c)
+		}
+		raws, cleanup, err := rawTargets(rep, kind, cfg, gateways)
 		if err != nil {
 			return nil, err
 		}
