@@ -349,7 +349,8 @@ var backendAims = map[string]string{
 	"kafka": "issue 6: p50 < 2 ms at concurrency 1; gateway throughput ≥ 50 % of a raw kafka-go request/reply loop, " +
 		"whose floor is `go test -run '^$' -bench RequestReply ./brokers/kafka/`",
 	"rabbitmq": "issue 7: p50 < 1 ms at concurrency 1; gateway throughput ≥ 60 % of a raw amqp091-go RPC loop, " +
-		"whose floor is `go test -run '^$' -bench RPC ./brokers/rabbitmq/`",
+		"measured with the durable defaults and with the latency profile (classic queues, transient messages); " +
+		"the Client's own loops are `go test -run '^$' -bench RPC ./brokers/rabbitmq/`",
 }
 
 // relTo returns target relative to the directory of file.

@@ -155,6 +155,11 @@ func compareTargets(ctx context.Context, o Options, rep *Report, ph phases, targ
 			rep.Comparisons = append(rep.Comparisons, tput, p50,
 				compare(m.single[i].Name+": p99", m.single[i].Latency.P99, m.single[j].Name+": p99", m.single[j].Latency.P99, "ms"))
 		}
+		if mem := slices.IndexFunc(targets, func(t target) bool { return t.backend == "memory" }); f.aim > 0 && mem >= 0 {
+			c, note := m.ceiling(targets, mem, j)
+			rep.Comparisons = append(rep.Comparisons, c)
+			rep.Notes = append(rep.Notes, note)
+		}
 	}
 	names := func(rs []*loadtest.Result) []string {
 		var out []string
@@ -268,6 +273,33 @@ func (m *measured) closedVs(targets []target, i, j int) (tput, p50 Comparison, n
 	note = fmt.Sprintf("%s / %s, round by round: throughput (%d workers) %s; p50 (1 worker) %s.",
 		targets[i].name, targets[j].name, Connections, tputs, p50s)
 	return tput, p50, note
+}
+
+// ceiling is the highest throughput ratio a gateway over a broker can
+// reach against the raw loop j on this machine, where the load generator,
+// the gateway, the service and the broker share the CPUs: a request through
+// such a gateway costs at least what one through gateway/memory (target mem:
+// HTTP in and out, the gateway's own work) costs plus what a raw round trip
+// costs, so with closed-loop throughputs M and F its throughput is at most
+// 1/(1/M + 1/F), a ratio to F of at most M/(M+F), even if the gateway's
+// broker client cost no more than the raw loop. (The memory broker's hop,
+// counted in M, makes the bound a little low.) Median of the rounds.
+func (m *measured) ceiling(targets []target, mem, j int) (Comparison, string) {
+	var ratios []float64
+	var texts []string
+	for r := range min(len(m.closedRounds[mem]), len(m.closedRounds[j])) {
+		mt, ft := m.closedRounds[mem][r].Throughput, m.closedRounds[j][r].Throughput
+		ratios = append(ratios, mt/(mt+ft))
+		texts = append(texts, fmt.Sprintf("%.2f", ratios[r]))
+	}
+	mt, ft := m.closed[mem].Throughput, m.closed[j].Throughput
+	c := compare(fmt.Sprintf("ceiling of a gateway's throughput on this machine: %s's CPU per request plus %s's (ratio: median of %d rounds)",
+		targets[mem].name, targets[j].name, len(ratios)), mt*ft/(mt+ft), m.closed[j].Name+": throughput", ft, "req/s")
+	c.Ratio = median(ratios)
+	note := fmt.Sprintf("Ceiling against %s: the load generator, gateway, service and broker share this machine's CPUs, so a request through a gateway costs at least "+
+		"one through %s (HTTP in and out, the gateway) plus one raw round trip; with closed-loop throughputs M and F a gateway reaches at most M/(M+F) of F "+
+		"even if its broker client cost nothing beyond the raw loop's. Round by round: %s.", targets[j].name, targets[mem].name, strings.Join(texts, ", "))
+	return c, note
 }
 
 // vsRounds compares figure of a with that of floor b, the ratio being the
