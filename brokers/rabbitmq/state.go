@@ -124,17 +124,20 @@ type socket struct {
 	conn net.Conn
 }
 
-// dial wraps amqp.DefaultDial for Config.Dial (used by recovery too).
+// dial wraps amqp.DefaultDial for Config.Dial (used by recovery too): the
+// library gets the connection through a coalescingConn; reset closes the
+// socket itself, at once.
 func (s *socket) dial(timeout time.Duration) func(network, addr string) (net.Conn, error) {
 	d := amqp.DefaultDial(timeout)
 	return func(network, addr string) (net.Conn, error) {
 		c, err := d(network, addr)
-		if err == nil {
-			s.mu.Lock()
-			s.conn = c
-			s.mu.Unlock()
+		if err != nil {
+			return nil, err
 		}
-		return c, err
+		s.mu.Lock()
+		s.conn = c
+		s.mu.Unlock()
+		return newCoalescingConn(c), nil
 	}
 }
 
