@@ -52,9 +52,13 @@
 //     tail of the queue (published to the queue itself through the default
 //     exchange, so no other queue bound to the source gets it); a delivery
 //     that comes back redelivered (its handler never settled it: a crash, a
-//     dropped connection) is counted the same way before it is handled; the
+//     dropped connection, or a stopping subscriber that requeued it
+//     unhandled) is counted the same way before it is handled; the
 //     delivery after the last attempt is rejected to the dead-letter
-//     exchange (x-death reason rejected). With an exchange, WithGroup(g) consumes a queue named g
+//     exchange (x-death reason rejected). A connection lost between a
+//     copy's confirm and the ack of its original leaves both (at least
+//     once); while the copy cannot be published, a failed delivery is
+//     requeued as it is, after ReconnectInterval. With an exchange, WithGroup(g) consumes a queue named g
 //     bound under source, so each group gets every message; with the default
 //     exchange the group is ignored: every subscriber of source competes for
 //     the messages of the one queue named source.
@@ -88,7 +92,8 @@
 // Publish returns after the broker's publisher confirm. A subscription has a
 // prefetch (QoS) of Prefetch, runs Concurrency handlers in parallel, acks
 // each delivery after its handler returned nil and nacks it with requeue
-// after an error, in whatever order handlers finish. Delivery is at least
+// after an error (on a classic work queue: requeues a counted copy, see
+// Topology), in whatever order handlers finish. Delivery is at least
 // once: a message whose handler was running when the connection dropped is
 // redelivered. With concurrency 1 a queue is consumed in order, but a
 // nacked message goes back to the tail of its quorum queue, so messages

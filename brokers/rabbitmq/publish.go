@@ -51,12 +51,14 @@ func (c *Client) Publish(ctx context.Context, dest string, m brokers.Message) er
 		// reply-to is at-most-once anyway).
 		exchange, mandatory = "", false
 	}
-	return c.publish(ctx, exchange, dest, mandatory, p)
+	return c.publish(ctx, c.ctx.Done(), exchange, dest, mandatory, p)
 }
 
 // publish sends p to exchange with routing key key and waits for the
-// broker's confirm, with the errors Publish documents.
-func (c *Client) publish(ctx context.Context, exchange, key string, mandatory bool, p amqp.Publishing) error {
+// broker's confirm, with the errors Publish documents. The wait ends early
+// when abandon is closed (Publish: the Client closes); nil waits for the
+// confirm, the connection's loss or ConfirmTimeout.
+func (c *Client) publish(ctx context.Context, abandon <-chan struct{}, exchange, key string, mandatory bool, p amqp.Publishing) error {
 	down, up := c.gate()
 	if !up {
 		return fmt.Errorf("%w: rabbitmq: publish to %q: connection down", brokers.ErrUnavailable, key)
@@ -81,7 +83,7 @@ func (c *Client) publish(ctx context.Context, exchange, key string, mandatory bo
 	case <-dc.Done():
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-c.ctx.Done():
+	case <-abandon:
 		return fmt.Errorf("rabbitmq: publish to %q: %w", key, brokers.ErrClosed)
 	case <-down:
 		select {

@@ -305,6 +305,99 @@ func TestClassicCountsUnsettledDelivery(t *testing.T) {
 	}
 }
 
+// TestClassicCloseDuringFailingHandler: a handler that fails because its
+// Client is closing leaves one copy of its message, not two (the copy is
+// waited for although the Client closes, and the original acked).
+func TestClassicCloseDuringFailingHandler(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.QueueType = rabbitmq.QueueTypeClassic
+	pub := dial(t, cfg)
+	q := unique("sgtest.closing")
+	cleanupQueue(t, q)
+	c, err := rabbitmq.Dial(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ready, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	var once sync.Once
+	go func() {
+		done <- c.Subscribe(context.Background(), q, func(ctx context.Context, _ brokers.Message) error {
+			once.Do(func() { close(got) })
+			<-ctx.Done() // until Close
+			return ctx.Err()
+		}, brokers.WithReady(func() { close(ready) }))
+	}()
+	<-ready
+	if err := pub.Publish(t.Context(), q, request("r", 60*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	<-got
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	// Close returned after the broker closed the subscription's connection,
+	// so whatever it requeued is back in the queue.
+	a := newAdmin(t)
+	if n := a.messages(q); n != 1 {
+		t.Fatalf("%d messages in the queue after Close, want 1", n)
+	}
+	if d, _ := a.get(q); d.Headers["x-syncgate-attempt"] != int64(2) {
+		t.Fatalf("x-syncgate-attempt = %#v, want 2 (the copy; its original acked)", d.Headers["x-syncgate-attempt"])
+	}
+}
+
+// TestClassicFailureAfterConnectionDrop: a handler that fails after its
+// subscription's connection dropped publishes no copy (the broker has
+// requeued the delivery already, and counts it when it comes back): the
+// message is handled twice in all, not three times.
+func TestClassicFailureAfterConnectionDrop(t *testing.T) {
+	requireRabbitmqctl(t)
+	cfg := testConfig(t)
+	cfg.QueueType = rabbitmq.QueueTypeClassic
+	c := dial(t, cfg)
+	q := unique("sgtest.dropped")
+	cleanupQueue(t, q)
+	got, release, sentinel := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var calls atomic.Int32
+	subscribe(t, c, q, func(_ context.Context, m brokers.Message) error {
+		if m.Headers["x-sentinel"] != "" {
+			close(sentinel)
+			return nil
+		}
+		if calls.Add(1) == 1 {
+			close(got)
+			<-release
+			return errors.New("fails after its connection dropped")
+		}
+		return nil
+	})
+	if err := c.Publish(t.Context(), q, request("r", 60*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	<-got
+	if n := closeConnections(t, cfg.ConnectionName+" subscriber"); n != 1 {
+		t.Fatalf("closed %d subscriber connections, want 1", n)
+	}
+	eventually(t, 10*time.Second, "the Client saw the loss", func() bool { return !c.Ready() })
+	close(release)
+	eventually(t, 15*time.Second, "the redelivery handled", func() bool { return calls.Load() >= 2 })
+	// Concurrency 1: anything queued before the sentinel is handled first.
+	if err := c.Publish(t.Context(), q, brokers.Message{Headers: map[string]string{"x-sentinel": "1"}, Body: []byte("s")}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-sentinel:
+	case <-time.After(15 * time.Second):
+		t.Fatal("sentinel not handled")
+	}
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("handler called %d times for the message, want 2 (the failed call and one retry)", n)
+	}
+}
+
 // TestRetryAfterError: an error nacks with requeue; the next delivery
 // succeeds and nothing is left behind.
 func TestRetryAfterError(t *testing.T) {

@@ -27,11 +27,13 @@ var tagSeq atomic.Uint64
 
 // Subscribe consumes the queue for source until ctx ends or Close, calling h
 // on up to Concurrency goroutines; each delivery is acknowledged after h
-// returns nil and nacked with requeue after an error (out of order, by
-// delivery tag). Subscribe declares the topology it needs (see the package
-// doc): a durable quorum queue named source (or the group, with an
-// exchange), dead-lettering after MaxDeliveries; with AsInbox, a durable
-// reply queue with x-expires, or direct reply-to when configured. Ready is
+// returns nil and, after an error, nacked with requeue (on a classic work
+// queue: acked once a copy counting one more attempt is queued), out of
+// order, by delivery tag. Subscribe declares the topology it needs (see the
+// package doc): a durable quorum (or classic, with QueueType) queue named
+// source (or the group, with an exchange), dead-lettering after
+// MaxDeliveries; with AsInbox, a durable reply queue with x-expires, or
+// direct reply-to when configured. Ready is
 // called once the consumer is registered. A broker outage is waited out; the
 // consumer resumes after recovery. Subscribe returns nil when ctx ends, after
 // its in-flight handlers returned.
@@ -429,10 +431,10 @@ func (s *subscription) serve(ctx context.Context, deliveries <-chan amqp.Deliver
 // delivery count, the subscription counts attempts itself: see requeue.
 func (s *subscription) handle(ctx context.Context, h brokers.Handler, d amqp.Delivery) {
 	counting := !s.sc.Inbox && s.c.cfg.QueueType == QueueTypeClassic
-	if counting && d.Redelivered && s.requeue(ctx, d) {
+	if counting && d.Redelivered && s.requeue(ctx, d) == nil {
 		// Back after a handler that never settled it (a crash, a dropped
-		// connection) or a plain requeue: that delivery counts as an
-		// attempt, as a quorum queue counts it.
+		// connection, a subscriber that stopped) or a plain requeue: that
+		// delivery counts as an attempt, as a quorum queue counts it.
 		return
 	}
 	m := decode(d)
@@ -445,7 +447,16 @@ func (s *subscription) handle(ctx context.Context, h brokers.Handler, d amqp.Del
 	switch {
 	case err == nil:
 		s.settle(d, ack)
-	case counting && s.requeue(ctx, d):
+	case counting:
+		if rerr := s.requeue(ctx, d); rerr != nil {
+			if !errors.Is(rerr, errRetired) {
+				// The copy could not be published (the publishing
+				// connection is down): requeued as it is, d would be back
+				// at once, uncounted; pause as a reconnection does.
+				s.sleep(ctx, s.c.cfg.ReconnectInterval)
+			}
+			s.settle(d, requeue)
+		}
 	case s.sc.Inbox && d.Redelivered:
 		// A reply queue is a classic queue and not counted: a reply whose
 		// handling failed twice is dead-lettered.
@@ -460,32 +471,61 @@ func (s *subscription) handle(ctx context.Context, h brokers.Handler, d amqp.Del
 // handlers.
 const attemptHeader = "x-syncgate-attempt"
 
+// errRetired: the delivery's consumer was retired by a connection loss.
+var errRetired = errors.New("consumer retired by a connection loss")
+
 // requeue settles the delivery d of a classic work queue that failed (or
 // came back unsettled): once it was delivered MaxDeliveries times it is
 // rejected to the dead-letter exchange (x-death reason rejected); before, a
 // copy numbered one attempt more is published to the tail of the queue (the
 // default exchange, so no other queue bound to the source gets it) and d is
-// acked once the copy is confirmed. It reports false, leaving d unsettled,
-// when the copy cannot be published (the caller requeues d as it is: it comes
-// back redelivered and is counted then).
-func (s *subscription) requeue(ctx context.Context, d amqp.Delivery) bool {
+// acked once the copy is confirmed. It returns an error, leaving d
+// unsettled, when the copy cannot be published (the caller requeues d as it
+// is: it comes back redelivered and is counted then) or d's consumer was
+// retired (the broker has requeued d already: a copy would fork it).
+//
+// The copy and the ack of d are two operations: when the subscription's
+// connection drops between them, both the copy and d come back, one
+// duplicate as at-least-once delivery allows.
+func (s *subscription) requeue(ctx context.Context, d amqp.Delivery) error {
+	if !s.isLive(d) {
+		return errRetired
+	}
 	n := attempt(d) + 1
 	if n > int64(s.c.cfg.MaxDeliveries) {
 		s.log.Warn("rabbitmq: message dead-lettered after its last attempt",
 			slog.Int64("attempts", n-1), slog.String("correlation_id", d.CorrelationId))
 		s.settle(d, reject)
-		return true
+		return nil
 	}
-	// Once sent, the copy is waited for even if ctx ends (a subscription
-	// that stops): giving up on its confirm and requeueing d as well would
-	// leave two copies. ConfirmTimeout bounds the wait.
-	if err := s.c.publish(context.WithoutCancel(ctx), "", s.queue, true, republishing(d, n)); err != nil {
+	// Once sent, the copy is waited for even if ctx ends or the Client
+	// closes (Close waits for the subscriptions before it closes the
+	// publishing connection): giving up on its confirm and requeueing d as
+	// well would leave two copies. ConfirmTimeout bounds the wait.
+	if err := s.c.publish(context.WithoutCancel(ctx), nil, "", s.queue, true, republishing(d, n)); err != nil {
 		s.log.Warn("rabbitmq: cannot requeue a message with its attempt count; requeueing it as it is",
 			slog.Any("error", err))
-		return false
+		return err
 	}
 	s.settle(d, ack)
-	return true
+	return nil
+}
+
+// isLive reports whether d's consumer is the live one.
+func (s *subscription) isLive(d amqp.Delivery) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return d.ConsumerTag == s.live
+}
+
+// sleep waits for d or ctx's end.
+func (s *subscription) sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }
 
 func attempt(d amqp.Delivery) int64 {
@@ -507,6 +547,9 @@ func republishing(d amqp.Delivery, n int64) amqp.Publishing {
 		h[k] = v
 	}
 	h[attemptHeader] = n
+	// Sender-selected distribution would route the copy to other queues.
+	delete(h, "CC")
+	delete(h, "BCC")
 	p := amqp.Publishing{
 		Headers:         h,
 		ContentType:     d.ContentType,
@@ -622,16 +665,17 @@ func call(ctx context.Context, h brokers.Handler, m brokers.Message) (err error)
 // rewrites) replaces the reply-to header. The key is keyHeader, or the
 // correlation id without it.
 func decode(d amqp.Delivery) brokers.Message {
-	m := brokers.Message{Key: d.CorrelationId}
+	var m brokers.Message
 	if len(d.Body) > 0 {
 		m.Body = d.Body
 	}
 	h := make(map[string]string, len(d.Headers)+3)
+	keyed := false
 	for k, v := range d.Headers {
 		s, ok := v.(string)
 		switch {
 		case k == keyHeader:
-			m.Key = s
+			m.Key, keyed = s, true
 		case ok && !strings.HasPrefix(k, "x-first-death-") && !strings.HasPrefix(k, "x-last-death-"):
 			h[k] = s
 		}
@@ -646,6 +690,9 @@ func decode(d amqp.Delivery) brokers.Message {
 	fill(envelope.ReplyTo, d.ReplyTo)
 	if strings.HasPrefix(d.ReplyTo, directReplyTo) {
 		h[envelope.ReplyTo] = d.ReplyTo
+	}
+	if !keyed {
+		m.Key = h[envelope.CorrelationID]
 	}
 	if len(h) > 0 {
 		m.Headers = h
