@@ -11,6 +11,9 @@ const (
 	// for the socket (a broker under flow control stops reading, and then
 	// our writes block).
 	maxPending = 1 << 20
+	// keepBuffer is the largest buffer a coalescingConn keeps for reuse
+	// after a write.
+	keepBuffer = 64 << 10
 	// closeFlush bounds how long Close waits for the buffer to reach the
 	// socket before closing it anyway.
 	closeFlush = time.Second
@@ -96,7 +99,9 @@ func (c *coalescingConn) writer() {
 		_, err := c.Conn.Write(b)
 
 		c.mu.Lock()
-		c.spare = b
+		if cap(b) <= keepBuffer {
+			c.spare = b // else let a burst's buffer go
+		}
 		if err != nil && c.err == nil {
 			c.err = err
 		}
