@@ -285,37 +285,40 @@ func (m *measured) closedVs(targets []target, i, j int) (tput, p50 Comparison, n
 // broker client cost no more than the raw loop. (The memory broker's hop,
 // counted in M, makes the bound a little low.) Median of the rounds.
 func (m *measured) ceiling(targets []target, mem, j int) (Comparison, string) {
-	var ratios []float64
-	var texts []string
-	for r := range min(len(m.closedRounds[mem]), len(m.closedRounds[j])) {
-		mt, ft := m.closedRounds[mem][r].Throughput, m.closedRounds[j][r].Throughput
-		ratios = append(ratios, mt/(mt+ft))
-		texts = append(texts, fmt.Sprintf("%.2f", ratios[r]))
-	}
+	ratio, n, texts := roundRatios(m.closedRounds[mem], m.closedRounds[j], func(a, b *loadtest.Result) float64 {
+		return a.Throughput / (a.Throughput + b.Throughput)
+	})
 	mt, ft := m.closed[mem].Throughput, m.closed[j].Throughput
 	c := compare(fmt.Sprintf("ceiling of a gateway's throughput on this machine: %s's CPU per request plus %s's (ratio: median of %d rounds)",
-		targets[mem].name, targets[j].name, len(ratios)), mt*ft/(mt+ft), m.closed[j].Name+": throughput", ft, "req/s")
-	c.Ratio = median(ratios)
+		targets[mem].name, targets[j].name, n), mt*ft/(mt+ft), m.closed[j].Name+": throughput", ft, "req/s")
+	c.Ratio = ratio
 	note := fmt.Sprintf("Ceiling against %s: the load generator, gateway, service and broker share this machine's CPUs, so a request through a gateway costs at least "+
 		"one through %s (HTTP in and out, the gateway) plus one raw round trip; with closed-loop throughputs M and F a gateway reaches at most M/(M+F) of F "+
-		"even if its broker client cost nothing beyond the raw loop's. Round by round: %s.", targets[j].name, targets[mem].name, strings.Join(texts, ", "))
+		"even if its broker client cost nothing beyond the raw loop's. Round by round: %s.", targets[j].name, targets[mem].name, texts)
 	return c, note
+}
+
+// roundRatios applies ratio to the rounds ar and br pairwise and returns
+// the median, how many rounds there were and the ratios as text.
+func roundRatios(ar, br []*loadtest.Result, ratio func(a, b *loadtest.Result) float64) (float64, int, string) {
+	var ratios []float64
+	var texts []string
+	for r := range min(len(ar), len(br)) {
+		ratios = append(ratios, ratio(ar[r], br[r]))
+		texts = append(texts, fmt.Sprintf("%.2f", ratios[r]))
+	}
+	return median(ratios), len(ratios), strings.Join(texts, ", ")
 }
 
 // vsRounds compares figure of a with that of floor b, the ratio being the
 // median of the ratios of their rounds ar and br, which it also returns
 // as text.
 func vsRounds(a, b *loadtest.Result, ar, br []*loadtest.Result, what, unit string, figure func(*loadtest.Result) float64) (Comparison, string) {
-	var ratios []float64
-	var texts []string
-	for r := range min(len(ar), len(br)) {
-		ratios = append(ratios, figure(ar[r])/figure(br[r]))
-		texts = append(texts, fmt.Sprintf("%.2f", ratios[r]))
-	}
-	c := compare(fmt.Sprintf("%s: %s (ratio: median of %d interleaved rounds)", a.Name, what, len(ratios)),
+	ratio, n, texts := roundRatios(ar, br, func(a, b *loadtest.Result) float64 { return figure(a) / figure(b) })
+	c := compare(fmt.Sprintf("%s: %s (ratio: median of %d interleaved rounds)", a.Name, what, n),
 		figure(a), b.Name+": "+what, figure(b), unit)
-	c.Ratio = median(ratios)
-	return c, strings.Join(texts, ", ")
+	c.Ratio = ratio
+	return c, texts
 }
 
 func median(v []float64) float64 {
