@@ -152,12 +152,8 @@ func (s *subscription) connect(ctx context.Context) error {
 	var last error
 	for attempt := 0; cfg.ReconnectAttempts == 0 || attempt <= cfg.ReconnectAttempts; attempt++ {
 		if attempt > 0 {
-			t := time.NewTimer(cfg.ReconnectInterval)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return ctx.Err()
-			case <-t.C:
+			if err := sleep(ctx, cfg.ReconnectInterval); err != nil {
+				return err
 			}
 		}
 		hook := &recoveryHook{onDown: s.lost, log: s.log}
@@ -453,7 +449,7 @@ func (s *subscription) handle(ctx context.Context, h brokers.Handler, d amqp.Del
 				// The copy could not be published (the publishing
 				// connection is down): requeued as it is, d would be back
 				// at once, uncounted; pause as a reconnection does.
-				s.sleep(ctx, s.c.cfg.ReconnectInterval)
+				_ = sleep(ctx, s.c.cfg.ReconnectInterval)
 			}
 			s.settle(d, requeue)
 		}
@@ -518,13 +514,15 @@ func (s *subscription) isLive(d amqp.Delivery) bool {
 	return d.ConsumerTag == s.live
 }
 
-// sleep waits for d or ctx's end.
-func (s *subscription) sleep(ctx context.Context, d time.Duration) {
+// sleep waits for d, or returns ctx.Err() when ctx ends first.
+func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
+		return ctx.Err()
 	case <-t.C:
+		return nil
 	}
 }
 
