@@ -8,6 +8,11 @@ import (
 
 // Message is what travels through a broker. Headers carry the envelope
 // contract (see package brokers/envelope); Body is passed through unchanged.
+//
+// A header that a broker message carries several times (Kafka record
+// headers with one key, an AMQP array) reaches Headers as one value, its
+// values in order joined by a line feed ("\n"), which no HTTP field value
+// contains; backends split such a value again when they publish it.
 type Message struct {
 	// Key selects the partition or routing key; messages with one key keep
 	// their order. The gateway sets it to the correlation id.
@@ -73,6 +78,14 @@ type SubscribeConfig struct {
 	// per-node topic, an AMQP queue with x-expires that outlives a dropped
 	// connection).
 	Inbox bool
+	// DeadLetter, when set, is called once for each message the backend
+	// gives up on (its handler failed on the backend's last attempt, so the
+	// message goes to the dead-letter destination instead of being
+	// delivered again), with the handler's last error, before the message
+	// is settled. A request/reply service uses it to answer the waiting
+	// caller at once (brokers/responder sends a 502 failure reply). It must
+	// not block for long: the message's partition or queue slot waits.
+	DeadLetter func(ctx context.Context, m Message, err error)
 }
 
 // SubscribeOption adjusts a SubscribeConfig.
@@ -98,6 +111,12 @@ func AsInbox() SubscribeOption {
 	return func(c *SubscribeConfig) { c.Inbox = true }
 }
 
+// WithDeadLetter registers the callback for messages the backend gives up
+// on (see SubscribeConfig.DeadLetter).
+func WithDeadLetter(f func(ctx context.Context, m Message, err error)) SubscribeOption {
+	return func(c *SubscribeConfig) { c.DeadLetter = f }
+}
+
 // NewSubscribeConfig applies opts over the defaults. Backends call it.
 func NewSubscribeConfig(opts ...SubscribeOption) SubscribeConfig {
 	c := SubscribeConfig{Concurrency: 1}
@@ -109,6 +128,9 @@ func NewSubscribeConfig(opts ...SubscribeOption) SubscribeConfig {
 	}
 	if c.Ready == nil {
 		c.Ready = func() {}
+	}
+	if c.DeadLetter == nil {
+		c.DeadLetter = func(context.Context, Message, error) {}
 	}
 	return c
 }
@@ -122,4 +144,9 @@ var (
 	// ErrUnroutable is returned when the broker holds no destination for the
 	// message (AMQP mandatory return, unknown topic). The gateway answers 503.
 	ErrUnroutable = errors.New("brokers: destination unroutable")
+	// ErrInUse is returned by an inbox Subscribe (AsInbox) when another live
+	// process consumes that reply address already: two gateway processes
+	// with one node id would each take some of the other's replies. It is
+	// fatal: the node must not start.
+	ErrInUse = errors.New("brokers: reply address in use by another process")
 )

@@ -36,6 +36,11 @@ type Features struct {
 	// Timeout is the longest wait for an expected event: a delivery,
 	// Ready, Subscribe returning, Close returning (default 10s).
 	Timeout time.Duration
+	// MaxDeliveries is how many times the backend, as set up, hands a
+	// message whose handler keeps failing to the handler before it gives up
+	// on it (dead-letters it and calls SubscribeConfig.DeadLetter). 0: the
+	// backend never gives up (it retries forever); that subtest is skipped.
+	MaxDeliveries int
 	// Unreachable, when set, returns a Publisher pointed at a broker that
 	// does not answer; Publish must fail, wrapping brokers.ErrUnavailable,
 	// within its context's deadline instead of hanging. nil: that subtest
@@ -63,6 +68,7 @@ func Run(t *testing.T, setup Setup, f Features) {
 		{"OrderPerKey", s.testOrderPerKey},
 		{"RedeliveryAfterHandlerError", s.testRedeliveryAfterHandlerError},
 		{"RedeliveryAfterConsumerCrash", s.testRedeliveryAfterConsumerCrash},
+		{"DeadLetter", s.testDeadLetter},
 		{"CompetingConsumers", s.testCompetingConsumers},
 		{"ConcurrentPublishers", s.testConcurrentPublishers},
 		{"Concurrency", s.testConcurrency},

@@ -1,6 +1,7 @@
 package envelope_test
 
 import (
+	"encoding/json"
 	"errors"
 	"maps"
 	"reflect"
@@ -319,5 +320,26 @@ func TestValidHeader(t *testing.T) {
 		if got := envelope.ValidHeaderValue(s); got != want {
 			t.Errorf("ValidHeaderValue(%.20q) = %v, want %v", s, got, want)
 		}
+	}
+}
+
+func TestFailureReply(t *testing.T) {
+	id := "019ab5c2-8a2e-7c43-9d1b-5b0e2f7c9a10"
+	rep := envelope.FailureReply(id, envelope.FailureDeadLettered, "failed 5 times")
+	if rep.Status != 502 || rep.ContentType != "application/problem+json" || rep.CorrelationID != id {
+		t.Fatalf("FailureReply = %+v", rep)
+	}
+	var p map[string]any
+	if err := json.Unmarshal(rep.Body, &p); err != nil {
+		t.Fatal(err)
+	}
+	if p["type"] != "urn:syncgate:problem:dead-lettered" || p["status"] != float64(502) ||
+		p["correlation_id"] != id || p["detail"] != "failed 5 times" || p["title"] == "" {
+		t.Fatalf("problem = %v", p)
+	}
+	// It travels as an ordinary reply.
+	got, err := envelope.DecodeReply(rep.Message())
+	if err != nil || got.Status != 502 || string(got.Body) != string(rep.Body) {
+		t.Fatalf("DecodeReply(FailureReply) = %+v, %v", got, err)
 	}
 }

@@ -1,0 +1,49 @@
+package envelope
+
+import (
+	"encoding/json"
+	"net/http"
+)
+
+// Failure kinds: the problem types of the failure replies that stand in for
+// a service's reply when there will be none (see FailureReply). Their URIs
+// are urn:syncgate:problem:<kind>, like the gateway's own problems.
+const (
+	// FailureInvalidReply: the service replied to a known request, but its
+	// reply broke the contract (a status that is not an HTTP status, a
+	// header that cannot be written); the gateway answers this instead.
+	FailureInvalidReply = "invalid-reply"
+	// FailureDeadLettered: the service failed on the request on every
+	// attempt the broker allows, and the request went to the dead-letter
+	// destination; the service side answers this instead.
+	FailureDeadLettered = "dead-lettered"
+)
+
+var failureTitles = map[string]string{
+	FailureInvalidReply: "The service's reply was invalid",
+	FailureDeadLettered: "The service could not process the request",
+}
+
+// FailureReply is a 502 reply whose body is an RFC 9457 problem of the
+// given kind (FailureInvalidReply, FailureDeadLettered): what the caller
+// gets, at once, for a request that will get no valid reply. detail is
+// shown to the caller: it must name no internals (hosts, stack traces).
+func FailureReply(id, kind, detail string) Reply {
+	title := failureTitles[kind]
+	if title == "" {
+		title = "The service failed"
+	}
+	body, _ := json.Marshal(struct { // cannot fail: strings and ints only
+		Type          string `json:"type"`
+		Title         string `json:"title"`
+		Status        int    `json:"status"`
+		Detail        string `json:"detail,omitempty"`
+		CorrelationID string `json:"correlation_id"`
+	}{"urn:syncgate:problem:" + kind, title, http.StatusBadGateway, detail, id})
+	return Reply{
+		CorrelationID: id,
+		Status:        http.StatusBadGateway,
+		ContentType:   "application/problem+json",
+		Body:          body,
+	}
+}
