@@ -376,6 +376,10 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 		err := n.broker.Subscribe(consumeCtx, n.cfg.ReplyTo, replies,
 			brokers.AsInbox(), brokers.WithReady(positioned), brokers.WithConcurrency(n.cfg.Broker.ReplyConcurrency))
+		if errors.Is(err, brokers.ErrInUse) {
+			return fmt.Errorf("node id %q: another live process consumes its reply address %q; "+
+				"give every process its own node id (--node): %w", n.cfg.Node, n.cfg.ReplyTo, err)
+		}
 		if err != nil {
 			return fmt.Errorf("reply consumer: %w", err)
 		}
