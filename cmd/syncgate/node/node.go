@@ -310,6 +310,8 @@ func (n *Node) positioned(context.Context) error {
 	}
 }
 
+var errConsumerStopped = errors.New("a consumer stopped")
+
 // Run serves until ctx ends, then shuts down gracefully: readiness turns
 // false, the listener closes, in-flight requests get until the drain timeout,
 // then every request still waiting is answered (202 on pollable routes, 503
@@ -404,7 +406,8 @@ func (n *Node) Run(ctx context.Context) error {
 	case err := <-serveErr:
 		runErr = fmt.Errorf("http server: %w", err)
 	case <-consumeCtx.Done():
-		runErr = errors.New("a consumer stopped")
+		// consumers.Wait below says why; this stands if it does not.
+		runErr = errConsumerStopped
 	}
 	n.draining.Store(true)
 	close(n.drainCh)
@@ -425,7 +428,7 @@ func (n *Node) Run(ctx context.Context) error {
 		cancel()
 	}
 	stopConsumers()
-	if err := consumers.Wait(); err != nil && runErr == nil && !errors.Is(err, context.Canceled) {
+	if err := consumers.Wait(); err != nil && (runErr == nil || runErr == errConsumerStopped) && !errors.Is(err, context.Canceled) {
 		runErr = err
 	}
 	if err := n.broker.Close(); err != nil && runErr == nil {
