@@ -71,6 +71,11 @@ type Options struct {
 	BodyTimeout time.Duration
 	// MaxPollWait caps ?wait= on GET /v1/requests/{id} (default 30 s).
 	MaxPollWait time.Duration
+	// AbortUploads, when it ends, gives up on the request bodies still being
+	// read (the end of a graceful shutdown's drain): each such request is
+	// answered 503 shutting-down at once, and nothing is published. nil:
+	// never.
+	AbortUploads context.Context
 }
 
 // Check is one named readiness check; Check returns nil when ready.
@@ -104,7 +109,7 @@ func New(o Options) (http.Handler, error) {
 		o.MaxPollWait = 30 * time.Second
 	}
 	s := &server{gw: o.Gateway, log: o.Logger, checks: o.Checks, retryAfter: o.RetryAfter,
-		bodyTimeout: o.BodyTimeout, maxPollWait: o.MaxPollWait}
+		bodyTimeout: o.BodyTimeout, maxPollWait: o.MaxPollWait, abortUploads: o.AbortUploads}
 	r := chi.NewRouter()
 	r.Use(middleware.WithInfo)
 	if o.Registerer != nil {
@@ -165,6 +170,8 @@ type server struct {
 	retryAfter  time.Duration
 	bodyTimeout time.Duration
 	maxPollWait time.Duration
+	// abortUploads: see Options.AbortUploads.
+	abortUploads context.Context
 }
 
 func (s *server) overloaded(pt ProblemType, limit int) http.HandlerFunc {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/syncgate/syncgate/api/middleware"
@@ -108,11 +110,25 @@ func (s *server) readBody(w http.ResponseWriter, r *http.Request, limit int64) (
 		return nil, nil, ""
 	}
 	var rc *http.ResponseController
-	if s.bodyTimeout > 0 {
+	if s.bodyTimeout > 0 || s.abortUploads != nil {
 		rc = http.NewResponseController(w)
-		if rc.SetReadDeadline(time.Now().Add(s.bodyTimeout)) != nil {
+		var deadline time.Time
+		if s.bodyTimeout > 0 {
+			deadline = time.Now().Add(s.bodyTimeout)
+		}
+		if rc.SetReadDeadline(deadline) != nil {
 			rc = nil // not supported by this writer
 		}
+	}
+	var aborted atomic.Bool
+	if rc != nil && s.abortUploads != nil {
+		// At the end of a shutdown's drain an upload still in progress is
+		// cut (its read fails at once) and answered 503, so that the node
+		// exits within its drain timeout rather than waiting on the client.
+		defer context.AfterFunc(s.abortUploads, func() {
+			aborted.Store(true)
+			_ = rc.SetReadDeadline(time.Now())
+		})()
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if rc != nil && err == nil {
@@ -124,6 +140,9 @@ func (s *server) readBody(w http.ResponseWriter, r *http.Request, limit int64) (
 	if err != nil {
 		if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return nil, &ProblemBodyTooLarge, fmt.Sprintf("the body exceeds %d bytes", mbe.Limit)
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) && aborted.Load() {
+			return nil, &ProblemShuttingDown, "the gateway is shutting down; the body was not read in full: retry"
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return nil, &ProblemBodyTimeout, fmt.Sprintf("the body took longer than %s", s.bodyTimeout)

@@ -77,6 +77,8 @@ type Gateway struct {
 	idem     IdempotencyStore
 	hub      *hub
 	log      *slog.Logger
+	// draining is set by Drain (and Close): the node is stopping.
+	draining atomic.Bool
 	replies  [numReplyOutcomes]atomic.Uint64
 	// forwards counts AcceptForwarded's outcomes; clusterErrs the failed
 	// Router and Store calls of cluster mode.
@@ -197,6 +199,10 @@ func (g *Gateway) Do(ctx context.Context, req Request) (Outcome, error) {
 		}
 		return out, err
 	}
+	if async && g.localResults() && g.draining.Load() {
+		// A 202 now would name a Location that dies with this process.
+		return fail(ErrShuttingDown)
+	}
 	if async {
 		out.Sent = time.Now()
 		if err := g.publish(ctx, r, msg, deadline); err != nil {
@@ -234,23 +240,43 @@ func (g *Gateway) Do(ctx context.Context, req Request) (Outcome, error) {
 
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
-	select {
-	case rep, ok := <-w.C():
-		if ok {
-			return got(rep)
+	for {
+		select {
+		case rep, ok := <-w.C():
+			if ok {
+				return got(rep)
+			}
+			// The registry closed: the gateway is shutting down.
+			return g.giveUp(ctx, r, w, out, ErrShuttingDown, deadline, got)
+		case <-timer.C:
+			if g.holdWhileDraining(r) && time.Now().Before(deadline) {
+				// No 202 from a stopping node whose results die with it:
+				// wait on for the reply, until the deadline or Close.
+				timer.Reset(time.Until(deadline))
+				continue
+			}
+			return g.giveUp(ctx, r, w, out, ErrTimeout, deadline, got)
+		case <-ctx.Done():
+			// The client went away; nobody can poll an id they never received
+			// (unless it has a key: then a retry attaches to the stored record).
+			if rep, ok := w.Cancel(); ok {
+				return got(rep)
+			}
+			return out, ctx.Err()
 		}
-		// The registry closed: the gateway is shutting down.
-		return g.giveUp(ctx, r, w, out, ErrShuttingDown, deadline, got)
-	case <-timer.C:
-		return g.giveUp(ctx, r, w, out, ErrTimeout, deadline, got)
-	case <-ctx.Done():
-		// The client went away; nobody can poll an id they never received
-		// (unless it has a key: then a retry attaches to the stored record).
-		if rep, ok := w.Cancel(); ok {
-			return got(rep)
-		}
-		return out, ctx.Err()
 	}
+}
+
+// localResults reports whether the result store lives and dies with this
+// process (not cluster mode): a Location it names is served by no one once
+// the process exits.
+func (g *Gateway) localResults() bool { return g.cfg.Cluster == nil }
+
+// holdWhileDraining reports whether a request of r whose wait ran out must
+// not be answered 202 because the node is stopping and its results are
+// local (see Drain).
+func (g *Gateway) holdWhileDraining(r *Route) bool {
+	return r.Pollable() && g.localResults() && g.draining.Load()
 }
 
 // giveUp ends a wait without a reply: 202 on pollable routes, cause otherwise.
@@ -259,9 +285,13 @@ func (g *Gateway) Do(ctx context.Context, req Request) (Outcome, error) {
 // finds the record and is stored: never lost.
 func (g *Gateway) giveUp(ctx context.Context, r *Route, w *correlation.Waiter, out Outcome, cause error, deadline time.Time,
 	got func(envelope.Reply) (Outcome, error)) (Outcome, error) {
-	if !r.Pollable() {
+	if !r.Pollable() || g.holdWhileDraining(r) {
 		if rep, ok := w.Cancel(); ok {
 			return got(rep)
+		}
+		if r.Pollable() {
+			// See holdWhileDraining: no 202 the process cannot keep.
+			return out, ErrShuttingDown
 		}
 		return out, cause
 	}
@@ -305,9 +335,20 @@ func (g *Gateway) publish(ctx context.Context, r *Route, msg envelope.Request, d
 // Waiting returns how many requests wait for a reply on this node.
 func (g *Gateway) Waiting() int { return g.registry.Len() }
 
-// Close wakes every waiting request: pollable routes answer 202, sync routes
-// ErrShuttingDown; long polls answer the pending state. Later calls of Do fail with ErrShuttingDown (sync/auto).
+// Drain tells the gateway that its node is stopping. Where results are
+// local to the process (not cluster mode), no request is answered 202 from
+// then on, since its Location would die with the process: async requests
+// fail with ErrShuttingDown before they are published, and a request whose
+// wait runs out goes on waiting for its reply until its deadline or Close.
+// Where results outlive the node, Drain changes nothing.
+func (g *Gateway) Drain() { g.draining.Store(true) }
+
+// Close wakes every waiting request: pollable routes answer 202 where the
+// result store outlives the node (cluster mode), every other request
+// ErrShuttingDown; long polls answer the pending state. Close implies Drain.
+// Later calls of Do fail with ErrShuttingDown (sync/auto).
 func (g *Gateway) Close() {
+	g.Drain()
 	g.registry.Close()
 	g.hub.close()
 }

@@ -314,12 +314,50 @@ func TestCloseAnswersWaiters(t *testing.T) {
 		if r := <-sync; !errors.Is(r.err, gateway.ErrShuttingDown) || r.elapsed != 0 {
 			t.Errorf("sync route on Close: %v after %v, want ErrShuttingDown at once", r.err, r.elapsed)
 		}
-		r := <-auto
-		if r.err != nil || !r.out.Accepted {
-			t.Errorf("auto route on Close: %+v, %v; want 202", r.out, r.err)
+		// Results are in this process's memory: a 202 would name a
+		// Location that dies with it.
+		if r := <-auto; !errors.Is(r.err, gateway.ErrShuttingDown) || r.out.Accepted {
+			t.Errorf("auto route on Close: %+v, %v; want ErrShuttingDown, no 202", r.out, r.err)
 		}
 		if _, err := f.gw.Do(t.Context(), gateway.Request{Route: route(gateway.ModeSync)}); !errors.Is(err, gateway.ErrShuttingDown) {
 			t.Errorf("Do after Close = %v, want ErrShuttingDown", err)
+		}
+	})
+}
+
+// While a node with local results drains, nothing is answered 202: an
+// async request is refused before it is published, and an auto request
+// whose wait runs out waits on for its reply.
+func TestDrainPromisesNoLocalLocation(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t)
+		auto := f.do(t.Context(), route(gateway.ModeAuto), gateway.Preferences{Wait: time.Second})
+		m := <-f.pub.msgs
+		f.gw.Drain()
+		time.Sleep(3 * time.Second) // past the wait: before Drain this was a 202
+		select {
+		case r := <-auto:
+			t.Fatalf("auto request answered while draining before its reply: %+v, %v", r.out, r.err)
+		default:
+		}
+		if out := f.reply(t, m, "late but in time"); out != gateway.ReplyDelivered {
+			t.Fatalf("reply during drain: %v, want delivered", out)
+		}
+		if r := <-auto; r.err != nil || r.out.Accepted || string(r.out.Reply.Body) != "late but in time" {
+			t.Errorf("auto request during drain: %+v, %v; want its reply", r.out, r.err)
+		}
+
+		async := f.do(t.Context(), route(gateway.ModeAsync), gateway.Preferences{})
+		if r := <-async; !errors.Is(r.err, gateway.ErrShuttingDown) || r.out.Accepted {
+			t.Errorf("async request while draining: %+v, %v; want ErrShuttingDown", r.out, r.err)
+		}
+		select {
+		case m := <-f.pub.msgs:
+			t.Errorf("an async request refused while draining was published: %v", m.Headers)
+		default:
+		}
+		if f.store.Len() != 0 {
+			t.Errorf("%d records stored for refused requests", f.store.Len())
 		}
 	})
 }

@@ -38,6 +38,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log := newLogger(cfg.Log, stderr)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first signal starts a graceful stop; restoring the default
+	// handling then makes a second one end the process at once.
+	context.AfterFunc(ctx, stop)
 
 	if cfg.Cluster.Enabled {
 		credis.SetLibraryLogger(log.With(slog.String("component", "go-redis")))
@@ -74,7 +77,8 @@ syncgate is up on %[1]s with the %[2]s broker and the demo service. Try:
   curl -i %[1]s/v1/requests/<id>                          # poll the Location
   curl -i %[1]s/demo/sleep-sync?ms=3000 -d 'late'         # sync route: 504 after 2 s
 
-Stop with Ctrl-C: in-flight requests get the drain timeout to finish.
+Stop with Ctrl-C: /readyz turns 503 for the readiness delay, then in-flight
+requests get the drain timeout to finish. A second Ctrl-C stops at once.
 
 `, base, broker)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -86,7 +87,7 @@ func startProcess(t *testing.T, args ...string) (*exec.Cmd, string, <-chan error
 func TestProcessServesAndStopsOnSIGTERM(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
-			cmd, base, exited := startProcess(t, "--addr", "127.0.0.1:0", "--drain-timeout", "10s")
+			cmd, base, exited := startProcess(t, "--addr", "127.0.0.1:0", "--drain-timeout", "10s", "--readiness-delay", "10ms")
 			resp, err := http.Post(base+"/demo/echo", "text/plain", strings.NewReader("hi"))
 			if err != nil {
 				t.Fatal(err)
@@ -132,6 +133,12 @@ func TestProcessServesAndStopsOnSIGTERM(t *testing.T) {
 // waiting for its reply on /metrics.
 func waitForInFlight(t *testing.T, base string) {
 	t.Helper()
+	waitForMetric(t, base, "syncgate_waiting_requests 1")
+}
+
+// waitForMetric waits (bounded) until /metrics has the line want.
+func waitForMetric(t *testing.T, base, want string) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := http.Get(base + "/metrics")
@@ -140,12 +147,90 @@ func waitForInFlight(t *testing.T, base string) {
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if strings.Contains(string(b), "\nsyncgate_waiting_requests 1\n") {
+		if strings.Contains(string(b), "\n"+want+"\n") {
 			return
 		}
 		time.Sleep(5 * time.Millisecond) // scrape interval of a bounded condition wait
 	}
-	t.Fatal("the in-flight request never showed in syncgate_waiting_requests")
+	t.Fatalf("/metrics never showed %q", want)
+}
+
+// TestSIGTERMAsALoadBalancerSeesIt: after SIGTERM the node goes on serving
+// for the readiness delay with /readyz answering 503 (so a probe sees "not
+// ready" before connections are refused); an upload still in progress at
+// the end of the drain is answered with a 503 problem; the process exits 0
+// within readiness delay + drain timeout.
+func TestSIGTERMAsALoadBalancerSeesIt(t *testing.T) {
+	const delay, drain = 1500 * time.Millisecond, 2 * time.Second
+	cmd, base, exited := startProcess(t, "--addr", "127.0.0.1:0",
+		"--readiness-delay", delay.String(), "--drain-timeout", drain.String())
+	addr := strings.TrimPrefix(base, "http://")
+
+	// A client that sends its headers and a tenth of its body, then stalls.
+	upload, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer upload.Close()
+	if _, err := fmt.Fprintf(upload, "POST /demo/echo HTTP/1.1\r\nHost: %s\r\nContent-Length: 1000\r\n\r\n%s", addr, strings.Repeat("x", 100)); err != nil {
+		t.Fatal(err)
+	}
+	waitForMetric(t, base, "syncgate_http_in_flight_requests 2") // the upload and the scrape
+
+	signalled := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// During the delay: not ready, yet still serving.
+	client := &http.Client{Timeout: 5 * time.Second}
+	var sawNotReady, servedWhileNotReady bool
+	for time.Since(signalled) < delay/2 && !(sawNotReady && servedWhileNotReady) {
+		resp, err := client.Get(base + "/readyz")
+		if err != nil {
+			t.Fatalf("/readyz %v after SIGTERM: %v; want 503 during the readiness delay", time.Since(signalled), err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			sawNotReady = true
+			resp, err := client.Post(base+"/demo/echo", "text/plain", strings.NewReader("still here"))
+			if err != nil {
+				t.Fatalf("request during the readiness delay: %v", err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || string(b) != "still here" {
+				t.Fatalf("request during the readiness delay: %d %q", resp.StatusCode, b)
+			}
+			servedWhileNotReady = true
+		}
+	}
+	if !sawNotReady || !servedWhileNotReady {
+		t.Fatalf("no /readyz 503 with requests still served within %v of SIGTERM", delay/2)
+	}
+
+	// The stalled upload is answered, with a problem, before the exit.
+	_ = upload.SetReadDeadline(time.Now().Add(delay + drain + 5*time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(upload), nil)
+	if err != nil {
+		t.Fatalf("the stalled upload got no response: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), "urn:syncgate:problem:shutting-down") {
+		t.Errorf("stalled upload: %d %s; want a 503 shutting-down problem", resp.StatusCode, b)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("exit: %v, want status 0", err)
+		}
+		// A second of slack for process start-up and a loaded machine.
+		if took := time.Since(signalled); took > delay+drain+time.Second {
+			t.Errorf("exited %v after SIGTERM, want within readiness delay + drain timeout (%v)", took, delay+drain)
+		}
+	case <-time.After(delay + drain + 10*time.Second):
+		t.Fatal("syncgate did not exit")
+	}
 }
 
 func TestBadFlagExitsNonZero(t *testing.T) {

@@ -59,6 +59,7 @@ func nodeConfig(kind string) node.Config {
 	cfg.Log.Level = "error"
 	cfg.Broker.Kind = kind
 	cfg.Shutdown.DrainTimeout = 5 * time.Second
+	cfg.Shutdown.ReadinessDelay = time.Millisecond // nothing probes it
 	return cfg
 }
 

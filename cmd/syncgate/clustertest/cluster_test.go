@@ -129,6 +129,7 @@ func (c *cluster) yaml() string {
   claim_margin: 5s
   addrs:
 %sshutdown:
+  readiness_delay: 10ms
   drain_timeout: 1s
 routes:
   - {name: echo, method: POST, path: %s, destination: %s, mode: auto, wait: 20s, timeout: 30s}

@@ -135,8 +135,14 @@ type ResultsConfig struct {
 
 // ShutdownConfig bounds graceful shutdown.
 type ShutdownConfig struct {
-	// DrainTimeout is how long in-flight requests may go on after a stop
-	// signal before each is answered 202 (pollable) or 503 (default 10s).
+	// ReadinessDelay is how long the node goes on serving, with /readyz
+	// answering 503, between a stop signal and closing its listener, so
+	// that load balancers and probes see "not ready" and stop sending
+	// before connections are refused (default 5s).
+	ReadinessDelay time.Duration `yaml:"readiness_delay"`
+	// DrainTimeout is how long in-flight requests may go on once the
+	// listener is closed; then each is answered (202 where the result store
+	// outlives the node, else 503) and the node exits (default 10s).
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
 }
 
@@ -261,6 +267,7 @@ func (c *Config) SetDefaults() {
 		c.Results.MaxEntries = 100_000
 	}
 	defDur(&c.Results.RetryAfter, time.Second)
+	defDur(&c.Shutdown.ReadinessDelay, 5*time.Second)
 	defDur(&c.Shutdown.DrainTimeout, 10*time.Second)
 	defDur(&c.Idempotency.TTL, c.Results.TTL)
 	if c.Idempotency.MaxEntries == 0 {
@@ -335,7 +342,8 @@ func (c *Config) Validate() error {
 		{"http.max_timeout", c.HTTP.MaxTimeout}, {"http.body_timeout", c.HTTP.BodyTimeout},
 		{"http.max_wait", c.HTTP.MaxWait}, {"http.max_poll_wait", c.HTTP.MaxPollWait},
 		{"results.ttl", c.Results.TTL}, {"results.retry_after", c.Results.RetryAfter},
-		{"shutdown.drain_timeout", c.Shutdown.DrainTimeout}, {"broker.publish_timeout", c.Broker.PublishTimeout},
+		{"shutdown.drain_timeout", c.Shutdown.DrainTimeout}, {"shutdown.readiness_delay", c.Shutdown.ReadinessDelay},
+		{"broker.publish_timeout", c.Broker.PublishTimeout},
 	} {
 		if d.d < 0 {
 			bad(d.field, "must not be negative")

@@ -58,6 +58,10 @@ type Node struct {
 	ready    chan struct{} // closed once the reply consumer (and demo) are positioned
 	draining atomic.Bool
 	drainCh  chan struct{} // closed when shutdown starts
+	// abortUploads ends at the end of the drain: request bodies still being
+	// read are cut and answered 503 (see api.Options.AbortUploads).
+	abortUploads       context.Context
+	stopReadingUploads context.CancelFunc
 	// checks are the readiness checks of /readyz, in order. A backend that
 	// needs one (Redis reachable) appends it in New, before api.New copies
 	// the list.
@@ -74,6 +78,7 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 	log = slog.New(middleware.ContextHandler(log.Handler())).With(slog.String("node", cfg.Node))
 	n := &Node{cfg: cfg, log: log, metrics: prometheus.NewRegistry(),
 		ready: make(chan struct{}), drainCh: make(chan struct{})}
+	n.abortUploads, n.stopReadingUploads = context.WithCancel(context.Background())
 	n.checks = []api.Check{
 		{Name: "shutdown", Check: n.notDraining},
 		{Name: "reply-consumer", Check: n.positioned},
@@ -156,7 +161,7 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Registerer: reg,
 		RetryAfter: cfg.Results.RetryAfter, MaxInFlight: cfg.HTTP.MaxInFlight,
 		MaxHeaderBytes: int(cfg.HTTP.MaxHeaderBytes), BodyTimeout: cfg.HTTP.BodyTimeout,
-		MaxPollWait: cfg.HTTP.MaxPollWait,
+		MaxPollWait: cfg.HTTP.MaxPollWait, AbortUploads: n.abortUploads,
 	})
 	if err != nil {
 		_ = b.Close()
@@ -312,6 +317,48 @@ func (n *Node) positioned(context.Context) error {
 
 var errConsumerStopped = errors.New("a consumer stopped")
 
+// shutdown stops the HTTP side in three steps. (1) Readiness turns 503 at
+// once while the node goes on serving for the readiness delay, so that
+// probes and load balancers stop sending before connections are refused
+// (skipped when the server failed: healthy is true only after a signal).
+// (2) The listener closes and in-flight requests get the drain timeout,
+// less a final grace; the gateway drains (no 202 whose Location dies with
+// the process). (3) What still runs is answered: waiters get 202 (results
+// outlive the node) or 503, uploads still being read are cut with a 503,
+// and after the grace the connections left are closed. shutdown returns
+// within readiness delay + drain timeout.
+func (n *Node) shutdown(srv *http.Server, healthy bool) {
+	n.draining.Store(true)
+	close(n.drainCh)
+	n.gw.Drain()
+	delay, drain := n.cfg.Shutdown.ReadinessDelay, n.cfg.Shutdown.DrainTimeout
+	n.log.Info("shutting down: /readyz answers 503; the listener closes after the readiness delay",
+		slog.Duration("readiness_delay", delay), slog.Duration("drain_timeout", drain),
+		slog.Int("waiting", n.gw.Waiting()))
+	if healthy && delay > 0 {
+		time.Sleep(delay) // serving on: the point of the delay
+	}
+	// The final grace answers what the drain could not finish: a tenth
+	// of the drain, between 100 ms and 1 s.
+	grace := min(max(drain/10, 100*time.Millisecond), time.Second, drain)
+	drainCtx, cancel := context.WithTimeout(context.Background(), drain-grace)
+	err := srv.Shutdown(drainCtx)
+	cancel()
+	// Whatever still waits now gets its answer: 202 or 503.
+	n.gw.Close()
+	if err == nil {
+		return
+	}
+	n.log.Warn("drain timeout reached; answering the requests still in flight", slog.Int("waiting", n.gw.Waiting()))
+	n.stopReadingUploads()
+	finalCtx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(finalCtx); err != nil {
+		n.log.Warn("closing the connections still open after the drain timeout")
+		_ = srv.Close()
+	}
+}
+
 // Run serves until ctx ends, then shuts down gracefully: readiness turns
 // false, the listener closes, in-flight requests get until the drain timeout,
 // then every request still waiting is answered (202 on pollable routes, 503
@@ -409,24 +456,7 @@ func (n *Node) Run(ctx context.Context) error {
 		// consumers.Wait below says why; this stands if it does not.
 		runErr = errConsumerStopped
 	}
-	n.draining.Store(true)
-	close(n.drainCh)
-	n.log.Info("shutting down", slog.Duration("drain_timeout", n.cfg.Shutdown.DrainTimeout),
-		slog.Int("waiting", n.gw.Waiting()))
-
-	drainCtx, cancel := context.WithTimeout(context.Background(), n.cfg.Shutdown.DrainTimeout)
-	err := srv.Shutdown(drainCtx)
-	cancel()
-	// Whatever still waits now gets its answer: 202 or 503.
-	n.gw.Close()
-	if err != nil {
-		n.log.Warn("drain timeout reached; answering the requests still waiting")
-		finalCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if err := srv.Shutdown(finalCtx); err != nil {
-			_ = srv.Close()
-		}
-		cancel()
-	}
+	n.shutdown(srv, runErr == nil)
 	stopConsumers()
 	if err := consumers.Wait(); err != nil && (runErr == nil || runErr == errConsumerStopped) && !errors.Is(err, context.Canceled) {
 		runErr = err

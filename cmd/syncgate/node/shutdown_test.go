@@ -76,7 +76,9 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 // 100 requests in flight on mixed routes when the node stops: those whose
 // reply comes within the drain timeout get it (200), the rest are answered
-// 202 with Location (pollable routes) or 503 (sync routes). None hangs.
+// 503: results are in this process's memory, so no route may promise a
+// Location that dies with it (cluster mode answers 202: clustertest). None
+// hangs.
 func TestShutdownWith100InFlight(t *testing.T) {
 	cfg := testConfig()
 	// The first kind must still be in flight when all 100 are registered
@@ -91,9 +93,9 @@ func TestShutdownWith100InFlight(t *testing.T) {
 		want         int
 	}
 	kinds := []kind{
-		{"/demo/sleep?ms=3500", "wait=30", 40, http.StatusOK},            // finishes while draining
-		{"/demo/sleep?ms=20000", "wait=30", 30, http.StatusAccepted},     // auto: 202 at the drain timeout
-		{"/t/long-sync?ms=20000", "", 30, http.StatusServiceUnavailable}, // sync: 503
+		{"/demo/sleep?ms=3500", "wait=30", 40, http.StatusOK},                  // finishes while draining
+		{"/demo/sleep?ms=20000", "wait=30", 30, http.StatusServiceUnavailable}, // auto: no 202 from memory
+		{"/t/long-sync?ms=20000", "", 30, http.StatusServiceUnavailable},       // sync: 503
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 100}}
 	t.Cleanup(client.CloseIdleConnections)
