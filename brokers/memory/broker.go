@@ -21,6 +21,12 @@ type Config struct {
 	RetryDelay time.Duration
 	// MaxRetryDelay caps the retry backoff (default 1s).
 	MaxRetryDelay time.Duration
+	// MaxDeliveries is how many times a message whose handler keeps failing
+	// is handed to it (default 5, like the other backends). Then it is
+	// given up on: the subscription's DeadLetter callback gets it and it is
+	// dropped, so it holds its key no longer. The memory broker keeps no
+	// dead letters: nothing could read them after the process.
+	MaxDeliveries int
 }
 
 // Defaults of Config.
@@ -28,6 +34,7 @@ const (
 	DefaultQueueSize     = 10000
 	DefaultRetryDelay    = 10 * time.Millisecond
 	DefaultMaxRetryDelay = time.Second
+	DefaultMaxDeliveries = 5
 )
 
 func (c *Config) setDefaults() {
@@ -39,6 +46,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxRetryDelay <= 0 {
 		c.MaxRetryDelay = DefaultMaxRetryDelay
+	}
+	if c.MaxDeliveries <= 0 {
+		c.MaxDeliveries = DefaultMaxDeliveries
 	}
 	if c.MaxRetryDelay < c.RetryDelay {
 		c.MaxRetryDelay = c.RetryDelay
@@ -133,7 +143,7 @@ func (b *Broker) Subscribe(ctx context.Context, source string, h brokers.Handler
 	stop := context.AfterFunc(b.ctx, cancel)
 	defer stop()
 
-	s := newSubscription(b.topic(source).join(cfg.Group), h, cfg.Concurrency, b.cfg)
+	s := newSubscription(b.topic(source).join(cfg.Group), h, cfg, b.cfg)
 	cfg.Ready()
 	s.run(subCtx)
 

@@ -21,7 +21,13 @@
 // Delivery is at-least-once. A handler receives its own copy of the message.
 // When it returns an error, the same worker hands the message to it again
 // after a backoff (Config.RetryDelay doubling up to Config.MaxRetryDelay),
-// forever, so the messages behind it on that key keep their order. When a
+// so the messages behind it on that key keep their order, up to
+// Config.MaxDeliveries attempts (default 5). After the last failed attempt
+// the message is given to the subscription's DeadLetter callback
+// (brokers.WithDeadLetter) and dropped: a poison message does not hold its
+// key forever, and the memory broker keeps no dead letters (nothing could
+// read them once the process is gone). A handler that fails because its
+// subscription is stopping does not spend an attempt. When a
 // subscription's context ends, the messages it holds but has not acknowledged
 // go back to the front of their group's queue for the remaining or next
 // subscriber.

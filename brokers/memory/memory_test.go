@@ -14,13 +14,13 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	brokertest.Run(t, setup(memory.Config{RetryDelay: time.Millisecond}), brokertest.Features{})
+	brokertest.Run(t, setup(memory.Config{RetryDelay: time.Millisecond}), brokertest.Features{MaxDeliveries: memory.DefaultMaxDeliveries})
 }
 
 // The conformance suite again, with the smallest queue: every Publish past
 // the first message waits for a consumer.
 func TestConformanceQueueSize1(t *testing.T) {
-	brokertest.Run(t, setup(memory.Config{QueueSize: 1, RetryDelay: time.Millisecond}), brokertest.Features{})
+	brokertest.Run(t, setup(memory.Config{QueueSize: 1, RetryDelay: time.Millisecond}), brokertest.Features{MaxDeliveries: memory.DefaultMaxDeliveries})
 }
 
 // setup returns one broker per (sub)test: the connections of a subtest must

@@ -16,6 +16,8 @@ type subscription struct {
 	workers       int
 	retryDelay    time.Duration
 	maxRetryDelay time.Duration
+	maxDeliveries int
+	deadLetter    func(context.Context, brokers.Message, error)
 
 	// Keyed dispatch, for workers > 1. One worker at a time takes messages
 	// from the group (recvMu), so a message parked behind its key is parked
@@ -29,13 +31,16 @@ type subscription struct {
 	room      chan struct{} // cap 1: parked went down
 }
 
-func newSubscription(g *group, h brokers.Handler, workers int, cfg Config) *subscription {
+func newSubscription(g *group, h brokers.Handler, sc brokers.SubscribeConfig, cfg Config) *subscription {
+	workers := sc.Concurrency
 	s := &subscription{
 		g:             g,
 		h:             h,
 		workers:       workers,
 		retryDelay:    cfg.RetryDelay,
 		maxRetryDelay: cfg.MaxRetryDelay,
+		maxDeliveries: cfg.MaxDeliveries,
+		deadLetter:    sc.DeadLetter,
 	}
 	if workers > 1 {
 		s.busy = make(map[string][]brokers.Message)
@@ -151,19 +156,29 @@ func (s *subscription) release(key string) (brokers.Message, bool) {
 	return m, true
 }
 
-// deliver hands a copy of m to the handler until it succeeds (true) or ctx
-// ends first (false: m was not acknowledged).
+// deliver hands a copy of m to the handler until it succeeds or fails
+// maxDeliveries times (true: m is settled; after the last failure it is
+// given to the DeadLetter callback and dropped), or until ctx ends first
+// (false: m was not acknowledged).
 func (s *subscription) deliver(ctx context.Context, m brokers.Message) bool {
 	done := ctx.Done()
 	var timer *time.Timer
 	delay := s.retryDelay
-	for {
+	for attempt := 1; ; attempt++ {
 		select {
 		case <-done:
 			return false
 		default:
 		}
-		if s.h(ctx, m.Clone()) == nil {
+		err := s.h(ctx, m.Clone())
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false // stopped while handling: not an attempt that failed
+		}
+		if attempt >= s.maxDeliveries {
+			s.deadLetter(ctx, m.Clone(), err)
 			return true
 		}
 		if timer == nil {
