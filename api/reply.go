@@ -12,23 +12,30 @@ import (
 // HeaderCorrelationID carries the gateway's correlation id on every response.
 const HeaderCorrelationID = "X-Correlation-Id"
 
-// replyHeaderDenied are headers a service may not set: hop-by-hop headers
-// and those the gateway owns.
+// replyHeaderDenied are headers a service may not set: hop-by-hop headers,
+// those net/http or writeReply compute, and those the gateway owns. A
+// service's Retry-After is dropped too: the gateway's Retry-After is the
+// poll interval (202) or when to retry it (503), and on a polled result a
+// service's would send the client back to a poll that answers the same.
 var replyHeaderDenied = map[string]bool{
 	"connection": true, "keep-alive": true, "proxy-authenticate": true,
 	"proxy-authorization": true, "proxy-connection": true, "te": true, "trailer": true,
 	"transfer-encoding": true, "upgrade": true, "content-length": true,
 	"content-type": true, "date": true, strings.ToLower(HeaderCorrelationID): true,
 	"traceparent": true, "tracestate": true,
+	strings.ToLower(HeaderIdempotentReplayed): true, "preference-applied": true,
+	strings.ToLower(middleware.HeaderRequestID): true, "retry-after": true,
+	"x-content-type-options": true,
 }
 
 // writeReply writes a service's reply as the HTTP response: its status, its
-// allowed headers, its content type (never sniffed) and its body.
+// allowed headers (a value holding several joined by "\n" becomes as many
+// header lines), its content type and its body, never sniffed.
 func writeReply(w http.ResponseWriter, rep envelope.Reply) {
 	h := w.Header()
 	for k, v := range rep.Header {
 		if !replyHeaderDenied[strings.ToLower(k)] {
-			h.Set(k, v)
+			h[http.CanonicalHeaderKey(k)] = strings.Split(v, "\n")
 		}
 	}
 	// The service's trace context, when valid, replaces the gateway's.
@@ -40,10 +47,17 @@ func writeReply(w http.ResponseWriter, rep envelope.Reply) {
 			h.Del(middleware.HeaderTraceState)
 		}
 	}
-	if rep.ContentType != "" {
+	// A body of unknown type is what RFC 9110 §8.3 lets a recipient assume
+	// anyway, application/octet-stream: say so rather than leave clients
+	// to guess (browsers sniff), and forbid sniffing whatever the type.
+	h.Set("X-Content-Type-Options", "nosniff")
+	switch {
+	case rep.ContentType != "":
 		h.Set("Content-Type", rep.ContentType)
-	} else {
-		h["Content-Type"] = nil // do not let net/http sniff one
+	case len(rep.Body) > 0:
+		h.Set("Content-Type", "application/octet-stream")
+	default:
+		h["Content-Type"] = nil // no content: no type, and net/http adds none
 	}
 	status := rep.StatusCode()
 	if status == http.StatusNoContent || status == http.StatusNotModified {
