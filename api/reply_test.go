@@ -4,6 +4,8 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/syncgate/syncgate/api"
 	"github.com/syncgate/syncgate/brokers/envelope"
@@ -78,4 +80,23 @@ func TestReplyContentType(t *testing.T) {
 			t.Errorf("%s: X-Content-Type-Options = %q, want nosniff", tt.name, got)
 		}
 	}
+}
+
+// End to end on the in-memory broker: a reply header the service sent twice
+// (LF-joined, as a backend hands it over) reaches the client as two lines.
+func TestRepeatedReplyHeadersEndToEnd(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gw := newBrokerGateway(t, func(envelope.Request) map[string]string {
+			return map[string]string{envelope.Status: " 201 ", envelope.HeaderPrefix + "set-cookie": "a=1\nb=2"}
+		})
+		rt := api.Route{Method: "POST", Path: "/r", MaxBody: 1024,
+			Route: &gateway.Route{Name: "r", Destination: "svc", Mode: gateway.ModeSync, Timeout: 10 * time.Second}}
+		rec := serve(newHandler(t, gw, func(o *api.Options) { o.Routes = []api.Route{rt} }), "POST", "/r", "x", nil)
+		if rec.Code != 201 {
+			t.Fatalf("got %d %s, want 201", rec.Code, rec.Body)
+		}
+		if got := rec.Header().Values("Set-Cookie"); !slices.Equal(got, []string{"a=1", "b=2"}) {
+			t.Errorf("Set-Cookie = %q, want two lines", got)
+		}
+	})
 }

@@ -96,7 +96,8 @@ func wantInvalidReplyProblem(t *testing.T, rep envelope.Reply, id string) {
 	if err := json.Unmarshal(rep.Body, &p); err != nil {
 		t.Fatal(err)
 	}
-	if p.Type != "urn:syncgate:problem:invalid-reply" || p.CorrelationID != id || p.Detail == "" {
+	if p.Type != "urn:syncgate:problem:invalid-reply" || p.CorrelationID != id || p.Detail == "" ||
+		strings.Contains(p.Detail, "envelope:") {
 		t.Errorf("problem %+v, want invalid-reply for %s", p, id)
 	}
 }
