@@ -47,17 +47,15 @@ func writeReply(w http.ResponseWriter, rep envelope.Reply) {
 			h.Del(middleware.HeaderTraceState)
 		}
 	}
-	// A body of unknown type is what RFC 9110 §8.3 lets a recipient assume
-	// anyway, application/octet-stream: say so rather than leave clients
-	// to guess (browsers sniff), and forbid sniffing whatever the type.
+	// The gateway cannot know a type the service did not give, and RFC
+	// 9110 §8.3 says not to generate one then (the client may assume
+	// application/octet-stream); net/http would sniff one, so stop it, and
+	// tell browsers not to sniff either, whatever the type.
 	h.Set("X-Content-Type-Options", "nosniff")
-	switch {
-	case rep.ContentType != "":
+	if rep.ContentType != "" {
 		h.Set("Content-Type", rep.ContentType)
-	case len(rep.Body) > 0:
-		h.Set("Content-Type", "application/octet-stream")
-	default:
-		h["Content-Type"] = nil // no content: no type, and net/http adds none
+	} else {
+		h["Content-Type"] = nil
 	}
 	status := rep.StatusCode()
 	if status == http.StatusNoContent || status == http.StatusNotModified {

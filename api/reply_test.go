@@ -61,14 +61,15 @@ func TestReplyCannotSetGatewayHeaders(t *testing.T) {
 	}
 }
 
-// A reply body without a content type is served as application/octet-stream
-// (RFC 9110 §8.3), never sniffed; no body, no type.
+// A reply body without a content type is served without one (RFC 9110
+// §8.3: the gateway does not know it), and nothing sniffs one: not net/http,
+// not a browser (nosniff, on every reply).
 func TestReplyContentType(t *testing.T) {
 	for _, tt := range []struct {
 		name, ct, body, want string
 	}{
 		{"typed", "text/csv", "a,b", "text/csv"},
-		{"untyped body", "", "<html><script>alert(1)</script>", "application/octet-stream"},
+		{"untyped body", "", "<html><script>alert(1)</script>", ""},
 		{"no body", "", "", ""},
 	} {
 		h := newHandler(t, replying(envelope.Reply{ContentType: tt.ct, Body: []byte(tt.body)}, gateway.Outcome{}), nil)
