@@ -347,3 +347,15 @@ func TestFailureReply(t *testing.T) {
 		t.Fatalf("DecodeReply(FailureReply) = %+v, %v", got, err)
 	}
 }
+
+func TestInvalidReason(t *testing.T) {
+	_, err := envelope.DecodeReply(brokers.Message{Headers: map[string]string{
+		envelope.CorrelationID: testID, envelope.Status: "abc",
+	}})
+	if got, want := envelope.InvalidReason(err), `status "abc" is not an HTTP status code`; got != want {
+		t.Errorf("InvalidReason = %q, want %q", got, want)
+	}
+	if got := envelope.InvalidReason(errors.New("other")); got != "other" {
+		t.Errorf("InvalidReason(other) = %q", got)
+	}
+}
