@@ -92,7 +92,7 @@ func (g *Gateway) dispatchInvalid(ctx context.Context, m brokers.Message, err er
 	}
 	g.log.WarnContext(ctx, "invalid reply: its request is answered with a 502 invalid-reply problem",
 		slog.String("correlation_id", id), slog.Any("error", err), slog.Int("body_bytes", len(m.Body)),
-		slog.String("problem", out.String()))
+		slog.String("failure_reply", out.String()))
 	return ReplyInvalid, nil
 }
 
