@@ -128,6 +128,9 @@ func New(o Options) (http.Handler, error) {
 		WriteProblem(w, req, ProblemNotFound, fmt.Sprintf("no route for %s %s", req.Method, req.URL.Path), "")
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		if allow := allowedMethods(req); allow != "" {
+			w.Header().Set("Allow", allow)
+		}
 		WriteProblem(w, req, ProblemMethodNotAllowed, fmt.Sprintf("%s is not allowed on %s", req.Method, req.URL.Path), "")
 	})
 	r.Get("/healthz", s.healthz)

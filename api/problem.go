@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/syncgate/syncgate/brokers/envelope"
 	"github.com/syncgate/syncgate/gateway"
 )
 
@@ -48,6 +49,11 @@ var (
 	// Request control.
 	ProblemRequestCancelled = ProblemType{"request-cancelled", "The request was cancelled", http.StatusGone}
 	ProblemRequestCompleted = ProblemType{"request-completed", "The request is complete and cannot be cancelled", http.StatusConflict}
+
+	// Failures that stand in for a service's reply (envelope.FailureReply):
+	// the gateway passes them on like a reply, so clients meet them too.
+	ProblemInvalidReply = ProblemType{envelope.FailureInvalidReply, "The service's reply was invalid", http.StatusBadGateway}
+	ProblemDeadLettered = ProblemType{envelope.FailureDeadLettered, "The service could not process the request", http.StatusBadGateway}
 )
 
 // Catalogue lists every problem type the gateway answers with.
@@ -58,6 +64,7 @@ func Catalogue() []ProblemType {
 		ProblemStoreDown, ProblemInternal, ProblemHeaderTooLarge, ProblemBodyTimeout,
 		ProblemOverloaded, ProblemRouteOverloaded, ProblemKeyRequired, ProblemKeyInvalid,
 		ProblemKeyMismatch, ProblemKeyConflict, ProblemRequestCancelled, ProblemRequestCompleted,
+		ProblemInvalidReply, ProblemDeadLettered,
 	}
 }
 

@@ -12,23 +12,30 @@ import (
 // HeaderCorrelationID carries the gateway's correlation id on every response.
 const HeaderCorrelationID = "X-Correlation-Id"
 
-// replyHeaderDenied are headers a service may not set: hop-by-hop headers
-// and those the gateway owns.
+// replyHeaderDenied are headers a service may not set: hop-by-hop headers,
+// those net/http or writeReply compute, and those the gateway owns. A
+// service's Retry-After is dropped too: the gateway's Retry-After is the
+// poll interval (202) or when to retry it (503), and on a polled result a
+// service's would send the client back to a poll that answers the same.
 var replyHeaderDenied = map[string]bool{
 	"connection": true, "keep-alive": true, "proxy-authenticate": true,
 	"proxy-authorization": true, "proxy-connection": true, "te": true, "trailer": true,
 	"transfer-encoding": true, "upgrade": true, "content-length": true,
 	"content-type": true, "date": true, strings.ToLower(HeaderCorrelationID): true,
 	"traceparent": true, "tracestate": true,
+	strings.ToLower(HeaderIdempotentReplayed): true, "preference-applied": true,
+	strings.ToLower(middleware.HeaderRequestID): true, "retry-after": true,
+	"x-content-type-options": true,
 }
 
 // writeReply writes a service's reply as the HTTP response: its status, its
-// allowed headers, its content type (never sniffed) and its body.
+// allowed headers (a value holding several joined by "\n" becomes as many
+// header lines), its content type and its body, never sniffed.
 func writeReply(w http.ResponseWriter, rep envelope.Reply) {
 	h := w.Header()
 	for k, v := range rep.Header {
 		if !replyHeaderDenied[strings.ToLower(k)] {
-			h.Set(k, v)
+			h[http.CanonicalHeaderKey(k)] = strings.Split(v, "\n")
 		}
 	}
 	// The service's trace context, when valid, replaces the gateway's.
@@ -40,10 +47,15 @@ func writeReply(w http.ResponseWriter, rep envelope.Reply) {
 			h.Del(middleware.HeaderTraceState)
 		}
 	}
+	// The gateway cannot know a type the service did not give, and RFC
+	// 9110 §8.3 says not to generate one then (the client may assume
+	// application/octet-stream); net/http would sniff one, so stop it, and
+	// tell browsers not to sniff either, whatever the type.
+	h.Set("X-Content-Type-Options", "nosniff")
 	if rep.ContentType != "" {
 		h.Set("Content-Type", rep.ContentType)
 	} else {
-		h["Content-Type"] = nil // do not let net/http sniff one
+		h["Content-Type"] = nil
 	}
 	status := rep.StatusCode()
 	if status == http.StatusNoContent || status == http.StatusNotModified {

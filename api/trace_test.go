@@ -63,7 +63,7 @@ func TestTraceContext(t *testing.T) {
 	})
 	t.Run("the reply's trace context wins", func(t *testing.T) {
 		replyTrace = "00-11111111111111111111111111111111-2222222222222222-01"
-		rec := serve(h, "POST", "/r", "x", map[string]string{"Traceparent": callerTrace})
+		rec := serve(h, "POST", "/r", "x", map[string]string{"Traceparent": callerTrace, "X-Request-Id": "req-7"})
 		if rec.Header().Get("Traceparent") != replyTrace || rec.Header().Get("Tracestate") != "svc=1" {
 			t.Errorf("response %v", rec.Header())
 		}
@@ -82,8 +82,8 @@ func TestValidTraceState(t *testing.T) {
 	}
 }
 
-// Every line about a request carries correlation_id, route and trace_id;
-// the access log is at info.
+// Every line about a request carries correlation_id, route, trace_id and
+// the caller's request_id, the access line too; the access log is at info.
 func TestLogsCarryRequestAttributes(t *testing.T) {
 	var buf bytes.Buffer
 	log := slog.New(middleware.ContextHandler(slog.NewJSONHandler(&buf, nil))).With("node", "n1")
@@ -91,7 +91,7 @@ func TestLogsCarryRequestAttributes(t *testing.T) {
 		slog.New(middleware.ContextHandler(slog.NewJSONHandler(&buf, nil))).InfoContext(ctx, "inside")
 		return gateway.Outcome{ID: req.ID}, gateway.ErrUnavailable
 	}}, func(o *api.Options) { o.Logger = log })
-	rec := serve(h, "POST", "/r", "x", map[string]string{"Traceparent": callerTrace})
+	rec := serve(h, "POST", "/r", "x", map[string]string{"Traceparent": callerTrace, "X-Request-Id": "req-7"})
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if len(lines) != 3 { // inside, request failed, access
 		t.Fatalf("log lines:\n%s", buf.String())
@@ -102,7 +102,7 @@ func TestLogsCarryRequestAttributes(t *testing.T) {
 			t.Fatal(err)
 		}
 		if m["correlation_id"] != rec.Header().Get(api.HeaderCorrelationID) || m["route"] != "r" ||
-			m["trace_id"] != "4bf92f3577b34da6a3ce929d0e0e4736" {
+			m["trace_id"] != "4bf92f3577b34da6a3ce929d0e0e4736" || m["request_id"] != "req-7" {
 			t.Errorf("line without the request's attributes: %s", l)
 		}
 	}

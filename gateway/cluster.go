@@ -145,6 +145,7 @@ func (g *Gateway) route(ctx context.Context, rep envelope.Reply) ReplyOutcome {
 			slog.String("correlation_id", id), slog.String("owner", owner), slog.Bool("stored", stored))
 		return notForwarded()
 	}
+	g.answered.add(id)
 	return ReplyForwarded
 }
 
@@ -162,6 +163,7 @@ func (g *Gateway) acceptForwarded(ctx context.Context, rep envelope.Reply) Reply
 	ctx = context.WithoutCancel(ctx) // as in route: pub/sub delivered it once
 
 	if g.registry.Deliver(rep) {
+		g.answered.add(rep.CorrelationID)
 		return ReplyDelivered
 	}
 	out, err := g.complete(ctx, rep)

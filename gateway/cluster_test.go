@@ -161,9 +161,44 @@ func TestClusterForwardsToTheWaitingNode(t *testing.T) {
 				if !errors.Is(err, gateway.ErrNotFound) {
 					t.Errorf("sync route's reply stored: %+v, %v", res2, err)
 				}
+				// Nothing stored, but b remembers it forwarded one.
+				if out := b.dispatch(t, m, "again"); out != gateway.ReplyDuplicate {
+					t.Errorf("second copy on b: %v, want duplicate", out)
+				}
 			}
 			if n := a.gw.Waiting(); n != 0 {
 				t.Errorf("a still has %d waiting", n)
+			}
+		})
+	}
+}
+
+// An invalid reply consumed by another node answers the waiting node's
+// request with the 502 invalid-reply problem, forwarded like any reply, and
+// stored for a poll on a pollable route.
+func TestClusterInvalidReplyForwarded(t *testing.T) {
+	for _, mode := range []gateway.Mode{gateway.ModeSync, gateway.ModeAuto} {
+		t.Run(string(mode), func(t *testing.T) {
+			a, b := newCluster(t, redisAddr, true)
+			res := a.do(t.Context(), clusterRoute(mode, 5*time.Second), gateway.Preferences{})
+			m := <-a.pub.msgs
+			id := m.Headers[envelope.CorrelationID]
+			out, err := b.gw.DispatchReply(t.Context(), brokers.Message{Key: id,
+				Headers: map[string]string{envelope.CorrelationID: id, envelope.Status: "700"}})
+			if err != nil || out != gateway.ReplyInvalid {
+				t.Fatalf("outcome on b = %v, %v; want invalid", out, err)
+			}
+			r := recv(t, res)
+			if r.err != nil || r.out.Accepted {
+				t.Fatalf("Do on a = %+v, %v; want the 502", r.out, r.err)
+			}
+			wantInvalidReplyProblem(t, r.out.Reply, id)
+			if mode == gateway.ModeAuto {
+				got, err := a.gw.Result(t.Context(), id)
+				if err != nil || got.State != correlation.StateDone {
+					t.Fatalf("stored result = %+v, %v; want done", got, err)
+				}
+				wantInvalidReplyProblem(t, got.Reply, id)
 			}
 		})
 	}

@@ -6,7 +6,11 @@
 // It knows nothing of HTTP or of any broker SDK: it publishes through a
 // Publisher, waits through a correlation.Registry, and parks late replies in
 // a Store that any node can serve polls from. DispatchReply is the other half:
-// the node's reply consumer hands every reply message to it.
+// the node's reply consumer hands every reply message to it. A reply that
+// breaks the wire contract but names a known request answers it with a 502
+// invalid-reply problem at once (envelope.FailureReply), and a bounded
+// memory of recently answered ids tells a second reply (a duplicate) from
+// one nobody asked for (an orphan).
 //
 // In cluster mode (Config.Cluster) several gateways share a Router and a
 // Store: a waited-for request is claimed for this node before it is

@@ -65,7 +65,11 @@ type Config struct {
 	// Cluster, when set, makes this gateway one node of several (see
 	// Cluster); Store and Idempotency must then be shared by the nodes.
 	Cluster *Cluster
-	Logger  *slog.Logger
+	// RecentReplies is how many answered correlation ids the node
+	// remembers to count a second reply as a duplicate, not an orphan
+	// (default DefaultRecentReplies; see recent).
+	RecentReplies int
+	Logger        *slog.Logger
 }
 
 // Gateway runs requests through a broker. Create it with New.
@@ -76,6 +80,7 @@ type Gateway struct {
 	registry *correlation.Registry
 	idem     IdempotencyStore
 	hub      *hub
+	answered *recent
 	log      *slog.Logger
 	// draining is set by Drain (and Close): the node is stopping.
 	draining atomic.Bool
@@ -105,12 +110,15 @@ func New(cfg Config, pub Publisher, store Store) *Gateway {
 		c.ClaimMargin = 5 * time.Second
 		cfg.Cluster = &c
 	}
+	if cfg.RecentReplies <= 0 {
+		cfg.RecentReplies = DefaultRecentReplies
+	}
 	if cfg.Idempotency == nil {
 		cfg.Idempotency = correlation.NewMemoryIdempotency(correlation.MemoryIdempotencyConfig{TTL: cfg.IdempotencyTTL})
 	}
 	return &Gateway{
 		cfg: cfg, pub: pub, store: store, registry: correlation.NewRegistry(),
-		idem: cfg.Idempotency, hub: newHub(), log: cfg.Logger,
+		idem: cfg.Idempotency, hub: newHub(), answered: newRecent(cfg.RecentReplies), log: cfg.Logger,
 	}
 }
 

@@ -20,11 +20,15 @@ const (
 	ReplyDelivered ReplyOutcome = iota
 	// ReplyStored: nobody waited any more (202 given); stored for polling.
 	ReplyStored
-	// ReplyDuplicate: a reply for this id is stored already; dropped.
+	// ReplyDuplicate: a reply for this id was delivered, stored or
+	// forwarded already (by this node, recently; or it is in the store);
+	// dropped.
 	ReplyDuplicate
 	// ReplyOrphan: unknown or expired id (or a sync route's late reply); dropped.
 	ReplyOrphan
-	// ReplyInvalid: no or a malformed correlation id, bad status or headers; dropped.
+	// ReplyInvalid: the reply broke the contract. With a valid correlation
+	// id, a 502 invalid-reply problem took its place (delivered, stored or
+	// forwarded like any reply); without one, it was dropped.
 	ReplyInvalid
 	// ReplyCancelled: the request was cancelled (DELETE); discarded.
 	ReplyCancelled
@@ -47,9 +51,18 @@ func (o ReplyOutcome) String() string {
 }
 
 // DispatchReply routes one reply message: to its waiter, else to the store.
-// Invalid messages are logged and dropped (nil error, so the broker does not
-// redeliver garbage forever). An error means the store failed and the broker
-// should redeliver.
+// An error means the store failed and the broker should redeliver.
+//
+// A reply that breaks the contract (envelope.DecodeReply) but carries a
+// valid correlation id still answers its request: in its place a 502
+// invalid-reply problem (envelope.FailureReply) is routed like any reply,
+// so the caller learns at once instead of waiting out the timeout. The
+// outcome is ReplyInvalid all the same (a service bug to count). A reply
+// without a valid correlation id has nobody to answer: it is logged and
+// dropped. Neither is an error, so the broker does not redeliver garbage.
+//
+// A second reply for an id answered recently on this node (see recent) is
+// ReplyDuplicate, whether the first went to a waiter or to the store.
 //
 // In cluster mode a reply nobody waits for on this node is stored (if its
 // request is pollable) and forwarded to the node that claimed it; Redis
@@ -58,23 +71,53 @@ func (o ReplyOutcome) String() string {
 func (g *Gateway) DispatchReply(ctx context.Context, m brokers.Message) (ReplyOutcome, error) {
 	rep, err := envelope.DecodeReply(m)
 	if err != nil {
-		g.log.WarnContext(ctx, "dropping invalid reply", slog.Any("error", err), slog.Int("body_bytes", len(m.Body)))
+		return g.dispatchInvalid(ctx, m, err)
+	}
+	return g.dispatch(ctx, rep)
+}
+
+// dispatchInvalid handles a reply DecodeReply refused with err.
+func (g *Gateway) dispatchInvalid(ctx context.Context, m brokers.Message, err error) (ReplyOutcome, error) {
+	id, idErr := envelope.ValidateID(m.Headers[envelope.CorrelationID])
+	if idErr != nil {
+		g.log.WarnContext(ctx, "dropping a reply without a valid correlation id",
+			slog.Any("error", err), slog.Int("body_bytes", len(m.Body)))
 		return ReplyInvalid, nil
 	}
+	failure := envelope.FailureReply(id, envelope.FailureInvalidReply,
+		"the service's reply was refused: "+envelope.InvalidReason(err))
+	out, derr := g.dispatch(ctx, failure)
+	if derr != nil {
+		return ReplyInvalid, derr
+	}
+	g.log.WarnContext(ctx, "invalid reply: its request is answered with a 502 invalid-reply problem",
+		slog.String("correlation_id", id), slog.Any("error", err), slog.Int("body_bytes", len(m.Body)),
+		slog.String("failure_reply", out.String()))
+	return ReplyInvalid, nil
+}
+
+// dispatch routes a decoded reply (or a failure standing in for one).
+func (g *Gateway) dispatch(ctx context.Context, rep envelope.Reply) (ReplyOutcome, error) {
+	id := rep.CorrelationID
 	if g.registry.Deliver(rep) {
+		g.answered.add(id)
 		return ReplyDelivered, nil
+	}
+	if g.answered.has(id) {
+		g.log.DebugContext(ctx, "second reply for a request answered already", slog.String("correlation_id", id))
+		return ReplyDuplicate, nil
 	}
 	if g.cfg.Cluster != nil {
 		out := g.route(ctx, rep)
 		if out == ReplyLost {
 			g.log.ErrorContext(ctx, "cluster: reply dropped: Redis is unavailable, so it can be neither stored nor forwarded",
-				slog.String("correlation_id", rep.CorrelationID))
+				slog.String("correlation_id", id))
 		}
 		return out, nil
 	}
 	out, err := g.complete(ctx, rep)
 	if err != nil {
-		return out, fmt.Errorf("gateway: store reply %s: %w", rep.CorrelationID, err)
+		return out, fmt.Errorf("gateway: store reply %s: %w", id, err)
 	}
 	return out, nil
 }
@@ -87,6 +130,7 @@ func (g *Gateway) complete(ctx context.Context, rep envelope.Reply) (ReplyOutcom
 	id := rep.CorrelationID
 	switch err := g.store.Complete(ctx, rep); {
 	case err == nil:
+		g.answered.add(id)
 		g.hub.notify(id)
 		return ReplyStored, nil
 	case errors.Is(err, correlation.ErrCancelled):

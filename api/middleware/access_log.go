@@ -11,7 +11,8 @@ import (
 // AccessLog logs one line at info per request, after it was answered:
 // method, path, the matched route pattern, status, response bytes and
 // duration. Run it inside WithInfo and log through ContextHandler to get the
-// correlation id, route and trace id on the line too.
+// correlation id, route, trace id and request id on the line too (read from
+// Info: this middleware sees only the outer context).
 func AccessLog(log *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -7,8 +7,8 @@ import (
 )
 
 // Info is what the middleware stack and the handlers learn about one
-// request: handlers fill in Route, Mode and CorrelationID; Trace is set by
-// Trace; Status and Bytes are recorded from the response. Logs (see
+// request: handlers fill in Route, Mode and CorrelationID; RequestID is set
+// by RequestID and Trace by Trace; Status and Bytes are recorded from the response. Logs (see
 // ContextHandler), the access log and metrics read it.
 //
 // A handler sets its fields before it starts other goroutines with the
@@ -17,6 +17,7 @@ type Info struct {
 	Route         string // configured route name
 	Mode          string // sync, async or auto; "" off the configured routes
 	CorrelationID string
+	RequestID     string // the caller's X-Request-Id, set by RequestID
 	Trace         TraceContext
 	Status        int
 	Bytes         int64

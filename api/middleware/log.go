@@ -16,7 +16,9 @@ type contextHandler struct{ slog.Handler }
 func (h contextHandler) Handle(ctx context.Context, rec slog.Record) error {
 	var attrs [4]slog.Attr // one AddAttrs: the record grows once
 	n := 0
+	requestID := ""
 	if info := InfoFrom(ctx); info != nil {
+		requestID = info.RequestID
 		if info.CorrelationID != "" {
 			attrs[n] = slog.String("correlation_id", info.CorrelationID)
 			n++
@@ -30,8 +32,11 @@ func (h contextHandler) Handle(ctx context.Context, rec slog.Record) error {
 			n++
 		}
 	}
-	if id := GetRequestID(ctx); id != "" {
-		attrs[n] = slog.String("request_id", id)
+	if requestID == "" {
+		requestID = GetRequestID(ctx) // RequestID used without WithInfo
+	}
+	if requestID != "" {
+		attrs[n] = slog.String("request_id", requestID)
 		n++
 	}
 	if n > 0 {

@@ -21,6 +21,11 @@ func RequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if id := r.Header.Get(HeaderRequestID); validRequestID(id) {
 			w.Header().Set(HeaderRequestID, id)
+			// In Info too: the access log and the metrics run outside this
+			// middleware and see only the outer context.
+			if info := InfoFrom(r.Context()); info != nil {
+				info.RequestID = id
+			}
 			r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
 		}
 		next.ServeHTTP(w, r)

@@ -5,5 +5,9 @@
 // instead of reaching the registry.
 //
 // Header names are lower case and identical on every backend (Kafka record
-// headers, AMQP message headers). The body is passed through unchanged.
+// headers, AMQP message headers); a header carried several times is one
+// value, the values joined by "\n", each validated. The body is passed
+// through unchanged. FailureReply builds the 502 problem reply that stands
+// in for a reply that will not come (one refused here, or a dead-lettered
+// request).
 package envelope

@@ -52,7 +52,7 @@ type Request struct {
 	Method         string
 	Path           string
 	Query          string
-	Header         map[string]string // allow-listed HTTP headers, lower-case names
+	Header         map[string]string // allow-listed HTTP headers, lower-case names (values as Reply.Header's)
 	TraceParent    string
 	TraceState     string
 	IdempotencyKey string
@@ -64,10 +64,15 @@ type Reply struct {
 	CorrelationID string
 	Status        int
 	ContentType   string
-	Header        map[string]string // response headers, lower-case names
-	TraceParent   string
-	TraceState    string
-	Body          []byte
+	// Header holds the response headers, lower-case names. A header with
+	// several values (two Set-Cookie lines) is one entry, the values in
+	// order joined by "\n": brokers.Message's convention for a header the
+	// broker carries several times, kept as is so that every store and
+	// codec holding a Reply keeps working unchanged.
+	Header      map[string]string
+	TraceParent string
+	TraceState  string
+	Body        []byte
 }
 
 // StatusCode returns the HTTP status of the reply, 200 when unset.
@@ -143,8 +148,11 @@ func DecodeRequest(m brokers.Message) (Request, error) {
 }
 
 // DecodeReply decodes and validates a reply message. It rejects a missing or
-// malformed correlation id, a status outside 200-599 (a final HTTP status: 1xx are not) and header names or
-// values that could not be written to an HTTP response.
+// malformed correlation id, a status outside 200-599 (a final HTTP status:
+// 1xx are not; spaces around the number are fine), a content type that is
+// not one valid header value, and header names or values that could not be
+// written to an HTTP response. A header value may hold several values
+// joined by "\n" (see Reply.Header); each must be valid.
 func DecodeReply(m brokers.Message) (Reply, error) {
 	id, err := ValidateID(m.Headers[CorrelationID])
 	if err != nil {
@@ -216,7 +224,7 @@ func prefixed(headers map[string]string) (map[string]string, error) {
 		if !ValidHeaderName(name) {
 			return nil, fmt.Errorf("%w: header name %q", ErrInvalid, truncate(k))
 		}
-		if !ValidHeaderValue(v) {
+		if !validHeaderValues(v) {
 			return nil, fmt.Errorf("%w: value of header %q", ErrInvalid, truncate(name))
 		}
 		name = strings.ToLower(name)
@@ -231,6 +239,17 @@ func prefixed(headers map[string]string) (map[string]string, error) {
 		out[name] = v
 	}
 	return out, nil
+}
+
+// validHeaderValues reports whether each of the values joined by "\n" in v
+// is a valid header value.
+func validHeaderValues(v string) bool {
+	for part := range strings.SplitSeq(v, "\n") {
+		if !ValidHeaderValue(part) {
+			return false
+		}
+	}
+	return true
 }
 
 // ValidHeaderName reports whether s is an RFC 9110 token.

@@ -158,7 +158,7 @@ func TestReplyStatus(t *testing.T) {
 	if got := m.Headers[envelope.Status]; got != "200" {
 		t.Errorf("status header = %q, want 200 written explicitly", got)
 	}
-	for in, want := range map[string]int{"200": 200, "204": 204, "599": 599, " 404 ": 404} {
+	for in, want := range map[string]int{"200": 200, "201": 201, "204": 204, "599": 599, " 404 ": 404, "\t201 ": 201} {
 		rep, err := envelope.DecodeReply(brokers.Message{Headers: map[string]string{
 			envelope.CorrelationID: testID, envelope.Status: in,
 		}})
@@ -218,12 +218,14 @@ func TestDecodeInvalid(t *testing.T) {
 		{name: "header name empty", headers: map[string]string{envelope.HeaderPrefix: "v"}},
 		{name: "header name non-ASCII", headers: map[string]string{envelope.HeaderPrefix + "x-é": "v"}},
 		{name: "header value CR", headers: map[string]string{envelope.HeaderPrefix + "x": "a\rb"}},
-		{name: "header value LF", headers: map[string]string{envelope.HeaderPrefix + "x": "a\nb"}},
+		{name: "header value CR in the second of two", headers: map[string]string{envelope.HeaderPrefix + "x": "a\nb\rc"}},
+		{name: "header value oversized second of two", headers: map[string]string{envelope.HeaderPrefix + "x": "a\n" + long}},
+		{name: "status twice", headers: map[string]string{envelope.Status: "200\n201"}, reply: true},
 		{name: "header value CRLF", headers: map[string]string{envelope.HeaderPrefix + "x": "a\r\nSet-Cookie: s=1"}},
 		{name: "header value NUL", headers: map[string]string{envelope.HeaderPrefix + "x": "a\x00b"}},
 		{name: "header value DEL", headers: map[string]string{envelope.HeaderPrefix + "x": "a\x7fb"}},
 		{name: "header value oversized", headers: map[string]string{envelope.HeaderPrefix + "x": long}},
-		{name: "header value bad, name long", headers: map[string]string{envelope.HeaderPrefix + long: "\n"}},
+		{name: "header value bad, name long", headers: map[string]string{envelope.HeaderPrefix + long: "\r"}},
 		{name: "header twice", headers: map[string]string{envelope.HeaderPrefix + "X-A": "1", envelope.HeaderPrefix + "x-a": "2"}},
 	}
 	for _, tc := range tests {
@@ -283,14 +285,15 @@ func TestDecodeRequestInvalidDeadline(t *testing.T) {
 
 func TestDecodeAccepts(t *testing.T) {
 	h := map[string]string{
-		envelope.CorrelationID:            testID,
-		envelope.HeaderPrefix + "x-tab":   "a\tb",
-		envelope.HeaderPrefix + "x-max":   strings.Repeat("v", envelope.MaxHeaderValue),
-		envelope.HeaderPrefix + "x-empty": "",
-		envelope.HeaderPrefix + "x-utf8":  "grüße",
-		envelope.HeaderPrefix + "X-Upper": "u",
-		"x-unknown-header":                "ignored",
-		envelope.ContentType:              "text/plain; charset=utf-8",
+		envelope.CorrelationID:               testID,
+		envelope.HeaderPrefix + "x-tab":      "a\tb",
+		envelope.HeaderPrefix + "x-max":      strings.Repeat("v", envelope.MaxHeaderValue),
+		envelope.HeaderPrefix + "x-empty":    "",
+		envelope.HeaderPrefix + "x-utf8":     "grüße",
+		envelope.HeaderPrefix + "X-Upper":    "u",
+		envelope.HeaderPrefix + "set-cookie": "a=1\nb=2",
+		"x-unknown-header":                   "ignored",
+		envelope.ContentType:                 "text/plain; charset=utf-8",
 	}
 	rep, err := envelope.DecodeReply(brokers.Message{Headers: h})
 	if err != nil {
@@ -298,6 +301,7 @@ func TestDecodeAccepts(t *testing.T) {
 	}
 	want := map[string]string{
 		"x-tab": "a\tb", "x-max": h[envelope.HeaderPrefix+"x-max"], "x-empty": "", "x-utf8": "grüße", "x-upper": "u",
+		"set-cookie": "a=1\nb=2", // repeated: kept joined by LF
 	}
 	if !maps.Equal(rep.Header, want) {
 		t.Errorf("headers %v, want %v", rep.Header, want)
@@ -341,5 +345,17 @@ func TestFailureReply(t *testing.T) {
 	got, err := envelope.DecodeReply(rep.Message())
 	if err != nil || got.Status != 502 || string(got.Body) != string(rep.Body) {
 		t.Fatalf("DecodeReply(FailureReply) = %+v, %v", got, err)
+	}
+}
+
+func TestInvalidReason(t *testing.T) {
+	_, err := envelope.DecodeReply(brokers.Message{Headers: map[string]string{
+		envelope.CorrelationID: testID, envelope.Status: "abc",
+	}})
+	if got, want := envelope.InvalidReason(err), `status "abc" is not an HTTP status code`; got != want {
+		t.Errorf("InvalidReason = %q, want %q", got, want)
+	}
+	if got := envelope.InvalidReason(errors.New("other")); got != "other" {
+		t.Errorf("InvalidReason(other) = %q", got)
 	}
 }

@@ -3,6 +3,7 @@ package envelope
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 )
 
 // Failure kinds: the problem types of the failure replies that stand in for
@@ -46,4 +47,16 @@ func FailureReply(id, kind, detail string) Reply {
 		ContentType:   "application/problem+json",
 		Body:          body,
 	}
+}
+
+// InvalidReason returns what a validation error of this package says was
+// wrong ("status \"abc\" is not an HTTP status code"), without the package's
+// prefix: text fit for the detail of a FailureInvalidReply, since it quotes
+// only what the message itself carried (truncated), never internals.
+func InvalidReason(err error) string {
+	s := err.Error()
+	if r, ok := strings.CutPrefix(s, ErrInvalid.Error()+": "); ok {
+		return r
+	}
+	return s
 }

@@ -14,8 +14,10 @@ type DispatchFunc func(ctx context.Context, m brokers.Message) (gateway.ReplyOut
 
 // ReplyHandler adapts dispatch to the node's reply subscription and counts
 // every reply by what became of it: syncgate_replies_total{outcome}
-// (delivered, stored, duplicate, orphan, invalid, cancelled; every outcome is
-// exported from the start, at 0), and syncgate_reply_errors_total for
+// (delivered, stored, duplicate, orphan, invalid, cancelled, forwarded,
+// lost; every outcome is exported from the start, at 0; an invalid reply
+// whose request got a 502 invalid-reply in its place counts only as
+// invalid), and syncgate_reply_errors_total for
 // replies the store failed on (the broker redelivers them).
 func ReplyHandler(dispatch DispatchFunc, reg prometheus.Registerer) brokers.Handler {
 	replies := prometheus.NewCounterVec(prometheus.CounterOpts{
