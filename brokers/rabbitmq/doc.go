@@ -99,6 +99,14 @@
 // nacked message goes back to the tail of its quorum queue, so messages
 // published after it overtake its redelivery.
 //
+// Every nack with requeue spends one of a quorum queue's MaxDeliveries at
+// once (the broker counts every return; there is no back-off before the
+// redelivery), so a handler must fail a delivery only for what is wrong
+// with the message. brokers/responder does not fail a request whose reply
+// cannot be published yet (the service's publishing connection dropped):
+// it holds the delivery and retries the reply until the request's
+// deadline, so a connection blip dead-letters nothing.
+//
 // # Reconnection
 //
 // Connection loss is recovered by amqp091-go itself (Config.Recovery:
