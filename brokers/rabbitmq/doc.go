@@ -72,6 +72,16 @@
 //   - Dead letters: DeadLetterExchange is a durable fanout exchange with the
 //     durable queue DeadLetterQueue bound to it. Requests that expire in their
 //     queue (see below) are dead-lettered there too, with reason expired.
+//     When a handler fails on a message's last attempt (quorum: the
+//     delivery's x-delivery-count reached MaxDeliveries-1; classic: the
+//     attempt header reached MaxDeliveries; reply queue: a redelivery), the
+//     subscription calls the DeadLetter callback (brokers.WithDeadLetter)
+//     once with the message and the handler's error, then settles it to the
+//     dead-letter exchange, so brokers/responder answers the waiting caller
+//     with a 502 at once. A classic-queue message whose last attempt ended
+//     unsettled (a dropped connection) is reported when it comes back, with
+//     an error saying so; a quorum-queue message whose last attempt ended
+//     unsettled is dead-lettered by the broker without a callback.
 //
 // # Messages
 //
@@ -85,7 +95,20 @@
 // latency below). Message.Key travels in the header x-syncgate-key unless it
 // is the correlation id (always, for envelope messages).
 // Headers the broker adds (x-death, x-delivery-count, x-first-death-*,
-// x-last-death-*) and non-string headers are not passed to handlers.
+// x-last-death-*, CC, BCC) are not passed to handlers.
+//
+// Services in other languages send typed header values (amqplib sends
+// headers: {status: 201} as an integer), and a subscription turns every
+// AMQP value into the string the contract expects: strings and byte arrays
+// as they are; integers of every width and floats in decimal (a whole
+// float without a fraction: 201.0 is "201"); decimals with their scale
+// ("123.45"); booleans as true or false; timestamps as an HTTP date
+// (IMF-fixdate, UTC); void as nothing. An AMQP array of those is a header
+// carried several times: one value, its values in order joined by "\n" (see
+// brokers.Message); Publish sends a value holding "\n" as an AMQP array of
+// strings. A value with no string form (a nested table, an array of arrays
+// or tables, NaN, an infinity) is left out of the message, and the
+// subscription logs a warning naming the header and the correlation id.
 //
 // # Delivery
 //

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -425,18 +424,23 @@ func (s *subscription) serve(ctx context.Context, deliveries <-chan amqp.Deliver
 
 // handle runs h on d and settles d. On a classic work queue, which has no
 // delivery count, the subscription counts attempts itself: see requeue.
+// When the handler fails on the last attempt (see lastAttempt), the
+// DeadLetter callback gets the message before it is rejected to the
+// dead-letter exchange.
 func (s *subscription) handle(ctx context.Context, h brokers.Handler, d amqp.Delivery) {
 	counting := !s.sc.Inbox && s.c.cfg.QueueType == QueueTypeClassic
-	if counting && d.Redelivered && s.requeue(ctx, d) == nil {
+	if counting && d.Redelivered && s.requeue(ctx, d, errUnsettled) == nil {
 		// Back after a handler that never settled it (a crash, a dropped
 		// connection, a subscriber that stopped) or a plain requeue: that
 		// delivery counts as an attempt, as a quorum queue counts it.
 		return
 	}
-	m := decode(d)
-	if counting {
-		// A failed delivery is published again from d: the handler may
-		// scribble on its copy of the body.
+	last := s.lastAttempt(d)
+	m := s.decode(d)
+	if counting || last {
+		// A failed delivery is published again from d, or handed to
+		// DeadLetter decoded from d: the handler may scribble on its copy
+		// of the body.
 		m.Body = bytes.Clone(m.Body)
 	}
 	err := call(ctx, h, m)
@@ -444,7 +448,7 @@ func (s *subscription) handle(ctx context.Context, h brokers.Handler, d amqp.Del
 	case err == nil:
 		s.settle(d, ack)
 	case counting:
-		if rerr := s.requeue(ctx, d); rerr != nil {
+		if rerr := s.requeue(ctx, d, err); rerr != nil {
 			if !errors.Is(rerr, errRetired) {
 				// The copy could not be published (the publishing
 				// connection is down): requeued as it is, d would be back
@@ -453,14 +457,55 @@ func (s *subscription) handle(ctx context.Context, h brokers.Handler, d amqp.Del
 			}
 			s.settle(d, requeue)
 		}
-	case s.sc.Inbox && d.Redelivered:
-		// A reply queue is a classic queue and not counted: a reply whose
-		// handling failed twice is dead-lettered.
+	case last && s.sc.Inbox:
+		// A reply queue has no delivery count: the redelivered flag marks
+		// the second attempt, rejected to the dead-letter exchange.
+		s.deadLetter(ctx, d, err)
 		s.settle(d, reject)
+	case last:
+		// Returned once more, the message is over the quorum queue's
+		// x-delivery-limit and the broker dead-letters it (x-death reason
+		// delivery_limit), also when the consumer was retired meanwhile.
+		s.deadLetter(ctx, d, err)
+		s.settle(d, requeue)
 	default:
 		s.settle(d, requeue)
 	}
 }
+
+// lastAttempt reports whether d is its message's last delivery: on a
+// quorum work queue, x-delivery-count (the returns before this delivery)
+// reached MaxDeliveries-1, the queue's x-delivery-limit; on a classic work
+// queue, the attempt header reached MaxDeliveries; on a reply queue, which
+// requeues a failed reply once, d is redelivered.
+func (s *subscription) lastAttempt(d amqp.Delivery) bool {
+	switch {
+	case s.sc.Inbox:
+		return d.Redelivered
+	case s.c.cfg.QueueType == QueueTypeClassic:
+		return attempt(d) >= int64(s.c.cfg.MaxDeliveries)
+	}
+	n, _ := integer(d.Headers[deliveryCountHeader])
+	return n >= int64(s.c.cfg.MaxDeliveries-1)
+}
+
+// deadLetter tells the subscriber that d goes to the dead-letter exchange
+// after its handler failed with err, with a fresh decoding of d (the
+// handler's copy may have been altered).
+func (s *subscription) deadLetter(ctx context.Context, d amqp.Delivery, err error) {
+	s.log.Warn("rabbitmq: message dead-lettered after its last attempt",
+		slog.Int("max_deliveries", s.c.cfg.MaxDeliveries), slog.String("correlation_id", d.CorrelationId),
+		slog.Any("error", err))
+	s.sc.DeadLetter(ctx, s.decode(d), err)
+}
+
+// deliveryCountHeader is set by a quorum queue on a redelivery: how many
+// times the message was returned before.
+const deliveryCountHeader = "x-delivery-count"
+
+// errUnsettled is the DeadLetter error of a classic-queue message whose
+// last attempt ended without its handler settling it.
+var errUnsettled = errors.New("rabbitmq: the last attempt ended without settling the message (a dropped connection or a stopped consumer)")
 
 // attemptHeader numbers the deliveries of a message on a classic work
 // queue (1 when absent). It is an integer: decode does not pass it to
@@ -472,7 +517,8 @@ var errRetired = errors.New("consumer retired by a connection loss")
 
 // requeue settles the delivery d of a classic work queue that failed (or
 // came back unsettled): once it was delivered MaxDeliveries times it is
-// rejected to the dead-letter exchange (x-death reason rejected); before, a
+// rejected to the dead-letter exchange (x-death reason rejected), after the
+// DeadLetter callback got it with cause (the handler's error); before, a
 // copy numbered one attempt more is published to the tail of the queue (the
 // default exchange, so no other queue bound to the source gets it) and d is
 // acked once the copy is confirmed. It returns an error, leaving d
@@ -483,14 +529,13 @@ var errRetired = errors.New("consumer retired by a connection loss")
 // The copy and the ack of d are two operations: when the subscription's
 // connection drops between them, both the copy and d come back, one
 // duplicate as at-least-once delivery allows.
-func (s *subscription) requeue(ctx context.Context, d amqp.Delivery) error {
+func (s *subscription) requeue(ctx context.Context, d amqp.Delivery, cause error) error {
 	if !s.isLive(d) {
 		return errRetired
 	}
 	n := attempt(d) + 1
 	if n > int64(s.c.cfg.MaxDeliveries) {
-		s.log.Warn("rabbitmq: message dead-lettered after its last attempt",
-			slog.Int64("attempts", n-1), slog.String("correlation_id", d.CorrelationId))
+		s.deadLetter(ctx, d, cause)
 		s.settle(d, reject)
 		return nil
 	}
@@ -652,48 +697,4 @@ func call(ctx context.Context, h brokers.Handler, m brokers.Message) (err error)
 		}
 	}()
 	return h(ctx, m)
-}
-
-// decode maps a delivery back to a message: string-valued AMQP headers are
-// the envelope headers, less those the broker adds when dead-lettering
-// (x-death and x-delivery-count are not strings); the properties
-// correlation_id, content_type and reply_to fill the envelope headers of the
-// same names (publishing sends them only as properties; a header sent by
-// another publisher wins). A direct reply-to address (which the broker
-// rewrites) replaces the reply-to header. The key is keyHeader, or the
-// correlation id without it.
-func decode(d amqp.Delivery) brokers.Message {
-	var m brokers.Message
-	if len(d.Body) > 0 {
-		m.Body = d.Body
-	}
-	h := make(map[string]string, len(d.Headers)+3)
-	keyed := false
-	for k, v := range d.Headers {
-		s, ok := v.(string)
-		switch {
-		case k == keyHeader:
-			m.Key, keyed = s, true
-		case ok && !strings.HasPrefix(k, "x-first-death-") && !strings.HasPrefix(k, "x-last-death-"):
-			h[k] = s
-		}
-	}
-	fill := func(k, v string) {
-		if _, ok := h[k]; !ok && v != "" {
-			h[k] = v
-		}
-	}
-	fill(envelope.CorrelationID, d.CorrelationId)
-	fill(envelope.ContentType, d.ContentType)
-	fill(envelope.ReplyTo, d.ReplyTo)
-	if strings.HasPrefix(d.ReplyTo, directReplyTo) {
-		h[envelope.ReplyTo] = d.ReplyTo
-	}
-	if !keyed {
-		m.Key = h[envelope.CorrelationID]
-	}
-	if len(h) > 0 {
-		m.Headers = h
-	}
-	return m
 }
