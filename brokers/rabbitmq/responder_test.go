@@ -2,8 +2,10 @@ package rabbitmq_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,9 +21,9 @@ import (
 
 // serveResponder runs a responder service on c from source until the test
 // ends, and waits until it consumes.
-func serveResponder(t *testing.T, c *rabbitmq.Client, source string, h responder.Handler, opts ...brokers.SubscribeOption) {
+func serveResponder(t *testing.T, c *rabbitmq.Client, pub responder.Publisher, source string, h responder.Handler, opts ...brokers.SubscribeOption) {
 	t.Helper()
-	svc := &responder.Service{Subscriber: c, Publisher: c, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	svc := &responder.Service{Subscriber: c, Publisher: pub, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	done := make(chan error, 1)
@@ -66,7 +68,7 @@ func TestServicePublisherDropDeadLettersNothing(t *testing.T) {
 	cleanupQueue(t, work)
 	cleanupQueue(t, inbox)
 
-	serveResponder(t, svc, work, demo.Echo, brokers.WithConcurrency(32))
+	serveResponder(t, svc, svc, work, demo.Echo, brokers.WithConcurrency(32))
 	var (
 		mu       sync.Mutex
 		answered = map[string]int{}
@@ -146,4 +148,50 @@ func TestServicePublisherDropDeadLettersNothing(t *testing.T) {
 		t.Errorf("%d of %d requests never answered", n, len(ids))
 	}
 	t.Logf("%d requests sent", len(ids))
+}
+
+// refusingOK is a Publisher that refuses to publish 200 replies, as a
+// reply address that rejects them would; other messages go through.
+type refusingOK struct{ *rabbitmq.Client }
+
+var errRefused = errors.New("injected: reply refused")
+
+func (r refusingOK) Publish(ctx context.Context, dest string, m brokers.Message) error {
+	if m.Headers[envelope.Status] == "200" {
+		return errRefused
+	}
+	return r.Client.Publish(ctx, dest, m)
+}
+
+// TestDeadLetteredRequestAnswered502 (issue 13, point 12): a request whose
+// service fails on every attempt is dead-lettered after MaxDeliveries and
+// its caller gets a 502 dead-lettered problem at once, on the real server.
+func TestDeadLetteredRequestAnswered502(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.MaxDeliveries = 2
+	c := dial(t, cfg)
+	work, inbox := unique("sgtest.work"), unique("syncgate.reply")
+	cleanupQueue(t, work)
+	cleanupQueue(t, inbox)
+	serveResponder(t, c, refusingOK{c}, work, demo.Echo)
+	replies := make(chan brokers.Message, 4)
+	subscribe(t, c, inbox, func(_ context.Context, m brokers.Message) error { replies <- m; return nil }, brokers.AsInbox())
+
+	id := correlation.NewID()
+	req := envelope.Request{CorrelationID: id, ReplyTo: inbox, Deadline: time.Now().Add(time.Minute)}.Message()
+	if err := c.Publish(t.Context(), work, req); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-replies:
+		rep, err := envelope.DecodeReply(m)
+		if err != nil || rep.CorrelationID != id || rep.StatusCode() != 502 ||
+			!strings.Contains(string(rep.Body), envelope.FailureDeadLettered) {
+			t.Fatalf("reply %+v (%v), want a 502 dead-lettered problem for %s", rep, err, id)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no reply within 10s to a request that failed on every attempt")
+	}
+	a := newAdmin(t)
+	eventually(t, 5*time.Second, "the request in the dead-letter queue", func() bool { return a.messages(cfg.DeadLetterQueue) == 1 })
 }

@@ -28,4 +28,15 @@
 // is gone) fail the delivery at once, as handler errors do. A retried
 // publish whose first confirm was lost with the connection may reach the
 // gateway twice; the gateway keeps the first.
+//
+// # A request the broker gives up on
+//
+// Serve passes brokers.WithDeadLetter(s.DeadLettered) to Subscribe (a
+// callback among its opts runs after it): when the backend gives up on a
+// request (its delivery failed on the last attempt the backend allows:
+// RabbitMQ's max_deliveries, Kafka's dead-letter topic), DeadLettered
+// publishes envelope.FailureReply with kind envelope.FailureDeadLettered (a
+// 502 problem) to the request's reply-to, retried like a reply, so the
+// caller and a later poll learn at once that no reply will come. Requests
+// without a valid id or reply-to, or past their deadline, are only logged.
 package responder

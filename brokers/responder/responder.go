@@ -60,18 +60,22 @@ func (s *Service) replyUntil(req Request) time.Time {
 }
 
 // Serve consumes source until ctx ends, answering every request with h.
-// opts are passed to Subscribe (group, concurrency, readiness).
+// opts are passed to Subscribe (group, concurrency, readiness). A request
+// the backend gives up on is answered by DeadLettered; a DeadLetter
+// callback among opts is called after it.
 func (s *Service) Serve(ctx context.Context, source string, h Handler, opts ...brokers.SubscribeOption) error {
+	theirs := brokers.NewSubscribeConfig(opts...).DeadLetter
+	opts = append(opts[:len(opts):len(opts)], brokers.WithDeadLetter(func(ctx context.Context, m brokers.Message, err error) {
+		s.DeadLettered(ctx, m, err)
+		theirs(ctx, m, err)
+	}))
 	return s.Subscriber.Subscribe(ctx, source, s.Handler(h), opts...)
 }
 
 // Handler adapts h to a brokers.Handler, for callers that manage their own
 // subscription.
 func (s *Service) Handler(h Handler) brokers.Handler {
-	log := s.Logger
-	if log == nil {
-		log = slog.Default()
-	}
+	log := s.logger()
 	return func(ctx context.Context, m brokers.Message) error {
 		req, err := envelope.DecodeRequest(m)
 		if err != nil {
