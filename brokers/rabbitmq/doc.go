@@ -68,7 +68,21 @@
 //     or a broker restart and replies published meanwhile wait in it; an
 //     abandoned node's queue is deleted after the expiry. A reply whose
 //     handling fails is requeued once (classic queues have no delivery
-//     count; the redelivered flag is used) and then dead-lettered.
+//     count; the redelivered flag is used) and then dead-lettered. The
+//     queue is consumed with an exclusive consumer (basic.consume
+//     exclusive), the lock that keeps two processes with one node id from
+//     splitting its replies: the broker refuses a second consumer (403
+//     ACCESS_REFUSED, in exclusive use), and Subscribe returns an error
+//     wrapping brokers.ErrInUse after retrying for 3 s (a consumer being
+//     closed, such as a cluster node handing an adopted queue back, is
+//     gone by then). The exclusive consumer dies with its connection, and
+//     the recovered subscription consumes exclusively again; after a
+//     reconnection a refusal is retried for three heartbeats (the broker
+//     may not have noticed yet that the previous connection is dead)
+//     before Subscribe returns ErrInUse. A process killed without a TCP
+//     close (a vanished host) holds its id until the broker misses its
+//     heartbeats. Direct reply-to needs no lock: its address belongs to
+//     one connection.
 //   - Dead letters: DeadLetterExchange is a durable fanout exchange with the
 //     durable queue DeadLetterQueue bound to it. Requests that expire in their
 //     queue (see below) are dead-lettered there too, with reason expired.

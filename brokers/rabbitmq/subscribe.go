@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -204,6 +205,8 @@ func (s *subscription) run(ctx context.Context, h brokers.Handler) error {
 	defer close(work)
 
 	failures := 0
+	consumed := false        // a setup succeeded once
+	var inUseSince time.Time // first in-use refusal since the last success
 	for {
 		deliveries, tag, dead, err := s.setup(ctx)
 		if err != nil {
@@ -212,6 +215,18 @@ func (s *subscription) run(ctx context.Context, h brokers.Handler) error {
 			}
 			if errors.Is(err, errGone) {
 				return fmt.Errorf("%w: rabbitmq: subscribe %q: connection closed: %v", brokers.ErrUnavailable, s.queue, err)
+			}
+			if s.sc.Inbox && inUse(err) {
+				if inUseSince.IsZero() {
+					inUseSince = time.Now()
+					s.log.Warn("rabbitmq: reply queue held by another consumer; retrying briefly",
+						slog.Any("error", err), slog.Duration("for", s.inUseGrace(consumed)))
+				}
+				if time.Since(inUseSince) > s.inUseGrace(consumed) {
+					return fmt.Errorf("rabbitmq: subscribe %q: %w: %v", s.queue, brokers.ErrInUse, err)
+				}
+				s.pause(ctx)
+				continue
 			}
 			if refused(err) {
 				// Not transient: a queue declared with other arguments, a
@@ -227,7 +242,7 @@ func (s *subscription) run(ctx context.Context, h brokers.Handler) error {
 			s.pause(ctx)
 			continue
 		}
-		failures = 0
+		failures, consumed, inUseSince = 0, true, time.Time{}
 		s.readyFn.Do(s.sc.Ready)
 		switch s.serve(ctx, deliveries, dead, work) {
 		case stopCtx:
@@ -274,6 +289,35 @@ func refused(err error) bool {
 		return true
 	}
 	return false
+}
+
+// inUse reports whether err is the broker refusing an exclusive consumer
+// because the queue has another consumer (403 ACCESS_REFUSED, "in
+// exclusive use"), as opposed to a missing permission (also 403).
+func inUse(err error) bool {
+	var ae *amqp.Error
+	return errors.As(err, &ae) && ae.Server && ae.Code == amqp.AccessRefused &&
+		strings.Contains(ae.Reason, "exclusive use")
+}
+
+// firstInUseGrace is how long a new reply-queue subscription retries an
+// in-use refusal: long enough for a consumer that is being closed (a
+// cluster node handing an adopted queue back) to be gone, short enough
+// that a second process with the node's id fails well within 15 s.
+const firstInUseGrace = 3 * time.Second
+
+// inUseGrace is how long a reply queue's subscription retries an in-use
+// refusal: firstInUseGrace at first; after a reconnection longer, since
+// the broker drops a dead connection, and its consumer, only once its
+// heartbeats are missed.
+func (s *subscription) inUseGrace(reconnection bool) time.Duration {
+	switch {
+	case !reconnection:
+		return firstInUseGrace
+	case s.c.cfg.Heartbeat > 0:
+		return 3 * s.c.cfg.Heartbeat
+	}
+	return 30 * time.Second
 }
 
 var (
@@ -360,7 +404,10 @@ func (s *subscription) setup(ctx context.Context) (<-chan amqp.Delivery, string,
 	}
 	s.live, s.dead = tag, dead
 	s.mu.Unlock()
-	deliveries, err := ch.Consume(s.queue, tag, false, false, false, false, nil)
+	// A reply queue has one consumer, exclusively: a second process with
+	// the same node id is refused (see inUse) instead of taking half the
+	// replies.
+	deliveries, err := ch.Consume(s.queue, tag, false, s.sc.Inbox, false, false, nil)
 	if err != nil {
 		s.mu.Lock()
 		if s.live == tag {
