@@ -138,11 +138,16 @@
 //
 // Every nack with requeue spends one of a quorum queue's MaxDeliveries at
 // once (the broker counts every return; there is no back-off before the
-// redelivery), so a handler must fail a delivery only for what is wrong
-// with the message. brokers/responder does not fail a request whose reply
-// cannot be published yet (the service's publishing connection dropped):
-// it holds the delivery and retries the reply until the request's
-// deadline, so a connection blip dead-letters nothing.
+// redelivery), so a connection blip must not fail deliveries. A handler
+// error wrapping brokers.ErrUnavailable (the handler could not publish its
+// reply: the broker is unavailable, not the message bad) does not return
+// the delivery: the subscription holds it unsettled and calls the handler
+// again with a jittered backoff (50 ms doubling to 1 s) until the
+// message's deadline header (30 s without one), the subscription stops or
+// its connection drops; only then is the error settled as any other. No
+// attempt is spent meanwhile (on classic queues neither). brokers/responder
+// goes further and retries only the reply publish, without calling the
+// service's function again.
 //
 // # Reconnection
 //

@@ -1,8 +1,10 @@
 package rabbitmq_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -194,4 +196,55 @@ func TestDeadLetteredRequestAnswered502(t *testing.T) {
 	}
 	a := newAdmin(t)
 	eventually(t, 5*time.Second, "the request in the dead-letter queue", func() bool { return a.messages(cfg.DeadLetterQueue) == 1 })
+}
+
+// TestUnavailableHandlerErrorHeld (issue 13, point 4, for handlers other
+// than the responder's): a handler failing because the broker is
+// unavailable (an error wrapping brokers.ErrUnavailable) is called again
+// while its delivery is held, without spending the message's attempts: on
+// both queue types, a message whose handler fails that way more often than
+// MaxDeliveries is handled in the end, not dead-lettered.
+func TestUnavailableHandlerErrorHeld(t *testing.T) {
+	for _, queueType := range []string{rabbitmq.QueueTypeQuorum, rabbitmq.QueueTypeClassic} {
+		t.Run(queueType, func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.MaxDeliveries = 2
+			cfg.QueueType = queueType
+			c := dial(t, cfg)
+			q := unique("sgtest.held")
+			cleanupQueue(t, q)
+			var calls atomic.Int32
+			handled := make(chan brokers.Message, 1)
+			subscribe(t, c, q, func(_ context.Context, m brokers.Message) error {
+				if calls.Add(1) <= 4 {
+					m.Body[0] ^= 0xff // a failed call's scribbles stay in its copy
+					return fmt.Errorf("publishing the reply: %w", brokers.ErrUnavailable)
+				}
+				handled <- m
+				return nil
+			}, brokers.WithDeadLetter(func(context.Context, brokers.Message, error) {
+				t.Error("DeadLetter called for a message whose handler only met an unavailable broker")
+			}))
+			m := request("r", time.Minute)
+			if err := c.Publish(t.Context(), q, m); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case got := <-handled:
+				if !bytes.Equal(got.Body, m.Body) {
+					t.Errorf("body %x on the last call, want the message's %x", got.Body, m.Body)
+				}
+			case <-time.After(15 * time.Second):
+				t.Fatalf("not handled within 15s (%d calls)", calls.Load())
+			}
+			a := newAdmin(t)
+			if n := a.messages(cfg.DeadLetterQueue); n != 0 {
+				t.Errorf("%d messages dead-lettered, want 0", n)
+			}
+			eventually(t, 5*time.Second, "work queue empty", func() bool { return a.messages(q) == 0 })
+			if n := calls.Load(); n != 5 {
+				t.Errorf("handler called %d times, want 5", n)
+			}
+		})
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,7 +30,9 @@ var tagSeq atomic.Uint64
 // on up to Concurrency goroutines; each delivery is acknowledged after h
 // returns nil and, after an error, nacked with requeue (on a classic work
 // queue: acked once a copy counting one more attempt is queued), out of
-// order, by delivery tag. Subscribe declares the topology it needs (see the
+// order, by delivery tag; an error wrapping brokers.ErrUnavailable is
+// retried first, the delivery held (see hold). On the last attempt the
+// DeadLetter callback gets the failed message. Subscribe declares the topology it needs (see the
 // package doc): a durable quorum (or classic, with QueueType) queue named
 // source (or the group, with an exchange), dead-lettering after
 // MaxDeliveries; with AsInbox, a durable reply queue with x-expires, or
@@ -484,13 +487,16 @@ func (s *subscription) handle(ctx context.Context, h brokers.Handler, d amqp.Del
 	}
 	last := s.lastAttempt(d)
 	m := s.decode(d)
-	if counting || last {
-		// A failed delivery is published again from d, or handed to
-		// DeadLetter decoded from d: the handler may scribble on its copy
-		// of the body.
+	if !s.sc.Inbox {
+		// A failed delivery is published again from d, handed to
+		// DeadLetter or to the handler again (see hold) decoded from d:
+		// the handler may scribble on its copy of the body.
 		m.Body = bytes.Clone(m.Body)
 	}
 	err := call(ctx, h, m)
+	if err != nil && !s.sc.Inbox {
+		err = s.hold(ctx, h, d, err)
+	}
 	switch {
 	case err == nil:
 		s.settle(d, ack)
@@ -518,6 +524,54 @@ func (s *subscription) handle(ctx context.Context, h brokers.Handler, d amqp.Del
 	default:
 		s.settle(d, requeue)
 	}
+}
+
+// Bounds of the pause between the calls of hold.
+const (
+	minHoldBackoff = 50 * time.Millisecond
+	maxHoldBackoff = time.Second
+	// holdWindow bounds hold for a message without a deadline header.
+	holdWindow = 30 * time.Second
+)
+
+// hold calls h on d again, with a jittered backoff, while it fails with an
+// error wrapping brokers.ErrUnavailable (what the handler needs, such as
+// the connection it publishes its reply on, is down), for as long as the
+// message's deadline header allows (holdWindow without one), the
+// subscription runs and d's consumer is live. It returns the last error.
+//
+// A broker that is unavailable is no fault of the message, but a failed
+// delivery is returned to the queue and counted: on a quorum queue every
+// return spends one of MaxDeliveries at once, so a connection blip would
+// dead-letter every message in flight in milliseconds. Holding the
+// delivery unsettled instead spends nothing. The handler runs again, as it
+// would on a redelivery (at least once).
+func (s *subscription) hold(ctx context.Context, h brokers.Handler, d amqp.Delivery, err error) error {
+	until := time.Now().Add(holdWindow)
+	if dl, ok := d.Headers[envelope.Deadline].(string); ok {
+		if t, perr := time.Parse(time.RFC3339Nano, dl); perr == nil {
+			until = t
+		}
+	}
+	backoff := minHoldBackoff
+	for calls := 1; errors.Is(err, brokers.ErrUnavailable) && s.isLive(d); calls++ {
+		pause := min(backoff/2+rand.N(backoff/2+1), time.Until(until))
+		if pause <= 0 {
+			break
+		}
+		if calls == 1 {
+			s.log.Warn("rabbitmq: handler failed, broker unavailable; holding the message and calling it again",
+				slog.String("correlation_id", d.CorrelationId), slog.Any("error", err), slog.Time("until", until))
+		}
+		if sleep(ctx, pause) != nil {
+			break
+		}
+		m := s.decode(d)
+		m.Body = bytes.Clone(m.Body)
+		err = call(ctx, h, m)
+		backoff = min(2*backoff, maxHoldBackoff)
+	}
+	return err
 }
 
 // lastAttempt reports whether d is its message's last delivery: on a
