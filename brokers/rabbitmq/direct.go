@@ -81,7 +81,7 @@ func (c *Client) subscribeDirect(ctx context.Context, source string, h brokers.H
 		go func() {
 			defer workers.Done()
 			for d := range work {
-				_ = call(ctx, h, decode(d))
+				_ = call(ctx, h, decodeLogged(c.log, d))
 			}
 		}()
 	}

@@ -68,10 +68,34 @@
 //     or a broker restart and replies published meanwhile wait in it; an
 //     abandoned node's queue is deleted after the expiry. A reply whose
 //     handling fails is requeued once (classic queues have no delivery
-//     count; the redelivered flag is used) and then dead-lettered.
+//     count; the redelivered flag is used) and then dead-lettered. The
+//     queue is consumed with an exclusive consumer (basic.consume
+//     exclusive), the lock that keeps two processes with one node id from
+//     splitting its replies: the broker refuses a second consumer (403
+//     ACCESS_REFUSED, in exclusive use), and Subscribe returns an error
+//     wrapping brokers.ErrInUse after retrying for 3 s (a consumer being
+//     closed, such as a cluster node handing an adopted queue back, is
+//     gone by then). The exclusive consumer dies with its connection, and
+//     the recovered subscription consumes exclusively again; after a
+//     reconnection a refusal is retried for three heartbeats (the broker
+//     may not have noticed yet that the previous connection is dead)
+//     before Subscribe returns ErrInUse. A process killed without a TCP
+//     close (a vanished host) holds its id until the broker misses its
+//     heartbeats. Direct reply-to needs no lock: its address belongs to
+//     one connection.
 //   - Dead letters: DeadLetterExchange is a durable fanout exchange with the
 //     durable queue DeadLetterQueue bound to it. Requests that expire in their
 //     queue (see below) are dead-lettered there too, with reason expired.
+//     When a handler fails on a message's last attempt (quorum: the
+//     delivery's x-delivery-count reached MaxDeliveries-1; classic: the
+//     attempt header reached MaxDeliveries; reply queue: a redelivery), the
+//     subscription calls the DeadLetter callback (brokers.WithDeadLetter)
+//     once with the message and the handler's error, then settles it to the
+//     dead-letter exchange, so brokers/responder answers the waiting caller
+//     with a 502 at once. A classic-queue message whose last attempt ended
+//     unsettled (a dropped connection) is reported when it comes back, with
+//     an error saying so; a quorum-queue message whose last attempt ended
+//     unsettled is dead-lettered by the broker without a callback.
 //
 // # Messages
 //
@@ -85,7 +109,20 @@
 // latency below). Message.Key travels in the header x-syncgate-key unless it
 // is the correlation id (always, for envelope messages).
 // Headers the broker adds (x-death, x-delivery-count, x-first-death-*,
-// x-last-death-*) and non-string headers are not passed to handlers.
+// x-last-death-*, CC, BCC) are not passed to handlers.
+//
+// Services in other languages send typed header values (amqplib sends
+// headers: {status: 201} as an integer), and a subscription turns every
+// AMQP value into the string the contract expects: strings and byte arrays
+// as they are; integers of every width and floats in decimal (a whole
+// float without a fraction: 201.0 is "201"); decimals with their scale
+// ("123.45"); booleans as true or false; timestamps as an HTTP date
+// (IMF-fixdate, UTC); void as nothing. An AMQP array of those is a header
+// carried several times: one value, its values in order joined by "\n" (see
+// brokers.Message); Publish sends a value holding "\n" as an AMQP array of
+// strings. A value with no string form (a nested table, an array of arrays
+// or tables, NaN, an infinity) is left out of the message, and the
+// subscription logs a warning naming the header and the correlation id.
 //
 // # Delivery
 //
@@ -98,6 +135,19 @@
 // redelivered. With concurrency 1 a queue is consumed in order, but a
 // nacked message goes back to the tail of its quorum queue, so messages
 // published after it overtake its redelivery.
+//
+// Every nack with requeue spends one of a quorum queue's MaxDeliveries at
+// once (the broker counts every return; there is no back-off before the
+// redelivery), so a connection blip must not fail deliveries. A handler
+// error wrapping brokers.ErrUnavailable (the handler could not publish its
+// reply: the broker is unavailable, not the message bad) does not return
+// the delivery: the subscription holds it unsettled and calls the handler
+// again with a jittered backoff (50 ms doubling to 1 s) until the
+// message's deadline header (30 s without one), the subscription stops or
+// its connection drops; only then is the error settled as any other. No
+// attempt is spent meanwhile (on classic queues neither). brokers/responder
+// goes further and retries only the reply publish, without calling the
+// service's function again.
 //
 // # Reconnection
 //

@@ -121,7 +121,7 @@ func (c *Client) publishing(m brokers.Message) (amqp.Publishing, error) {
 		if v != "" && (k == envelope.CorrelationID || k == envelope.ContentType || k == envelope.ReplyTo) {
 			continue
 		}
-		h[k] = v
+		h[k] = fieldValue(v)
 	}
 	if m.Key != m.Headers[envelope.CorrelationID] {
 		h[keyHeader] = m.Key
@@ -154,6 +154,21 @@ func (c *Client) publishing(m brokers.Message) (amqp.Publishing, error) {
 		p.ReplyTo = rt
 	}
 	return p, nil
+}
+
+// fieldValue is the AMQP form of a header value: a value holding several
+// (joined by "\n", see brokers.Message) travels as an AMQP array of them,
+// as other AMQP clients send a repeated header; decode joins it again.
+func fieldValue(v string) any {
+	if !strings.Contains(v, "\n") {
+		return v
+	}
+	parts := strings.Split(v, "\n")
+	a := make([]any, len(parts))
+	for i, p := range parts {
+		a[i] = p
+	}
+	return a
 }
 
 // isReply reports whether m is a reply: envelope.Reply.Message always sets

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,7 +30,9 @@ var tagSeq atomic.Uint64
 // on up to Concurrency goroutines; each delivery is acknowledged after h
 // returns nil and, after an error, nacked with requeue (on a classic work
 // queue: acked once a copy counting one more attempt is queued), out of
-// order, by delivery tag. Subscribe declares the topology it needs (see the
+// order, by delivery tag; an error wrapping brokers.ErrUnavailable is
+// retried first, the delivery held (see hold). On the last attempt the
+// DeadLetter callback gets the failed message. Subscribe declares the topology it needs (see the
 // package doc): a durable quorum (or classic, with QueueType) queue named
 // source (or the group, with an exchange), dead-lettering after
 // MaxDeliveries; with AsInbox, a durable reply queue with x-expires, or
@@ -205,6 +208,8 @@ func (s *subscription) run(ctx context.Context, h brokers.Handler) error {
 	defer close(work)
 
 	failures := 0
+	consumed := false        // a setup succeeded once
+	var inUseSince time.Time // first in-use refusal since the last success
 	for {
 		deliveries, tag, dead, err := s.setup(ctx)
 		if err != nil {
@@ -213,6 +218,18 @@ func (s *subscription) run(ctx context.Context, h brokers.Handler) error {
 			}
 			if errors.Is(err, errGone) {
 				return fmt.Errorf("%w: rabbitmq: subscribe %q: connection closed: %v", brokers.ErrUnavailable, s.queue, err)
+			}
+			if s.sc.Inbox && inUse(err) {
+				if inUseSince.IsZero() {
+					inUseSince = time.Now()
+					s.log.Warn("rabbitmq: reply queue held by another consumer; retrying briefly",
+						slog.Any("error", err), slog.Duration("for", s.inUseGrace(consumed)))
+				}
+				if time.Since(inUseSince) > s.inUseGrace(consumed) {
+					return fmt.Errorf("rabbitmq: subscribe %q: %w: %v", s.queue, brokers.ErrInUse, err)
+				}
+				s.pause(ctx)
+				continue
 			}
 			if refused(err) {
 				// Not transient: a queue declared with other arguments, a
@@ -228,7 +245,7 @@ func (s *subscription) run(ctx context.Context, h brokers.Handler) error {
 			s.pause(ctx)
 			continue
 		}
-		failures = 0
+		failures, consumed, inUseSince = 0, true, time.Time{}
 		s.readyFn.Do(s.sc.Ready)
 		switch s.serve(ctx, deliveries, dead, work) {
 		case stopCtx:
@@ -275,6 +292,35 @@ func refused(err error) bool {
 		return true
 	}
 	return false
+}
+
+// inUse reports whether err is the broker refusing an exclusive consumer
+// because the queue has another consumer (403 ACCESS_REFUSED, "in
+// exclusive use"), as opposed to a missing permission (also 403).
+func inUse(err error) bool {
+	var ae *amqp.Error
+	return errors.As(err, &ae) && ae.Server && ae.Code == amqp.AccessRefused &&
+		strings.Contains(ae.Reason, "exclusive use")
+}
+
+// firstInUseGrace is how long a new reply-queue subscription retries an
+// in-use refusal: long enough for a consumer that is being closed (a
+// cluster node handing an adopted queue back) to be gone, short enough
+// that a second process with the node's id fails well within 15 s.
+const firstInUseGrace = 3 * time.Second
+
+// inUseGrace is how long a reply queue's subscription retries an in-use
+// refusal: firstInUseGrace at first; after a reconnection longer, since
+// the broker drops a dead connection, and its consumer, only once its
+// heartbeats are missed.
+func (s *subscription) inUseGrace(reconnection bool) time.Duration {
+	switch {
+	case !reconnection:
+		return firstInUseGrace
+	case s.c.cfg.Heartbeat > 0:
+		return 3 * s.c.cfg.Heartbeat
+	}
+	return 30 * time.Second
 }
 
 var (
@@ -361,7 +407,10 @@ func (s *subscription) setup(ctx context.Context) (<-chan amqp.Delivery, string,
 	}
 	s.live, s.dead = tag, dead
 	s.mu.Unlock()
-	deliveries, err := ch.Consume(s.queue, tag, false, false, false, false, nil)
+	// A reply queue has one consumer, exclusively: a second process with
+	// the same node id is refused (see inUse) instead of taking half the
+	// replies.
+	deliveries, err := ch.Consume(s.queue, tag, false, s.sc.Inbox, false, false, nil)
 	if err != nil {
 		s.mu.Lock()
 		if s.live == tag {
@@ -425,26 +474,34 @@ func (s *subscription) serve(ctx context.Context, deliveries <-chan amqp.Deliver
 
 // handle runs h on d and settles d. On a classic work queue, which has no
 // delivery count, the subscription counts attempts itself: see requeue.
+// When the handler fails on the last attempt (see lastAttempt), the
+// DeadLetter callback gets the message before it is rejected to the
+// dead-letter exchange.
 func (s *subscription) handle(ctx context.Context, h brokers.Handler, d amqp.Delivery) {
 	counting := !s.sc.Inbox && s.c.cfg.QueueType == QueueTypeClassic
-	if counting && d.Redelivered && s.requeue(ctx, d) == nil {
+	if counting && d.Redelivered && s.requeue(ctx, d, errUnsettled) == nil {
 		// Back after a handler that never settled it (a crash, a dropped
 		// connection, a subscriber that stopped) or a plain requeue: that
 		// delivery counts as an attempt, as a quorum queue counts it.
 		return
 	}
-	m := decode(d)
-	if counting {
-		// A failed delivery is published again from d: the handler may
-		// scribble on its copy of the body.
+	last := s.lastAttempt(d)
+	m := s.decode(d)
+	if !s.sc.Inbox {
+		// A failed delivery is published again from d, handed to
+		// DeadLetter or to the handler again (see hold) decoded from d:
+		// the handler may scribble on its copy of the body.
 		m.Body = bytes.Clone(m.Body)
 	}
 	err := call(ctx, h, m)
+	if err != nil && !s.sc.Inbox {
+		err = s.hold(ctx, h, d, err)
+	}
 	switch {
 	case err == nil:
 		s.settle(d, ack)
 	case counting:
-		if rerr := s.requeue(ctx, d); rerr != nil {
+		if rerr := s.requeue(ctx, d, err); rerr != nil {
 			if !errors.Is(rerr, errRetired) {
 				// The copy could not be published (the publishing
 				// connection is down): requeued as it is, d would be back
@@ -453,14 +510,103 @@ func (s *subscription) handle(ctx context.Context, h brokers.Handler, d amqp.Del
 			}
 			s.settle(d, requeue)
 		}
-	case s.sc.Inbox && d.Redelivered:
-		// A reply queue is a classic queue and not counted: a reply whose
-		// handling failed twice is dead-lettered.
+	case last && s.sc.Inbox:
+		// A reply queue has no delivery count: the redelivered flag marks
+		// the second attempt, rejected to the dead-letter exchange.
+		s.deadLetter(ctx, d, err)
 		s.settle(d, reject)
+	case last:
+		// Returned once more, the message is over the quorum queue's
+		// x-delivery-limit and the broker dead-letters it (x-death reason
+		// delivery_limit), also when the consumer was retired meanwhile.
+		s.deadLetter(ctx, d, err)
+		s.settle(d, requeue)
 	default:
 		s.settle(d, requeue)
 	}
 }
+
+// Bounds of the pause between the calls of hold.
+const (
+	minHoldBackoff = 50 * time.Millisecond
+	maxHoldBackoff = time.Second
+	// holdWindow bounds hold for a message without a deadline header.
+	holdWindow = 30 * time.Second
+)
+
+// hold calls h on d again, with a jittered backoff, while it fails with an
+// error wrapping brokers.ErrUnavailable (what the handler needs, such as
+// the connection it publishes its reply on, is down), for as long as the
+// message's deadline header allows (holdWindow without one), the
+// subscription runs and d's consumer is live. It returns the last error.
+//
+// A broker that is unavailable is no fault of the message, but a failed
+// delivery is returned to the queue and counted: on a quorum queue every
+// return spends one of MaxDeliveries at once, so a connection blip would
+// dead-letter every message in flight in milliseconds. Holding the
+// delivery unsettled instead spends nothing. The handler runs again, as it
+// would on a redelivery (at least once).
+func (s *subscription) hold(ctx context.Context, h brokers.Handler, d amqp.Delivery, err error) error {
+	until := time.Now().Add(holdWindow)
+	if dl, ok := d.Headers[envelope.Deadline].(string); ok {
+		if t, perr := time.Parse(time.RFC3339Nano, dl); perr == nil {
+			until = t
+		}
+	}
+	backoff := minHoldBackoff
+	for calls := 1; errors.Is(err, brokers.ErrUnavailable) && s.isLive(d); calls++ {
+		pause := min(backoff/2+rand.N(backoff/2+1), time.Until(until))
+		if pause <= 0 {
+			break
+		}
+		if calls == 1 {
+			s.log.Warn("rabbitmq: handler failed, broker unavailable; holding the message and calling it again",
+				slog.String("correlation_id", d.CorrelationId), slog.Any("error", err), slog.Time("until", until))
+		}
+		if sleep(ctx, pause) != nil {
+			break
+		}
+		m := s.decode(d)
+		m.Body = bytes.Clone(m.Body)
+		err = call(ctx, h, m)
+		backoff = min(2*backoff, maxHoldBackoff)
+	}
+	return err
+}
+
+// lastAttempt reports whether d is its message's last delivery: on a
+// quorum work queue, x-delivery-count (the returns before this delivery)
+// reached MaxDeliveries-1, the queue's x-delivery-limit; on a classic work
+// queue, the attempt header reached MaxDeliveries; on a reply queue, which
+// requeues a failed reply once, d is redelivered.
+func (s *subscription) lastAttempt(d amqp.Delivery) bool {
+	switch {
+	case s.sc.Inbox:
+		return d.Redelivered
+	case s.c.cfg.QueueType == QueueTypeClassic:
+		return attempt(d) >= int64(s.c.cfg.MaxDeliveries)
+	}
+	n, _ := integer(d.Headers[deliveryCountHeader])
+	return n >= int64(s.c.cfg.MaxDeliveries-1)
+}
+
+// deadLetter tells the subscriber that d goes to the dead-letter exchange
+// after its handler failed with err, with a fresh decoding of d (the
+// handler's copy may have been altered).
+func (s *subscription) deadLetter(ctx context.Context, d amqp.Delivery, err error) {
+	s.log.Warn("rabbitmq: message dead-lettered after its last attempt",
+		slog.Int("max_deliveries", s.c.cfg.MaxDeliveries), slog.String("correlation_id", d.CorrelationId),
+		slog.Any("error", err))
+	s.sc.DeadLetter(ctx, s.decode(d), err)
+}
+
+// deliveryCountHeader is set by a quorum queue on a redelivery: how many
+// times the message was returned before.
+const deliveryCountHeader = "x-delivery-count"
+
+// errUnsettled is the DeadLetter error of a classic-queue message whose
+// last attempt ended without its handler settling it.
+var errUnsettled = errors.New("rabbitmq: the last attempt ended without settling the message (a dropped connection or a stopped consumer)")
 
 // attemptHeader numbers the deliveries of a message on a classic work
 // queue (1 when absent). It is an integer: decode does not pass it to
@@ -472,7 +618,8 @@ var errRetired = errors.New("consumer retired by a connection loss")
 
 // requeue settles the delivery d of a classic work queue that failed (or
 // came back unsettled): once it was delivered MaxDeliveries times it is
-// rejected to the dead-letter exchange (x-death reason rejected); before, a
+// rejected to the dead-letter exchange (x-death reason rejected), after the
+// DeadLetter callback got it with cause (the handler's error); before, a
 // copy numbered one attempt more is published to the tail of the queue (the
 // default exchange, so no other queue bound to the source gets it) and d is
 // acked once the copy is confirmed. It returns an error, leaving d
@@ -483,14 +630,13 @@ var errRetired = errors.New("consumer retired by a connection loss")
 // The copy and the ack of d are two operations: when the subscription's
 // connection drops between them, both the copy and d come back, one
 // duplicate as at-least-once delivery allows.
-func (s *subscription) requeue(ctx context.Context, d amqp.Delivery) error {
+func (s *subscription) requeue(ctx context.Context, d amqp.Delivery, cause error) error {
 	if !s.isLive(d) {
 		return errRetired
 	}
 	n := attempt(d) + 1
 	if n > int64(s.c.cfg.MaxDeliveries) {
-		s.log.Warn("rabbitmq: message dead-lettered after its last attempt",
-			slog.Int64("attempts", n-1), slog.String("correlation_id", d.CorrelationId))
+		s.deadLetter(ctx, d, cause)
 		s.settle(d, reject)
 		return nil
 	}
@@ -652,48 +798,4 @@ func call(ctx context.Context, h brokers.Handler, m brokers.Message) (err error)
 		}
 	}()
 	return h(ctx, m)
-}
-
-// decode maps a delivery back to a message: string-valued AMQP headers are
-// the envelope headers, less those the broker adds when dead-lettering
-// (x-death and x-delivery-count are not strings); the properties
-// correlation_id, content_type and reply_to fill the envelope headers of the
-// same names (publishing sends them only as properties; a header sent by
-// another publisher wins). A direct reply-to address (which the broker
-// rewrites) replaces the reply-to header. The key is keyHeader, or the
-// correlation id without it.
-func decode(d amqp.Delivery) brokers.Message {
-	var m brokers.Message
-	if len(d.Body) > 0 {
-		m.Body = d.Body
-	}
-	h := make(map[string]string, len(d.Headers)+3)
-	keyed := false
-	for k, v := range d.Headers {
-		s, ok := v.(string)
-		switch {
-		case k == keyHeader:
-			m.Key, keyed = s, true
-		case ok && !strings.HasPrefix(k, "x-first-death-") && !strings.HasPrefix(k, "x-last-death-"):
-			h[k] = s
-		}
-	}
-	fill := func(k, v string) {
-		if _, ok := h[k]; !ok && v != "" {
-			h[k] = v
-		}
-	}
-	fill(envelope.CorrelationID, d.CorrelationId)
-	fill(envelope.ContentType, d.ContentType)
-	fill(envelope.ReplyTo, d.ReplyTo)
-	if strings.HasPrefix(d.ReplyTo, directReplyTo) {
-		h[envelope.ReplyTo] = d.ReplyTo
-	}
-	if !keyed {
-		m.Key = h[envelope.CorrelationID]
-	}
-	if len(h) > 0 {
-		m.Headers = h
-	}
-	return m
 }

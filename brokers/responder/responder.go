@@ -38,27 +38,44 @@ type Service struct {
 	Subscriber Subscriber
 	Publisher  Publisher
 	Logger     *slog.Logger // default slog.Default()
-	// ReplyTimeout caps publishing one reply (default 5 s).
+	// ReplyTimeout caps one attempt at publishing a reply (default 5 s).
 	ReplyTimeout time.Duration
+	// ReplyRetry bounds the retrying of a reply the broker cannot take yet
+	// (brokers.ErrUnavailable) for a request without a deadline (default
+	// DefaultReplyRetry); a request's deadline bounds it otherwise.
+	ReplyRetry time.Duration
+}
+
+// replyUntil is when retrying req's reply stops: its deadline, after which
+// nobody waits for it.
+func (s *Service) replyUntil(req Request) time.Time {
+	if !req.Deadline.IsZero() {
+		return req.Deadline
+	}
+	d := s.ReplyRetry
+	if d <= 0 {
+		d = DefaultReplyRetry
+	}
+	return time.Now().Add(d)
 }
 
 // Serve consumes source until ctx ends, answering every request with h.
-// opts are passed to Subscribe (group, concurrency, readiness).
+// opts are passed to Subscribe (group, concurrency, readiness). A request
+// the backend gives up on is answered by DeadLettered; a DeadLetter
+// callback among opts is called after it.
 func (s *Service) Serve(ctx context.Context, source string, h Handler, opts ...brokers.SubscribeOption) error {
+	theirs := brokers.NewSubscribeConfig(opts...).DeadLetter
+	opts = append(opts[:len(opts):len(opts)], brokers.WithDeadLetter(func(ctx context.Context, m brokers.Message, err error) {
+		s.DeadLettered(ctx, m, err)
+		theirs(ctx, m, err)
+	}))
 	return s.Subscriber.Subscribe(ctx, source, s.Handler(h), opts...)
 }
 
 // Handler adapts h to a brokers.Handler, for callers that manage their own
 // subscription.
 func (s *Service) Handler(h Handler) brokers.Handler {
-	log := s.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	replyTimeout := s.ReplyTimeout
-	if replyTimeout <= 0 {
-		replyTimeout = 5 * time.Second
-	}
+	log := s.logger()
 	return func(ctx context.Context, m brokers.Message) error {
 		req, err := envelope.DecodeRequest(m)
 		if err != nil {
@@ -88,13 +105,14 @@ func (s *Service) Handler(h Handler) brokers.Handler {
 		if rep.TraceParent == "" {
 			rep.TraceParent, rep.TraceState = req.TraceParent, req.TraceState
 		}
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), replyTimeout)
-		defer cancel()
-		if err := s.Publisher.Publish(pctx, req.ReplyTo, rep.Message()); err != nil {
-			// Returning the error makes the broker redeliver the request.
-			return fmt.Errorf("responder: publish reply to %q: %w", req.ReplyTo, err)
+		err = s.publishReply(ctx, log, req.ReplyTo, rep.Message(), s.replyUntil(req))
+		if errors.Is(err, errReplyExpired) {
+			log.WarnContext(ctx, "dropping the reply: the broker was unavailable until the request's deadline",
+				slog.Any("error", err))
+			return nil
 		}
-		return nil
+		// Any other error makes the broker redeliver the request.
+		return err
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -22,13 +23,20 @@ type published struct {
 	msg  brokers.Message
 }
 
+// recorder is a Publisher that records what it published. While fails is
+// positive, each Publish fails with err and decrements it; fails < 0 fails
+// every Publish.
 type recorder struct {
-	out []published
-	err error
+	out      []published
+	err      error
+	fails    int
+	attempts int
 }
 
 func (r *recorder) Publish(_ context.Context, dest string, m brokers.Message) error {
-	if r.err != nil {
+	r.attempts++
+	if r.err != nil && r.fails != 0 {
+		r.fails--
 		return r.err
 	}
 	r.out = append(r.out, published{dest, m})
@@ -174,10 +182,64 @@ func TestStoppingSubscriptionRedelivers(t *testing.T) {
 	}
 }
 
+// TestReplyPublishRetriedWhileUnavailable (issue 13, point 4): a reply the
+// broker cannot take yet is retried, the delivery held meanwhile, instead
+// of failing the delivery (which would spend the request's attempts in
+// milliseconds and dead-letter it).
+func TestReplyPublishRetriedWhileUnavailable(t *testing.T) {
+	pub := &recorder{err: fmt.Errorf("%w: connection down", brokers.ErrUnavailable), fails: 3}
+	m := request(nil)
+	if err := service(pub).Handler(demo.Echo)(t.Context(), m); err != nil {
+		t.Fatalf("handler returned %v; a reply that cannot be published yet must not fail the delivery", err)
+	}
+	if pub.attempts != 4 || len(pub.out) != 1 {
+		t.Fatalf("%d attempts, %d published; want 4 attempts and the reply published once", pub.attempts, len(pub.out))
+	}
+	if got := pub.out[0].msg.Headers[envelope.CorrelationID]; got != m.Headers[envelope.CorrelationID] {
+		t.Errorf("published correlation id %q, want %q", got, m.Headers[envelope.CorrelationID])
+	}
+}
+
+// TestReplyDroppedAtDeadline: a reply still unpublishable when the request's
+// deadline passes is dropped (acknowledged: nobody waits for it), after
+// retrying until then and not much longer.
+func TestReplyDroppedAtDeadline(t *testing.T) {
+	pub := &recorder{err: brokers.ErrUnavailable, fails: -1}
+	m := request(func(r *envelope.Request) { r.Deadline = time.Now().Add(300 * time.Millisecond) })
+	start := time.Now()
+	if err := service(pub).Handler(demo.Echo)(t.Context(), m); err != nil {
+		t.Fatalf("handler returned %v, want nil: after the deadline the request is dropped, not redelivered", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("handler returned %s after the start, want soon after the deadline (300ms)", took)
+	}
+	if pub.attempts < 2 || len(pub.out) != 0 {
+		t.Errorf("%d attempts, %d published; want retries and nothing published", pub.attempts, len(pub.out))
+	}
+}
+
+// TestReplyPublishStopsWithTheSubscription: while retrying, the end of the
+// subscription's context returns its error, so the broker redelivers the
+// request to another consumer.
+func TestReplyPublishStopsWithTheSubscription(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	pub := &recorder{err: brokers.ErrUnavailable, fails: -1}
+	time.AfterFunc(200*time.Millisecond, cancel)
+	err := service(pub).Handler(demo.Echo)(ctx, request(nil))
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled so the broker redelivers", err)
+	}
+}
+
+// TestReplyPublishFailureRedelivers: an error other than unavailability
+// (the reply address is gone) fails the delivery at once, as before.
 func TestReplyPublishFailureRedelivers(t *testing.T) {
-	pub := &recorder{err: brokers.ErrUnavailable}
+	pub := &recorder{err: brokers.ErrUnroutable, fails: -1}
 	err := service(pub).Handler(demo.Echo)(t.Context(), request(nil))
-	if !errors.Is(err, brokers.ErrUnavailable) {
+	if !errors.Is(err, brokers.ErrUnroutable) {
 		t.Fatalf("err = %v, want the publish error so the request is redelivered", err)
+	}
+	if pub.attempts != 1 {
+		t.Errorf("%d attempts, want 1", pub.attempts)
 	}
 }

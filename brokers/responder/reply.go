@@ -1,0 +1,101 @@
+package responder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/syncgate/syncgate/brokers"
+)
+
+// Bounds of the pause between attempts to publish a reply the broker
+// cannot take yet: short enough that a connection blip costs little
+// latency, long enough not to spin while a reconnection takes seconds.
+const (
+	minReplyBackoff = 50 * time.Millisecond
+	maxReplyBackoff = time.Second
+)
+
+// DefaultReplyRetry is how long a reply that cannot be published yet is
+// retried when its request carries no deadline (Service.ReplyRetry).
+const DefaultReplyRetry = time.Minute
+
+// errReplyExpired: the request's deadline passed before its reply could be
+// published; nobody waits for it any more.
+var errReplyExpired = errors.New("responder: the request's deadline passed before its reply could be published")
+
+// publishReply publishes m to dest, retrying with backoff while the
+// publisher reports brokers.ErrUnavailable (or an attempt times out) until
+// until, or ctx ends.
+//
+// A reply that cannot be published yet is no fault of its request: failing
+// the delivery would have the broker redeliver it at once, and a
+// connection blip of a second would spend a quorum queue's whole delivery
+// limit in milliseconds and dead-letter every request in flight. Holding
+// the delivery unsettled while retrying spends no attempt. A retried
+// publish may duplicate a reply (one whose confirm was lost with the
+// connection); the gateway keeps the first.
+//
+// It returns nil once published, errReplyExpired once until passed, ctx's
+// error when ctx ended, and at once any other publish error (ErrUnroutable:
+// the reply address is gone; ErrClosed).
+func (s *Service) publishReply(ctx context.Context, log *slog.Logger, dest string, m brokers.Message, until time.Time) error {
+	timeout := s.ReplyTimeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	backoff := minReplyBackoff
+	for attempt := 1; ; attempt++ {
+		// An attempt outlives ctx: a handler's reply is worth sending while
+		// the subscription stops; only the retrying ends with ctx.
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+		pctx, cancelUntil := context.WithDeadline(pctx, until)
+		err := s.Publisher.Publish(pctx, dest, m)
+		cancelUntil()
+		cancel()
+		if err == nil {
+			if attempt > 1 {
+				log.InfoContext(ctx, "reply published after the broker was unavailable", slog.Int("attempts", attempt))
+			}
+			return nil
+		}
+		switch {
+		case ctx.Err() != nil:
+			return fmt.Errorf("responder: publish reply to %q: %w", dest, ctx.Err())
+		case !time.Now().Before(until):
+			return fmt.Errorf("%w (%d attempts, last: %w)", errReplyExpired, attempt, err)
+		case !errors.Is(err, brokers.ErrUnavailable) && !errors.Is(err, context.DeadlineExceeded):
+			return fmt.Errorf("responder: publish reply to %q: %w", dest, err)
+		}
+		if attempt == 1 {
+			log.WarnContext(ctx, "cannot publish the reply yet; retrying until the request's deadline",
+				slog.String("reply_to", dest), slog.Any("error", err), slog.Time("until", until))
+		}
+		// Jitter spreads the retries of the many handlers a reconnection
+		// held back, so they do not all hit the reopened channel at once.
+		pause := backoff/2 + rand.N(backoff/2+1)
+		pause = min(pause, time.Until(until))
+		if err := sleep(ctx, pause); err != nil {
+			return fmt.Errorf("responder: publish reply to %q: %w", dest, err)
+		}
+		backoff = min(2*backoff, maxReplyBackoff)
+	}
+}
+
+// sleep waits for d, or returns ctx.Err() when ctx ends first.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
