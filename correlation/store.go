@@ -90,9 +90,10 @@ const DefaultMaxBytes = 256 << 20
 // store is full of live records, Pending refuses a new record with ErrFull
 // and the gateway answers 503 with Retry-After; Room tells beforehand, for
 // requests that may need a record later. Complete never fails for lack of
-// room: it replaces a pending record, and the bytes may exceed MaxBytes by
-// the replies of the records pending at that moment until they expire
-// (Promise may likewise exceed MaxEntries; see there).
+// room: it replaces a pending record, which reserved the size of an
+// average reply (see pendingSize), so the bytes exceed MaxBytes only by
+// how much the replies outgrow that estimate, until they expire (Promise
+// may likewise exceed MaxEntries; see there).
 //
 // Expired records are dropped lazily, on every insert, and in the
 // background by Run.
@@ -111,6 +112,9 @@ type MemoryStore struct {
 	// the expiry key of the first record to expire. They change under mu
 	// but are read without it, by Room, Len and Bytes.
 	n, size, next atomic.Int64
+	// replyEstimate is what a pending record reserves for its reply (see
+	// pendingSize). Written under mu, read without it.
+	replyEstimate atomic.Int64
 }
 
 type record struct {
@@ -182,7 +186,7 @@ func (s *MemoryStore) pending(id string, ttl time.Duration, strict bool) bool {
 			break
 		}
 	}
-	size := recordSize(id, nil)
+	size := s.pendingSize(id)
 	if strict && !s.makeRoom(now, size) {
 		return false
 	}
@@ -196,6 +200,29 @@ func (s *MemoryStore) pending(id string, ttl time.Duration, strict bool) bool {
 	return true
 }
 
+// pendingSize is what a new pending record counts against MaxBytes: its
+// own size plus the size its reply is expected to have, a moving average of
+// the replies stored. Without the reservation, a burst of requests
+// answered 202 before their replies come back would all fit (a pending
+// record is small) and their replies would then take the store past
+// MaxBytes by the whole burst; with it, past MaxBytes only by how much
+// the replies outgrow the estimate.
+func (s *MemoryStore) pendingSize(id string) int64 {
+	return recordSize(id, nil) + s.replyEstimate.Load()
+}
+
+// learnReplySize moves the reply estimate an eighth of the way towards a
+// stored reply's size (all the way for the first). The store is locked.
+func (s *MemoryStore) learnReplySize(n int64) {
+	est := s.replyEstimate.Load()
+	if est == 0 {
+		est = n
+	} else {
+		est += (n - est) / 8
+	}
+	s.replyEstimate.Store(max(est, 0))
+}
+
 // Room returns nil when a new pending record would be stored now, and an
 // error wrapping ErrFull when Pending would refuse it. It takes no lock
 // while the store is below its bounds, nor while it is full of records none
@@ -203,7 +230,7 @@ func (s *MemoryStore) pending(id string, ttl time.Duration, strict bool) bool {
 // record later is cheap, and a flood of refused requests does not contend
 // on the store's lock.
 func (s *MemoryStore) Room() error {
-	size := recordSize(pendingID, nil)
+	size := s.pendingSize(pendingID)
 	if !s.over(s.n.Load(), s.size.Load(), size) {
 		return nil
 	}
@@ -292,6 +319,7 @@ func (s *MemoryStore) Complete(_ context.Context, rep envelope.Reply) error {
 	size := recordSize(r.id, &rep)
 	s.size.Add(size - r.size)
 	r.size = size
+	s.learnReplySize(size - recordSize(r.id, nil))
 	r.State, r.Reply, r.Expires = StateDone, rep, now.Add(s.cfg.ResultTTL)
 	s.expiry.fix(r)
 	s.noteExpiry()

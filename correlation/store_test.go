@@ -396,13 +396,51 @@ func TestMemoryStoreMaxBytes(t *testing.T) {
 		if err := s.Pending(ctx, correlation.NewID(), time.Hour); err != nil {
 			t.Fatalf("Pending once the results expired: %v", err)
 		}
-		if s.Len() != 1 || s.Bytes() > pendingBytes {
-			t.Fatalf("Len() = %d, Bytes() = %d after the results expired", s.Len(), s.Bytes())
+		// The new pending record reserves room for a reply like the others.
+		if s.Len() != 1 || s.Bytes() < 40<<10 || s.Bytes() > 42<<10 {
+			t.Fatalf("Len() = %d, Bytes() = %d after the results expired; want one record reserving ~40 KiB", s.Len(), s.Bytes())
 		}
 		if err := s.Delete(ctx, "nothing"); err != nil {
 			t.Fatal(err)
 		}
 	})
+}
+
+// A burst of requests answered 202 before any of their replies is back
+// cannot take the store far past MaxBytes: each pending record reserves the
+// size of the replies seen so far.
+func TestMemoryStoreReservesReplies(t *testing.T) {
+	ctx := t.Context()
+	const budget, reply = 1 << 20, 64 << 10
+	s := correlation.NewMemoryStore(correlation.MemoryStoreConfig{MaxBytes: budget})
+	first := correlation.NewID()
+	if err := s.Pending(ctx, first, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Complete(ctx, envelope.Reply{CorrelationID: first, Body: make([]byte, reply)}); err != nil {
+		t.Fatal(err)
+	}
+	var burst []string
+	for range 100 {
+		id := correlation.NewID()
+		if err := s.Pending(ctx, id, time.Hour); err == nil {
+			burst = append(burst, id)
+		} else if !errors.Is(err, correlation.ErrFull) {
+			t.Fatal(err)
+		}
+	}
+	if len(burst) > budget/reply {
+		t.Fatalf("%d pending records of 64 KiB replies admitted into a 1 MiB budget", len(burst))
+	}
+	for _, id := range burst {
+		if err := s.Complete(ctx, envelope.Reply{CorrelationID: id, Body: make([]byte, reply)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.Bytes() > budget {
+		t.Fatalf("Bytes() = %d once the burst's replies are in, budget %d", s.Bytes(), budget)
+	}
+	t.Logf("%d of 100 admitted; %d bytes stored", len(burst), s.Bytes())
 }
 
 // TestMemoryStoreConcurrent hammers one small store from more goroutines
