@@ -89,6 +89,9 @@ func (s *server) routeHandler(rt Route) http.HandlerFunc {
 			if pt.Status >= 500 {
 				s.log.WarnContext(r.Context(), "request failed", slog.Any("error", err))
 			}
+			if pt == ProblemStoreFull {
+				h.Set("Retry-After", retryAfterSeconds(s.retryAfter))
+			}
 			WriteProblem(w, r, pt, err.Error(), id)
 		case out.Accepted:
 			writeAccepted(w, id, out.RetryAfter)

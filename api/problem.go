@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/syncgate/syncgate/brokers/envelope"
 	"github.com/syncgate/syncgate/gateway"
@@ -34,6 +35,11 @@ var (
 	ProblemStoreDown        = ProblemType{"store-unavailable", "The result store is unavailable", http.StatusServiceUnavailable}
 	ProblemInternal         = ProblemType{"internal", "Internal gateway error", http.StatusInternalServerError}
 
+	// Capacity: load, not an outage. The result or idempotency store holds
+	// what earlier requests are owed and frees up as results expire; the
+	// answer comes with Retry-After.
+	ProblemStoreFull = ProblemType{"store-full", "The gateway's result store is full", http.StatusServiceUnavailable}
+
 	// Limits.
 	ProblemHeaderTooLarge  = ProblemType{"header-too-large", "Request headers too large", http.StatusRequestHeaderFieldsTooLarge}
 	ProblemBodyTimeout     = ProblemType{"body-timeout", "The request body was not sent in time", http.StatusRequestTimeout}
@@ -61,7 +67,7 @@ func Catalogue() []ProblemType {
 	return []ProblemType{
 		ProblemNotFound, ProblemMethodNotAllowed, ProblemBodyTooLarge, ProblemBadRequest,
 		ProblemRequestNotFound, ProblemTimeout, ProblemBrokerDown, ProblemShuttingDown,
-		ProblemStoreDown, ProblemInternal, ProblemHeaderTooLarge, ProblemBodyTimeout,
+		ProblemStoreDown, ProblemStoreFull, ProblemInternal, ProblemHeaderTooLarge, ProblemBodyTimeout,
 		ProblemOverloaded, ProblemRouteOverloaded, ProblemKeyRequired, ProblemKeyInvalid,
 		ProblemKeyMismatch, ProblemKeyConflict, ProblemRequestCancelled, ProblemRequestCompleted,
 		ProblemInvalidReply, ProblemDeadLettered,
@@ -95,6 +101,12 @@ func WriteProblem(w http.ResponseWriter, r *http.Request, pt ProblemType, detail
 	_, _ = w.Write(body)
 }
 
+// retryAfterSeconds renders d as a Retry-After value: whole seconds, at
+// least 1.
+func retryAfterSeconds(d time.Duration) string {
+	return strconv.FormatInt(int64(max(1, (d+time.Second-1)/time.Second)), 10)
+}
+
 // problemFor maps the gateway's errors to the catalogue: the one place where
 // errors become HTTP statuses.
 func problemFor(err error) ProblemType {
@@ -105,6 +117,8 @@ func problemFor(err error) ProblemType {
 		return ProblemBrokerDown
 	case errors.Is(err, gateway.ErrShuttingDown):
 		return ProblemShuttingDown
+	case errors.Is(err, gateway.ErrStoreFull):
+		return ProblemStoreFull
 	case errors.Is(err, gateway.ErrStore):
 		return ProblemStoreDown
 	case errors.Is(err, gateway.ErrNotFound):

@@ -25,5 +25,6 @@ func (s *MemoryStore) Cancel(_ context.Context, id string) error {
 	}
 	r.State, r.Expires = StateCancelled, now.Add(s.cfg.ResultTTL)
 	s.expiry.fix(r)
+	s.noteExpiry()
 	return nil
 }

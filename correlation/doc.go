@@ -9,6 +9,8 @@
 // it) or reported as undelivered so the caller can store it. It is never lost.
 //
 // A Store keeps results for requests nobody waits for any more (202 Accepted,
-// then polling); MemoryStore is the in-process implementation, bounded in size
-// and time.
+// then polling); MemoryStore is the in-process implementation, bounded in
+// entries, bytes and time. An accepted request is a promise, so it never
+// evicts a live record: when full it refuses new ones (ErrFull), and Run
+// reclaims the expired ones in the background.
 package correlation

@@ -9,7 +9,7 @@ import (
 
 // ErrIdempotencyFull is returned by Reserve when the store holds MaxEntries
 // live keys: forgetting a live key could run a payment twice, so the request
-// is refused instead.
+// is refused instead (the gateway answers 503 store-full with Retry-After).
 var ErrIdempotencyFull = errors.New("correlation: idempotency store full")
 
 // IdempotencyRecord binds an Idempotency-Key to the request it first came

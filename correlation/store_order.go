@@ -5,37 +5,9 @@ import (
 	"time"
 )
 
-// The two orders MemoryStore keeps over its records. Both are intrusive (the
-// links live in the record) and neither allocates per operation once grown.
-
-// ageList is a doubly linked list of records in insertion order.
-type ageList struct {
-	oldest, newest *record
-}
-
-func (l *ageList) push(r *record) {
-	r.prev, r.next = l.newest, nil
-	if l.newest != nil {
-		l.newest.next = r
-	} else {
-		l.oldest = r
-	}
-	l.newest = r
-}
-
-func (l *ageList) remove(r *record) {
-	if r.prev != nil {
-		r.prev.next = r.next
-	} else {
-		l.oldest = r.next
-	}
-	if r.next != nil {
-		r.next.prev = r.prev
-	} else {
-		l.newest = r.prev
-	}
-	r.prev, r.next = nil, nil
-}
+// The order MemoryStore keeps over its records. It is intrusive (the
+// position lives in the record) and does not allocate per operation once
+// grown.
 
 // expiryHeap is a binary min-heap of records by expiry, the first to expire
 // at index 0; record.index is each record's position. It keeps a copy of

@@ -244,35 +244,65 @@ func TestMemoryStoreTTL(t *testing.T) {
 }
 
 func TestMemoryStoreMaxEntries(t *testing.T) {
-	t.Run("oldest goes first", func(t *testing.T) {
+	t.Run("live records are never evicted", func(t *testing.T) {
 		ctx := t.Context()
-		const max = 3
+		const max = 10
 		s := correlation.NewMemoryStore(correlation.MemoryStoreConfig{MaxEntries: max})
-		ids := make([]string, 10)
-		for i := range ids {
-			ids[i] = correlation.NewID()
-			if err := s.Pending(ctx, ids[i], time.Hour); err != nil {
-				t.Fatal(err)
-			}
-			if i%2 == 1 {
-				// A completed record is still as old as its Pending.
-				if err := s.Complete(ctx, reply(ids[i])); err != nil {
-					t.Fatal(err)
+		promised := correlation.NewID()
+		if err := s.Pending(ctx, promised, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		stored, refused := 0, 0
+		for i := range 10 * max {
+			id := correlation.NewID()
+			switch err := s.Pending(ctx, id, time.Hour); {
+			case err == nil:
+				stored++
+				if i%2 == 0 {
+					// A completed result is owed to its poller too.
+					if err := s.Complete(ctx, reply(id)); err != nil {
+						t.Fatal(err)
+					}
 				}
+			case errors.Is(err, correlation.ErrFull):
+				refused++
+			default:
+				t.Fatalf("Pending: %v", err)
 			}
-			if s.Len() > max {
-				t.Fatalf("Len() = %d after %d inserts, cap is %d", s.Len(), i+1, max)
-			}
-			for j, id := range ids[:i+1] {
-				_, err := s.Get(ctx, id)
-				if kept := j > i-max; kept != (err == nil) {
-					t.Fatalf("after %d inserts, record %d: Get error %v, want kept=%v", i+1, j, err, kept)
-				}
-			}
+		}
+		if stored != max-1 || refused != 10*max-stored || s.Len() != max {
+			t.Fatalf("%d stored, %d refused, Len() = %d; want %d stored and Len() = %d", stored, refused, s.Len(), max-1, max)
+		}
+		if err := s.Room(); !errors.Is(err, correlation.ErrFull) {
+			t.Fatalf("Room() on a full store = %v, want ErrFull", err)
+		}
+		if res := mustGet(t, s, promised); res.State != correlation.StatePending {
+			t.Fatalf("the first record after the flood: %+v, want pending", res)
+		}
+		if err := s.Complete(ctx, reply(promised)); err != nil {
+			t.Fatalf("Complete of the first record: %v", err)
+		}
+		checkReply(t, promised, mustGet(t, s, promised).Reply)
+	})
+
+	t.Run("Promise is never refused", func(t *testing.T) {
+		ctx := t.Context()
+		s := correlation.NewMemoryStore(correlation.MemoryStoreConfig{MaxEntries: 1})
+		if err := s.Pending(ctx, correlation.NewID(), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		// A request published while there was room, answered 202 now.
+		late := correlation.NewID()
+		if err := s.Promise(ctx, late, time.Hour); err != nil {
+			t.Fatalf("Promise on a full store: %v", err)
+		}
+		mustGet(t, s, late)
+		if err := s.Pending(ctx, correlation.NewID(), time.Hour); !errors.Is(err, correlation.ErrFull) {
+			t.Fatalf("Pending over the cap = %v, want ErrFull", err)
 		}
 	})
 
-	t.Run("replacing a record does not evict another", func(t *testing.T) {
+	t.Run("replacing a record does not need room", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			ctx := t.Context()
 			s := correlation.NewMemoryStore(correlation.MemoryStoreConfig{MaxEntries: 2})
@@ -280,13 +310,18 @@ func TestMemoryStoreMaxEntries(t *testing.T) {
 			_ = s.Pending(ctx, a, time.Second)
 			_ = s.Pending(ctx, b, time.Hour)
 			time.Sleep(time.Second)
-			_ = s.Pending(ctx, a, time.Hour) // re-accept the expired a
+			if err := s.Pending(ctx, a, time.Hour); err != nil { // re-accept the expired a
+				t.Fatal(err)
+			}
 			mustGet(t, s, a)
 			mustGet(t, s, b)
+			if err := s.Pending(ctx, b, time.Hour); err != nil { // a no-op on a live record
+				t.Fatal(err)
+			}
 		})
 	})
 
-	t.Run("expired records go before live ones", func(t *testing.T) {
+	t.Run("expired records make room", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			ctx := t.Context()
 			s := correlation.NewMemoryStore(correlation.MemoryStoreConfig{MaxEntries: 3, ResultTTL: time.Hour})
@@ -299,6 +334,9 @@ func TestMemoryStoreMaxEntries(t *testing.T) {
 			}
 			time.Sleep(time.Second)
 
+			if err := s.Room(); err != nil {
+				t.Fatalf("Room() with an expired record = %v", err)
+			}
 			if err := s.Pending(ctx, correlation.NewID(), time.Hour); err != nil {
 				t.Fatal(err)
 			}
@@ -312,28 +350,127 @@ func TestMemoryStoreMaxEntries(t *testing.T) {
 	})
 }
 
-// TestMemoryStoreConcurrent hammers one small store from several goroutines
-// (run it with -race): the cap holds at all times and, for each id, exactly
-// one of several concurrent Completes wins and its reply is the one stored.
+// The byte budget refuses new records, never a reply: Complete replaces a
+// pending record whatever its size, and the store refuses new records
+// until the results that took it over budget expire.
+func TestMemoryStoreMaxBytes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		const budget = 64 << 10
+		s := correlation.NewMemoryStore(correlation.MemoryStoreConfig{MaxBytes: budget, ResultTTL: time.Minute})
+		a, b := correlation.NewID(), correlation.NewID()
+		for _, id := range []string{a, b} {
+			if err := s.Pending(ctx, id, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+		}
+		pendingBytes := s.Bytes()
+		if pendingBytes <= 0 || pendingBytes > 2<<10 {
+			t.Fatalf("two pending records count %d bytes", pendingBytes)
+		}
+		big := func(id string) envelope.Reply {
+			return envelope.Reply{CorrelationID: id, Body: make([]byte, 40<<10), Header: map[string]string{"x": "y"}}
+		}
+		if err := s.Complete(ctx, big(a)); err != nil {
+			t.Fatal(err)
+		}
+		if got := s.Bytes(); got < pendingBytes+40<<10 {
+			t.Fatalf("Bytes() = %d after a 40 KiB reply", got)
+		}
+		if err := s.Complete(ctx, big(b)); err != nil {
+			t.Fatalf("Complete over the budget: %v (a reply is never refused)", err)
+		}
+		if s.Bytes() <= budget {
+			t.Fatalf("Bytes() = %d, want over the %d budget", s.Bytes(), budget)
+		}
+		if err := s.Pending(ctx, correlation.NewID(), time.Hour); !errors.Is(err, correlation.ErrFull) {
+			t.Fatalf("Pending over the byte budget = %v, want ErrFull", err)
+		}
+		if err := s.Room(); !errors.Is(err, correlation.ErrFull) {
+			t.Fatalf("Room() over the byte budget = %v, want ErrFull", err)
+		}
+		mustGet(t, s, a)
+		mustGet(t, s, b)
+
+		time.Sleep(time.Minute) // the results expire: their bytes make room
+		if err := s.Pending(ctx, correlation.NewID(), time.Hour); err != nil {
+			t.Fatalf("Pending once the results expired: %v", err)
+		}
+		// The new pending record reserves room for a reply like the others.
+		if s.Len() != 1 || s.Bytes() < 40<<10 || s.Bytes() > 42<<10 {
+			t.Fatalf("Len() = %d, Bytes() = %d after the results expired; want one record reserving ~40 KiB", s.Len(), s.Bytes())
+		}
+		if err := s.Delete(ctx, "nothing"); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// A burst of requests answered 202 before any of their replies is back
+// cannot take the store far past MaxBytes: each pending record reserves the
+// size of the replies seen so far.
+func TestMemoryStoreReservesReplies(t *testing.T) {
+	ctx := t.Context()
+	const budget, reply = 1 << 20, 64 << 10
+	s := correlation.NewMemoryStore(correlation.MemoryStoreConfig{MaxBytes: budget})
+	first := correlation.NewID()
+	if err := s.Pending(ctx, first, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Complete(ctx, envelope.Reply{CorrelationID: first, Body: make([]byte, reply)}); err != nil {
+		t.Fatal(err)
+	}
+	var burst []string
+	for range 100 {
+		id := correlation.NewID()
+		if err := s.Pending(ctx, id, time.Hour); err == nil {
+			burst = append(burst, id)
+		} else if !errors.Is(err, correlation.ErrFull) {
+			t.Fatal(err)
+		}
+	}
+	if len(burst) > budget/reply {
+		t.Fatalf("%d pending records of 64 KiB replies admitted into a 1 MiB budget", len(burst))
+	}
+	for _, id := range burst {
+		if err := s.Complete(ctx, envelope.Reply{CorrelationID: id, Body: make([]byte, reply)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.Bytes() > budget {
+		t.Fatalf("Bytes() = %d once the burst's replies are in, budget %d", s.Bytes(), budget)
+	}
+	t.Logf("%d of 100 admitted; %d bytes stored", len(burst), s.Bytes())
+}
+
+// TestMemoryStoreConcurrent hammers one small store from more goroutines
+// than it has room for (run it with -race): the cap holds at all times, a
+// record that was stored is never lost, and for each id exactly one of
+// several concurrent Completes wins and its reply is the one stored.
 func TestMemoryStoreConcurrent(t *testing.T) {
 	ctx := t.Context()
 	const (
-		max        = 64
+		max        = 4
 		workers    = 8
 		perWorker  = 500
 		completers = 4
 	)
 	s := correlation.NewMemoryStore(correlation.MemoryStoreConfig{MaxEntries: max})
 	var wg sync.WaitGroup
-	var overCap atomic.Int64
+	var overCap, stored, refused atomic.Int64
 	for w := range workers {
 		wg.Go(func() {
 			for i := range perWorker {
 				id := fmt.Sprintf("w%d-%d", w, i)
-				if err := s.Pending(ctx, id, time.Hour); err != nil {
+				if err := s.Pending(ctx, id, time.Hour); errors.Is(err, correlation.ErrFull) {
+					refused.Add(1)
+					continue
+				} else if err != nil {
 					t.Errorf("Pending: %v", err)
 					return
 				}
+				stored.Add(1)
+				var winner atomic.Int64
 				var wins atomic.Int64
 				var cw sync.WaitGroup
 				for c := range completers {
@@ -342,29 +479,25 @@ func TestMemoryStoreConcurrent(t *testing.T) {
 						switch err := s.Complete(ctx, rep); {
 						case err == nil:
 							wins.Add(1)
-						case errors.Is(err, correlation.ErrCompleted), errors.Is(err, correlation.ErrNotFound):
-							// A duplicate, or the record was evicted by
-							// other workers filling the store.
+							winner.Store(int64(rep.Status))
+						case errors.Is(err, correlation.ErrCompleted):
 						default:
 							t.Errorf("Complete: %v", err)
 						}
 					})
 				}
 				cw.Wait()
-				if wins.Load() > 1 {
+				if wins.Load() != 1 {
 					t.Errorf("%s completed %d times", id, wins.Load())
 				}
-				if res, err := s.Get(ctx, id); err == nil && wins.Load() == 1 {
-					if res.State != correlation.StateDone || res.Reply.CorrelationID != id {
-						t.Errorf("%s: %+v after a successful Complete", id, res)
-					}
+				res, err := s.Get(ctx, id)
+				if err != nil || res.State != correlation.StateDone || int64(res.Reply.Status) != winner.Load() {
+					t.Errorf("%s: %+v, %v after Complete by %d", id, res, err, winner.Load())
 				}
 				if s.Len() > max {
 					overCap.Add(1)
 				}
-				if i%3 == 0 {
-					_ = s.Delete(ctx, id)
-				}
+				_ = s.Delete(ctx, id)
 			}
 		})
 	}
@@ -372,9 +505,10 @@ func TestMemoryStoreConcurrent(t *testing.T) {
 	if n := overCap.Load(); n > 0 {
 		t.Errorf("Len() exceeded MaxEntries %d times", n)
 	}
-	if s.Len() > max {
-		t.Errorf("Len() = %d, cap %d", s.Len(), max)
+	if s.Len() != 0 || s.Bytes() != 0 {
+		t.Errorf("Len() = %d, Bytes() = %d after every record was deleted", s.Len(), s.Bytes())
 	}
+	t.Logf("%d stored, %d refused", stored.Load(), refused.Load())
 }
 
 func TestStateString(t *testing.T) {

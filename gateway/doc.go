@@ -17,6 +17,13 @@
 // published, and a reply consumed by a node that does not hold its request
 // is stored (pollable routes) and forwarded to the node that does.
 //
+// A request that may need a record in the Store (async, auto, keyed) is
+// refused with ErrStoreFull before it is published when a bounded store
+// (correlation.MemoryStore) is full: an accepted request is a promise, so
+// no record is evicted to make room, and the record of an auto request
+// admitted earlier is never refused when its wait runs out. Sync routes
+// need no record and are never refused for it.
+//
 // Around that core: an Idempotency-Key binds retries to the first request
 // with the key (IdempotencyStore; one message published, one answer for
 // all), Await is the long poll that wakes on the reply, and Cancel discards

@@ -22,6 +22,10 @@ var (
 	ErrShuttingDown = errors.New("gateway: shutting down")
 	// ErrStore: the result store failed, so a 202 could not be promised (503).
 	ErrStore = errors.New("gateway: result store unavailable")
+	// ErrStoreFull: the result or idempotency store holds as much as it may,
+	// all of it owed to earlier requests, so a request that may need a
+	// record is refused before it is published (503 with Retry-After).
+	ErrStoreFull = errors.New("gateway: store full")
 	// ErrNotFound: no such request to poll (unknown or expired) (404).
 	ErrNotFound = correlation.ErrNotFound
 )
@@ -44,6 +48,18 @@ type Store interface {
 	// Cancel marks a pending record cancelled: correlation.ErrNotFound if no
 	// record, correlation.ErrCompleted if the reply is stored.
 	Cancel(ctx context.Context, id string) error
+}
+
+// boundedStore is a Store that bounds its own room and refuses new records
+// when full (correlation.MemoryStore). A store without it (Redis) is
+// bounded by its server.
+type boundedStore interface {
+	// Room fails, wrapping correlation.ErrFull, when Pending would refuse
+	// a new record now.
+	Room() error
+	// Promise is Pending for a request already published: never refused
+	// for room.
+	Promise(ctx context.Context, id string, ttl time.Duration) error
 }
 
 // Config configures a Gateway.
@@ -77,6 +93,7 @@ type Gateway struct {
 	cfg      Config
 	pub      Publisher
 	store    Store
+	bounded  boundedStore // store, when it bounds its room; else nil
 	registry *correlation.Registry
 	idem     IdempotencyStore
 	hub      *hub
@@ -116,8 +133,9 @@ func New(cfg Config, pub Publisher, store Store) *Gateway {
 	if cfg.Idempotency == nil {
 		cfg.Idempotency = correlation.NewMemoryIdempotency(correlation.MemoryIdempotencyConfig{TTL: cfg.IdempotencyTTL})
 	}
+	bounded, _ := store.(boundedStore)
 	return &Gateway{
-		cfg: cfg, pub: pub, store: store, registry: correlation.NewRegistry(),
+		cfg: cfg, pub: pub, store: store, bounded: bounded, registry: correlation.NewRegistry(),
 		idem: cfg.Idempotency, hub: newHub(), answered: newRecent(cfg.RecentReplies), log: cfg.Logger,
 	}
 }
@@ -152,7 +170,7 @@ type Outcome struct {
 
 // Do publishes the request and waits for its reply as the route allows.
 // Errors wrap ErrTimeout, ErrUnavailable, ErrShuttingDown, ErrStore,
-// ErrKeyRequired, ErrKeyMismatch, ErrKeyConflict, ErrCancelled, or the ctx's
+// ErrStoreFull, ErrKeyRequired, ErrKeyMismatch, ErrKeyConflict, ErrCancelled, or the ctx's
 // error when the client went away.
 //
 // A request with an idempotency key that is bound already publishes
@@ -173,7 +191,7 @@ func (g *Gateway) Do(ctx context.Context, req Request) (Outcome, error) {
 		// The record goes before the key: whoever finds the key bound finds
 		// the record too, and waits on it.
 		if err := g.store.Pending(ctx, id, max(r.Timeout, g.cfg.IdempotencyTTL)); err != nil {
-			return out, fmt.Errorf("%w: %w", ErrStore, err)
+			return out, storeError(err)
 		}
 		rec, created, err := g.reserve(ctx, req, id)
 		if err != nil || !created {
@@ -196,7 +214,14 @@ func (g *Gateway) Do(ctx context.Context, req Request) (Outcome, error) {
 	// request with a key has one already, kept for replays.)
 	if async && !keyed {
 		if err := g.store.Pending(ctx, id, r.Timeout); err != nil {
-			return out, fmt.Errorf("%w: %w", ErrStore, err)
+			return out, storeError(err)
+		}
+	} else if r.Pollable() && !keyed && g.bounded != nil {
+		// It may answer 202 after its wait, and then its record cannot be
+		// refused (see giveUp): the room is checked now, before anything
+		// is published. Sync routes never need a record: no check.
+		if err := g.bounded.Room(); err != nil {
+			return out, storeError(err)
 		}
 	}
 	fail := func(err error) (Outcome, error) {
@@ -304,7 +329,7 @@ func (g *Gateway) giveUp(ctx context.Context, r *Route, w *correlation.Waiter, o
 		return out, cause
 	}
 	ttl := time.Until(deadline)
-	storeErr := g.store.Pending(context.WithoutCancel(ctx), out.ID, max(ttl, time.Second))
+	storeErr := g.promise(context.WithoutCancel(ctx), out.ID, max(ttl, time.Second))
 	if rep, ok := w.Cancel(); ok {
 		if storeErr == nil {
 			// The record is written already: make it tell the truth.
@@ -313,7 +338,7 @@ func (g *Gateway) giveUp(ctx context.Context, r *Route, w *correlation.Waiter, o
 		return got(rep)
 	}
 	if storeErr != nil {
-		return out, fmt.Errorf("%w: %w", ErrStore, storeErr)
+		return out, storeError(storeErr)
 	}
 	if g.cfg.Cluster != nil {
 		// Another node may have stored the reply and lost the forward.
@@ -323,6 +348,26 @@ func (g *Gateway) giveUp(ctx context.Context, r *Route, w *correlation.Waiter, o
 	}
 	out.Accepted = true
 	return out, nil
+}
+
+// promise writes the pending record of a request answered 202 after its
+// wait. The request was admitted with room (Do checks Room) and has been
+// published, so a bounded store must not refuse it now.
+func (g *Gateway) promise(ctx context.Context, id string, ttl time.Duration) error {
+	if g.bounded != nil {
+		return g.bounded.Promise(ctx, id, ttl)
+	}
+	return g.store.Pending(ctx, id, ttl)
+}
+
+// storeError wraps a store's refusal to write a record: ErrStoreFull when
+// it is full (room comes back as results expire: retry later), ErrStore
+// when it failed.
+func storeError(err error) error {
+	if errors.Is(err, correlation.ErrFull) || errors.Is(err, correlation.ErrIdempotencyFull) {
+		return fmt.Errorf("%w: %w", ErrStoreFull, err)
+	}
+	return fmt.Errorf("%w: %w", ErrStore, err)
 }
 
 func (g *Gateway) publish(ctx context.Context, r *Route, msg envelope.Request, deadline time.Time) error {

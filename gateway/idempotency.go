@@ -56,7 +56,7 @@ func (g *Gateway) reserve(ctx context.Context, req Request, id string) (correlat
 	rec, created, err := g.idem.Reserve(ctx, req.Route.Name, req.Message.IdempotencyKey,
 		correlation.IdempotencyRecord{ID: id, Fingerprint: fp})
 	if err != nil {
-		return rec, false, fmt.Errorf("%w: idempotency: %w", ErrStore, err)
+		return rec, false, storeError(fmt.Errorf("idempotency: %w", err))
 	}
 	if !created && rec.Fingerprint != fp {
 		return rec, false, ErrKeyMismatch

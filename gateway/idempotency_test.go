@@ -7,9 +7,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/syncgate/syncgate/brokers"
 	"github.com/syncgate/syncgate/brokers/envelope"
-	"github.com/syncgate/syncgate/correlation"
 	"github.com/syncgate/syncgate/gateway"
 )
 
@@ -144,21 +142,6 @@ func TestIdempotencyKeyReleasedOnPublishFailure(t *testing.T) {
 	}
 }
 
-func TestIdempotencyStoreFull(t *testing.T) {
-	pub := &recorder{msgs: make(chan brokers.Message, 4)}
-	gw := gateway.New(gateway.Config{
-		Idempotency: correlation.NewMemoryIdempotency(correlation.MemoryIdempotencyConfig{MaxEntries: 1}),
-	}, pub, correlation.NewMemoryStore(correlation.MemoryStoreConfig{}))
-	t.Cleanup(gw.Close)
-	rt := route(gateway.ModeAsync)
-	if _, err := gw.Do(t.Context(), keyed(rt, "a", "x")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := gw.Do(t.Context(), keyed(rt, "b", "x")); !errors.Is(err, gateway.ErrStore) {
-		t.Fatalf("err = %v, want ErrStore when the key store is full", err)
-	}
-}
-
 func TestIdempotencyConflictWhenTheResultIsGone(t *testing.T) {
 	f := newFixture(t)
 	first, err := f.gw.Do(t.Context(), keyed(route(gateway.ModeAsync), "k", "x"))
@@ -166,7 +149,7 @@ func TestIdempotencyConflictWhenTheResultIsGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-f.pub.msgs
-	_ = f.store.Delete(t.Context(), first.ID) // evicted from a full store
+	_ = f.store.Delete(t.Context(), first.ID) // expired
 	if _, err := f.gw.Do(t.Context(), keyed(route(gateway.ModeSync), "k", "x")); !errors.Is(err, gateway.ErrKeyConflict) {
 		t.Fatalf("err = %v, want ErrKeyConflict", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/syncgate/syncgate/brokers/kafka"
 	"github.com/syncgate/syncgate/brokers/rabbitmq"
 	"github.com/syncgate/syncgate/brokers/responder/demo"
+	"github.com/syncgate/syncgate/correlation"
 	credis "github.com/syncgate/syncgate/correlation/redis"
 	"github.com/syncgate/syncgate/gateway"
 )
@@ -126,11 +127,18 @@ type IdempotencyConfig struct {
 	MaxEntries int           `yaml:"max_entries"` // default 100000
 }
 
-// ResultsConfig bounds the result store of polled requests.
+// ResultsConfig bounds the result store of polled requests. MaxEntries and
+// MaxBytes bound the in-memory store; in cluster mode Redis holds the
+// results and its own maxmemory bounds them.
 type ResultsConfig struct {
 	TTL        time.Duration `yaml:"ttl"`         // how long a reply stays pollable (default 10m; 24h in cluster mode)
 	MaxEntries int           `yaml:"max_entries"` // default 100000
-	RetryAfter time.Duration `yaml:"retry_after"` // poll interval suggested with 202 (default 1s)
+	// MaxBytes caps the stored results' bodies, headers and a fixed
+	// overhead per record (default 256MiB: see correlation.DefaultMaxBytes).
+	// Above either cap, requests that may need a record answer 503
+	// store-full; stored and pending results are never evicted.
+	MaxBytes   ByteSize      `yaml:"max_bytes"`
+	RetryAfter time.Duration `yaml:"retry_after"` // poll interval suggested with 202, Retry-After of 503 store-full (default 1s)
 }
 
 // ShutdownConfig bounds graceful shutdown.
@@ -266,6 +274,9 @@ func (c *Config) SetDefaults() {
 	if c.Results.MaxEntries == 0 {
 		c.Results.MaxEntries = 100_000
 	}
+	if c.Results.MaxBytes == 0 {
+		c.Results.MaxBytes = correlation.DefaultMaxBytes
+	}
 	defDur(&c.Results.RetryAfter, time.Second)
 	defDur(&c.Shutdown.ReadinessDelay, 5*time.Second)
 	defDur(&c.Shutdown.DrainTimeout, 10*time.Second)
@@ -354,6 +365,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Results.MaxEntries < 0 {
 		bad("results.max_entries", "must be positive")
+	}
+	if c.Results.MaxBytes < 0 {
+		bad("results.max_bytes", "must be positive")
 	}
 	if c.Idempotency.TTL <= 0 || c.Idempotency.TTL > c.Results.TTL {
 		bad("idempotency.ttl", "%s is outside 0..results.ttl (%s): a replayed reply must outlive its key", c.Idempotency.TTL, c.Results.TTL)

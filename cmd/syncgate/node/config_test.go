@@ -23,7 +23,7 @@ func TestExampleConfigLoads(t *testing.T) {
 	if len(cfg.Routes) != 4 || cfg.Routes[2].Mode != "sync" || cfg.Routes[3].MaxBody != 64<<10 {
 		t.Errorf("routes %+v", cfg.Routes)
 	}
-	if cfg.HTTP.MaxBody != 1<<20 || cfg.Results.TTL != 10*time.Minute || !cfg.Demo.Enabled {
+	if cfg.HTTP.MaxBody != 1<<20 || cfg.Results.TTL != 10*time.Minute || cfg.Results.MaxBytes != 256<<20 || !cfg.Demo.Enabled {
 		t.Errorf("config %+v", cfg)
 	}
 	if !strings.HasPrefix(cfg.ReplyTo, "syncgate.reply.") || cfg.Node == "" {

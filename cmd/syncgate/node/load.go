@@ -34,6 +34,7 @@ var settings = []setting{
 	{"readiness-delay", "on shutdown, how long /readyz answers 503 before the listener closes", func(c *Config) flag.Value { return (*durationValue)(&c.Shutdown.ReadinessDelay) }},
 	{"drain-timeout", "on shutdown, how long in-flight requests may finish once the listener closed", func(c *Config) flag.Value { return (*durationValue)(&c.Shutdown.DrainTimeout) }},
 	{"result-ttl", "how long a reply stays pollable", func(c *Config) flag.Value { return (*durationValue)(&c.Results.TTL) }},
+	{"result-max-bytes", "cap on the stored results' size (e.g. 256MiB)", func(c *Config) flag.Value { return &c.Results.MaxBytes }},
 	{"max-in-flight", "requests served at once before 503 (0: no limit)", func(c *Config) flag.Value { return (*intValue)(&c.HTTP.MaxInFlight) }},
 	{"max-header-bytes", "request line and headers limit (e.g. 64KiB)", func(c *Config) flag.Value { return &c.HTTP.MaxHeaderBytes }},
 	{"read-header-timeout", "time to read a request's headers", func(c *Config) flag.Value { return (*durationValue)(&c.HTTP.ReadHeaderTimeout) }},

@@ -54,6 +54,9 @@ type Node struct {
 	router  *credis.Router
 	lease   *credis.Lease
 	adopter *adopter // set by Run
+	// results is the in-memory result store (not cluster mode), whose
+	// expired records Run reclaims in the background.
+	results *correlation.MemoryStore
 
 	ready    chan struct{} // closed once the reply consumer (and demo) are positioned
 	draining atomic.Bool
@@ -98,9 +101,16 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 		store, idem = credis.NewStore(n.rdb, rcfg), credis.NewIdempotency(n.rdb, rcfg)
 		cluster = &gateway.Cluster{Node: cfg.Node, Router: n.router, ClaimMargin: cfg.Cluster.ClaimMargin}
 	} else {
-		store = correlation.NewMemoryStore(correlation.MemoryStoreConfig{
-			MaxEntries: cfg.Results.MaxEntries, ResultTTL: cfg.Results.TTL,
+		n.results = correlation.NewMemoryStore(correlation.MemoryStoreConfig{
+			MaxEntries: cfg.Results.MaxEntries, MaxBytes: int64(cfg.Results.MaxBytes), ResultTTL: cfg.Results.TTL,
 		})
+		store = n.results
+		n.metrics.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "syncgate_results_stored",
+				Help: "Records in the in-memory result store (pending and completed)."}, func() float64 { return float64(n.results.Len()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "syncgate_results_bytes",
+				Help: "Size of the in-memory result store, as counted against results.max_bytes."}, func() float64 { return float64(n.results.Bytes()) }),
+		)
 		idem = correlation.NewMemoryIdempotency(correlation.MemoryIdempotencyConfig{
 			TTL: cfg.Idempotency.TTL, MaxEntries: cfg.Idempotency.MaxEntries,
 		})
@@ -434,6 +444,12 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 		return nil
 	})
+	if n.results != nil {
+		consumers.Go(func() error {
+			n.results.Run(consumeCtx) // reclaims expired results until shutdown
+			return nil
+		})
+	}
 	if n.cfg.Demo.Enabled {
 		svc := &responder.Service{Subscriber: n.broker, Publisher: n.broker, Logger: n.log.With("component", "demo")}
 		consumers.Go(func() error {
