@@ -183,6 +183,10 @@ func (g *Gateway) Do(ctx context.Context, req Request) (Outcome, error) {
 	}
 	wait, async, applied := r.plan(req.Prefer)
 	out := Outcome{ID: id, PreferenceApplied: applied, RetryAfter: g.cfg.RetryAfter}
+	if async && g.localResults() && g.draining.Load() {
+		// A 202 now would name a Location that dies with this process.
+		return out, ErrShuttingDown
+	}
 	keyed := req.Message.IdempotencyKey != ""
 	if !keyed && r.RequireKey {
 		return out, ErrKeyRequired
@@ -231,10 +235,6 @@ func (g *Gateway) Do(ctx context.Context, req Request) (Outcome, error) {
 			_ = g.store.Delete(context.WithoutCancel(ctx), id)
 		}
 		return out, err
-	}
-	if async && g.localResults() && g.draining.Load() {
-		// A 202 now would name a Location that dies with this process.
-		return fail(ErrShuttingDown)
 	}
 	if async {
 		out.Sent = time.Now()
