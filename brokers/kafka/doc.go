@@ -88,11 +88,41 @@
 //
 // # Broker outages
 //
-// Nothing needs restarting when the broker comes back. Publish fails fast
-// while it is away; readers reconnect with backoff (read_backoff_min..max);
-// a consumer group rejoins (join_group_backoff) and resumes from its
-// committed offsets, within about session_timeout when the broker kept the
-// group's old membership; the reply inbox resumes at once.
+// Nothing needs restarting when the broker comes back, with its data or
+// empty (kafka-embedded without -data-dir, a topic deleted). Publish fails
+// fast while it is away (brokers.ErrUnavailable). Readers reconnect with
+// backoff (read_backoff_min..max); a consumer group rejoins
+// (join_group_backoff) and resumes from its committed offsets, within about
+// session_timeout when the broker kept the group's old membership. Each
+// failing loop logs one warning when it starts failing and one line when it
+// works again, not one line per attempt.
+//
+// The reply inbox asks the broker every second whether its topic is still
+// the one it reads (a fresh metadata request, the partitions' end offsets,
+// its committed offsets). Unanswered, the inbox is down: Ready is false and
+// offsets are not committed. When the topic is missing, has other
+// partitions, ends before a reader's position, or lost the offsets the inbox
+// committed, the broker forgot it: the inbox logs one warning, drops the
+// old offsets, recreates the topic (whatever auto_create_topics says, as at
+// start), reads every partition from its first offset (so no reply produced
+// to the new topic is lost, whoever created it), logs one info line and
+// serves again: within about a second of the broker's return.
+// TestInboxSurvivesEmptyRestart covers both the inbox recreating the topic
+// and a service's reply recreating it first (the silent stall this
+// replaced: readers waiting at offsets the new topic had not reached).
+//
+// A request topic gone from an empty broker: with auto_create_topics the
+// service's consumer recreates it (Partitions partitions) and a publish
+// succeeds again once it exists; without it a publish fails with
+// brokers.ErrUnroutable (the gateway answers 503) and the consumer keeps
+// waiting for the topic (Subscribe does not return) and consumes it once an
+// operator creates it again (TestGroupSurvivesEmptyRestart).
+//
+// Broker.Ready (the gateway's /readyz check "broker") is false until the
+// reply inbox is positioned, within about a second of the broker becoming
+// unreachable (at most dial_timeout when it does not refuse connections)
+// and while a lost reply topic is recreated; true again within about a
+// second of the broker answering.
 //
 // # Trying it without Kafka
 //

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	kafkago "github.com/segmentio/kafka-go"
 
@@ -26,6 +27,11 @@ type partition struct {
 	// commit of a generation or subscription waits for it.
 	running *sync.WaitGroup
 	log     *slog.Logger
+	// quiet: fetch failures are logged at Debug only, because someone else
+	// (the reply inbox's health) reports the outage once.
+	quiet bool
+
+	pos     atomic.Int64 // the next offset to fetch, once known
 
 	stop    context.Context // ends when the partition is no longer ours
 	pending tracker
@@ -65,14 +71,25 @@ func (p *partition) run(stop context.Context) {
 			}
 			// The reader retries connections on its own and reports what it
 			// cannot get past (authorization, unknown codec); keep asking.
+			// One warning when fetching starts failing and one line when it
+			// works again, not one per attempt.
 			failures++
-			p.log.Warn("kafka: fetch failed", "err", err, "failures", failures)
+			switch {
+			case failures == 1 && !p.quiet:
+				p.log.Warn("kafka: fetch failing, retrying", "err", err)
+			default:
+				p.log.Debug("kafka: fetch failed", "err", err, "failures", failures)
+			}
 			if !wait(stop, backoff(failures, cfg.ReadBackoffMin, cfg.ReadBackoffMax)) {
 				return
 			}
 			continue
 		}
+		if failures > 0 && !p.quiet {
+			p.log.Info("kafka: fetching again", "failures", failures)
+		}
 		failures = 0
+		p.pos.Store(km.Offset + 1)
 		p.pending.add(km.Offset)
 		p.running.Add(1)
 		if !p.workers.dispatch(stop, job{p: p, offset: km.Offset, m: fromKafka(km), key: km.Key}) {
