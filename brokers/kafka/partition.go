@@ -31,7 +31,7 @@ type partition struct {
 	// (the reply inbox's health) reports the outage once.
 	quiet bool
 
-	pos     atomic.Int64 // the next offset to fetch, once known
+	pos atomic.Int64 // the next offset to fetch, once known
 
 	stop    context.Context // ends when the partition is no longer ours
 	pending tracker

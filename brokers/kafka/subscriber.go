@@ -31,10 +31,10 @@ type Subscriber struct {
 	mu      sync.Mutex
 	closed  bool
 	inboxes map[*inboxHealth]struct{} // live inbox subscriptions, for Ready
-	subs   sync.WaitGroup
-	stop   context.Context // ends when Close starts
-	cancel context.CancelFunc
-	once   sync.Once
+	subs    sync.WaitGroup
+	stop    context.Context // ends when Close starts
+	cancel  context.CancelFunc
+	once    sync.Once
 }
 
 var _ brokers.Subscriber = (*Subscriber)(nil)
