@@ -65,13 +65,34 @@
 // Subscribe with brokers.AsInbox consumes every partition of the node's
 // topic, creating it if needed (inbox_partitions partitions, retention
 // inbox_retention, whatever auto_create_topics says: the topic belongs to
-// the node). There is no group protocol: no join, no rebalance, and no wait
-// for a crashed predecessor's session to expire; two processes must not
-// share a node id. The partitions are listed once, at Subscribe: partitions
-// added to a reply topic later are read after the node restarts. Offsets are
-// still committed, as simple commits under the group (default: the topic's
-// name), so a restarted node resumes where it stopped and receives the
-// replies that arrived while it was down.
+// the node). Partitions are not assigned by a group protocol: the inbox
+// reads all of them, so a rebalance never pauses replies. The partitions are
+// listed when the inbox positions itself: partitions added to a reply topic
+// later are read once the inbox notices the change (see Broker outages).
+// Offsets are committed, as simple commits under the group (default: the
+// topic's name), so a restarted node resumes where it stopped and receives
+// the replies that arrived while it was down.
+//
+// # One process per reply topic
+//
+// Two processes with one node id would each take some of the other's
+// replies (200, 504, 200, 504...). Before it reads anything, the inbox takes
+// a lock made of consumer group membership, which Kafka keeps only while
+// the member heartbeats: it joins the group "syncgate.inbox-lock.<topic>"
+// (LockGroup) and reads the members' claims with DescribeGroups. A member
+// that already owns the topic wins over one that never did, so a running
+// node is never displaced; two processes starting at once are told apart
+// by a random ticket, then by member id, and exactly one wins. The loser's
+// Subscribe returns an error wrapping brokers.ErrInUse (the gateway node
+// exits, naming its id), in about a heartbeat_interval when the owner is
+// alive. An owner that stopped cleanly leaves the group and its successor
+// starts at once; one that crashed keeps its membership until its
+// session_timeout (default 10s) lapses, so a restart with the same id waits
+// at most that long. On a real Kafka a new group's first join also waits
+// group.initial.rebalance.delay.ms (3s by default). An owner that finds
+// another owner winning later (each took the lock while the other could not
+// reach the broker) stops with ErrInUse as well. Tests: TestInboxInUse,
+// TestInboxInUseSimultaneousStart.
 //
 // Ready (brokers.WithReady) is called only once the topic exists and every
 // partition has a definite start: its committed offset, or its first offset

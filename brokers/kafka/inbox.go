@@ -45,6 +45,18 @@ func (s *Subscriber) consumeInbox(ctx context.Context, topic string, h brokers.H
 	health := newInboxHealth(log)
 	defer s.track(health)()
 
+	// The topic must exist before the lock group can be joined (its
+	// members subscribe to it); the offsets are read once the lock is ours,
+	// after a predecessor's last commit.
+	if _, err := s.positionInbox(ctx, topic, group, health); err != nil || ctx.Err() != nil {
+		return err
+	}
+	lock, lockLost, err := s.lockInbox(ctx, topic, log)
+	if err != nil || lock == nil {
+		return err
+	}
+	defer lock.release()
+
 	w := newWorkers(s, sc.Concurrency, h, ctx)
 	defer w.close()
 	for {
@@ -53,8 +65,9 @@ func (s *Subscriber) consumeInbox(ctx context.Context, topic string, h brokers.H
 			return err
 		}
 		run := &inboxRun{sub: s, topic: topic, group: group, start: start, health: health, log: log}
-		if !run.serve(ctx, w, sc.Ready) {
-			return nil
+		lost, err := run.serve(ctx, w, sc.Ready, lockLost)
+		if !lost || err != nil {
+			return err
 		}
 	}
 }
@@ -128,9 +141,9 @@ type inboxRun struct {
 	committed map[int]int64 // what this run committed last, per partition
 }
 
-// serve reads the topic until ctx ends (false) or the topic is lost (true:
-// position again).
-func (r *inboxRun) serve(ctx context.Context, w *workers, ready func()) bool {
+// serve reads the topic until ctx ends (false), the topic is lost (true:
+// position again) or the lock is (the error from lockLost).
+func (r *inboxRun) serve(ctx context.Context, w *workers, ready func(), lockLost <-chan error) (bool, error) {
 	s := r.sub
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -163,13 +176,13 @@ func (r *inboxRun) serve(ctx context.Context, w *workers, ready func()) bool {
 	}()
 	r.health.up()
 	ready()
-	lost := r.watch(ctx)
-	if lost {
+	lost, err := r.watch(ctx, lockLost)
+	if lost || err != nil {
 		r.discard.Store(true)
 	}
 	cancel()
 	<-committed
-	return lost
+	return lost, err
 }
 
 // errCommitDeferred: the inbox is not serving; its offsets wait.
@@ -203,16 +216,20 @@ func (r *inboxRun) commit(ctx context.Context, a *admin, o map[int]int64) error 
 	return nil
 }
 
-// watch probes the broker every inboxProbeInterval until ctx ends (false)
-// or the topic is lost (true). A probe that fails marks the inbox down; one
-// that finds the topic as this run left it marks it up.
-func (r *inboxRun) watch(ctx context.Context) bool {
+// watch probes the broker every inboxProbeInterval until ctx ends (false),
+// the topic is lost (true) or the lock is (its error). A probe that fails
+// marks the inbox down; one that finds the topic as this run left it marks
+// it up.
+func (r *inboxRun) watch(ctx context.Context, lockLost <-chan error) (bool, error) {
 	tick := time.NewTicker(inboxProbeInterval)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return false
+			return false, nil
+		case err := <-lockLost:
+			r.log.Error("kafka: another process took this reply topic; stopping", "err", err)
+			return false, err
 		case <-tick.C:
 		}
 		r.mu.Lock()
@@ -223,12 +240,12 @@ func (r *inboxRun) watch(ctx context.Context) bool {
 		cancel()
 		switch {
 		case ctx.Err() != nil:
-			return false
+			return false, nil
 		case err != nil:
 			r.health.down(err)
 		case reason != "":
 			r.health.lost(reason)
-			return true
+			return true, nil
 		default:
 			r.health.up()
 		}
