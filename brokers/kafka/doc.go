@@ -40,13 +40,42 @@
 // handled one at a time and in order, different keys in parallel, even
 // within one partition. An offset is committed (every commit_interval, and
 // when a generation or the subscription ends) only once its record and all
-// before it in the partition were handled successfully. A handler error
-// hands the same record to the handler again after a backoff
-// (retry_backoff_min..max) until it succeeds or the partition is no longer
-// this member's; a member that stops or crashes before committing leaves
-// the record to the next owner (at-least-once). A handler that can never
-// succeed on a record (malformed input) should return nil after recording
-// the failure, or it holds its key forever.
+// before it in the partition were handled successfully, or dead-lettered. A
+// handler error hands the same record to the handler again after a backoff
+// (retry_backoff_min..max); a member that stops or crashes before
+// committing leaves the record to the next owner (at-least-once).
+//
+// # Dead letters
+//
+// A record whose handler failed max_deliveries times (default 5, counted
+// in this process) is a poison request: it is produced to the dead-letter
+// topic (dead_letter_topic, default "<topic>.dlt"; created with the
+// topic's partition count when first needed, whatever auto_create_topics
+// says) to the record's own partition, with its key, value and headers
+// unchanged and then the headers of Spring Kafka's
+// DeadLetterPublishingRecoverer: kafka_dlt-original-topic,
+// kafka_dlt-original-partition (big-endian int32),
+// kafka_dlt-original-offset and kafka_dlt-original-timestamp (big-endian
+// int64, milliseconds), kafka_dlt-original-timestamp-type,
+// kafka_dlt-original-consumer-group, kafka_dlt-exception-fqcn (the Go type
+// of the handler's error, such as "*errors.errorString"),
+// kafka_dlt-exception-message (its text, at most 1 KiB), plus
+// x-syncgate-attempts (decimal). Only once the broker acknowledged the dead
+// letter is the DeadLetter callback called (brokers.WithDeadLetter; the
+// responder answers the waiting caller with a 502 problem) and the record
+// marked handled, so its partition moves on. A dead letter that cannot be
+// produced is retried with the same backoff, never dropped and never
+// committed past: the record's key waits, and a member that stops meanwhile
+// leaves the record to the next. max_deliveries -1 turns dead-lettering
+// off: a failing record is retried until it succeeds or its partition
+// moves. The reply inbox never dead-letters.
+//
+// # Headers
+//
+// Record headers are the message's headers. A key a record carries several
+// times reaches brokers.Message.Headers as one value, the record's values in
+// order joined by "\n"; Publish writes a value of several lines as one
+// record header per line, in order (TestRepeatedHeaders).
 //
 // # Consuming: the gateway's reply inbox
 //

@@ -57,7 +57,9 @@ func (s *Subscriber) consumeInbox(ctx context.Context, topic string, h brokers.H
 	}
 	defer lock.release()
 
-	w := newWorkers(s, sc.Concurrency, h, ctx)
+	// No dead-lettering: a reply the gateway's handler refuses is retried
+	// (it refuses only while stopping).
+	w := newWorkers(s, sc.Concurrency, h, ctx, nil)
 	defer w.close()
 	for {
 		start, err := s.positionInbox(ctx, topic, group, health)

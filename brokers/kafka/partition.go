@@ -92,7 +92,7 @@ func (p *partition) run(stop context.Context) {
 		p.pos.Store(km.Offset + 1)
 		p.pending.add(km.Offset)
 		p.running.Add(1)
-		if !p.workers.dispatch(stop, job{p: p, offset: km.Offset, m: fromKafka(km), key: km.Key}) {
+		if !p.workers.dispatch(stop, job{p: p, offset: km.Offset, m: fromKafka(km), key: km.Key, km: km}) {
 			p.running.Done()
 			return
 		}
@@ -113,6 +113,7 @@ type job struct {
 	offset int64
 	m      brokers.Message
 	key    []byte
+	km     kafkago.Message // as read: what a dead letter carries
 }
 
 // workers run a subscription's handler calls: Concurrency of them, each
@@ -125,12 +126,13 @@ type workers struct {
 	sub     *Subscriber
 	handler brokers.Handler
 	hctx    context.Context // handler calls' context: the subscription's
+	dead    *deadLetters    // nil: never give up on a record
 	queues  []chan job
 	wg      sync.WaitGroup
 }
 
-func newWorkers(s *Subscriber, n int, h brokers.Handler, hctx context.Context) *workers {
-	w := &workers{sub: s, handler: h, hctx: hctx, queues: make([]chan job, n)}
+func newWorkers(s *Subscriber, n int, h brokers.Handler, hctx context.Context, dead *deadLetters) *workers {
+	w := &workers{sub: s, handler: h, hctx: hctx, dead: dead, queues: make([]chan job, n)}
 	for i := range w.queues {
 		q := make(chan job, 16)
 		w.queues[i] = q
@@ -168,12 +170,15 @@ func (w *workers) close() {
 	w.wg.Wait()
 }
 
-// deliver hands j to the handler until it succeeds; false when its
-// partition stopped being ours first (the record is then left uncommitted).
+// deliver hands j to the handler until it succeeds, or until it failed
+// MaxDeliveries times and the record went to the dead-letter topic; false
+// when its partition stopped being ours first (the record is then left
+// uncommitted). Attempts are counted in this process: a record that moves
+// to another member starts its count again there.
 func (w *workers) deliver(j job) bool {
 	cfg := &w.sub.cfg
 	stop := j.p.stop
-	for attempt := 0; stop.Err() == nil; attempt++ {
+	for attempt := 1; stop.Err() == nil; attempt++ {
 		// Each attempt gets its own copy: a handler's edits must not reach
 		// the redelivery.
 		err := w.handler(w.hctx, j.m.Clone())
@@ -183,8 +188,11 @@ func (w *workers) deliver(j job) bool {
 		if stop.Err() != nil {
 			break
 		}
-		j.p.log.Warn("kafka: handler failed, redelivering", "offset", j.offset, "attempt", attempt+1, "err", err)
-		if !wait(stop, backoff(attempt+1, cfg.RetryBackoffMin, cfg.RetryBackoffMax)) {
+		if w.dead != nil && attempt >= w.dead.max {
+			return w.dead.give(w.hctx, j, err, attempt)
+		}
+		j.p.log.Warn("kafka: handler failed, redelivering", "offset", j.offset, "attempt", attempt, "err", err)
+		if !wait(stop, backoff(attempt, cfg.RetryBackoffMin, cfg.RetryBackoffMax)) {
 			break
 		}
 	}
@@ -202,11 +210,18 @@ func fnv1a(b []byte) uint64 {
 	return h
 }
 
+// fromKafka converts a record. A header key the record carries several
+// times becomes one value, its values in record order joined by "\n" (the
+// brokers.Message contract; newRecord splits it again).
 func fromKafka(km kafkago.Message) brokers.Message {
 	m := brokers.Message{Key: string(km.Key), Body: km.Value}
 	if len(km.Headers) > 0 {
 		m.Headers = make(map[string]string, len(km.Headers))
 		for _, h := range km.Headers {
+			if v, ok := m.Headers[h.Key]; ok {
+				m.Headers[h.Key] = v + "\n" + string(h.Value)
+				continue
+			}
 			m.Headers[h.Key] = string(h.Value)
 		}
 	}

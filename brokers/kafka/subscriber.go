@@ -16,17 +16,23 @@ import (
 // Subscriber consumes topics. A subscription for services joins a consumer
 // group (SubscribeConfig.Group, default "syncgate.<topic>"): members share
 // the topic's partitions, each partition is consumed in order, an offset is
-// committed only after the handler returned nil for its record, and a record
-// whose handler failed is handed to it again (after a backoff) until it
-// succeeds or the partition moves to another member, which then receives it.
+// committed only after the handler returned nil for its record (or the
+// record was dead-lettered), and a record whose handler failed is handed to
+// it again (after a backoff) until it succeeds, the partition moves to
+// another member, which then receives it, or it failed MaxDeliveries times
+// and goes to the dead-letter topic.
 // A reply inbox subscription (brokers.AsInbox) consumes every partition of
 // the node's own reply topic without a group protocol; see the package
 // documentation.
 type Subscriber struct {
-	cfg    Config
-	sec    security
-	dialer *kafkago.Dialer
-	log    *slog.Logger
+	cfg     Config
+	sec     security
+	dialer  *kafkago.Dialer
+	log     *slog.Logger
+	baseLog *slog.Logger // the WithLogger one, for the dead-letter publisher
+
+	pubMu sync.Mutex
+	pub   *Publisher // dead letters; made at first use
 
 	mu      sync.Mutex
 	closed  bool
@@ -48,10 +54,11 @@ func NewSubscriber(cfg Config, opts ...Option) (*Subscriber, error) {
 	}
 	o := newOptions(opts)
 	s := &Subscriber{
-		cfg:    cfg,
-		sec:    sec,
-		dialer: cfg.dialer(sec),
-		log:    o.log.With("component", "kafka.subscriber"),
+		cfg:     cfg,
+		sec:     sec,
+		dialer:  cfg.dialer(sec),
+		log:     o.log.With("component", "kafka.subscriber"),
+		baseLog: o.log,
 	}
 	s.stop, s.cancel = context.WithCancel(context.Background())
 	return s, nil
@@ -113,6 +120,11 @@ func (s *Subscriber) Close() error {
 		s.mu.Unlock()
 		s.cancel()
 		s.subs.Wait()
+		s.pubMu.Lock()
+		if s.pub != nil {
+			_ = s.pub.Close()
+		}
+		s.pubMu.Unlock()
 	})
 	return nil
 }
@@ -161,7 +173,7 @@ func (s *Subscriber) consumeGroup(ctx context.Context, topic string, h brokers.H
 	if !ok {
 		return err
 	}
-	w := newWorkers(s, sc.Concurrency, h, ctx)
+	w := newWorkers(s, sc.Concurrency, h, ctx, s.newDeadLetters(topic, group, sc))
 	defer w.close()
 	for {
 		gone, err := s.runGroup(ctx, topic, group, w, sc, log)
