@@ -115,9 +115,11 @@
 // Subscribe returns an error wrapping brokers.ErrInUse (the gateway node
 // exits, naming its id), in about a heartbeat_interval when the owner is
 // alive. An owner that stopped cleanly leaves the group and its successor
-// starts at once; one that crashed keeps its membership until its
-// session_timeout (default 10s) lapses, so a restart with the same id waits
-// at most that long. On a real Kafka a new group's first join also waits
+// starts at once; one that crashed keeps its membership until its session
+// lapses, so a restart with the same id (or a cluster node adopting the
+// crashed node's replies) waits at most that long: 6s, the least a broker
+// accepts by default (or three heartbeat_intervals, at most
+// session_timeout). On a real Kafka a new group's first join also waits
 // group.initial.rebalance.delay.ms (3s by default). An owner that finds
 // another owner winning later (each took the lock while the other could not
 // reach the broker) stops with ErrInUse as well. Tests: TestInboxInUse,

@@ -258,6 +258,10 @@ func (r *inboxRun) watch(ctx context.Context, lockLost <-chan error) (bool, erro
 // metadata would still show a topic the broker no longer has) and returns
 // why the topic is lost, or "" when it is as this run left it.
 func (r *inboxRun) probe(ctx context.Context, committed map[int]int64) (string, error) {
+	positions := make(map[int]int64, len(r.parts))
+	for _, p := range r.parts {
+		positions[p.id] = p.pos.Load()
+	}
 	a := newAdmin(&r.sub.cfg, r.sub.sec, r.topic)
 	defer a.close()
 	ids, err := a.partitions(ctx, r.topic)
@@ -277,8 +281,10 @@ func (r *inboxRun) probe(ctx context.Context, committed map[int]int64) (string, 
 	for _, p := range r.parts {
 		// A reader whose next offset is beyond the partition's end would
 		// wait there for ever (kafka-go retries "offset out of range"
-		// without end): the log it read is gone.
-		if pos := p.pos.Load(); pos > last[p.id] {
+		// without end): the log it read is gone. (Positions are read
+		// before the end offsets, or a record fetched in between would
+		// look like one beyond the end.)
+		if pos := positions[p.id]; pos > last[p.id] {
 			return fmt.Sprintf("partition %d ends at offset %d, before the inbox's position %d", p.id, last[p.id], pos), nil
 		}
 	}

@@ -120,6 +120,16 @@ func winner(claims []claim) claim {
 	})
 }
 
+// lockSessionTimeout is how long the broker keeps a silent lock member: how
+// long a crashed node's successor (a restart with its id, or a cluster
+// node adopting its replies) waits. Shorter than a service group's
+// session_timeout, since nothing is rebalanced: 6s, the least a broker
+// accepts by default (group.min.session.timeout.ms), or three heartbeats if
+// that is more, and never more than session_timeout.
+func lockSessionTimeout(cfg *Config) time.Duration {
+	return min(cfg.SessionTimeout, max(6*time.Second, 3*cfg.HeartbeatInterval))
+}
+
 // inboxLock is an inbox's membership of its lock group.
 type inboxLock struct {
 	sub   *Subscriber
@@ -146,10 +156,10 @@ func (s *Subscriber) lockInbox(ctx context.Context, topic string, log *slog.Logg
 		Topics:            []string{topic},
 		GroupBalancers:    []kafkago.GroupBalancer{lockBalancer{owner: &l.owner, ticket: rand.Uint64()}},
 		HeartbeatInterval: s.cfg.HeartbeatInterval,
-		SessionTimeout:    s.cfg.SessionTimeout,
+		SessionTimeout:    lockSessionTimeout(&s.cfg),
 		// A rebalance waits for a member that stopped heartbeating no
 		// longer than its session would last anyway.
-		RebalanceTimeout: s.cfg.SessionTimeout,
+		RebalanceTimeout: lockSessionTimeout(&s.cfg),
 		JoinGroupBackoff: s.cfg.JoinGroupBackoff,
 		Logger:           kafkaLogger(log, "kafka-go.lock"),
 		ErrorLogger:      kafkaLogger(log, "kafka-go.lock"),

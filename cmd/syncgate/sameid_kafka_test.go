@@ -56,7 +56,7 @@ func TestSameNodeIDRefusedOnKafka(t *testing.T) {
 	t.Logf("second process refused after %v: %s", took.Round(time.Millisecond), last)
 	echo(t, base, "from the first, after the second gave up")
 
-	// A crash leaves the lock to the session timeout (10s): a successor
+	// A crash leaves the lock until its session lapses (6s): a successor
 	// with the id starts within it.
 	if err := first.Process.Kill(); err != nil {
 		t.Fatal(err)
