@@ -170,11 +170,13 @@
 // waiting for the topic (Subscribe does not return) and consumes it once an
 // operator creates it again (TestGroupSurvivesEmptyRestart).
 //
-// Broker.Ready (the gateway's /readyz check "broker") is false until the
-// reply inbox is positioned, within about a second of the broker becoming
-// unreachable (at most dial_timeout when it does not refuse connections)
-// and while a lost reply topic is recreated; true again within about a
-// second of the broker answering.
+// Broker.Ready (the gateway's /readyz check "broker") is false within about
+// a second of the broker becoming unreachable (at most dial_timeout when it
+// does not refuse connections), from the first failed attempt when it is
+// unreachable at start, and while a lost reply topic is recreated; true
+// again within about a second of the broker answering. (That the inbox is
+// positioned at all is the Ready callback's news: the gateway's check
+// "reply-consumer".)
 //
 // # Trying it without Kafka
 //

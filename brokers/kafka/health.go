@@ -91,6 +91,17 @@ func (h *inboxHealth) lost(reason string) {
 	}
 }
 
+// failing reports whether the inbox cannot serve: its broker does not
+// answer, or its topic is being recreated. An inbox still starting (taking
+// its lock, positioning for the first time) is not failing: the gateway
+// reports that through its own check, and a cluster node adopting a dead
+// node's reply topic stays ready meanwhile.
+func (h *inboxHealth) failing() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.state == inboxDown || h.state == inboxLost
+}
+
 // track registers h for Ready until the returned func is called.
 func (s *Subscriber) track(h *inboxHealth) func() {
 	s.mu.Lock()
@@ -106,18 +117,21 @@ func (s *Subscriber) track(h *inboxHealth) func() {
 	}
 }
 
-// Ready reports whether every reply inbox (brokers.AsInbox) of this
-// Subscriber is positioned and its broker answers: false before an inbox
-// is positioned, within about a second (at most dial_timeout) of the broker
-// becoming unreachable, and while a lost reply topic is being recreated;
-// true again within about a second of the broker answering. A Subscriber
-// without an inbox subscription is ready. The gateway node's /readyz
-// reports it as the check "broker".
+// Ready reports whether the reply inboxes (brokers.AsInbox) of this
+// Subscriber can serve: false while an inbox's broker does not answer (from
+// within about a second, at most dial_timeout, of it becoming unreachable,
+// and from the first failed attempt when it is unreachable at start) and
+// while a lost reply topic is being recreated; true again within about a
+// second of the broker answering. An inbox still starting (joining its
+// lock, positioning) does not make it false: the Ready callback of
+// Subscribe says when an inbox is positioned. A Subscriber without an
+// inbox subscription is ready. The gateway node's /readyz reports it as
+// the check "broker".
 func (s *Subscriber) Ready() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for h := range s.inboxes {
-		if !h.ok() {
+		if h.failing() {
 			return false
 		}
 	}

@@ -266,3 +266,24 @@ func TestInboxUnderLoadNotLost(t *testing.T) {
 	}
 	t.Logf("%d replies, each delivered once", len(sent))
 }
+
+// TestReadyFalseWhileUnreachableAtStart: an inbox that cannot reach its
+// broker at start makes Ready false after its first failed attempt.
+func TestReadyFalseWhileUnreachableAtStart(t *testing.T) {
+	b, err := New(Config{Brokers: []string{closedPort(t)}}, WithLogger(testLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- b.Subscribe(ctx, "syncgate.reply.unreachable", func(context.Context, brokers.Message) error { return nil }, brokers.AsInbox())
+	}()
+	took := waitUntil(t, 5*time.Second, "Ready false with the broker unreachable", func() bool { return !b.Ready() })
+	t.Logf("Ready false after %v", took.Round(time.Millisecond))
+	cancel()
+	if err := recv(t, done, "Subscribe's return"); err != nil {
+		t.Fatalf("Subscribe returned %v after its context ended", err)
+	}
+}
