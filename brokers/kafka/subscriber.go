@@ -145,7 +145,11 @@ func (s *Subscriber) setup(ctx context.Context, topic string, f func(context.Con
 		case fatalGroupError(err):
 			return false, fmt.Errorf("kafka: subscribe to %q: %w", topic, err)
 		}
-		s.log.Warn("kafka: subscription setup failed, retrying", "topic", topic, "attempt", attempt+1, "err", err)
+		if attempt == 0 { // one warning, not one per attempt
+			s.log.Warn("kafka: subscription setup failed, retrying", "topic", topic, "err", err)
+		} else {
+			s.log.Debug("kafka: subscription setup failed, retrying", "topic", topic, "attempt", attempt+1, "err", err)
+		}
 		if !wait(ctx, backoff(attempt+1, s.cfg.ReadBackoffMin, s.cfg.ReadBackoffMax)) {
 			return false, nil
 		}
