@@ -57,6 +57,8 @@ func commitLoop(stop context.Context, interval time.Duration, o *offsets, runnin
 		}
 		err := commit(t)
 		switch {
+		case errors.Is(err, errCommitDiscarded):
+			return
 		case err == nil:
 			if failures > 0 {
 				log.Info("kafka: offset commits succeed again", "failures", failures)

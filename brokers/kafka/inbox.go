@@ -187,8 +187,13 @@ func (r *inboxRun) serve(ctx context.Context, w *workers, ready func(), lockLost
 	return lost, err
 }
 
-// errCommitDeferred: the inbox is not serving; its offsets wait.
-var errCommitDeferred = errors.New("kafka: reply inbox not serving, commit deferred")
+var (
+	// errCommitDeferred: the inbox is not serving; its offsets wait.
+	errCommitDeferred = errors.New("kafka: reply inbox not serving, commit deferred")
+	// errCommitDiscarded: the offsets belong to a lost topic; they are
+	// dropped.
+	errCommitDiscarded = errors.New("kafka: reply topic lost, offsets dropped")
+)
 
 // commit stores the run's offsets, unless the topic is lost (they belong
 // to the old topic: committed to a recreated one, they would skip its
@@ -196,7 +201,7 @@ var errCommitDeferred = errors.New("kafka: reply inbox not serving, commit defer
 // unreachable (it may have come back empty).
 func (r *inboxRun) commit(ctx context.Context, a *admin, o map[int]int64) error {
 	if r.discard.Load() {
-		return nil
+		return errCommitDiscarded
 	}
 	if !r.health.ok() {
 		return errCommitDeferred
