@@ -150,8 +150,10 @@
 // works again, not one line per attempt.
 //
 // The reply inbox asks the broker every second whether its topic is still
-// the one it reads (a fresh metadata request, the partitions' end offsets,
-// its committed offsets). Unanswered, the inbox is down: Ready is false and
+// the one it reads (metadata, the partitions' end offsets and its committed
+// offsets, over a new connection each time, since cached metadata would
+// still show a topic the broker lost: three small requests and a connection
+// a second per node, a TLS and SASL handshake included). Unanswered, the inbox is down: Ready is false and
 // offsets are not committed. When the topic is missing, has other
 // partitions, ends before a reader's position, or lost the offsets the inbox
 // committed, the broker forgot it: the inbox logs one warning, drops the
@@ -171,7 +173,7 @@
 // operator creates it again (TestGroupSurvivesEmptyRestart).
 //
 // Broker.Ready (the gateway's /readyz check "broker") is false within about
-// a second of the broker becoming unreachable (at most dial_timeout when it
+// a second of the broker becoming unreachable (dial_timeout more when it
 // does not refuse connections), from the first failed attempt when it is
 // unreachable at start, and while a lost reply topic is recreated; true
 // again within about a second of the broker answering. (That the inbox is

@@ -119,7 +119,8 @@ func (s *Subscriber) track(h *inboxHealth) func() {
 
 // Ready reports whether the reply inboxes (brokers.AsInbox) of this
 // Subscriber can serve: false while an inbox's broker does not answer (from
-// within about a second, at most dial_timeout, of it becoming unreachable,
+// within about a second of it becoming unreachable, dial_timeout more when
+// it does not refuse connections,
 // and from the first failed attempt when it is unreachable at start) and
 // while a lost reply topic is being recreated; true again within about a
 // second of the broker answering. An inbox still starting (joining its
