@@ -166,8 +166,10 @@
 // replaced: readers waiting at offsets the new topic had not reached).
 //
 // A request topic gone from an empty broker: with auto_create_topics the
-// service's consumer recreates it (Partitions partitions) and a publish
-// succeeds again once it exists; without it a publish fails with
+// service's consumer recreates it (Partitions partitions), and so does a
+// publisher on a broker that creates topics on request, within metadata_ttl
+// (its cached metadata lists the topic until then); a publish succeeds again
+// once it exists (TestPublisherRecreatesTopicAfterEmptyRestart). Without it a publish fails with
 // brokers.ErrUnroutable (the gateway answers 503) and the consumer keeps
 // waiting for the topic (Subscribe does not return) and consumes it once an
 // operator creates it again (TestGroupSurvivesEmptyRestart).

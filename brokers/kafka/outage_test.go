@@ -287,3 +287,39 @@ func TestReadyFalseWhileUnreachableAtStart(t *testing.T) {
 		t.Fatalf("Subscribe returned %v after its context ended", err)
 	}
 }
+
+// TestPublisherRecreatesTopicAfterEmptyRestart: a publisher with
+// auto_create_topics on a broker that creates topics on request recreates
+// a topic the broker lost, within metadata_ttl of the restart (its cached
+// metadata still listed the topic until then).
+func TestPublisherRecreatesTopicAfterEmptyRestart(t *testing.T) {
+	if os.Getenv(brokersEnv) != "" {
+		t.Skip("stops the broker: kfake only")
+	}
+	c := newFake(t)
+	cfg := c.config()
+	cfg.AutoCreateTopics = true
+	topic := c.topic(t, "svc.publisher-restart", 4)
+	pub := c.publisher(t, cfg)
+	if err := pub.Publish(publishCtx(t), topic, brokers.Message{Key: "k", Body: []byte("before")}); err != nil {
+		t.Fatal(err)
+	}
+	c.fake.Close()
+	restartEmpty(t, c, kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(4))
+	var last error
+	took := waitUntil(t, 20*time.Second, "a publish succeeds after the empty restart", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		last = pub.Publish(ctx, topic, brokers.Message{Key: "k", Body: []byte("after")})
+		return last == nil
+	})
+	t.Logf("publish succeeded %v after the restart", took.Round(time.Millisecond))
+	got := make(chan string, 2)
+	subscribe(t, c.subscriber(t, cfg), topic, func(ctx context.Context, m brokers.Message) error {
+		got <- string(m.Body)
+		return nil
+	})
+	if b := recv(t, got, "the record published after the restart"); b != "after" {
+		t.Fatalf("got %q", b)
+	}
+}
