@@ -185,7 +185,9 @@ func (w *workers) deliver(j job) bool {
 		if err == nil {
 			return true
 		}
-		if stop.Err() != nil {
+		if stop.Err() != nil || w.hctx.Err() != nil {
+			// Stopping: a failure now may be the handler seeing its
+			// context end, not the record's fault.
 			break
 		}
 		if w.dead != nil && attempt >= w.dead.max {
