@@ -194,3 +194,45 @@ func TestDeadLetterNeverDropped(t *testing.T) {
 		t.Fatalf("got %q", b)
 	}
 }
+
+// TestNoDeadLetterOnShutdown: a handler that fails because its
+// subscription is stopping (its context ended) has not failed on the
+// record: that attempt does not count, nothing is dead-lettered, and the
+// next member receives the record.
+func TestNoDeadLetterOnShutdown(t *testing.T) {
+	c := newCluster(t)
+	cfg := c.config()
+	cfg.MaxDeliveries = 2
+	cfg.RetryBackoffMin, cfg.RetryBackoffMax = time.Millisecond, 10*time.Millisecond
+	topic := c.topic(t, "svc.poison-shutdown", 4)
+	group := "svc.poison-shutdown"
+	var attempts atomic.Int32
+	holding := make(chan struct{})
+	letters := make(chan struct{}, 4)
+	s := subscribe(t, c.subscriber(t, cfg), topic, func(ctx context.Context, m brokers.Message) error {
+		if attempts.Add(1) == 1 {
+			return errPoison
+		}
+		close(holding)
+		<-ctx.Done() // the last allowed attempt, cut short by the shutdown
+		return ctx.Err()
+	}, brokers.WithGroup(group), brokers.WithDeadLetter(func(context.Context, brokers.Message, error) { letters <- struct{}{} }))
+	if err := c.publisher(t, cfg).Publish(publishCtx(t), topic, brokers.Message{Key: "k", Body: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, holding, "second attempt")
+	s.stop(t)
+	select {
+	case <-letters:
+		t.Fatal("dead-lettered because the subscription stopped")
+	default:
+	}
+	got := make(chan string, 1)
+	subscribe(t, c.subscriber(t, cfg), topic, func(ctx context.Context, m brokers.Message) error {
+		got <- string(m.Body)
+		return nil
+	}, brokers.WithGroup(group))
+	if b := recv(t, got, "the record, redelivered"); b != "x" {
+		t.Fatalf("got %q", b)
+	}
+}
