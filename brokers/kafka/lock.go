@@ -181,14 +181,17 @@ func (s *Subscriber) lockInbox(ctx context.Context, topic string, log *slog.Logg
 			log.Debug("kafka: inbox lock: join failed, retrying", "err", err)
 			continue
 		}
+		// The member stays in the group (same member id across rejoins):
+		// read it until the broker answers, not until a next generation,
+		// which may never come.
 		won, err := l.decide(ctx, gen.MemberID)
-		if err != nil {
-			if ctx.Err() != nil {
+		for attempt := 1; err != nil; attempt++ {
+			log.Debug("kafka: inbox lock: reading the group failed, retrying", "err", err)
+			if !wait(ctx, backoff(attempt, s.cfg.ReadBackoffMin, s.cfg.ReadBackoffMax)) {
 				l.release()
 				return nil, nil, nil
 			}
-			log.Debug("kafka: inbox lock: reading the group failed, retrying", "err", err)
-			continue
+			won, err = l.decide(ctx, gen.MemberID)
 		}
 		if !won {
 			l.release()
