@@ -167,31 +167,27 @@ func (s *Subscriber) lockInbox(ctx context.Context, topic string, log *slog.Logg
 	if err != nil {
 		return nil, nil, fmt.Errorf("kafka: inbox lock for %q: %w", topic, err)
 	}
+	member := "" // ours, once a generation was joined
 	for {
-		gen, err := l.cg.Next(ctx)
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, kafkago.ErrGroupClosed) {
-				l.release()
-				return nil, nil, nil
-			}
-			if fatalGroupError(err) {
-				l.release()
-				return nil, nil, fmt.Errorf("kafka: inbox lock for %q: %w", topic, err)
-			}
+		gen, err := l.next(ctx, member != "")
+		switch {
+		case err == nil:
+			member = gen.MemberID
+		case ctx.Err() != nil, errors.Is(err, kafkago.ErrGroupClosed):
+			l.release()
+			return nil, nil, nil
+		case fatalGroupError(err):
+			l.release()
+			return nil, nil, fmt.Errorf("kafka: inbox lock for %q: %w", topic, err)
+		case member == "":
 			log.Debug("kafka: inbox lock: join failed, retrying", "err", err)
 			continue
 		}
-		// The member stays in the group (same member id across rejoins):
-		// read it until the broker answers, not until a next generation,
-		// which may never come.
-		won, err := l.decide(ctx, gen.MemberID)
-		for attempt := 1; err != nil; attempt++ {
+		won, err := l.decide(ctx, member)
+		if err != nil {
+			// Asked again soon, or on the next generation if one comes.
 			log.Debug("kafka: inbox lock: reading the group failed, retrying", "err", err)
-			if !wait(ctx, backoff(attempt, s.cfg.ReadBackoffMin, s.cfg.ReadBackoffMax)) {
-				l.release()
-				return nil, nil, nil
-			}
-			won, err = l.decide(ctx, gen.MemberID)
+			continue
 		}
 		if !won {
 			l.release()
@@ -208,51 +204,63 @@ func (s *Subscriber) lockInbox(ctx context.Context, topic string, log *slog.Logg
 	}
 }
 
+// next returns the group's next generation. With pending (a decision on
+// the current one could not be made yet) it waits only briefly: the
+// caller then decides on the current generation again, since a group that
+// stays stable brings no next one.
+func (l *inboxLock) next(ctx context.Context, pending bool) (*kafkago.Generation, error) {
+	if !pending {
+		return l.cg.Next(ctx)
+	}
+	nctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	return l.cg.Next(nctx)
+}
+
 // hold follows the group's later generations until ctx ends or the cg is
 // closed, reporting on lost if another member wins one.
 func (l *inboxLock) hold(ctx context.Context, lost chan<- error) {
+	member, pending := "", false
 	for {
-		gen, err := l.cg.Next(ctx)
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, kafkago.ErrGroupClosed) {
-				return
-			}
+		gen, err := l.next(ctx, pending)
+		switch {
+		case err == nil:
+			member, pending = gen.MemberID, true
+		case ctx.Err() != nil, errors.Is(err, kafkago.ErrGroupClosed):
+			return
+		case !pending:
 			continue // kafka-go backs off and rejoins
 		}
-		won, err := l.decide(ctx, gen.MemberID)
-		if err == nil && !won {
+		won, err := l.decide(ctx, member)
+		if err != nil {
+			continue
+		}
+		pending = false
+		if !won {
 			lost <- fmt.Errorf("kafka: reply topic %q is consumed by another live process (consumer group %s): %w", l.topic, l.group, brokers.ErrInUse)
 			return
 		}
 	}
 }
 
-// decide reads the group's members and applies the rule. The group must be
-// stable (a rebalance hides the members' claims) and hold me; it retries
-// briefly otherwise, as a rebalance that just ended is followed by a sync.
+// decide reads the group's members once and applies the rule. It fails
+// while the group is not stable (a rebalance hides the members' claims) or
+// does not list me yet.
 func (l *inboxLock) decide(ctx context.Context, me string) (bool, error) {
 	a := newAdmin(&l.sub.cfg, l.sub.sec, l.topic)
 	defer a.close()
-	var last error
-	for attempt := 1; attempt <= 10; attempt++ {
-		claims, err := l.members(ctx, a)
-		if err == nil {
-			i := slices.IndexFunc(claims, func(c claim) bool { return c.member == me })
-			if i >= 0 {
-				w := winner(claims)
-				if w.member != me {
-					l.log.Debug("kafka: inbox lock held by another member", "members", len(claims), "me", me, "owner", w.member)
-				}
-				return w.member == me, nil
-			}
-			err = fmt.Errorf("member %s not in group %s yet", me, l.group)
-		}
-		last = err
-		if !wait(ctx, 100*time.Millisecond*time.Duration(attempt)) {
-			return false, ctx.Err()
-		}
+	claims, err := l.members(ctx, a)
+	if err != nil {
+		return false, err
 	}
-	return false, last
+	if !slices.ContainsFunc(claims, func(c claim) bool { return c.member == me }) {
+		return false, fmt.Errorf("member %s not in group %s yet", me, l.group)
+	}
+	w := winner(claims)
+	if w.member != me {
+		l.log.Debug("kafka: inbox lock held by another member", "members", len(claims), "me", me, "owner", w.member)
+	}
+	return w.member == me, nil
 }
 
 // members returns the claims of the lock group's members, or an error
