@@ -31,9 +31,9 @@ import (
 //     then the lower member id, wins.
 //
 // A member that is not the owner gives up: Subscribe returns ErrInUse. A
-// crashed owner's membership lapses after its session_timeout, so a
-// restart with the same id waits at most that long for the lock; one that
-// stopped cleanly leaves the group and its successor starts at once.
+// crashed owner's membership lapses with its session (lockSessionTimeout),
+// so a restart with the same id waits at most that long for the lock; one
+// that stopped cleanly leaves the group and its successor starts at once.
 
 // lockProtocol names the group protocol; every member must speak it.
 const lockProtocol = "syncgate-inbox-lock-v1"
