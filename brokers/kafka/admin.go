@@ -180,3 +180,29 @@ func topicExists(ctx context.Context, cfg *Config, sec security, topic string) (
 		return false, err
 	}
 }
+
+// bounds returns the first and the last offset (the next to be written) of
+// each partition of topic.
+func (a *admin) bounds(ctx context.Context, topic string, partitions []int) (first, last map[int]int64, err error) {
+	reqs := make([]kafkago.OffsetRequest, 0, 2*len(partitions))
+	for _, p := range partitions {
+		reqs = append(reqs, kafkago.FirstOffsetOf(p), kafkago.LastOffsetOf(p))
+	}
+	res, err := a.client.ListOffsets(ctx, &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{topic: reqs}})
+	if err != nil {
+		return nil, nil, err
+	}
+	first, last = make(map[int]int64, len(partitions)), make(map[int]int64, len(partitions))
+	for _, p := range res.Topics[topic] {
+		if p.Error != nil {
+			return nil, nil, fmt.Errorf("partition %d: %w", p.Partition, p.Error)
+		}
+		first[p.Partition], last[p.Partition] = p.FirstOffset, p.LastOffset
+	}
+	for _, p := range partitions {
+		if _, ok := last[p]; !ok {
+			return nil, nil, fmt.Errorf("partition %d: no offsets listed: %w", p, kafkago.UnknownTopicOrPartition)
+		}
+	}
+	return first, last, nil
+}

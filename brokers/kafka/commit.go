@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"maps"
 	"sync"
@@ -48,15 +49,30 @@ func (o *offsets) putBack(t map[int]int64) {
 func commitLoop(stop context.Context, interval time.Duration, o *offsets, running *sync.WaitGroup, commit func(map[int]int64) error, log *slog.Logger) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
+	failures := 0 // in a row: one warning when commits start failing, not one per interval
 	flush := func() {
 		t := o.take()
 		if t == nil {
 			return
 		}
-		if err := commit(t); err != nil {
-			log.Warn("kafka: offset commit failed", "offsets", maps.Clone(t), "err", err)
-			o.putBack(t)
+		err := commit(t)
+		switch {
+		case errors.Is(err, errCommitDiscarded):
+			return
+		case err == nil:
+			if failures > 0 {
+				log.Info("kafka: offset commits succeed again", "failures", failures)
+			}
+			failures = 0
+			return
+		case errors.Is(err, errCommitDeferred):
+		case failures == 0:
+			log.Warn("kafka: offset commit failed, retrying", "offsets", maps.Clone(t), "err", err)
+		default:
+			log.Debug("kafka: offset commit failed", "offsets", maps.Clone(t), "err", err)
 		}
+		failures++
+		o.putBack(t)
 	}
 	for {
 		select {

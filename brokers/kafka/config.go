@@ -23,6 +23,9 @@ const (
 	AcksAll    = "all"    // every in-sync replica wrote the record (kafka-go RequireAll)
 )
 
+// DefaultMaxDeliveries is Config.MaxDeliveries when unset.
+const DefaultMaxDeliveries = 5
+
 // SASL mechanisms accepted by SASL.Mechanism.
 const (
 	MechanismPlain       = "PLAIN"
@@ -106,6 +109,21 @@ type Config struct {
 	RetryBackoffMin time.Duration `yaml:"retry_backoff_min"`
 	RetryBackoffMax time.Duration `yaml:"retry_backoff_max"`
 
+	// MaxDeliveries is how many times a service subscription (not a reply
+	// inbox) hands one record to a handler that keeps failing before it
+	// gives up on it: the record goes to the dead-letter topic, the
+	// subscription's DeadLetter callback is called, and the partition moves
+	// on (default 5, as RabbitMQ's; -1: never give up, the record is retried
+	// until it succeeds or its partition moves to another member).
+	MaxDeliveries int `yaml:"max_deliveries"`
+	// DeadLetterTopic receives the records given up on (default "": the
+	// record's topic plus ".dlt", one dead-letter topic per topic). A set
+	// name is shared by every topic; the header kafka_dlt-original-topic
+	// tells them apart. It is created, with the partitions of the record's
+	// topic, when the first record goes there, whatever auto_create_topics
+	// says: it belongs to the subscription.
+	DeadLetterTopic string `yaml:"dead_letter_topic"`
+
 	// HeartbeatInterval is the consumer group heartbeat (default 1s); a
 	// member notices a rebalance within it.
 	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
@@ -173,6 +191,7 @@ func (c *Config) SetDefaults() {
 	setDefault(&c.ReadBackoffMax, time.Second)
 	setDefault(&c.RetryBackoffMin, 100*time.Millisecond)
 	setDefault(&c.RetryBackoffMax, 5*time.Second)
+	setDefault(&c.MaxDeliveries, DefaultMaxDeliveries)
 	setDefault(&c.HeartbeatInterval, time.Second)
 	setDefault(&c.SessionTimeout, 10*time.Second)
 	setDefault(&c.RebalanceTimeout, 30*time.Second)
@@ -249,6 +268,9 @@ func (c *Config) Validate() error {
 		if n.v <= 0 {
 			return fmt.Errorf("kafka.%s: must be positive, got %d", n.name, n.v)
 		}
+	}
+	if c.MaxDeliveries < -1 {
+		return fmt.Errorf("kafka.max_deliveries: must be positive, or -1 (never dead-letter), got %d", c.MaxDeliveries)
 	}
 	if c.ReplicationFactor == 0 || c.ReplicationFactor < -1 {
 		return fmt.Errorf("kafka.replication_factor: must be -1 (broker default) or positive, got %d", c.ReplicationFactor)

@@ -29,6 +29,8 @@ func TestConfigDefaults(t *testing.T) {
 		{"read_backoff_min", c.ReadBackoffMin, 50 * time.Millisecond},
 		{"inbox_partitions", c.InboxPartitions, 4},
 		{"replication_factor", c.ReplicationFactor, -1},
+		{"max_deliveries", c.MaxDeliveries, 5},
+		{"dead_letter_topic", DeadLetterTopic(c, "orders"), "orders.dlt"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("default %s = %v, want %v", tc.name, tc.got, tc.want)
@@ -56,6 +58,7 @@ func TestConfigValidate(t *testing.T) {
 		{"negative batch timeout", func(c *Config) { c.BatchTimeout = -time.Millisecond }, "kafka.batch_timeout:"},
 		{"batch timeout too long", func(c *Config) { c.BatchTimeout = 2 * time.Second }, "kafka.batch_timeout:"},
 		{"negative max attempts", func(c *Config) { c.MaxAttempts = -1 }, "kafka.max_attempts:"},
+		{"max deliveries below -1", func(c *Config) { c.MaxDeliveries = -2 }, "kafka.max_deliveries:"},
 		{"read backoff max below min", func(c *Config) { c.ReadBackoffMax = time.Millisecond }, "kafka.read_backoff_max:"},
 		{"retry backoff max below min", func(c *Config) { c.RetryBackoffMax = time.Millisecond }, "kafka.retry_backoff_max:"},
 		{"heartbeat too slow", func(c *Config) { c.HeartbeatInterval = 5 * time.Second }, "kafka.heartbeat_interval:"},

@@ -108,12 +108,14 @@ func testConcurrencyKeepsKeyOrder(t *testing.T, c *testCluster, partitions int) 
 	}
 }
 
-// TestGroupHandlerErrorDoesNotCommitPastIt: a record whose handler keeps
-// failing blocks its partition (order) and is not committed: a new member of
-// the group after the failing one stopped receives it first.
+// TestGroupHandlerErrorDoesNotCommitPastIt: with max_deliveries -1 (never
+// dead-letter) a record whose handler keeps failing blocks its partition
+// (order) and is not committed: a new member of the group after the failing
+// one stopped receives it first. (TestDeadLetterRecord: the default.)
 func TestGroupHandlerErrorDoesNotCommitPastIt(t *testing.T) {
 	c := newCluster(t)
 	cfg := c.config()
+	cfg.MaxDeliveries = -1
 	cfg.RetryBackoffMin = time.Millisecond
 	cfg.RetryBackoffMax = 10 * time.Millisecond
 	topic := c.topic(t, "svc.poison", 1)

@@ -9,11 +9,17 @@ import (
 	"github.com/syncgate/syncgate/brokers/brokertest"
 )
 
+// conformanceMaxDeliveries is max_deliveries in TestConformance, whose
+// retry backoffs are kept short so the DeadLetter subtest is quick.
+const conformanceMaxDeliveries = 3
+
 // TestConformance runs the shared broker suite against one cluster.
 func TestConformance(t *testing.T) {
 	c := newCluster(t)
 	setup := func(t *testing.T) (brokers.Publisher, brokers.Subscriber) {
 		cfg := c.config()
+		cfg.MaxDeliveries = conformanceMaxDeliveries
+		cfg.RetryBackoffMin, cfg.RetryBackoffMax = time.Millisecond, 20*time.Millisecond
 		p, err := NewPublisher(cfg, WithLogger(testLogger()))
 		if err != nil {
 			t.Fatal(err)
@@ -25,8 +31,9 @@ func TestConformance(t *testing.T) {
 		return p, s
 	}
 	brokertest.Run(t, setup, brokertest.Features{
-		Destination: func(t *testing.T) string { return c.topic(t, "brokertest", 4) },
-		Timeout:     15 * time.Second,
+		Destination:   func(t *testing.T) string { return c.topic(t, "brokertest", 4) },
+		Timeout:       15 * time.Second,
+		MaxDeliveries: conformanceMaxDeliveries,
 		Unreachable: func(t *testing.T) brokers.Publisher {
 			p, err := NewPublisher(Config{Brokers: []string{closedPort(t)}}, WithLogger(testLogger()))
 			if err != nil {

@@ -65,10 +65,15 @@ func newRecord(ctx context.Context, m brokers.Message) *record {
 	if len(m.Headers) > 0 {
 		r.headers = make([]kafkago.Header, 0, len(m.Headers))
 		for k, v := range m.Headers {
-			r.headers = append(r.headers, kafkago.Header{Key: k, Value: []byte(v)})
-			r.size += len(k) + len(v)
+			// A value of several lines is a repeated header (see
+			// brokers.Message): one record header per line, in order.
+			for line := range strings.SplitSeq(v, "\n") {
+				r.headers = append(r.headers, kafkago.Header{Key: k, Value: []byte(line)})
+				r.size += len(k) + len(line)
+			}
 		}
-		slices.SortFunc(r.headers, func(a, b kafkago.Header) int { return strings.Compare(a.Key, b.Key) })
+		// Stable: the lines of one key keep their order.
+		slices.SortStableFunc(r.headers, func(a, b kafkago.Header) int { return strings.Compare(a.Key, b.Key) })
 	}
 	return r
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	kafkago "github.com/segmentio/kafka-go"
 
@@ -26,6 +27,11 @@ type partition struct {
 	// commit of a generation or subscription waits for it.
 	running *sync.WaitGroup
 	log     *slog.Logger
+	// quiet: fetch failures are logged at Debug only, because someone else
+	// (the reply inbox's health) reports the outage once.
+	quiet bool
+
+	pos atomic.Int64 // the next offset to fetch, once known
 
 	stop    context.Context // ends when the partition is no longer ours
 	pending tracker
@@ -65,17 +71,28 @@ func (p *partition) run(stop context.Context) {
 			}
 			// The reader retries connections on its own and reports what it
 			// cannot get past (authorization, unknown codec); keep asking.
+			// One warning when fetching starts failing and one line when it
+			// works again, not one per attempt.
 			failures++
-			p.log.Warn("kafka: fetch failed", "err", err, "failures", failures)
+			switch {
+			case failures == 1 && !p.quiet:
+				p.log.Warn("kafka: fetch failing, retrying", "err", err)
+			default:
+				p.log.Debug("kafka: fetch failed", "err", err, "failures", failures)
+			}
 			if !wait(stop, backoff(failures, cfg.ReadBackoffMin, cfg.ReadBackoffMax)) {
 				return
 			}
 			continue
 		}
+		if failures > 0 && !p.quiet {
+			p.log.Info("kafka: fetching again", "failures", failures)
+		}
 		failures = 0
+		p.pos.Store(km.Offset + 1)
 		p.pending.add(km.Offset)
 		p.running.Add(1)
-		if !p.workers.dispatch(stop, job{p: p, offset: km.Offset, m: fromKafka(km), key: km.Key}) {
+		if !p.workers.dispatch(stop, job{p: p, offset: km.Offset, m: fromKafka(km), key: km.Key, km: km}) {
 			p.running.Done()
 			return
 		}
@@ -96,6 +113,7 @@ type job struct {
 	offset int64
 	m      brokers.Message
 	key    []byte
+	km     kafkago.Message // as read: what a dead letter carries
 }
 
 // workers run a subscription's handler calls: Concurrency of them, each
@@ -108,12 +126,13 @@ type workers struct {
 	sub     *Subscriber
 	handler brokers.Handler
 	hctx    context.Context // handler calls' context: the subscription's
+	dead    *deadLetters    // nil: never give up on a record
 	queues  []chan job
 	wg      sync.WaitGroup
 }
 
-func newWorkers(s *Subscriber, n int, h brokers.Handler, hctx context.Context) *workers {
-	w := &workers{sub: s, handler: h, hctx: hctx, queues: make([]chan job, n)}
+func newWorkers(s *Subscriber, n int, h brokers.Handler, hctx context.Context, dead *deadLetters) *workers {
+	w := &workers{sub: s, handler: h, hctx: hctx, dead: dead, queues: make([]chan job, n)}
 	for i := range w.queues {
 		q := make(chan job, 16)
 		w.queues[i] = q
@@ -151,23 +170,31 @@ func (w *workers) close() {
 	w.wg.Wait()
 }
 
-// deliver hands j to the handler until it succeeds; false when its
-// partition stopped being ours first (the record is then left uncommitted).
+// deliver hands j to the handler until it succeeds, or until it failed
+// MaxDeliveries times and the record went to the dead-letter topic; false
+// when its partition stopped being ours first (the record is then left
+// uncommitted). Attempts are counted in this process: a record that moves
+// to another member starts its count again there.
 func (w *workers) deliver(j job) bool {
 	cfg := &w.sub.cfg
 	stop := j.p.stop
-	for attempt := 0; stop.Err() == nil; attempt++ {
+	for attempt := 1; stop.Err() == nil; attempt++ {
 		// Each attempt gets its own copy: a handler's edits must not reach
 		// the redelivery.
 		err := w.handler(w.hctx, j.m.Clone())
 		if err == nil {
 			return true
 		}
-		if stop.Err() != nil {
+		if stop.Err() != nil || w.hctx.Err() != nil {
+			// Stopping: a failure now may be the handler seeing its
+			// context end, not the record's fault.
 			break
 		}
-		j.p.log.Warn("kafka: handler failed, redelivering", "offset", j.offset, "attempt", attempt+1, "err", err)
-		if !wait(stop, backoff(attempt+1, cfg.RetryBackoffMin, cfg.RetryBackoffMax)) {
+		if w.dead != nil && attempt >= w.dead.max {
+			return w.dead.give(w.hctx, j, err, attempt)
+		}
+		j.p.log.Warn("kafka: handler failed, redelivering", "offset", j.offset, "attempt", attempt, "err", err)
+		if !wait(stop, backoff(attempt, cfg.RetryBackoffMin, cfg.RetryBackoffMax)) {
 			break
 		}
 	}
@@ -185,11 +212,18 @@ func fnv1a(b []byte) uint64 {
 	return h
 }
 
+// fromKafka converts a record. A header key the record carries several
+// times becomes one value, its values in record order joined by "\n" (the
+// brokers.Message contract; newRecord splits it again).
 func fromKafka(km kafkago.Message) brokers.Message {
 	m := brokers.Message{Key: string(km.Key), Body: km.Value}
 	if len(km.Headers) > 0 {
 		m.Headers = make(map[string]string, len(km.Headers))
 		for _, h := range km.Headers {
+			if v, ok := m.Headers[h.Key]; ok {
+				m.Headers[h.Key] = v + "\n" + string(h.Value)
+				continue
+			}
 			m.Headers[h.Key] = string(h.Value)
 		}
 	}

@@ -115,7 +115,12 @@ func (p *Publisher) Publish(ctx context.Context, dest string, m brokers.Message)
 	defer cancel()
 	defer context.AfterFunc(p.stop, cancel)()
 
-	r := newRecord(ctx, m)
+	return p.publish(ctx, dest, newRecord(ctx, m), -1)
+}
+
+// publish sends r to dest: to partition when it is a partition of dest,
+// else to the partition of r's key. The caller holds p.inflight.
+func (p *Publisher) publish(ctx context.Context, dest string, r *record, partition int) error {
 	if r.size > p.cfg.MaxMessageBytes {
 		return fmt.Errorf("%w: %d bytes to topic %q, kafka.max_message_bytes is %d", ErrMessageTooLarge, r.size, dest, p.cfg.MaxMessageBytes)
 	}
@@ -124,7 +129,10 @@ func (p *Publisher) Publish(ctx context.Context, dest string, m brokers.Message)
 		n, err = p.partitions(ctx, dest)
 	}
 	if err == nil {
-		part := p.balancer.Balance(kafkago.Message{Key: r.key}, partitionList(n)...)
+		part := partition
+		if part < 0 || part >= n {
+			part = p.balancer.Balance(kafkago.Message{Key: r.key}, partitionList(n)...)
+		}
 		p.lane(dest, part).enqueue(r)
 		select {
 		case err = <-r.done:
@@ -234,4 +242,24 @@ func (p *Publisher) Close() error {
 		p.transport.CloseIdleConnections()
 	})
 	return nil
+}
+
+// publishRecord writes one record as given (headers in order, repeated
+// keys and binary values kept) to partition of dest, or to its key's
+// partition when dest has no such partition. Dead-lettering uses it: a
+// dead letter carries the original record's headers unchanged.
+func (p *Publisher) publishRecord(ctx context.Context, dest string, partition int, key, value []byte, headers []kafkago.Header) error {
+	if !p.enter() {
+		return fmt.Errorf("kafka: publish to %q: %w", dest, brokers.ErrClosed)
+	}
+	defer p.inflight.Done()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(p.stop, cancel)()
+	r := &record{ctx: ctx, key: key, value: value, headers: headers, done: make(chan error, 1)}
+	r.size = len(key) + len(value)
+	for _, h := range headers {
+		r.size += len(h.Key) + len(h.Value)
+	}
+	return p.publish(ctx, dest, r, partition)
 }

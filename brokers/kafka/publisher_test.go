@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	kafkago "github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -165,4 +167,58 @@ func TestPublishBatchesWhenBrokerSlow(t *testing.T) {
 		t.Fatalf("%d publishes took %d produce requests: not batched", n, p)
 	}
 	t.Logf("%d concurrent publishes: %d produce requests, %v", n, produces.Load(), took.Round(time.Millisecond))
+}
+
+// TestRepeatedHeaders: two record headers with one key reach the handler
+// as one value, in record order, joined by "\n"; a published value of
+// several lines becomes one record header per line, in order.
+func TestRepeatedHeaders(t *testing.T) {
+	c := newCluster(t)
+	cfg := c.config()
+	topic := c.topic(t, "svc.headers", 1)
+	got := make(chan brokers.Message, 4)
+	subscribe(t, c.subscriber(t, cfg), topic, func(ctx context.Context, m brokers.Message) error {
+		got <- m
+		return nil
+	})
+
+	// In: a record from any client.
+	w := c.rawWriter(t)
+	if err := w.WriteMessages(publishCtx(t), kafkago.Message{Topic: topic, Key: []byte("in"), Headers: []kafkago.Header{
+		{Key: "x-multi", Value: []byte("b=2")}, {Key: "x-single", Value: []byte("s")}, {Key: "x-multi", Value: []byte("a=1")},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	m := recv(t, got, "record with a repeated header")
+	if m.Headers["x-multi"] != "b=2\na=1" || m.Headers["x-single"] != "s" {
+		t.Fatalf("headers %q, want x-multi %q and x-single %q", m.Headers, "b=2\na=1", "s")
+	}
+
+	// Out: Publish splits the lines again; read the record raw.
+	if err := c.publisher(t, cfg).Publish(publishCtx(t), topic, brokers.Message{Key: "out", Headers: map[string]string{
+		"x-multi": "z=26\ny=25\nx=24", "x-single": "s",
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, got, "the published record")
+	r := kafkago.NewReader(kafkago.ReaderConfig{Brokers: c.brokers, Topic: topic, Partition: 0, MaxWait: 100 * time.Millisecond})
+	defer r.Close()
+	if err := r.SetOffset(1); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	km, err := r.ReadMessage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var multi []string
+	for _, h := range km.Headers {
+		if h.Key == "x-multi" {
+			multi = append(multi, string(h.Value))
+		}
+	}
+	if want := []string{"z=26", "y=25", "x=24"}; !slices.Equal(multi, want) {
+		t.Fatalf("record headers x-multi %q, want %q (one per line, in order); all: %v", multi, want, km.Headers)
+	}
 }

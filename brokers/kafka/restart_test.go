@@ -61,6 +61,8 @@ func (w *waiters) handler(ctx context.Context, m brokers.Message) error {
 // ErrUnavailable (well within its context's deadline), and once a broker is
 // back on the same address with the same data, publishing, the service's
 // consumer group and the gateway's reply inbox all resume by themselves.
+// The inbox's Ready is false while the broker is away and true again within
+// 5s of its return.
 func TestBrokerRestart(t *testing.T) {
 	if os.Getenv(brokersEnv) != "" {
 		t.Skip("stops the broker: kfake only")
@@ -74,7 +76,8 @@ func TestBrokerRestart(t *testing.T) {
 	gwPub, svcPub := c.publisher(t, cfg), c.publisher(t, cfg)
 	subscribe(t, c.subscriber(t, cfg), service, echoService(svcPub))
 	w := &waiters{m: map[string]chan []byte{}}
-	subscribe(t, c.subscriber(t, cfg), inbox, w.handler, brokers.AsInbox(), brokers.WithConcurrency(4))
+	inboxSub := c.subscriber(t, cfg)
+	subscribe(t, inboxSub, inbox, w.handler, brokers.AsInbox(), brokers.WithConcurrency(4))
 
 	request := func(ctx context.Context, body string) (chan []byte, error) {
 		id := correlation.NewID()
@@ -94,6 +97,8 @@ func TestBrokerRestart(t *testing.T) {
 	roundTrip("before")
 
 	c.fake.Close()
+	took := waitUntil(t, 5*time.Second, "Ready false with the broker down", func() bool { return !inboxSub.Ready() })
+	t.Logf("Ready false %v after the broker stopped", took.Round(time.Millisecond))
 	for i := range 3 {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		start := time.Now()
@@ -116,6 +121,8 @@ func TestBrokerRestart(t *testing.T) {
 		t.Fatalf("restart kfake on port %s: %v", port, err)
 	}
 	t.Cleanup(c2.Close)
+	took = waitUntil(t, 5*time.Second, "Ready true within 5s of the broker's return", inboxSub.Ready)
+	t.Logf("Ready true %v after the broker restarted", took.Round(time.Millisecond))
 
 	// Publishing recovers on the next attempt that reaches the broker.
 	var ch chan []byte

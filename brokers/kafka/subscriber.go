@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
 
@@ -15,24 +16,31 @@ import (
 // Subscriber consumes topics. A subscription for services joins a consumer
 // group (SubscribeConfig.Group, default "syncgate.<topic>"): members share
 // the topic's partitions, each partition is consumed in order, an offset is
-// committed only after the handler returned nil for its record, and a record
-// whose handler failed is handed to it again (after a backoff) until it
-// succeeds or the partition moves to another member, which then receives it.
+// committed only after the handler returned nil for its record (or the
+// record was dead-lettered), and a record whose handler failed is handed to
+// it again (after a backoff) until it succeeds, the partition moves to
+// another member, which then receives it, or it failed MaxDeliveries times
+// and goes to the dead-letter topic.
 // A reply inbox subscription (brokers.AsInbox) consumes every partition of
 // the node's own reply topic without a group protocol; see the package
 // documentation.
 type Subscriber struct {
-	cfg    Config
-	sec    security
-	dialer *kafkago.Dialer
-	log    *slog.Logger
+	cfg     Config
+	sec     security
+	dialer  *kafkago.Dialer
+	log     *slog.Logger
+	baseLog *slog.Logger // the WithLogger one, for the dead-letter publisher
 
-	mu     sync.Mutex
-	closed bool
-	subs   sync.WaitGroup
-	stop   context.Context // ends when Close starts
-	cancel context.CancelFunc
-	once   sync.Once
+	pubMu sync.Mutex
+	pub   *Publisher // dead letters; made at first use
+
+	mu      sync.Mutex
+	closed  bool
+	inboxes map[*inboxHealth]struct{} // live inbox subscriptions, for Ready
+	subs    sync.WaitGroup
+	stop    context.Context // ends when Close starts
+	cancel  context.CancelFunc
+	once    sync.Once
 }
 
 var _ brokers.Subscriber = (*Subscriber)(nil)
@@ -46,10 +54,11 @@ func NewSubscriber(cfg Config, opts ...Option) (*Subscriber, error) {
 	}
 	o := newOptions(opts)
 	s := &Subscriber{
-		cfg:    cfg,
-		sec:    sec,
-		dialer: cfg.dialer(sec),
-		log:    o.log.With("component", "kafka.subscriber"),
+		cfg:     cfg,
+		sec:     sec,
+		dialer:  cfg.dialer(sec),
+		log:     o.log.With("component", "kafka.subscriber"),
+		baseLog: o.log,
 	}
 	s.stop, s.cancel = context.WithCancel(context.Background())
 	return s, nil
@@ -111,6 +120,11 @@ func (s *Subscriber) Close() error {
 		s.mu.Unlock()
 		s.cancel()
 		s.subs.Wait()
+		s.pubMu.Lock()
+		if s.pub != nil {
+			_ = s.pub.Close()
+		}
+		s.pubMu.Unlock()
 	})
 	return nil
 }
@@ -131,7 +145,11 @@ func (s *Subscriber) setup(ctx context.Context, topic string, f func(context.Con
 		case fatalGroupError(err):
 			return false, fmt.Errorf("kafka: subscribe to %q: %w", topic, err)
 		}
-		s.log.Warn("kafka: subscription setup failed, retrying", "topic", topic, "attempt", attempt+1, "err", err)
+		if attempt == 0 { // one warning, not one per attempt
+			s.log.Warn("kafka: subscription setup failed, retrying", "topic", topic, "err", err)
+		} else {
+			s.log.Debug("kafka: subscription setup failed, retrying", "topic", topic, "attempt", attempt+1, "err", err)
+		}
 		if !wait(ctx, backoff(attempt+1, s.cfg.ReadBackoffMin, s.cfg.ReadBackoffMax)) {
 			return false, nil
 		}
@@ -140,7 +158,10 @@ func (s *Subscriber) setup(ctx context.Context, topic string, f func(context.Con
 
 // consumeGroup runs a consumer group member: each generation's partitions are
 // consumed until the generation ends (rebalance, lost coordinator) or the
-// subscription does.
+// subscription does. A topic missing at Subscribe is an error (unless
+// AutoCreateTopics creates it); one that goes missing later (the broker came
+// back empty, the topic was deleted) is waited for: recreated at once with
+// AutoCreateTopics, consumed again once someone creates it otherwise.
 func (s *Subscriber) consumeGroup(ctx context.Context, topic string, h brokers.Handler, sc brokers.SubscribeConfig) error {
 	group := sc.Group
 	if group == "" {
@@ -156,6 +177,48 @@ func (s *Subscriber) consumeGroup(ctx context.Context, topic string, h brokers.H
 	if !ok {
 		return err
 	}
+	w := newWorkers(s, sc.Concurrency, h, ctx, s.newDeadLetters(topic, group, sc))
+	defer w.close()
+	for {
+		gone, err := s.runGroup(ctx, topic, group, w, sc, log)
+		if !gone || err != nil {
+			return err
+		}
+		if s.cfg.AutoCreateTopics {
+			log.Warn("kafka: topic gone from the broker (restarted empty or deleted); recreating it (auto_create_topics)")
+		} else {
+			log.Warn("kafka: topic gone from the broker (restarted empty or deleted); waiting for it to be created again (auto_create_topics is off)")
+		}
+		if !s.awaitTopic(ctx, topic) {
+			return nil
+		}
+		log.Info("kafka: topic back, rejoining the consumer group")
+	}
+}
+
+// awaitTopic waits until topic exists again, creating it when
+// AutoCreateTopics; false when ctx ended first.
+func (s *Subscriber) awaitTopic(ctx context.Context, topic string) bool {
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout+s.cfg.WriteTimeout)
+		a := newAdmin(&s.cfg, s.sec, topic)
+		_, err := a.ensureTopic(actx, topic, s.cfg.AutoCreateTopics, s.cfg.Partitions, 0)
+		a.close()
+		cancel()
+		if err == nil {
+			return true
+		}
+		s.log.Debug("kafka: topic still missing", "topic", topic, "attempt", attempt, "err", err)
+		if !wait(ctx, backoff(attempt, s.cfg.JoinGroupBackoff, max(s.cfg.JoinGroupBackoff, time.Second))) {
+			return false
+		}
+	}
+}
+
+// runGroup is one membership of the consumer group. It returns gone when a
+// generation finds the topic missing: kafka-go would otherwise join
+// generation after generation with nothing assigned, thousands a second.
+func (s *Subscriber) runGroup(ctx context.Context, topic, group string, w *workers, sc brokers.SubscribeConfig, log *slog.Logger) (gone bool, _ error) {
 	cg, err := kafkago.NewConsumerGroup(kafkago.ConsumerGroupConfig{
 		ID:                    group,
 		Brokers:               s.cfg.Brokers,
@@ -171,32 +234,44 @@ func (s *Subscriber) consumeGroup(ctx context.Context, topic string, h brokers.H
 		ErrorLogger:           kafkaLogger(log, "kafka-go.group"),
 	})
 	if err != nil {
-		return fmt.Errorf("kafka: subscribe to %q: %w", topic, err)
+		return false, fmt.Errorf("kafka: subscribe to %q: %w", topic, err)
 	}
-	w := newWorkers(s, sc.Concurrency, h, ctx)
 	// Closing the group ends the current generation, whose goroutines commit
-	// and exit, then leaves the group; only then may the workers go. The
-	// partition goroutines watch only the generation, never ctx: were they
-	// to end it themselves, kafka-go could start joining a next generation
-	// that Close then waits for.
-	defer func() {
-		_ = cg.Close()
-		w.close()
-	}()
+	// and exit, then leaves the group; only then may the workers go (the
+	// caller closes them). The partition goroutines watch only the
+	// generation, never ctx: were they to end it themselves, kafka-go could
+	// start joining a next generation that Close then waits for.
+	defer func() { _ = cg.Close() }()
+	failures := 0 // joins failed in a row: one warning per streak, not one per attempt
 	for {
 		gen, err := cg.Next(ctx)
 		switch {
 		case err == nil:
 		case ctx.Err() != nil, errors.Is(err, kafkago.ErrGroupClosed):
-			return nil
+			return false, nil
 		case fatalGroupError(err):
-			return fmt.Errorf("kafka: consumer group %q: %w", group, err)
+			return false, fmt.Errorf("kafka: consumer group %q: %w", group, err)
 		default:
 			// kafka-go backs off and rejoins by itself.
-			log.Warn("kafka: consumer group join failed, retrying", "err", err)
+			if failures++; failures == 1 {
+				log.Warn("kafka: consumer group join failed, retrying", "err", err)
+			} else {
+				log.Debug("kafka: consumer group join failed, retrying", "err", err, "failures", failures)
+			}
 			continue
 		}
+		if failures > 0 {
+			log.Info("kafka: consumer group joined again", "failures", failures)
+			failures = 0
+		}
 		assigned := gen.Assignments[topic]
+		if len(assigned) == 0 {
+			// More members than partitions, or no topic at all.
+			exists, err := topicExists(ctx, &s.cfg, s.sec, topic)
+			if err == nil && !exists {
+				return true, nil
+			}
+		}
 		log.Debug("kafka: generation started", "generation", gen.ID, "partitions", len(assigned))
 		marks := newOffsets()
 		running := new(sync.WaitGroup) // partition readers and their records in hand

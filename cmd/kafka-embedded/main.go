@@ -103,6 +103,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, started c
 	if len(names) > 0 {
 		fmt.Fprintf(stdout, ", topics %s (%d partitions each)", strings.Join(names, ", "), *partitions)
 	}
+	if *dataDir == "" {
+		// Clients cope (syncgate recreates its reply topics), but records
+		// and offsets in flight are gone: say so where the operator looks.
+		fmt.Fprint(stdout, "; state in memory, a restart starts empty (-data-dir keeps it)")
+	}
 	fmt.Fprintln(stdout, "; Ctrl-C to stop")
 	if started != nil {
 		started <- addr

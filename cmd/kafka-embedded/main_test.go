@@ -91,7 +91,8 @@ func TestRun(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("run did not return after its context ended")
 	}
-	if s := out.String(); !strings.Contains(s, "listening on "+addr) || !strings.Contains(s, "orders, payments") {
+	if s := out.String(); !strings.Contains(s, "listening on "+addr) || !strings.Contains(s, "orders, payments") ||
+		!strings.Contains(s, "a restart starts empty") {
 		t.Fatalf("output %q", s)
 	}
 }
