@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -67,21 +65,7 @@ func TestSameNodeIDRefusedOnKafka(t *testing.T) {
 	echo(t, base, "from the successor")
 }
 
-// echo posts body to /demo/echo and fails unless it comes back with 200.
-func echo(t *testing.T, base, body string) {
-	t.Helper()
-	c := &http.Client{Timeout: 20 * time.Second}
-	resp, err := c.Post(base+"/demo/echo", "text/plain", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK || string(b) != body {
-		t.Fatalf("echo %q: %d %q", body, resp.StatusCode, b)
-	}
-}
-
+// lastLine is the last non-empty line of s.
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
