@@ -24,8 +24,14 @@
 // dropped and its request acknowledged (nobody waits for it any more), with
 // a warning naming the correlation id. When the subscription stops during
 // the retries, the delivery fails and the broker redelivers it to another
-// consumer. Other publish errors (brokers.ErrUnroutable: the reply address
-// is gone) fail the delivery at once, as handler errors do. A retried
+// consumer. A reply address the broker does not know
+// (brokers.ErrUnroutable: a Kafka reply topic lost in an empty broker
+// restart, until its gateway recreates it; a RabbitMQ reply queue expired
+// with its node) is retried the same way for at most UnroutableReplyRetry
+// (5 s), then the reply is dropped with a warning and the request
+// acknowledged: handling it again would repeat its side effects and could
+// not make the address exist. Other publish errors (brokers.ErrClosed)
+// fail the delivery at once, as handler errors do. A retried
 // publish whose first confirm was lost with the connection may reach the
 // gateway twice; the gateway keeps the first.
 //

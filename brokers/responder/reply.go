@@ -23,9 +23,21 @@ const (
 // retried when its request carries no deadline (Service.ReplyRetry).
 const DefaultReplyRetry = time.Minute
 
+// UnroutableReplyRetry is how long a reply whose address the broker does
+// not know (brokers.ErrUnroutable) is retried before it is dropped. On
+// Kafka that is a gateway's reply topic lost in an empty broker restart,
+// which the gateway recreates within a couple of seconds; on RabbitMQ a
+// reply queue that expired with its node. Either way running the request
+// again would not help, and its side effects would happen twice.
+const UnroutableReplyRetry = 5 * time.Second
+
 // errReplyExpired: the request's deadline passed before its reply could be
-// published; nobody waits for it any more.
-var errReplyExpired = errors.New("responder: the request's deadline passed before its reply could be published")
+// published; nobody waits for it any more. errReplyNowhere: the reply's
+// address stayed unknown to the broker for UnroutableReplyRetry.
+var (
+	errReplyExpired = errors.New("responder: the request's deadline passed before its reply could be published")
+	errReplyNowhere = errors.New("responder: the reply address stayed unroutable")
+)
 
 // publishReply publishes m to dest, retrying with backoff while the
 // publisher reports brokers.ErrUnavailable (or an attempt times out) until
@@ -39,15 +51,19 @@ var errReplyExpired = errors.New("responder: the request's deadline passed befor
 // publish may duplicate a reply (one whose confirm was lost with the
 // connection); the gateway keeps the first.
 //
-// It returns nil once published, errReplyExpired once until passed, ctx's
-// error when ctx ended, and at once any other publish error (ErrUnroutable:
-// the reply address is gone; ErrClosed).
+// A reply address the broker does not know (ErrUnroutable) is retried the
+// same way for at most UnroutableReplyRetry.
+//
+// It returns nil once published, errReplyExpired once until passed,
+// errReplyNowhere once the address stayed unroutable, ctx's error when ctx
+// ended, and at once any other publish error (ErrClosed).
 func (s *Service) publishReply(ctx context.Context, log *slog.Logger, dest string, m brokers.Message, until time.Time) error {
 	timeout := s.ReplyTimeout
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
 	backoff := minReplyBackoff
+	unroutableUntil := time.Now().Add(UnroutableReplyRetry)
 	for attempt := 1; ; attempt++ {
 		// An attempt outlives ctx: a handler's reply is worth sending while
 		// the subscription stops; only the retrying ends with ctx.
@@ -67,6 +83,10 @@ func (s *Service) publishReply(ctx context.Context, log *slog.Logger, dest strin
 			return fmt.Errorf("responder: publish reply to %q: %w", dest, ctx.Err())
 		case !time.Now().Before(until):
 			return fmt.Errorf("%w (%d attempts, last: %w)", errReplyExpired, attempt, err)
+		case errors.Is(err, brokers.ErrUnroutable):
+			if !time.Now().Before(unroutableUntil) {
+				return fmt.Errorf("%w (%d attempts, last: %w)", errReplyNowhere, attempt, err)
+			}
 		case !errors.Is(err, brokers.ErrUnavailable) && !errors.Is(err, context.DeadlineExceeded):
 			return fmt.Errorf("responder: publish reply to %q: %w", dest, err)
 		}

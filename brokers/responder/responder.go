@@ -111,6 +111,13 @@ func (s *Service) Handler(h Handler) brokers.Handler {
 				slog.Any("error", err))
 			return nil
 		}
+		if errors.Is(err, errReplyNowhere) {
+			// Handling the request again would not make its reply address
+			// exist, and would repeat its side effects.
+			log.WarnContext(ctx, "dropping the reply: the broker knows no such reply address (the gateway node that sent the request is gone)",
+				slog.String("reply_to", req.ReplyTo), slog.Any("error", err))
+			return nil
+		}
 		// Any other error makes the broker redeliver the request.
 		return err
 	}

@@ -232,14 +232,54 @@ func TestReplyPublishStopsWithTheSubscription(t *testing.T) {
 }
 
 // TestReplyPublishFailureRedelivers: an error other than unavailability
-// (the reply address is gone) fails the delivery at once, as before.
+// or an unknown address (the publisher closed) fails the delivery at once.
 func TestReplyPublishFailureRedelivers(t *testing.T) {
-	pub := &recorder{err: brokers.ErrUnroutable, fails: -1}
+	pub := &recorder{err: brokers.ErrClosed, fails: -1}
 	err := service(pub).Handler(demo.Echo)(t.Context(), request(nil))
-	if !errors.Is(err, brokers.ErrUnroutable) {
+	if !errors.Is(err, brokers.ErrClosed) {
 		t.Fatalf("err = %v, want the publish error so the request is redelivered", err)
 	}
 	if pub.attempts != 1 {
 		t.Errorf("%d attempts, want 1", pub.attempts)
+	}
+}
+
+// TestUnroutableReplyRetried: a reply address the broker does not know
+// for a moment (a Kafka reply topic lost in an empty restart, until the
+// gateway recreates it) is retried; the request is not handled again.
+func TestUnroutableReplyRetried(t *testing.T) {
+	pub := &recorder{err: fmt.Errorf("%w: unknown topic", brokers.ErrUnroutable), fails: 3}
+	calls := 0
+	h := func(ctx context.Context, req responder.Request) (responder.Reply, error) {
+		calls++
+		return demo.Echo(ctx, req)
+	}
+	if err := service(pub).Handler(h)(t.Context(), request(nil)); err != nil {
+		t.Fatalf("handler returned %v; an unroutable reply must not fail the delivery", err)
+	}
+	if calls != 1 || pub.attempts != 4 || len(pub.out) != 1 {
+		t.Fatalf("%d handler calls, %d attempts, %d published; want 1, 4, 1", calls, pub.attempts, len(pub.out))
+	}
+}
+
+// TestUnroutableReplyDropped: a reply address that stays unknown (its node
+// is gone) is given up on after UnroutableReplyRetry: the delivery is
+// acknowledged, not redelivered, so the request is not handled again (its
+// side effects would repeat, and then it would be dead-lettered).
+func TestUnroutableReplyDropped(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits UnroutableReplyRetry")
+	}
+	pub := &recorder{err: brokers.ErrUnroutable, fails: -1}
+	start := time.Now()
+	if err := service(pub).Handler(demo.Echo)(t.Context(), request(nil)); err != nil {
+		t.Fatalf("handler returned %v, want nil: the request is done, its reply has nowhere to go", err)
+	}
+	took := time.Since(start)
+	if took < responder.UnroutableReplyRetry || took > responder.UnroutableReplyRetry+3*time.Second {
+		t.Errorf("gave up after %v, want about %v", took, responder.UnroutableReplyRetry)
+	}
+	if pub.attempts < 3 || len(pub.out) != 0 {
+		t.Errorf("%d attempts, %d published; want retries and nothing published", pub.attempts, len(pub.out))
 	}
 }
