@@ -107,15 +107,9 @@ func (p *Publisher) Publish(ctx context.Context, dest string, m brokers.Message)
 	if dest == "" {
 		return fmt.Errorf("%w: kafka: empty topic", brokers.ErrUnroutable)
 	}
-	if !p.enter() {
-		return fmt.Errorf("kafka: publish to %q: %w", dest, brokers.ErrClosed)
-	}
-	defer p.inflight.Done()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	defer context.AfterFunc(p.stop, cancel)()
-
-	return p.publish(ctx, dest, newRecord(ctx, m), -1)
+	return p.guarded(ctx, dest, func(ctx context.Context) error {
+		return p.publish(ctx, dest, newRecord(ctx, m), -1)
+	})
 }
 
 // publish sends r to dest: to partition when it is a partition of dest,
@@ -249,6 +243,19 @@ func (p *Publisher) Close() error {
 // partition when dest has no such partition. Dead-lettering uses it: a
 // dead letter carries the original record's headers unchanged.
 func (p *Publisher) publishRecord(ctx context.Context, dest string, partition int, key, value []byte, headers []kafkago.Header) error {
+	return p.guarded(ctx, dest, func(ctx context.Context) error {
+		r := &record{ctx: ctx, key: key, value: value, headers: headers, done: make(chan error, 1)}
+		r.size = len(key) + len(value)
+		for _, h := range headers {
+			r.size += len(h.Key) + len(h.Value)
+		}
+		return p.publish(ctx, dest, r, partition)
+	})
+}
+
+// guarded runs one publish to dest as Close expects: counted in flight
+// (refused once closed) and cancelled when Close starts.
+func (p *Publisher) guarded(ctx context.Context, dest string, publish func(context.Context) error) error {
 	if !p.enter() {
 		return fmt.Errorf("kafka: publish to %q: %w", dest, brokers.ErrClosed)
 	}
@@ -256,10 +263,5 @@ func (p *Publisher) publishRecord(ctx context.Context, dest string, partition in
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(p.stop, cancel)()
-	r := &record{ctx: ctx, key: key, value: value, headers: headers, done: make(chan error, 1)}
-	r.size = len(key) + len(value)
-	for _, h := range headers {
-		r.size += len(h.Key) + len(h.Value)
-	}
-	return p.publish(ctx, dest, r, partition)
+	return publish(ctx)
 }
