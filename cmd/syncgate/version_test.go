@@ -28,7 +28,8 @@ func TestVersionCommand(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, os.Args[0], args...)
-			cmd.Env = append(os.Environ(), "SYNCGATE_TEST_AS_MAIN=1")
+			// Without the race detector's one-second sleep at exit.
+			cmd.Env = append(os.Environ(), "SYNCGATE_TEST_AS_MAIN=1", "GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0")
 			var stdout, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			if err := cmd.Run(); err != nil {
