@@ -68,7 +68,7 @@ func PlotLatencyOverTime(path, title string, rs ...*Result) error {
 	if len(items) == 0 {
 		return errors.New("loadtest: nothing to plot")
 	}
-	p.Y.Min, p.Y.Max = 0, top*1.05
+	p.Y.Min, p.Y.Max = 0, niceCeil(top*1.05)
 	return savePlot(p, items, path)
 }
 
@@ -128,10 +128,25 @@ func PlotPercentiles(path, title string, rs ...*Result) error {
 		p.Y.Min, p.Y.Max = lo, hi*1.3
 	} else {
 		p.Y.Label.Text = "latency (ms)"
-		p.Y.Min, p.Y.Max = 0, hi*1.05
+		p.Y.Min, p.Y.Max = 0, niceCeil(hi*1.05)
 	}
 	return savePlot(p, items, path)
 }
 
 // nines maps a percentile to −log10(1 − q/100): 90 → 1, 99 → 2, 99.9 → 3.
 func nines(q float64) float64 { return -math.Log10(1 - q/100) }
+
+// niceCeil rounds v up to 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 times a
+// power of ten, so a linear axis ends on a round tick label.
+func niceCeil(v float64) float64 {
+	if v <= 0 || math.IsInf(v, 0) || math.IsNaN(v) {
+		return 1
+	}
+	pow := math.Pow(10, math.Floor(math.Log10(v)))
+	for _, m := range []float64{1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10} {
+		if m*pow >= v*(1-1e-9) {
+			return m * pow
+		}
+	}
+	return 10 * pow
+}
