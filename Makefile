@@ -1,6 +1,7 @@
 # syncgate: `make test` is the whole test suite (what .ci/run calls);
 # `make check` is the inner loop for contributors: the same formatting, vet
-# and staticcheck, then the tests that need no server, in under two minutes.
+# and staticcheck, then the tests that need no server (about a minute on a
+# fresh clone, seconds when little changed; see README "Developing").
 # The tools are pinned in go.mod (`tool` directives) and run with `go tool`,
 # so they are versioned with the module and built once into the Go cache.
 GO ?= go
@@ -39,7 +40,7 @@ vet:
 	@$(GO) vet ./...
 
 staticcheck:
-	@echo "==> staticcheck ./... (go tool staticcheck; the first run builds it, about a minute)"
+	@echo "==> staticcheck ./... (go tool staticcheck; built once into the Go cache on the first run)"
 	@$(GO) tool staticcheck ./...
 
 unit:
