@@ -13,6 +13,10 @@
 // its next request as soon as the previous one is answered.
 //
 // Every run is bounded by a duration and optionally a request count; the
-// warm-up that precedes it is not recorded. cmd/loadtest runs it against any
+// warm-up that precedes it is not recorded, nor counted by the progress
+// lines (their last one equals the table's count). The latency-over-time
+// series has about fifty buckets whatever the duration. Plots are SVG, PNG
+// or PDF by file extension, with the legend under the axes, clear of the
+// title, the tick labels and the data. cmd/loadtest runs it against any
 // URL and runs the scenarios of package loadtest/scenario.
 package loadtest

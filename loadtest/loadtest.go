@@ -33,8 +33,10 @@ type Config struct {
 	Warmup time.Duration
 	// Timeout bounds one operation (default 30s).
 	Timeout time.Duration
-	// Interval is the width of one bucket of the latency-over-time series
-	// (default 1s).
+	// Interval is the width of one bucket of the latency-over-time series.
+	// The default gives about fifty points whatever the duration: the
+	// smallest of 10ms, 20ms, 50ms, 100ms, 200ms, 500ms and 1s that makes
+	// at most 60 buckets (1s past a minute).
 	Interval time.Duration
 	// Progress, when set, receives a line every ProgressEvery (default 1s).
 	Progress      io.Writer
@@ -58,7 +60,7 @@ func (c *Config) setDefaults() {
 		c.Timeout = 30 * time.Second
 	}
 	if c.Interval == 0 {
-		c.Interval = time.Second
+		c.Interval = defaultInterval(c.Duration)
 	}
 	if c.ProgressEvery == 0 {
 		c.ProgressEvery = time.Second
@@ -66,6 +68,21 @@ func (c *Config) setDefaults() {
 	if c.Name == "" {
 		c.Name = "run"
 	}
+}
+
+// defaultInterval returns the series bucket for a measured duration:
+// dozens of points for a 5 s run as for a minute, and buckets wide enough
+// that each holds more than a handful of operations.
+func defaultInterval(d time.Duration) time.Duration {
+	for _, iv := range []time.Duration{
+		10 * time.Millisecond, 20 * time.Millisecond, 50 * time.Millisecond,
+		100 * time.Millisecond, 200 * time.Millisecond, 500 * time.Millisecond,
+	} {
+		if d <= 60*iv {
+			return iv
+		}
+	}
+	return time.Second
 }
 
 // Validate checks a Config after defaults; its errors name the field.
@@ -238,29 +255,42 @@ func (r *run) closedLoop(ctx context.Context) {
 	wg.Wait()
 }
 
+// progress prints a line every ProgressEvery and a last one when the run
+// ends. "done" counts measured operations only, as the result does (the
+// warm-up has its own count while it lasts); the rate counts everything.
 func (r *run) progress(ctx context.Context) {
 	t := time.NewTicker(r.cfg.ProgressEvery)
 	defer t.Stop()
-	var lastDone int64
+	var lastAll int64
 	last := time.Now()
+	line := func(now time.Time, final bool) {
+		s := r.rec.snapshot()
+		window := now.Sub(last)
+		rate := 0.0
+		if window > 0 {
+			rate = float64(s.all-lastAll) / window.Seconds()
+		}
+		lastAll, last = s.all, now
+		phase, done, errs := "measure", s.measured, s.errors
+		switch {
+		case final:
+			phase = "end"
+		case now.Before(r.measureStart):
+			phase, done, errs = "warm-up", s.warmup, s.warmupErrs
+		case now.After(r.end):
+			phase = "drain" // waiting for the operations still in flight
+		}
+		fmt.Fprintf(r.cfg.Progress, "[%s] %s %5.1fs/%s  done %d  errors %d  %.0f/s  p99 %s (last %s)\n",
+			r.cfg.Name, phase, now.Sub(r.start).Seconds(), r.cfg.Warmup+r.cfg.Duration,
+			done, errs, rate, s.p99.Round(10*time.Microsecond), window.Round(time.Millisecond))
+	}
 	for {
 		select {
 		case <-ctx.Done():
+			line(time.Now(), true)
 			return
 		case now := <-t.C:
-			done, errs, p99 := r.rec.snapshot()
-			rate := float64(done-lastDone) / now.Sub(last).Seconds()
-			lastDone, last = done, now
-			phase := "measure"
-			switch {
-			case now.Before(r.measureStart):
-				phase = "warm-up"
-			case now.After(r.end):
-				phase = "drain" // waiting for the operations still in flight
-			}
-			fmt.Fprintf(r.cfg.Progress, "[%s] %s %5.1fs/%s  done %d  errors %d  %.0f/s  p99 %s (last %s)\n",
-				r.cfg.Name, phase, now.Sub(r.start).Seconds(), r.cfg.Warmup+r.cfg.Duration,
-				done, errs, rate, p99.Round(10*time.Microsecond), r.cfg.ProgressEvery)
+			line(now, false)
 		}
 	}
 }

@@ -59,8 +59,15 @@ func TestOpenLoopPacing(t *testing.T) {
 		if !near(res.Latency.P50, 10, 0.02) || !near(res.Latency.Max, 10, 0.02) {
 			t.Errorf("latency %+v; want 10 ms throughout", res.Latency)
 		}
-		if len(res.Series) != 1 || res.Series[0].Count != 100 {
-			t.Errorf("series %+v; want one 1-second bucket of 100", res.Series)
+		// The default bucket of a 1 s run is 20 ms: 50 points of 2.
+		if len(res.Series) != 50 {
+			t.Errorf("series of %d points; want 50 buckets of 20 ms", len(res.Series))
+		}
+		for _, p := range res.Series {
+			if p.Count != 2 {
+				t.Errorf("series %+v; want 2 requests in every bucket", res.Series)
+				break
+			}
 		}
 	})
 }

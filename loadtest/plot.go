@@ -17,18 +17,17 @@ const (
 	plotHeight = 4 * vg.Inch
 )
 
-// PlotLatencyOverTime draws p50 (dashed) and p99 (solid) per interval of
+// PlotLatencyOverTime draws p99 (solid) and p50 (dashed) per interval of
 // each result and saves it to path; the extension (.svg, .png, .pdf)
-// chooses the format.
+// chooses the format. The legend, one entry per result, is under the axes.
 func PlotLatencyOverTime(path, title string, rs ...*Result) error {
 	p := plot.New()
 	p.Title.Text = title
 	p.X.Label.Text = "seconds after warm-up"
-	p.Y.Label.Text = "latency (ms)"
-	p.Legend.Top = true
-	p.Legend.Left = true
+	p.Y.Label.Text = "latency (ms): p99 solid, p50 dashed"
 	p.Add(plotter.NewGrid())
-	n, top := 0, 0.0
+	var items []legendItem
+	top := 0.0
 	for i, r := range rs {
 		if len(r.Series) == 0 {
 			continue
@@ -46,11 +45,11 @@ func PlotLatencyOverTime(path, title string, rs ...*Result) error {
 		if len(p99) == 0 {
 			continue
 		}
+		var solid *plotter.Line
 		for _, s := range []struct {
-			label  string
 			xys    plotter.XYs
 			dashed bool
-		}{{r.Name + " p99", p99, false}, {r.Name + " p50", p50, true}} {
+		}{{p99, false}, {p50, true}} {
 			l, err := plotter.NewLine(s.xys)
 			if err != nil {
 				return fmt.Errorf("plot %s: %w", r.Name, err)
@@ -59,19 +58,18 @@ func PlotLatencyOverTime(path, title string, rs ...*Result) error {
 			l.Width = vg.Points(1.2)
 			if s.dashed {
 				l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+			} else {
+				solid = l
 			}
 			p.Add(l)
-			p.Legend.Add(s.label, l)
 		}
-		n++
+		items = append(items, legendItem{r.Name, solid})
 	}
-	if n == 0 {
+	if len(items) == 0 {
 		return errors.New("loadtest: nothing to plot")
 	}
-	p.Y.Min = 0
-	// Headroom for the legend, which sits at the top.
-	p.Y.Max = top * (1.15 + 0.12*float64(2*n))
-	return p.Save(plotWidth, plotHeight, path)
+	p.Y.Min, p.Y.Max = 0, niceCeil(top*1.05)
+	return savePlot(p, items, path)
 }
 
 // PlotPercentiles draws the latency spectrum of each result, on the usual
@@ -81,11 +79,9 @@ func PlotPercentiles(path, title string, rs ...*Result) error {
 	p := plot.New()
 	p.Title.Text = title
 	p.X.Label.Text = "percentile"
-	p.Legend.Top = true
-	p.Legend.Left = true
 	p.Add(plotter.NewGrid())
 	maxK, lo, hi := 0.0, math.Inf(1), 0.0
-	n := 0
+	var items []legendItem
 	for i, r := range rs {
 		xys := make(plotter.XYs, 0, len(r.Percentiles))
 		for _, q := range r.Percentiles {
@@ -109,10 +105,9 @@ func PlotPercentiles(path, title string, rs ...*Result) error {
 		l.Dashes = plotutil.Dashes(i)
 		l.Width = vg.Points(1.2)
 		p.Add(l)
-		p.Legend.Add(r.Name, l)
-		n++
+		items = append(items, legendItem{r.Name, l})
 	}
-	if n == 0 {
+	if len(items) == 0 {
 		return errors.New("loadtest: nothing to plot")
 	}
 	var ticks []plot.Tick
@@ -130,13 +125,28 @@ func PlotPercentiles(path, title string, rs ...*Result) error {
 		p.Y.Label.Text = "latency (ms, log)"
 		p.Y.Scale = plot.LogScale{}
 		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
-		p.Y.Min, p.Y.Max = lo, hi*math.Pow(3, float64(n)/2+0.5) // legend headroom
+		p.Y.Min, p.Y.Max = lo, hi*1.3
 	} else {
 		p.Y.Label.Text = "latency (ms)"
-		p.Y.Min, p.Y.Max = 0, hi*(1.15+0.12*float64(n))
+		p.Y.Min, p.Y.Max = 0, niceCeil(hi*1.05)
 	}
-	return p.Save(plotWidth, plotHeight, path)
+	return savePlot(p, items, path)
 }
 
 // nines maps a percentile to −log10(1 − q/100): 90 → 1, 99 → 2, 99.9 → 3.
 func nines(q float64) float64 { return -math.Log10(1 - q/100) }
+
+// niceCeil rounds v up to 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 times a
+// power of ten, so a linear axis ends on a round tick label.
+func niceCeil(v float64) float64 {
+	if v <= 0 || math.IsInf(v, 0) || math.IsNaN(v) {
+		return 1
+	}
+	pow := math.Pow(10, math.Floor(math.Log10(v)))
+	for _, m := range []float64{1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10} {
+		if m*pow >= v*(1-1e-9) {
+			return m * pow
+		}
+	}
+	return 10 * pow
+}

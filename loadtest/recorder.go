@@ -36,8 +36,9 @@ type recorder struct {
 	service  *hdrhistogram.Histogram // from the actual send time
 	recent   *hdrhistogram.Histogram // since the last progress line
 	buckets  []*bucket
-	done     int64 // every operation, warm-up included (progress)
-	doneErrs int64
+	done     int64 // every operation, warm-up included (the progress rate)
+	warmDone int64 // warm-up operations (progress during the warm-up)
+	warmErrs int64
 	measured int64
 	inWindow int64 // operations (warm-up ones too) done in the measured window
 	errs     int64
@@ -66,13 +67,14 @@ func (r *recorder) record(intended, sent, done time.Time, status int, err error,
 	defer r.mu.Unlock()
 	r.done++
 	_ = r.recent.RecordValue(lat)
-	if err != nil {
-		r.doneErrs++
-	}
 	if !done.Before(r.measureStart) && !done.After(r.end) {
 		r.inWindow++
 	}
 	if !measured {
+		r.warmDone++
+		if err != nil {
+			r.warmErrs++
+		}
 		return
 	}
 	r.measured++
@@ -121,13 +123,26 @@ func errText(err error) string {
 	return s
 }
 
+// progressSnapshot is what one progress line shows.
+type progressSnapshot struct {
+	all                int64 // every operation done, warm-up included (for the rate)
+	warmup, warmupErrs int64
+	// measured and errors count what the result will count, so the last
+	// line agrees with the table.
+	measured, errors int64
+	p99              time.Duration // of what completed since the last snapshot
+}
+
 // snapshot returns progress figures and resets the recent histogram.
-func (r *recorder) snapshot() (done, errs int64, p99 time.Duration) {
+func (r *recorder) snapshot() progressSnapshot {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	p99 = time.Duration(r.recent.ValueAtQuantile(99)) * time.Microsecond
+	s := progressSnapshot{
+		all: r.done, warmup: r.warmDone, warmupErrs: r.warmErrs, measured: r.measured, errors: r.errs,
+		p99: time.Duration(r.recent.ValueAtQuantile(99)) * time.Microsecond,
+	}
 	r.recent.Reset()
-	return r.done, r.doneErrs, p99
+	return s
 }
 
 func (r *recorder) result(cfg Config) *Result {

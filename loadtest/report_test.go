@@ -41,7 +41,7 @@ func TestReports(t *testing.T) {
 		t.Fatal(err)
 	}
 	var back []loadtest.Result
-	if err := json.Unmarshal(buf.Bytes(), &back); err != nil || len(back) != 1 || back[0].Latency.P99 != 2 || len(back[0].Series) != 3 {
+	if err := json.Unmarshal(buf.Bytes(), &back); err != nil || len(back) != 1 || back[0].Latency.P99 != 2 || len(back[0].Series) != 60 {
 		t.Fatalf("JSON round trip: %v %+v", err, back)
 	}
 	m := loadtest.Merge("a+b", a, b)

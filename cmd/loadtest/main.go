@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -29,21 +30,58 @@ import (
 
 const usage = `usage:
   loadtest run [flags]              load one URL (loadtest run -h)
-  loadtest scenario NAME [flags]    run one scenario: %s
-  loadtest bench [flags]            run every scenario, write BENCHMARKS.md and plots
+  loadtest scenario NAME [flags]    run one scenario: %s (loadtest scenario -h)
+  loadtest bench [flags]            run every scenario, write BENCHMARKS.md and plots (loadtest bench -h)
+  loadtest help                     this text (also -h, --help)
 `
+
+// errUsage is returned for a command line without a command; the usage
+// has been printed.
+var errUsage = errors.New("usage")
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(2)
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// exitCode maps run's error to the process status: 0 for success and for
+// help asked for (-h prints the usage, as asked), 2 for a missing command,
+// 1 for anything else, which it prints.
+func exitCode(err error, stderr io.Writer) int {
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
 	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "loadtest:", err)
-		os.Exit(1)
+	fmt.Fprintln(stderr, "loadtest:", err)
+	return 1
+}
+
+// isHelp tells whether arg asks for help.
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "help":
+		return true
 	}
+	return false
+}
+
+// parseFlags parses args into fs; the usage -h prints goes to stdout (it
+// was asked for), an error's to stderr.
+func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
+	fs.SetOutput(stderr)
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if isHelp(a) && a != "help" {
+			fs.SetOutput(stdout)
+		}
+	}
+	return fs.Parse(args)
 }
 
 func scenarioNames() []string {
@@ -57,7 +95,11 @@ func scenarioNames() []string {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprintf(stderr, usage, strings.Join(scenarioNames(), ", "))
-		return flag.ErrHelp
+		return errUsage
+	}
+	if isHelp(args[0]) {
+		fmt.Fprintf(stdout, usage, strings.Join(scenarioNames(), ", "))
+		return nil
 	}
 	switch args[0] {
 	case "run":
@@ -91,18 +133,23 @@ func (h headers) Set(v string) error {
 
 func runURL(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: loadtest run -url URL [flags]")
+		fs.PrintDefaults()
+	}
 	var (
-		cfg     loadtest.Config
-		target  loadtest.Target
-		hdr     = headers{}
-		body    = fs.String("body", "", "request body (@FILE reads a file)")
-		conns   = fs.Int("connections", 0, "max connections (default: workers in closed loop, 1024 open loop)")
-		poll    = fs.Duration("poll", 0, "when > 0, follow 202 Location every POLL until done (time to result)")
-		jsonOut = fs.String("json", "", "write the result as JSON to this file (- for stdout)")
-		mdOut   = fs.String("md", "", "write the Markdown table to this file (- for stdout)")
-		plotDir = fs.String("plot-dir", "", "write latency-over-time and percentile SVG plots here")
-		quiet   = fs.Bool("quiet", false, "no progress line")
+		cfg      loadtest.Config
+		target   loadtest.Target
+		hdr      = headers{}
+		body     = fs.String("body", "", "request body (@FILE reads a file)")
+		conns    = fs.Int("connections", 0, "max connections (default: workers in closed loop, 1024 open loop)")
+		poll     = fs.Duration("poll", 0, "when > 0, follow 202 Location every POLL until done (time to result)")
+		jsonOut  = fs.String("json", "", "write the result as JSON to this file (- for stdout)")
+		mdOut    = fs.String("md", "", "write the Markdown table to this file (- for stdout)")
+		plotDir  = fs.String("plot-dir", "", "write the plots of latency over time and of the percentiles here")
+		plotFmt  = fs.String("plot-format", "svg", "plot image format: "+strings.Join(loadtest.PlotFormats, ", "))
+		plotName = fs.String("plot-name", "", "plot file name prefix: PREFIX-latency.FORMAT, PREFIX-percentiles.FORMAT (default: latency.FORMAT, percentiles.FORMAT)")
+		quiet    = fs.Bool("quiet", false, "no progress line")
 	)
 	fs.StringVar(&target.URL, "url", "", "target URL (required)")
 	fs.StringVar(&target.Method, "method", "", "HTTP method (default POST with a body, else GET)")
@@ -114,12 +161,19 @@ func runURL(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.Int64Var(&cfg.Requests, "requests", 0, "stop after this many measured requests (0: duration only)")
 	fs.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "warm-up before measuring (not recorded)")
 	fs.DurationVar(&cfg.Timeout, "timeout", 30*time.Second, "timeout of one request (with its polls)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	if target.URL == "" {
 		fs.Usage()
 		return errors.New("run: -url is required")
+	}
+	// Checked before the run, not after minutes of load.
+	if !slices.Contains(loadtest.PlotFormats, *plotFmt) {
+		return fmt.Errorf("run: -plot-format %q: want one of %s", *plotFmt, strings.Join(loadtest.PlotFormats, ", "))
+	}
+	if strings.ContainsRune(*plotName, filepath.Separator) {
+		return fmt.Errorf("run: -plot-name %q: a file name prefix, without a directory (that is -plot-dir)", *plotName)
 	}
 	if *body != "" {
 		target.Body = []byte(*body)
@@ -173,14 +227,29 @@ func runURL(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if err := os.MkdirAll(*plotDir, 0o755); err != nil {
 			return err
 		}
-		if err := loadtest.PlotLatencyOverTime(filepath.Join(*plotDir, "latency.svg"), "latency over time", res); err != nil {
-			return err
-		}
-		if err := loadtest.PlotPercentiles(filepath.Join(*plotDir, "percentiles.svg"), "latency percentiles", res); err != nil {
-			return err
+		for _, pl := range []struct {
+			name, title string
+			draw        func(path, title string, rs ...*loadtest.Result) error
+		}{
+			{"latency", "latency over time", loadtest.PlotLatencyOverTime},
+			{"percentiles", "latency percentiles", loadtest.PlotPercentiles},
+		} {
+			path := filepath.Join(*plotDir, plotFile(*plotName, pl.name, *plotFmt))
+			if err := pl.draw(path, pl.title, res); err != nil {
+				return err
+			}
+			fmt.Fprintf(stderr, "wrote %s\n", path)
 		}
 	}
 	return nil
+}
+
+// plotFile names one plot of run: [PREFIX-]NAME.FORMAT.
+func plotFile(prefix, name, format string) string {
+	if prefix != "" {
+		name = prefix + "-" + name
+	}
+	return name + "." + format
 }
 
 func writeOut(path string, stdout io.Writer, write func(io.Writer) error) error {
@@ -212,11 +281,19 @@ type scenarioFlags struct {
 
 func (sf *scenarioFlags) register(fs *flag.FlagSet, plotDir string) {
 	fs.BoolVar(&sf.short, "short", false, "the short version (what make bench runs)")
-	fs.StringVar(&sf.plotDir, "plot-dir", plotDir, "write SVG plots here (empty: none)")
-	fs.StringVar(&sf.format, "plot-format", "svg", "plot format: svg, png or pdf")
+	fs.StringVar(&sf.plotDir, "plot-dir", plotDir, "write the plots here, named SCENARIO-TITLE.FORMAT (empty: none)")
+	fs.StringVar(&sf.format, "plot-format", "svg", "plot image format: "+strings.Join(loadtest.PlotFormats, ", "))
 	fs.StringVar(&sf.jsonOut, "json", "", "write the reports as JSON to this file (- for stdout)")
 	fs.IntVar(&sf.waiters, "waiters", 10000, "many-waiters: requests held open")
 	fs.BoolVar(&sf.quiet, "quiet", false, "no progress lines")
+}
+
+// check rejects a bad flag before minutes of load, not after.
+func (sf *scenarioFlags) check() error {
+	if !slices.Contains(loadtest.PlotFormats, sf.format) {
+		return fmt.Errorf("-plot-format %q: want one of %s", sf.format, strings.Join(loadtest.PlotFormats, ", "))
+	}
+	return nil
 }
 
 func (sf *scenarioFlags) options(stderr io.Writer) scenario.Options {
@@ -228,16 +305,27 @@ func (sf *scenarioFlags) options(stderr io.Writer) scenario.Options {
 }
 
 func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && isHelp(args[0]) {
+		fs := flag.NewFlagSet("scenario NAME", flag.ContinueOnError)
+		var sf scenarioFlags
+		sf.register(fs, "")
+		fmt.Fprintf(stdout, "usage: loadtest scenario NAME [flags], NAME one of %s\n", strings.Join(scenarioNames(), ", "))
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		return nil
+	}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		return fmt.Errorf("scenario: name one of %s", strings.Join(scenarioNames(), ", "))
 	}
 	name := args[0]
 	fs := flag.NewFlagSet("scenario "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var sf scenarioFlags
 	sf.register(fs, "")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parseFlags(fs, args[1:], stdout, stderr); err != nil {
 		return err
+	}
+	if err := sf.check(); err != nil {
+		return fmt.Errorf("scenario: %w", err)
 	}
 	rep, err := scenario.Run(ctx, name, sf.options(stderr))
 	if err != nil {
@@ -260,13 +348,19 @@ func writeJSON(w io.Writer, v any) error {
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: loadtest bench [flags]")
+		fs.PrintDefaults()
+	}
 	var sf scenarioFlags
 	sf.register(fs, "docs/bench")
 	out := fs.String("out", "BENCHMARKS.md", "Markdown file whose marked section is rewritten")
 	only := fs.String("only", "", "comma-separated scenarios (default: all)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
+	}
+	if err := sf.check(); err != nil {
+		return fmt.Errorf("bench: %w", err)
 	}
 	if sf.jsonOut == "" && sf.plotDir != "" {
 		sf.jsonOut = filepath.Join(sf.plotDir, "results.json")

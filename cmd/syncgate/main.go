@@ -31,6 +31,9 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if isVersionRequest(args) {
+		return printVersion(stdout)
+	}
 	cfg, err := node.Load(args, getenv, stderr)
 	if err != nil {
 		return err
@@ -49,7 +52,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	log.Info("starting", slog.String("addr", n.Addr()), slog.String("node", cfg.Node),
+	version := readBuildVersion()
+	if err := n.Metrics().Register(buildInfoGauge(version)); err != nil {
+		return fmt.Errorf("registering syncgate_build_info: %w", err)
+	}
+	log.Info("starting", slog.String("version", version.Version), slog.String("revision", version.Revision),
+		slog.String("addr", n.Addr()), slog.String("node", cfg.Node),
 		slog.String("broker", cfg.Broker.Kind), slog.String("reply_to", cfg.ReplyTo),
 		slog.Bool("demo", cfg.Demo.Enabled), slog.Int("routes", len(cfg.Routes)))
 	done := make(chan error, 1)
