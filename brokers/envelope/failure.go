@@ -2,7 +2,6 @@ package envelope
 
 import (
 	"encoding/json"
-	"net/http"
 	"strings"
 )
 
@@ -19,6 +18,10 @@ const (
 	// destination; the service side answers this instead.
 	FailureDeadLettered = "dead-lettered"
 )
+
+// statusBadGateway is HTTP's 502, spelled out so that the wire contract
+// (and the gateway, which imports it) does not link net/http.
+const statusBadGateway = 502
 
 var failureTitles = map[string]string{
 	FailureInvalidReply: "The service's reply was invalid",
@@ -40,10 +43,10 @@ func FailureReply(id, kind, detail string) Reply {
 		Status        int    `json:"status"`
 		Detail        string `json:"detail,omitempty"`
 		CorrelationID string `json:"correlation_id"`
-	}{"urn:syncgate:problem:" + kind, title, http.StatusBadGateway, detail, id})
+	}{"urn:syncgate:problem:" + kind, title, statusBadGateway, detail, id})
 	return Reply{
 		CorrelationID: id,
-		Status:        http.StatusBadGateway,
+		Status:        statusBadGateway,
 		ContentType:   "application/problem+json",
 		Body:          body,
 	}
