@@ -31,7 +31,7 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := node.Load(args, getenv, stderr)
+	cfg, err := node.Load(args, getenv, stdout) // --help goes to stdout
 	if err != nil {
 		return err
 	}
