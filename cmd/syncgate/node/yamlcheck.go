@@ -31,18 +31,31 @@ func decodeChecked(data []byte, c *Config) error {
 		return nil // empty document
 	}
 	root := doc.Content[0]
-	var errs []error
-	checkNode(root, reflect.TypeOf(c).Elem(), "", &errs)
-	if len(errs) > 0 {
-		return errors.Join(errs...)
+	var ck checker
+	ck.node(root, reflect.TypeOf(c).Elem(), "")
+	if len(ck.errs) > 0 {
+		return errors.Join(ck.errs...)
 	}
 	return root.Decode(c)
 }
 
 var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
 
-// checkNode checks n against the Go type t at YAML path path.
-func checkNode(n *yaml.Node, t reflect.Type, path string, errs *[]error) {
+// checker collects the errors of one document.
+type checker struct {
+	errs []error
+	// merging holds the mappings whose merge keys are being followed: a
+	// mapping that merges itself (&r {<<: *r}) would never end.
+	merging map[*yaml.Node]bool
+}
+
+func (ck *checker) fail(n *yaml.Node, path, msg string) {
+	ck.errs = append(ck.errs, nodeError(n, path, msg))
+}
+
+// node checks n against the Go type t at YAML path path. It descends by
+// t's structure, which is finite, so only merge keys need a cycle check.
+func (ck *checker) node(n *yaml.Node, t reflect.Type, path string) {
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
 	}
@@ -53,30 +66,30 @@ func checkNode(n *yaml.Node, t reflect.Type, path string, errs *[]error) {
 		t = t.Elem()
 	}
 	if reflect.PointerTo(t).Implements(unmarshalerType) {
-		checkLeaf(n, t, path, errs)
+		ck.leaf(n, t, path)
 		return
 	}
 	switch {
 	case t.Kind() == reflect.Struct:
-		checkStruct(n, t, path, errs)
+		ck.structure(n, t, path)
 	case t.Kind() == reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			*errs = append(*errs, nodeError(n, path, "must be a list"))
+			ck.fail(n, path, "must be a list")
 			return
 		}
 		for i, item := range n.Content {
-			checkNode(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i), errs)
+			ck.node(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i))
 		}
 	case t.Kind() == reflect.Map:
 		if n.Kind != yaml.MappingNode {
-			*errs = append(*errs, nodeError(n, path, "must be a mapping"))
+			ck.fail(n, path, "must be a mapping")
 			return
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			checkNode(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value), errs)
+			ck.node(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value))
 		}
 	default:
-		checkLeaf(n, t, path, errs)
+		ck.leaf(n, t, path)
 	}
 }
 
@@ -84,13 +97,13 @@ func isNull(n *yaml.Node) bool {
 	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
 }
 
-func checkStruct(n *yaml.Node, t reflect.Type, path string, errs *[]error) {
+func (ck *checker) structure(n *yaml.Node, t reflect.Type, path string) {
 	if n.Kind != yaml.MappingNode {
 		what := "must be a mapping"
 		if path == "" {
 			what = "the configuration must be a mapping of fields (addr, broker, routes, ...)"
 		}
-		*errs = append(*errs, nodeError(n, path, what))
+		ck.fail(n, path, what)
 		return
 	}
 	fields := yamlFields(t)
@@ -99,16 +112,25 @@ func checkStruct(n *yaml.Node, t reflect.Type, path string, errs *[]error) {
 		if key.Value == "<<" && key.ShortTag() == "!!merge" {
 			// A merge key (<<: *defaults) lays a mapping, or a list of them,
 			// into this one: check them as this struct.
+			if ck.merging[n] {
+				ck.fail(key, path, "a merge key includes the mapping it is in")
+				return
+			}
+			if ck.merging == nil {
+				ck.merging = make(map[*yaml.Node]bool)
+			}
+			ck.merging[n] = true
 			if value.Kind == yaml.AliasNode && value.Alias != nil {
 				value = value.Alias
 			}
 			if value.Kind == yaml.SequenceNode {
 				for _, m := range value.Content {
-					checkNode(m, t, path, errs)
+					ck.node(m, t, path)
 				}
 			} else {
-				checkNode(value, t, path, errs)
+				ck.node(value, t, path)
 			}
+			delete(ck.merging, n)
 			continue
 		}
 		f, ok := fields[key.Value]
@@ -117,10 +139,10 @@ func checkStruct(n *yaml.Node, t reflect.Type, path string, errs *[]error) {
 			if s := closest(key.Value, slices.Sorted(maps.Keys(fields))); s != "" {
 				msg += fmt.Sprintf("; did you mean %q?", s)
 			}
-			*errs = append(*errs, nodeError(key, join(path, key.Value), msg))
+			ck.fail(key, join(path, key.Value), msg)
 			continue
 		}
-		checkNode(value, f.Type, join(path, key.Value), errs)
+		ck.node(value, f.Type, join(path, key.Value))
 	}
 }
 
@@ -150,13 +172,13 @@ func yamlFields(t reflect.Type) map[string]reflect.StructField {
 	return m
 }
 
-// checkLeaf decodes n into a new value of t and reports a failure in the
+// leaf decodes n into a new value of t and reports a failure in the
 // operator's terms: what the value should have been, not which Go type
 // refused it.
-func checkLeaf(n *yaml.Node, t reflect.Type, path string, errs *[]error) {
+func (ck *checker) leaf(n *yaml.Node, t reflect.Type, path string) {
 	if t == reflect.TypeFor[time.Duration]() && n.Kind == yaml.ScalarNode && n.ShortTag() == "!!int" && n.Value != "0" {
 		// yaml decodes 10 into 10ns: surely not what was meant.
-		*errs = append(*errs, nodeError(n, path, fmt.Sprintf("%s has no unit: write e.g. %ss or %sms", n.Value, n.Value, n.Value)))
+		ck.fail(n, path, fmt.Sprintf("%s has no unit: write e.g. %ss or %sms", n.Value, n.Value, n.Value))
 		return
 	}
 	err := n.Decode(reflect.New(t).Interface())
@@ -165,7 +187,7 @@ func checkLeaf(n *yaml.Node, t reflect.Type, path string, errs *[]error) {
 	}
 	var te *yaml.TypeError
 	if !errors.As(err, &te) {
-		*errs = append(*errs, nodeError(n, path, err.Error()))
+		ck.fail(n, path, err.Error())
 		return
 	}
 	got := "a mapping"
@@ -175,7 +197,7 @@ func checkLeaf(n *yaml.Node, t reflect.Type, path string, errs *[]error) {
 	case yaml.SequenceNode:
 		got = "a list"
 	}
-	*errs = append(*errs, nodeError(n, path, fmt.Sprintf("%s is not %s", got, describe(t))))
+	ck.fail(n, path, fmt.Sprintf("%s is not %s", got, describe(t)))
 }
 
 // describe names what a value of t looks like in YAML.
