@@ -406,8 +406,12 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.Addr == "" && c.Cluster.Enabled {
-		ids := slices.Sorted(maps.Keys(c.Cluster.Addrs))
-		bad("node", "%q is not in cluster.addrs (known: %s): pick one with --node, or give this node its address with --addr", c.Node, strings.Join(ids, ", "))
+		if _, listed := c.Cluster.Addrs[c.Node]; listed {
+			bad("cluster.addrs."+c.Node, "empty address")
+		} else {
+			ids := slices.Sorted(maps.Keys(c.Cluster.Addrs))
+			bad("node", "%q is not in cluster.addrs (known: %s): pick one with --node, or give this node its address with --addr", c.Node, strings.Join(ids, ", "))
+		}
 	}
 	if strings.ContainsAny(c.Node, " /\t\n") {
 		bad("node", "%q must not contain spaces or slashes", c.Node)

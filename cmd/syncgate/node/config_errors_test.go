@@ -145,6 +145,16 @@ func TestClusterNodeNotInAddrs(t *testing.T) {
 			t.Errorf("err = %v, want it to ask for --node", err)
 		}
 	})
+	t.Run("listed without an address", func(t *testing.T) {
+		f := filepath.Join(t.TempDir(), "c.yaml")
+		if err := os.WriteFile(f, []byte("broker: {kind: rabbitmq}\ncluster: {enabled: true, addrs: {a: \"\", b: 127.0.0.1:1}}\nroutes: [{method: POST, path: /x, destination: d}]\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := node.Load([]string{"--config", f, "--node", "a"}, env(nil), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "cluster.addrs.a: empty address") {
+			t.Errorf("err = %v", err)
+		}
+	})
 	for _, tt := range []struct {
 		args []string
 		env  map[string]string
