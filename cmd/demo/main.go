@@ -11,8 +11,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -27,21 +29,34 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string) error {
+// run runs the demo service; --help writes the usage to stdout and returns
+// nil (exit 0), a bad flag is one error line for main to print.
+func run(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // the error is printed once, by main
+	fs.Usage = func() {}
 	kind := fs.String("broker", "kafka", "broker backend: kafka or rabbitmq")
 	kafkaBrokers := fs.String("kafka-brokers", "127.0.0.1:9092", "Kafka bootstrap brokers, comma-separated")
 	rabbitURL := fs.String("rabbitmq-url", "", "RabbitMQ URL (default amqp://guest:guest@127.0.0.1:5672/)")
 	latency := fs.Bool("rabbitmq-latency", false, "RabbitMQ latency profile: classic work queues, transient requests and replies (brokers/rabbitmq/doc.go)")
 	concurrency := fs.Int("concurrency", 256, "handlers at once per demo route")
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fmt.Fprint(stdout, "Usage: demo [flags]\n\nRuns the demo service (demo.echo, demo.sleep) on Kafka or RabbitMQ.\n\nFlags:\n")
+			fs.PrintDefaults()
+			return nil
+		}
+		return fmt.Errorf("%w (demo --help lists the flags)", err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (demo --help lists the flags)", fs.Arg(0))
 	}
 	var cfg node.BrokerConfig
 	cfg.Kind = *kind
@@ -65,7 +80,7 @@ func run(args []string) error {
 	default:
 		return fmt.Errorf("--broker: %q is not kafka or rabbitmq", *kind)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	log := slog.New(slog.NewTextHandler(stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	b, err := node.NewBroker(cfg, log)

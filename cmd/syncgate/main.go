@@ -34,7 +34,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if isVersionRequest(args) {
 		return printVersion(stdout)
 	}
-	cfg, err := node.Load(args, getenv, stderr)
+	cfg, err := node.Load(args, getenv, stdout) // --help goes to stdout
 	if err != nil {
 		return err
 	}

@@ -1,17 +1,15 @@
 package node
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"time"
-
-	"go.yaml.in/yaml/v3"
 
 	"github.com/syncgate/syncgate/brokers/kafka"
 	"github.com/syncgate/syncgate/brokers/rabbitmq"
@@ -88,7 +86,9 @@ type HTTPConfig struct {
 	// BodyTimeout caps reading one request body (408 above it; default 30s).
 	BodyTimeout time.Duration `yaml:"body_timeout"`
 	// MaxInFlight caps the requests served at once on routes and polls
-	// (503 with Retry-After above it; default 10000).
+	// (503 with Retry-After above it; 0: no limit). It defaults to
+	// DefaultMaxInFlight in the configuration Load builds (Parse and
+	// Embedded start from it), not in SetDefaults: an explicit 0 must stay 0.
 	MaxInFlight int `yaml:"max_in_flight"`
 	// MaxWait caps Prefer: wait on every route (default 60s); a route may
 	// lower it.
@@ -174,26 +174,42 @@ type RouteConfig struct {
 	ForwardHeaders []string `yaml:"forward_headers"`
 }
 
+// DefaultMaxInFlight is http.max_in_flight when the file, the environment
+// and the flags leave it unset.
+const DefaultMaxInFlight = 10_000
+
+// base is what a configuration file (or the embedded configuration), the
+// environment and flags are laid over. It holds the defaults of the fields
+// whose zero value means something (http.max_in_flight: 0 is no limit), so
+// that an explicit zero can be told from an unset field; every other
+// default is filled in by SetDefaults.
+func base() Config {
+	var c Config
+	c.HTTP.MaxInFlight = DefaultMaxInFlight
+	return c
+}
+
 // Embedded returns the configuration of `go run ./cmd/syncgate` with no
 // config file: memory broker, the demo service, and its routes.
 func Embedded() Config {
-	return Config{
-		Broker: BrokerConfig{Kind: "memory"},
-		Demo:   DemoConfig{Enabled: true},
-		Routes: []RouteConfig{
-			{Name: "echo", Method: "POST", Path: "/demo/echo", Destination: demo.EchoDestination, Mode: "auto"},
-			{Name: "sleep", Method: "POST", Path: "/demo/sleep", Destination: demo.SleepDestination, Mode: "auto", Wait: 2 * time.Second, Timeout: 60 * time.Second},
-			{Name: "sleep-sync", Method: "POST", Path: "/demo/sleep-sync", Destination: demo.SleepDestination, Mode: "sync", Timeout: 2 * time.Second},
-		},
+	c := base()
+	c.Broker = BrokerConfig{Kind: "memory"}
+	c.Demo = DemoConfig{Enabled: true}
+	c.Routes = []RouteConfig{
+		{Name: "echo", Method: "POST", Path: "/demo/echo", Destination: demo.EchoDestination, Mode: "auto"},
+		{Name: "sleep", Method: "POST", Path: "/demo/sleep", Destination: demo.SleepDestination, Mode: "auto", Wait: 2 * time.Second, Timeout: 60 * time.Second},
+		{Name: "sleep-sync", Method: "POST", Path: "/demo/sleep-sync", Destination: demo.SleepDestination, Mode: "sync", Timeout: 2 * time.Second},
 	}
+	return c
 }
 
-// Parse decodes a YAML configuration; unknown fields are errors.
+// Parse decodes a YAML configuration over the defaults that SetDefaults
+// cannot apply (see base). Unknown fields and values of the wrong type are
+// errors naming the line and the YAML path, e.g.
+// "line 5: broker.kafka.brokerz: unknown field; did you mean "brokers"?".
 func Parse(data []byte) (Config, error) {
-	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+	c := base()
+	if err := decodeChecked(data, &c); err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
 	return c, nil
@@ -227,10 +243,13 @@ func (c *Config) SetDefaults() {
 	if c.Node == "" {
 		c.Node = defaultNodeID()
 	}
-	if c.Cluster.Enabled {
-		def(&c.Addr, c.Cluster.Addrs[c.Node])
+	if c.Cluster.Enabled && len(c.Cluster.Addrs) > 0 && c.Addr == "" {
+		// A node not in cluster.addrs keeps no address: Validate names it,
+		// rather than the node listening where no one expects it.
+		c.Addr = c.Cluster.Addrs[c.Node]
+	} else {
+		def(&c.Addr, "127.0.0.1:8080")
 	}
-	def(&c.Addr, "127.0.0.1:8080")
 	def(&c.ReplyTo, "syncgate.reply."+c.Node)
 	def(&c.Log.Level, "info")
 	def(&c.Log.Format, "text")
@@ -261,9 +280,6 @@ func (c *Config) SetDefaults() {
 	defDur(&c.HTTP.IdleTimeout, 120*time.Second)
 	defDur(&c.HTTP.MaxTimeout, 60*time.Second)
 	defDur(&c.HTTP.BodyTimeout, 30*time.Second)
-	if c.HTTP.MaxInFlight == 0 {
-		c.HTTP.MaxInFlight = 10_000
-	}
 	defDur(&c.HTTP.MaxWait, 60*time.Second)
 	defDur(&c.HTTP.MaxPollWait, 30*time.Second)
 	if c.Cluster.Enabled {
@@ -387,6 +403,14 @@ func (c *Config) Validate() error {
 		}
 		if c.Cluster.ClaimMargin < 0 {
 			bad("cluster.claim_margin", "must not be negative")
+		}
+	}
+	if c.Addr == "" && c.Cluster.Enabled {
+		if _, listed := c.Cluster.Addrs[c.Node]; listed {
+			bad("cluster.addrs."+c.Node, "empty address")
+		} else {
+			ids := slices.Sorted(maps.Keys(c.Cluster.Addrs))
+			bad("node", "%q is not in cluster.addrs (known: %s): pick one with --node, or give this node its address with --addr", c.Node, strings.Join(ids, ", "))
 		}
 	}
 	if strings.ContainsAny(c.Node, " /\t\n") {

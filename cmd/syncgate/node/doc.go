@@ -5,5 +5,9 @@
 // in-flight requests before it stops consumers and closes the broker.
 //
 // Config is loaded from a YAML file, then SYNCGATE_* environment variables,
-// then command-line flags; later sources win.
+// then command-line flags; later sources win. The file is checked against
+// Config's yaml tags before it is decoded (yamlcheck.go), so that its errors
+// name the line and YAML path. SetDefaults fills in zero fields; the few
+// whose zero means something (http.max_in_flight: no limit) get their
+// default from the base the sources are laid over instead.
 package node

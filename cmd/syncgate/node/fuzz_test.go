@@ -30,6 +30,10 @@ func FuzzParse(f *testing.F) {
 		"log: {level: debug, format: json}\nbroker: {kind: memory, memory: {queue_size: 1}}",
 		"--- !!binary AAAA",
 		"http:\n  max_wait: 1h\nroutes:\n  - {method: GET, path: /{id}, destination: d, max_wait: 0s}",
+		"routes:\n  - &r {method: POST, path: /a, destination: d}\n  - {<<: *r, path: /b}",
+		"routes: [&r {method: POST, <<: *r}]",
+		"a: &x {b: *x}",
+		"cluster: {enabled: true, addrs: {a: ~}}\nnode: a",
 	} {
 		f.Add([]byte(seed))
 	}

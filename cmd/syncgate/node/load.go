@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -20,30 +21,30 @@ type setting struct {
 
 var settings = []setting{
 	{"addr", "HTTP listen address", func(c *Config) flag.Value { return (*stringValue)(&c.Addr) }},
-	{"node", "node id (default hostname plus random suffix)", func(c *Config) flag.Value { return (*stringValue)(&c.Node) }},
-	{"reply-to", "this node's reply address (default syncgate.reply.<node>)", func(c *Config) flag.Value { return (*stringValue)(&c.ReplyTo) }},
+	{"node", "node id; in cluster mode, picks the listen address from cluster.addrs", func(c *Config) flag.Value { return (*stringValue)(&c.Node) }},
+	{"reply-to", "this node's reply address", func(c *Config) flag.Value { return (*stringValue)(&c.ReplyTo) }},
 	{"log-level", "debug, info, warn or error", func(c *Config) flag.Value { return (*stringValue)(&c.Log.Level) }},
 	{"log-format", "text or json", func(c *Config) flag.Value { return (*stringValue)(&c.Log.Format) }},
 	{"broker", "broker backend: memory, kafka or rabbitmq", func(c *Config) flag.Value { return (*stringValue)(&c.Broker.Kind) }},
 	{"kafka-brokers", "Kafka bootstrap brokers, comma-separated host:port", func(c *Config) flag.Value { return (*listValue)(&c.Broker.Kafka.Brokers) }},
-	{"rabbitmq-url", "RabbitMQ URL (amqp://user:pass@host:5672/vhost)", func(c *Config) flag.Value { return (*stringValue)(&c.Broker.RabbitMQ.URL) }},
+	{"rabbitmq-url", "RabbitMQ URL, amqp://user:pass@host:5672/vhost", func(c *Config) flag.Value { return (*stringValue)(&c.Broker.RabbitMQ.URL) }},
 	{"cluster", "cluster mode: results, keys and reply routing in Redis", func(c *Config) flag.Value { return (*boolValue)(&c.Cluster.Enabled) }},
 	{"redis-addr", "Redis host:port for cluster mode", func(c *Config) flag.Value { return (*stringValue)(&c.Cluster.Redis.Addr) }},
-	{"demo", "run the demo service in this process", func(c *Config) flag.Value { return (*boolValue)(&c.Demo.Enabled) }},
-	{"max-body", "default request body limit (e.g. 1MiB)", func(c *Config) flag.Value { return &c.HTTP.MaxBody }},
+	{"demo", "run the demo service in this process; on without --config", func(c *Config) flag.Value { return (*boolValue)(&c.Demo.Enabled) }},
+	{"max-body", "default request body limit, e.g. 1MiB", func(c *Config) flag.Value { return &c.HTTP.MaxBody }},
 	{"readiness-delay", "on shutdown, how long /readyz answers 503 before the listener closes", func(c *Config) flag.Value { return (*durationValue)(&c.Shutdown.ReadinessDelay) }},
 	{"drain-timeout", "on shutdown, how long in-flight requests may finish once the listener closed", func(c *Config) flag.Value { return (*durationValue)(&c.Shutdown.DrainTimeout) }},
-	{"result-ttl", "how long a reply stays pollable", func(c *Config) flag.Value { return (*durationValue)(&c.Results.TTL) }},
-	{"result-max-bytes", "cap on the stored results' size (e.g. 256MiB)", func(c *Config) flag.Value { return &c.Results.MaxBytes }},
-	{"max-in-flight", "requests served at once before 503 (0: no limit)", func(c *Config) flag.Value { return (*intValue)(&c.HTTP.MaxInFlight) }},
-	{"max-header-bytes", "request line and headers limit (e.g. 64KiB)", func(c *Config) flag.Value { return &c.HTTP.MaxHeaderBytes }},
+	{"result-ttl", "how long a reply stays pollable; 24h in cluster mode", func(c *Config) flag.Value { return (*durationValue)(&c.Results.TTL) }},
+	{"result-max-bytes", "cap on the stored results' size", func(c *Config) flag.Value { return &c.Results.MaxBytes }},
+	{"max-in-flight", "requests served at once before 503; 0: no limit", func(c *Config) flag.Value { return (*intValue)(&c.HTTP.MaxInFlight) }},
+	{"max-header-bytes", "request line and headers limit", func(c *Config) flag.Value { return &c.HTTP.MaxHeaderBytes }},
 	{"read-header-timeout", "time to read a request's headers", func(c *Config) flag.Value { return (*durationValue)(&c.HTTP.ReadHeaderTimeout) }},
 	{"idle-timeout", "keep-alive idle timeout", func(c *Config) flag.Value { return (*durationValue)(&c.HTTP.IdleTimeout) }},
 	{"body-timeout", "time to read a request body", func(c *Config) flag.Value { return (*durationValue)(&c.HTTP.BodyTimeout) }},
 	{"max-timeout", "cap on route timeouts", func(c *Config) flag.Value { return (*durationValue)(&c.HTTP.MaxTimeout) }},
 	{"max-wait", "cap on Prefer: wait", func(c *Config) flag.Value { return (*durationValue)(&c.HTTP.MaxWait) }},
 	{"max-poll-wait", "cap on ?wait= of a long poll", func(c *Config) flag.Value { return (*durationValue)(&c.HTTP.MaxPollWait) }},
-	{"idempotency-ttl", "how long an Idempotency-Key is bound (at most result-ttl)", func(c *Config) flag.Value { return (*durationValue)(&c.Idempotency.TTL) }},
+	{"idempotency-ttl", "how long an Idempotency-Key is bound, at most result-ttl", func(c *Config) flag.Value { return (*durationValue)(&c.Idempotency.TTL) }},
 }
 
 // EnvName returns the environment variable of a setting.
@@ -55,10 +56,15 @@ func EnvName(flagName string) string {
 // file named by --config (or SYNCGATE_CONFIG; the embedded demo
 // configuration when neither is given), then SYNCGATE_* variables, then
 // flags. It applies defaults and validates. getenv is os.Getenv in main.
-func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+// --help writes the usage to help and returns flag.ErrHelp; a bad flag is
+// an error (one line, no usage), for the caller to print once.
+func Load(args []string, getenv func(string) string, help io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("syncgate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", getenv("SYNCGATE_CONFIG"), "YAML configuration file (default: embedded demo configuration)")
+	// The flag package would print the error and the whole usage on any
+	// mistake; the caller prints the error, and --help prints the usage.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	configPath := fs.String("config", getenv("SYNCGATE_CONFIG"), "")
 	// Flags are recorded as raw strings and applied after the file and the
 	// environment, so that flags win.
 	raw := make(map[string]string)
@@ -72,22 +78,21 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 			raw[s.name] = v
 			return nil
 		}
-		usage := s.usage + " (env " + EnvName(s.name) + ")"
-		if b, ok := s.value(&Config{}).(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
-			fs.BoolFunc(s.name, usage, record)
+		if isBool(s) {
+			fs.BoolFunc(s.name, s.usage, record)
 		} else {
-			fs.Func(s.name, usage, record)
+			fs.Func(s.name, s.usage, record)
 		}
 	}
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: syncgate [flags]\n\nFlags (flags override SYNCGATE_* environment, which overrides the config file):\n")
-		fs.PrintDefaults()
-	}
 	if err := fs.Parse(args); err != nil {
-		return Config{}, err
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(help)
+			return Config{}, err
+		}
+		return Config{}, flagError(err)
 	}
 	if fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return Config{}, fmt.Errorf("unexpected argument %q (syncgate --help lists the flags)", fs.Arg(0))
 	}
 
 	cfg := Embedded()
@@ -100,7 +105,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	for _, s := range settings {
 		if v, ok := lookupEnv(getenv, EnvName(s.name)); ok {
 			if err := s.value(&cfg).Set(v); err != nil {
-				return Config{}, fmt.Errorf("%s: %w", EnvName(s.name), err)
+				return Config{}, fmt.Errorf("%s=%q: %w", EnvName(s.name), v, err)
 			}
 		}
 	}
@@ -147,7 +152,7 @@ type boolValue bool
 func (b *boolValue) Set(v string) error {
 	x, err := strconv.ParseBool(v)
 	if err != nil {
-		return fmt.Errorf("%q is not a boolean", v)
+		return errors.New("not a boolean (true or false)")
 	}
 	*b = boolValue(x)
 	return nil
@@ -160,7 +165,7 @@ type durationValue time.Duration
 func (d *durationValue) Set(v string) error {
 	x, err := time.ParseDuration(v)
 	if err != nil {
-		return fmt.Errorf("%q is not a duration (e.g. 10s, 1m30s)", v)
+		return errors.New("not a duration (e.g. 10s, 1m30s)")
 	}
 	*d = durationValue(x)
 	return nil
@@ -172,7 +177,7 @@ type intValue int
 func (i *intValue) Set(v string) error {
 	x, err := strconv.Atoi(v)
 	if err != nil {
-		return fmt.Errorf("%q is not an integer", v)
+		return errors.New("not an integer")
 	}
 	*i = intValue(x)
 	return nil

@@ -60,7 +60,7 @@ func (b *ByteSize) Set(s string) error {
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: a size must be a scalar", n.Line)
+		return fmt.Errorf("a size must be a scalar (e.g. 1MiB), not a %s", map[yaml.Kind]string{yaml.MappingNode: "mapping", yaml.SequenceNode: "list"}[n.Kind])
 	}
 	return b.Set(n.Value)
 }
