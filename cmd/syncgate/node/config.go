@@ -146,7 +146,7 @@ type ShutdownConfig struct {
 	// ReadinessDelay is how long the node goes on serving, with /readyz
 	// answering 503, between a stop signal and closing its listener, so
 	// that load balancers and probes see "not ready" and stop sending
-	// before connections are refused (default 5s).
+	// before connections are refused (default 5s; 0: none).
 	ReadinessDelay time.Duration `yaml:"readiness_delay"`
 	// DrainTimeout is how long in-flight requests may go on once the
 	// listener is closed; then each is answered (202 where the result store
@@ -178,14 +178,20 @@ type RouteConfig struct {
 // and the flags leave it unset.
 const DefaultMaxInFlight = 10_000
 
+// DefaultReadinessDelay is shutdown.readiness_delay when the file, the
+// environment and the flags leave it unset; 0 is no delay.
+const DefaultReadinessDelay = 5 * time.Second
+
 // base is what a configuration file (or the embedded configuration), the
 // environment and flags are laid over. It holds the defaults of the fields
-// whose zero value means something (http.max_in_flight: 0 is no limit), so
+// whose zero value means something (http.max_in_flight: 0 is no limit;
+// shutdown.readiness_delay: 0 is no delay), so
 // that an explicit zero can be told from an unset field; every other
 // default is filled in by SetDefaults.
 func base() Config {
 	var c Config
 	c.HTTP.MaxInFlight = DefaultMaxInFlight
+	c.Shutdown.ReadinessDelay = DefaultReadinessDelay
 	return c
 }
 
@@ -294,7 +300,6 @@ func (c *Config) SetDefaults() {
 		c.Results.MaxBytes = correlation.DefaultMaxBytes
 	}
 	defDur(&c.Results.RetryAfter, time.Second)
-	defDur(&c.Shutdown.ReadinessDelay, 5*time.Second)
 	defDur(&c.Shutdown.DrainTimeout, 10*time.Second)
 	defDur(&c.Idempotency.TTL, c.Results.TTL)
 	if c.Idempotency.MaxEntries == 0 {

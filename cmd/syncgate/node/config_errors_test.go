@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/syncgate/syncgate/cmd/syncgate/node"
 )
@@ -166,5 +167,27 @@ func TestClusterNodeNotInAddrs(t *testing.T) {
 		if err != nil || cfg.Addr != "127.0.0.1:9999" || cfg.Node != "d" {
 			t.Errorf("%v %v: addr %q node %q err %v; want the explicit address", tt.args, tt.env, cfg.Addr, cfg.Node, err)
 		}
+	}
+}
+
+// shutdown.readiness_delay: 0 means no delay (a developer's Ctrl-C), not
+// the default; unset is the default.
+func TestReadinessDelayZeroIsNone(t *testing.T) {
+	for args, want := range map[string]time.Duration{
+		"":                     node.DefaultReadinessDelay,
+		"--readiness-delay=0s": 0,
+		"--readiness-delay=2s": 2 * time.Second,
+	} {
+		cfg, err := node.Load(strings.Fields(args), env(nil), io.Discard)
+		if err != nil || cfg.Shutdown.ReadinessDelay != want {
+			t.Errorf("%q: readiness_delay %v, %v; want %v", args, cfg.Shutdown.ReadinessDelay, err, want)
+		}
+	}
+	cfg, err := node.Parse([]byte("shutdown: {readiness_delay: 0s}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.SetDefaults(); cfg.Shutdown.ReadinessDelay != 0 {
+		t.Errorf("readiness_delay: 0s in the file became %v", cfg.Shutdown.ReadinessDelay)
 	}
 }
