@@ -1,5 +1,12 @@
 package rabbitmq
 
+// The attempt counter of classic work queues: a classic queue has no
+// delivery count (quorum queues do, and the broker enforces their
+// x-delivery-limit), so the subscription numbers attempts in a header,
+// republishing a failed message with one attempt more and dead-lettering it
+// after MaxDeliveries. It is a second retry engine beside the broker's, kept
+// apart so that its duplicate-avoidance rules are read in one place.
+
 import (
 	"context"
 	"errors"

@@ -1,5 +1,12 @@
 package rabbitmq
 
+// Recovery of a subscription across connection and channel losses: the
+// subscription's own connection, the live consumer tag (the only one whose
+// acks reach the broker) and its retirement by the recovery hook, and the
+// setup that starts a fresh consumer after every reopen. It exists because
+// amqp091-go's own consumer recovery would ack stale delivery tags on the
+// reopened channel (see subscription).
+
 import (
 	"context"
 	"errors"

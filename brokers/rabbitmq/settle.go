@@ -1,5 +1,11 @@
 package rabbitmq
 
+// What becomes of one delivery: the handler runs, a failure with
+// brokers.ErrUnavailable holds the delivery and calls the handler again
+// instead of spending an attempt, and the delivery is then acked, requeued
+// or rejected to the dead-letter exchange, with the DeadLetter callback on
+// the last attempt. Classic work queues count attempts in attempts.go.
+
 import (
 	"bytes"
 	"context"

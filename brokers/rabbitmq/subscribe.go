@@ -1,5 +1,11 @@
 package rabbitmq
 
+// Subscribe and its consume loop: set the consumer up (retrying what is
+// transient, failing on what the broker refuses), hand deliveries to the
+// worker goroutines, and start over after a loss or a broker-side cancel.
+// What becomes of one delivery is in settle.go; how a consumer survives a
+// connection loss is in recovery.go.
+
 import (
 	"context"
 	"errors"

@@ -1,5 +1,11 @@
 package rabbitmq
 
+// The queues and exchanges a subscription declares, idempotently on every
+// setup (a queue deleted under its consumer is declared again): the work or
+// reply queue with its dead-lettering arguments, the optional exchange
+// binding, and the dead-letter exchange and queue. The publisher's exchange
+// declaration stays in Dial.
+
 import (
 	"fmt"
 
