@@ -14,6 +14,8 @@ import (
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
+
+	"github.com/syncgate/syncgate/brokers"
 )
 
 // Acknowledgement levels accepted by Config.Acks. There is deliberately no
@@ -173,38 +175,31 @@ type TLS struct {
 
 // SetDefaults fills every unset field with its default.
 func (c *Config) SetDefaults() {
-	setDefault(&c.ClientID, "syncgate")
+	brokers.SetDefault(&c.ClientID, "syncgate")
 	if c.Acks == "" {
 		c.Acks = AcksLeader
 	}
-	setDefault(&c.BatchSize, 500)
-	setDefault(&c.MaxMessageBytes, 1<<20+64<<10)
-	setDefault(&c.WriteTimeout, 5*time.Second)
-	setDefault(&c.MaxAttempts, 3)
-	setDefault(&c.Partitions, 4)
-	setDefault(&c.ReplicationFactor, -1)
-	setDefault(&c.InboxPartitions, 4)
-	setDefault(&c.InboxRetention, 24*time.Hour)
-	setDefault(&c.MaxWait, 500*time.Millisecond)
-	setDefault(&c.CommitInterval, time.Second)
-	setDefault(&c.ReadBackoffMin, 50*time.Millisecond)
-	setDefault(&c.ReadBackoffMax, time.Second)
-	setDefault(&c.RetryBackoffMin, 100*time.Millisecond)
-	setDefault(&c.RetryBackoffMax, 5*time.Second)
-	setDefault(&c.MaxDeliveries, DefaultMaxDeliveries)
-	setDefault(&c.HeartbeatInterval, time.Second)
-	setDefault(&c.SessionTimeout, 10*time.Second)
-	setDefault(&c.RebalanceTimeout, 30*time.Second)
-	setDefault(&c.JoinGroupBackoff, time.Second)
-	setDefault(&c.DialTimeout, 3*time.Second)
-	setDefault(&c.MetadataTTL, 5*time.Second)
-}
-
-func setDefault[T comparable](p *T, v T) {
-	var zero T
-	if *p == zero {
-		*p = v
-	}
+	brokers.SetDefault(&c.BatchSize, 500)
+	brokers.SetDefault(&c.MaxMessageBytes, 1<<20+64<<10)
+	brokers.SetDefault(&c.WriteTimeout, 5*time.Second)
+	brokers.SetDefault(&c.MaxAttempts, 3)
+	brokers.SetDefault(&c.Partitions, 4)
+	brokers.SetDefault(&c.ReplicationFactor, -1)
+	brokers.SetDefault(&c.InboxPartitions, 4)
+	brokers.SetDefault(&c.InboxRetention, 24*time.Hour)
+	brokers.SetDefault(&c.MaxWait, 500*time.Millisecond)
+	brokers.SetDefault(&c.CommitInterval, time.Second)
+	brokers.SetDefault(&c.ReadBackoffMin, 50*time.Millisecond)
+	brokers.SetDefault(&c.ReadBackoffMax, time.Second)
+	brokers.SetDefault(&c.RetryBackoffMin, 100*time.Millisecond)
+	brokers.SetDefault(&c.RetryBackoffMax, 5*time.Second)
+	brokers.SetDefault(&c.MaxDeliveries, DefaultMaxDeliveries)
+	brokers.SetDefault(&c.HeartbeatInterval, time.Second)
+	brokers.SetDefault(&c.SessionTimeout, 10*time.Second)
+	brokers.SetDefault(&c.RebalanceTimeout, 30*time.Second)
+	brokers.SetDefault(&c.JoinGroupBackoff, time.Second)
+	brokers.SetDefault(&c.DialTimeout, 3*time.Second)
+	brokers.SetDefault(&c.MetadataTTL, 5*time.Second)
 }
 
 // Validate reports the first invalid field, named as in the configuration

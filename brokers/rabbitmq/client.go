@@ -20,6 +20,17 @@ import (
 // with one confirm-mode channel; every Subscribe call gets a connection of its
 // own, so a consumer's recovery never disturbs publishing or another
 // consumer. Client is safe for concurrent use.
+//
+// Each of the four locks guards one concern (see the fields) and none is
+// held while another of them is taken; they nest only into locks that take
+// nothing further (gateMu into a stateWatch's, subsMu into a
+// subscription's, in Ready). They stay separate on purpose: gateMu
+// and retMu are taken on every publish, rpcMu across a network round trip,
+// subsMu by Subscribe and Ready; one lock would make a publish wait for a
+// consume RPC. The two WaitGroups are waited for at different points of
+// Close: subsWG before the publishing connection closes (a classic-queue
+// subscription republishes on it while it stops), bg after (watchReturns
+// ends only when that connection's channel is closed).
 type Client struct {
 	cfg Config
 	log *slog.Logger
@@ -32,25 +43,25 @@ type Client struct {
 	ch     *amqp.Channel
 	connW  *stateWatch
 	chanW  *stateWatch
-	bg     sync.WaitGroup // gate and returns goroutines
+	bg     sync.WaitGroup // watchGate and watchReturns
 	subsWG sync.WaitGroup // running Subscribe calls
-	subsMu sync.Mutex     // orders subsWG.Add against Close; guards subs
+	subsMu sync.Mutex     // guards closed and subs; orders subsWG.Add against Close
 	closed bool
 	subs   map[*subscription]struct{}
 
-	gateMu   sync.Mutex
+	gateMu   sync.Mutex // guards connW and chanW while Dial sets them, up, down, needConn, needChan
 	up       bool
 	down     chan struct{} // closed when up turns false
 	needConn uint64        // connection opens that must be seen before up
 	needChan uint64        // channel opens that must be seen before up
 
 	seq      atomic.Uint64
-	retMu    sync.Mutex
+	retMu    sync.Mutex      // guards returned
 	returned map[string]bool // message id -> returned as unroutable
 	barrier  chan struct{}   // see awaitReturns
 	retDone  chan struct{}
 
-	rpcMu  sync.Mutex // serializes synchronous calls on ch (publishes are not calls)
+	rpcMu  sync.Mutex // serializes synchronous calls on ch (publishes are not calls); held across the round trip
 	direct directInbox
 
 	closeOnce sync.Once

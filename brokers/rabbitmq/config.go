@@ -8,6 +8,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/syncgate/syncgate/brokers"
 )
 
 // Config configures a Client. The top-level syncgate configuration embeds it
@@ -118,25 +120,18 @@ const (
 
 // SetDefaults replaces zero values with the defaults.
 func (c *Config) SetDefaults() {
-	setDefault(&c.URL, DefaultURL)
-	setDefault(&c.ConnectionName, DefaultConnectionName)
-	setDefault(&c.QueueType, DefaultQueueType)
-	setDefault(&c.Prefetch, DefaultPrefetch)
-	setDefault(&c.MaxDeliveries, DefaultMaxDeliveries)
-	setDefault(&c.DeadLetterExchange, DefaultDeadLetterExchange)
-	setDefault(&c.DeadLetterQueue, DefaultDeadLetterQueue)
-	setDefault(&c.ReplyQueueExpiry, DefaultReplyQueueExpiry)
-	setDefault(&c.ConfirmTimeout, DefaultConfirmTimeout)
-	setDefault(&c.ReconnectInterval, DefaultReconnectInterval)
-	setDefault(&c.Heartbeat, DefaultHeartbeat)
-	setDefault(&c.DialTimeout, DefaultDialTimeout)
-}
-
-func setDefault[T comparable](p *T, v T) {
-	var zero T
-	if *p == zero {
-		*p = v
-	}
+	brokers.SetDefault(&c.URL, DefaultURL)
+	brokers.SetDefault(&c.ConnectionName, DefaultConnectionName)
+	brokers.SetDefault(&c.QueueType, DefaultQueueType)
+	brokers.SetDefault(&c.Prefetch, DefaultPrefetch)
+	brokers.SetDefault(&c.MaxDeliveries, DefaultMaxDeliveries)
+	brokers.SetDefault(&c.DeadLetterExchange, DefaultDeadLetterExchange)
+	brokers.SetDefault(&c.DeadLetterQueue, DefaultDeadLetterQueue)
+	brokers.SetDefault(&c.ReplyQueueExpiry, DefaultReplyQueueExpiry)
+	brokers.SetDefault(&c.ConfirmTimeout, DefaultConfirmTimeout)
+	brokers.SetDefault(&c.ReconnectInterval, DefaultReconnectInterval)
+	brokers.SetDefault(&c.Heartbeat, DefaultHeartbeat)
+	brokers.SetDefault(&c.DialTimeout, DefaultDialTimeout)
 }
 
 // Validate reports every invalid field, each message naming it.
