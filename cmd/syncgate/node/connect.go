@@ -114,7 +114,7 @@ func (n *Node) brokerAddr() string {
 func (n *Node) connectOnce(ctx context.Context) (string, error) {
 	if n.router != nil && n.getLease() == nil {
 		if err := n.joinCluster(ctx); err != nil {
-			return "redis " + n.cfg.Cluster.Redis.Addr, err
+			return "redis " + n.cfg.Cluster.Redis.Addr, &joinError{err}
 		}
 	}
 	b, err := NewBroker(n.cfg.Broker, n.log)
@@ -140,10 +140,10 @@ func (n *Node) connect(ctx context.Context) error {
 			close(n.connected)
 			return nil
 		}
-		if errors.Is(err, credis.ErrNodeTaken) || ctx.Err() != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if fatal(err) {
 			return err
 		}
 		n.setWaitingFor(addr)
@@ -164,6 +164,23 @@ func (n *Node) connect(ctx context.Context) error {
 		delay = min(2*delay, backoffMax)
 	}
 }
+
+// fatal reports whether a connection attempt failed for a reason waiting
+// does not cure: the node id held by a live process, or a broker
+// configuration the backend refuses (anything but brokers.ErrUnavailable).
+func fatal(err error) bool {
+	var joinErr *joinError
+	if errors.As(err, &joinErr) {
+		return errors.Is(err, credis.ErrNodeTaken)
+	}
+	return !errors.Is(err, brokers.ErrUnavailable)
+}
+
+// joinError marks a failure to take the node id (see connectOnce).
+type joinError struct{ err error }
+
+func (e *joinError) Error() string { return e.err.Error() }
+func (e *joinError) Unwrap() error { return e.err }
 
 // waitForBroker ends the node when it is not ready within d (broker.wait_for).
 func (n *Node) waitForBroker(ctx context.Context, d time.Duration) error {
