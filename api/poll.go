@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
 
 	"github.com/syncgate/syncgate/api/middleware"
 	"github.com/syncgate/syncgate/correlation"
@@ -23,7 +24,7 @@ func (s *server) poll(w http.ResponseWriter, r *http.Request) {
 		WriteProblem(w, r, ProblemBadRequest, err.Error(), "")
 		return
 	}
-	if info := middleware.InfoFrom(r.Context()); info != nil {
+	if info := middleware.InfoFrom(r.Context()); info != nil && validID(id) {
 		info.CorrelationID = id
 	}
 	var res correlation.Result
@@ -54,7 +55,7 @@ func (s *server) poll(w http.ResponseWriter, r *http.Request) {
 // was cancelled already), 409 when the reply is in, 404 when unknown.
 func (s *server) cancel(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
-	if info := middleware.InfoFrom(r.Context()); info != nil {
+	if info := middleware.InfoFrom(r.Context()); info != nil && validID(id) {
 		info.CorrelationID = id
 	}
 	if err := s.gw.Cancel(r.Context(), id); err != nil {
@@ -94,4 +95,15 @@ func parseWait(v string, limit time.Duration) (time.Duration, error) {
 		return 0, fmt.Errorf("wait=%q is negative", v)
 	}
 	return min(d, limit), nil
+}
+
+// validID reports whether id has the form of a correlation id (a UUID in
+// its canonical form): only such an id is logged as correlation_id, not
+// whatever a client put in the path.
+func validID(id string) bool {
+	if len(id) != 36 {
+		return false
+	}
+	_, err := uuid.Parse(id)
+	return err == nil
 }

@@ -8,7 +8,8 @@ import (
 	"github.com/go-chi/chi/v5"
 )
 
-// AccessLog logs one line at info per request, after it was answered:
+// AccessLog logs one line at info per request (at debug for the probes
+// /healthz, /readyz and /metrics), after it was answered:
 // method, path, the matched route pattern, status, response bytes and
 // duration. Run it inside WithInfo and log through ContextHandler to get the
 // correlation id, route, trace id and request id on the line too (read from
@@ -17,7 +18,11 @@ func AccessLog(log *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ctx := r.Context()
-			if !log.Enabled(ctx, slog.LevelInfo) {
+			level := slog.LevelInfo
+			if probePaths[r.URL.Path] {
+				level = slog.LevelDebug
+			}
+			if !log.Enabled(ctx, level) {
 				next.ServeHTTP(w, r)
 				return
 			}
@@ -34,13 +39,17 @@ func AccessLog(log *slog.Logger) func(http.Handler) http.Handler {
 				size = info.Bytes
 			}
 			status := statusOf(r, info)
-			log.LogAttrs(ctx, slog.LevelInfo, "request",
+			log.LogAttrs(ctx, level, "request",
 				slog.String("method", r.Method), slog.String("path", r.URL.Path),
 				slog.String("pattern", routePattern(r)), slog.Int("status", status),
 				slog.Int64("bytes", size), slog.Duration("duration", time.Since(start)))
 		})
 	}
 }
+
+// probePaths are polled by orchestrators and scrapers every few seconds:
+// their access lines are logged at debug, so that info shows traffic.
+var probePaths = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
 
 // routePattern returns the chi pattern the request matched ("" if none):
 // a bounded label, unlike the raw path.

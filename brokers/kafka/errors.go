@@ -57,11 +57,13 @@ func fatalGroupError(err error) bool {
 
 // kafkaLogger adapts slog to kafka-go's Logger. kafka-go logs routine events
 // (reconnects, rebalances) through both of its loggers, so they go to Debug;
-// this package logs what an operator must act on itself.
-func kafkaLogger(l *slog.Logger, component string) kafkago.LoggerFunc {
+// this package logs what an operator must act on itself. l carries the
+// package's component already: the kafka-go logger is named under
+// library, not a second component key.
+func kafkaLogger(l *slog.Logger, library string) kafkago.LoggerFunc {
 	return func(msg string, args ...any) {
 		if l.Enabled(context.Background(), slog.LevelDebug) {
-			l.Debug(fmt.Sprintf(msg, args...), "component", component)
+			l.Debug(fmt.Sprintf(msg, args...), "library", library)
 		}
 	}
 }

@@ -100,10 +100,20 @@ func TestClusterNode(t *testing.T) {
 		}
 	}
 
-	// A second node with the same id is refused while the first lives.
-	_, err := node.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	// A second node with the same id is refused while the first lives:
+	// its Run ends with the error, never ready (it never touched the broker).
+	second, err := node.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = second.Run(t.Context())
 	if err == nil || !strings.Contains(err.Error(), "held by another live process") {
 		t.Fatalf("second node with id %q: %v", cfg.Node, err)
+	}
+	select {
+	case <-second.Ready():
+		t.Error("the second node turned ready")
+	default:
 	}
 	// Stopping gives the id back at once.
 	if err := r.stop(); err != nil {
@@ -116,20 +126,23 @@ func TestClusterNode(t *testing.T) {
 	startCluster(t, cfg)
 }
 
+// Cluster mode with Redis down and broker.wait_for set: Run gives up,
+// naming Redis's address, and never touches the broker (the node id is
+// not taken).
 func TestClusterNodeNeedsRedisToStart(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := ln.Addr().String()
-	_ = ln.Close()
+	dead := closedAddr(t)
 	cfg := clusterConfig(t, dead)
-	start := time.Now()
-	_, err = node.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err == nil || !strings.Contains(err.Error(), "take node id") || !strings.Contains(err.Error(), dead) {
+	cfg.Broker.WaitFor = time.Second
+	n, err := node.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
 		t.Fatalf("New with Redis down: %v", err)
 	}
+	start := time.Now()
+	err = n.Run(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "redis "+dead) {
+		t.Fatalf("Run with Redis down: %v", err)
+	}
 	if d := time.Since(start); d > 10*time.Second {
-		t.Errorf("refusing took %v", d)
+		t.Errorf("giving up took %v", d)
 	}
 }

@@ -59,6 +59,10 @@ type BrokerConfig struct {
 	Memory   MemoryConfig    `yaml:"memory"`
 	Kafka    kafka.Config    `yaml:"kafka"`
 	RabbitMQ rabbitmq.Config `yaml:"rabbitmq"`
+	// WaitFor bounds how long a starting node waits for its broker (and,
+	// in cluster mode, Redis) before it exits with an error naming the
+	// address; 0 (the default) waits for ever, not ready meanwhile.
+	WaitFor time.Duration `yaml:"wait_for"`
 	// PublishTimeout caps one publish (default 5s).
 	PublishTimeout time.Duration `yaml:"publish_timeout"`
 	// ReplyConcurrency is how many replies the node handles at once (default 16).

@@ -4,6 +4,14 @@
 // owns their lifecycle: Run starts them and, when its context ends, drains
 // in-flight requests before it stops consumers and closes the broker.
 //
+// New does not touch the network beyond its listener: Run takes the node
+// id in Redis (cluster mode) and then connects to the broker in the
+// background, retrying with a capped, jittered back-off and logging one
+// line per state change (connect.go). Meanwhile /readyz answers 503 naming
+// the address; broker.wait_for bounds the wait. Nothing is consumed before
+// the node id is taken: a second process with a live node's id never
+// touches the broker.
+//
 // Config is loaded from a YAML file, then SYNCGATE_* environment variables,
 // then command-line flags; later sources win. The file is checked against
 // Config's yaml tags before it is decoded (yamlcheck.go), so that its errors

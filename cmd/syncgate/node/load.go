@@ -28,6 +28,7 @@ var settings = []setting{
 	{"broker", "broker backend: memory, kafka or rabbitmq", func(c *Config) flag.Value { return (*stringValue)(&c.Broker.Kind) }},
 	{"kafka-brokers", "Kafka bootstrap brokers, comma-separated host:port", func(c *Config) flag.Value { return (*listValue)(&c.Broker.Kafka.Brokers) }},
 	{"rabbitmq-url", "RabbitMQ URL, amqp://user:pass@host:5672/vhost", func(c *Config) flag.Value { return (*stringValue)(&c.Broker.RabbitMQ.URL) }},
+	{"wait-for-broker", "give up starting when the broker (or Redis) is not reachable within this; 0: wait for ever", func(c *Config) flag.Value { return (*durationValue)(&c.Broker.WaitFor) }},
 	{"cluster", "cluster mode: results, keys and reply routing in Redis", func(c *Config) flag.Value { return (*boolValue)(&c.Cluster.Enabled) }},
 	{"redis-addr", "Redis host:port for cluster mode", func(c *Config) flag.Value { return (*stringValue)(&c.Cluster.Redis.Addr) }},
 	{"demo", "run the demo service in this process; on without --config", func(c *Config) flag.Value { return (*boolValue)(&c.Demo.Enabled) }},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -42,7 +43,7 @@ type Broker interface {
 type Node struct {
 	cfg     Config
 	log     *slog.Logger
-	broker  Broker
+	broker  *lazyBroker
 	gw      *gateway.Gateway
 	handler http.Handler
 	metrics *prometheus.Registry
@@ -50,10 +51,16 @@ type Node struct {
 
 	// Cluster mode only: the Redis client, the router whose Listen takes
 	// forwarded replies, and the lease on this node's id.
-	rdb     *goredis.Client
-	router  *credis.Router
-	lease   *credis.Lease
-	adopter *adopter // set by Run
+	rdb    *goredis.Client
+	router *credis.Router
+	lease  *credis.Lease // set by connect; read under mu
+	// mu guards lease and waiting (the address connect waits for).
+	mu      sync.Mutex
+	waiting string
+	// connected is closed once connect took the node id (cluster mode)
+	// and dialled the broker.
+	connected chan struct{}
+	adopter   *adopter // set by Run
 	// results is the in-memory result store (not cluster mode), whose
 	// expired records Run reclaims in the background.
 	results *correlation.MemoryStore
@@ -80,7 +87,8 @@ type Node struct {
 func New(cfg Config, log *slog.Logger) (*Node, error) {
 	log = slog.New(middleware.ContextHandler(log.Handler())).With(slog.String("node", cfg.Node))
 	n := &Node{cfg: cfg, log: log, metrics: prometheus.NewRegistry(),
-		ready: make(chan struct{}), drainCh: make(chan struct{})}
+		ready: make(chan struct{}), drainCh: make(chan struct{}), connected: make(chan struct{}),
+		broker: newLazyBroker()}
 	n.abortUploads, n.stopReadingUploads = context.WithCancel(context.Background())
 	n.checks = []api.Check{
 		{Name: "shutdown", Check: n.notDraining},
@@ -92,12 +100,13 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 		cluster *gateway.Cluster
 	)
 	if cfg.Cluster.Enabled {
-		// The node id first: a second node with the same id must not
-		// touch the broker at all.
-		if err := n.joinCluster(); err != nil {
-			return nil, err
-		}
+		// The node id is taken by connect (see Run), before the broker
+		// is dialled: a second node with the same id must not touch the
+		// broker at all.
 		rcfg := n.redisConfig()
+		n.rdb = credis.NewClient(rcfg)
+		n.router = credis.NewRouter(n.rdb, rcfg)
+		n.addClusterChecks(rcfg)
 		store, idem = credis.NewStore(n.rdb, rcfg), credis.NewIdempotency(n.rdb, rcfg)
 		cluster = &gateway.Cluster{Node: cfg.Node, Router: n.router, ClaimMargin: cfg.Cluster.ClaimMargin}
 	} else {
@@ -115,12 +124,7 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 			TTL: cfg.Idempotency.TTL, MaxEntries: cfg.Idempotency.MaxEntries,
 		})
 	}
-	b, err := NewBroker(cfg.Broker, log)
-	if err != nil {
-		n.leaveCluster()
-		return nil, err
-	}
-	n.broker = b
+	b := n.broker
 	reg := n.metrics
 	gw := gateway.New(gateway.Config{
 		ReplyTo: cfg.ReplyTo, PublishTimeout: cfg.Broker.PublishTimeout,
@@ -135,16 +139,14 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 			Help: "Dead nodes whose reply addresses this node consumes (cluster mode).",
 		}, func() float64 { return float64(len(n.Adopting())) }))
 	}
-	// Backends that track their connection (RabbitMQ) report it, so /readyz
-	// turns false during an outage rather than only before the first start.
-	if c, ok := b.(interface{ Ready() bool }); ok {
-		n.checks = append(n.checks, api.Check{Name: "broker", Check: func(context.Context) error {
-			if !c.Ready() {
-				return errors.New("broker connection down")
-			}
-			return nil
-		}})
-	}
+	// Not connected yet, or a backend that tracks its connection (RabbitMQ,
+	// Kafka) reports it down: /readyz turns false, naming the address.
+	n.checks = append(n.checks, api.Check{Name: "broker", Check: func(context.Context) error {
+		if !b.Ready() {
+			return fmt.Errorf("%s not connected", n.waitingFor())
+		}
+		return nil
+	}})
 
 	routes := make([]api.Route, 0, len(cfg.Routes))
 	for _, rc := range cfg.Routes {
@@ -166,6 +168,7 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 			Help: "Requests on this node waiting for their reply (correlation registry size).",
 		}, func() float64 { return float64(gw.Waiting()) }),
 	)
+	var err error
 	n.handler, err = api.New(api.Options{
 		Gateway: instrument.Gateway(gw, reg), Routes: routes, Logger: log, Checks: n.checks,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Registerer: reg,
@@ -192,40 +195,48 @@ func (n *Node) redisConfig() credis.Config {
 	return rcfg
 }
 
-// joinCluster connects to Redis and takes the node's id, waiting up to one
-// lease TTL for the lease of a previous process with this id to lapse. It
-// adds the readiness checks of cluster mode: Redis reachable (degrades)
-// and the id still held (fails).
-func (n *Node) joinCluster() error {
+// joinCluster takes the node's id in Redis, waiting up to one lease TTL
+// for the lease of a previous process with this id to lapse, and
+// registers its reply address. Called by connect until it succeeds.
+func (n *Node) joinCluster(ctx context.Context) error {
 	cc := n.cfg.Cluster
 	rcfg := n.redisConfig()
-	rdb := credis.NewClient(rcfg)
-	router := credis.NewRouter(rdb, rcfg)
-	ctx, cancel := context.WithTimeout(context.Background(), cc.LeaseTTL+rcfg.DialTimeout+5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, cc.LeaseTTL+rcfg.DialTimeout+5*time.Second)
 	defer cancel()
-	lease, err := router.Join(ctx, n.cfg.Node, cc.LeaseTTL, cc.LeaseTTL)
+	lease, err := n.router.Join(ctx, n.cfg.Node, cc.LeaseTTL, cc.LeaseTTL)
 	if err != nil {
-		_ = rdb.Close()
 		return fmt.Errorf("cluster: take node id %q in Redis at %s: %w", n.cfg.Node, rcfg.Addr, err)
 	}
-	if err := router.Register(ctx, n.cfg.Node, n.cfg.ReplyTo); err != nil {
+	if err := n.router.Register(ctx, n.cfg.Node, n.cfg.ReplyTo); err != nil {
 		_ = lease.Close()
-		_ = rdb.Close()
 		return fmt.Errorf("cluster: register node %q: %w", n.cfg.Node, err)
 	}
 	lease.Advertise(n.cfg.ReplyTo)
-	n.rdb, n.router, n.lease = rdb, router, lease
+	n.mu.Lock()
+	n.lease = lease
+	n.mu.Unlock()
 	n.log.Info("joined the cluster", slog.String("redis", rcfg.Addr), slog.String("lease", lease.Token()))
-	timeout := rcfg.ReadTimeout
+	return nil
+}
+
+// addClusterChecks adds the readiness checks of cluster mode: Redis
+// reachable (degrades) and the id taken and still held (fails).
+func (n *Node) addClusterChecks(rcfg credis.Config) {
+	timeout, rdb := rcfg.ReadTimeout, n.rdb
 	n.checks = append(n.checks,
 		api.Check{Name: "redis", Degrades: true, Check: func(ctx context.Context) error {
 			ctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
 			return rdb.Ping(ctx).Err()
 		}},
-		api.Check{Name: "node-id", Check: func(context.Context) error { return lease.Err() }},
+		api.Check{Name: "node-id", Check: func(context.Context) error {
+			lease := n.getLease()
+			if lease == nil {
+				return fmt.Errorf("node id %q not taken yet (redis %s)", n.cfg.Node, rcfg.Addr)
+			}
+			return lease.Err()
+		}},
 	)
-	return nil
 }
 
 // awaitHandBack waits, before this node consumes its reply address, until
@@ -260,11 +271,13 @@ func (n *Node) awaitHandBack(ctx context.Context) {
 
 // leaveCluster gives the node id back and closes the Redis client.
 func (n *Node) leaveCluster() {
-	if n.lease == nil {
+	if n.rdb == nil {
 		return
 	}
-	if err := n.lease.Close(); err != nil {
-		n.log.Warn("cluster: releasing the node id failed; it lapses by itself", slog.Any("error", err))
+	if lease := n.getLease(); lease != nil {
+		if err := lease.Close(); err != nil {
+			n.log.Warn("cluster: releasing the node id failed; it lapses by itself", slog.Any("error", err))
+		}
 	}
 	_ = n.rdb.Close()
 }
@@ -275,7 +288,7 @@ func NewBroker(cfg BrokerConfig, log *slog.Logger) (Broker, error) {
 	case "memory":
 		return memory.New(memory.Config{QueueSize: cfg.Memory.QueueSize}), nil
 	case "kafka":
-		return kafka.New(cfg.Kafka, kafka.WithLogger(log.With("component", "kafka")))
+		return kafka.New(cfg.Kafka, kafka.WithLogger(log)) // the package sets component
 	case "rabbitmq":
 		return rabbitmq.Dial(cfg.RabbitMQ, rabbitmq.WithLogger(log.With("component", "rabbitmq")))
 	}
@@ -390,22 +403,53 @@ func (n *Node) Run(ctx context.Context) error {
 	defer stopConsumers()
 	consumers, consumeCtx := errgroup.WithContext(consumeCtx)
 
-	if n.router != nil {
-		// Forwarded replies can arrive as soon as a request is claimed:
-		// listen before the first one is served. Stopped after the
-		// consumers, with the lease released last.
-		l, err := n.router.Listen(consumeCtx, n.cfg.Node, func(rep envelope.Reply) {
-			n.gw.AcceptForwarded(consumeCtx, rep)
-		})
-		if err != nil {
-			_ = n.broker.Close()
-			n.leaveCluster()
-			return fmt.Errorf("cluster: listen for forwarded replies: %w", err)
-		}
-		defer func() {
+	// The node id (cluster mode) and the broker connection are taken in
+	// the background, retried until they succeed (see connect.go); the
+	// consumers start once they are. The listener of forwarded replies is
+	// stopped after the consumers, with the lease released last.
+	listener := make(chan io.Closer, 1)
+	defer func() {
+		select {
+		case l := <-listener:
 			_ = l.Close()
-			n.leaveCluster()
-		}()
+		default:
+		}
+		n.leaveCluster()
+	}()
+	start := make(chan struct{})
+	consumers.Go(func() error {
+		if err := n.connect(consumeCtx); err != nil {
+			return err
+		}
+		select {
+		case <-n.connected:
+		default:
+			return nil // stopped before connecting
+		}
+		if n.router != nil {
+			// Forwarded replies can arrive as soon as a request is
+			// claimed: listen before the node consumes and turns ready.
+			l, err := n.router.Listen(consumeCtx, n.cfg.Node, func(rep envelope.Reply) {
+				n.gw.AcceptForwarded(consumeCtx, rep)
+			})
+			if err != nil {
+				return fmt.Errorf("cluster: listen for forwarded replies: %w", err)
+			}
+			listener <- l
+		}
+		close(start)
+		return nil
+	})
+	if d := n.cfg.Broker.WaitFor; d > 0 {
+		consumers.Go(func() error { return n.waitForBroker(consumeCtx, d) })
+	}
+	started := func() bool {
+		select {
+		case <-start:
+			return true
+		case <-consumeCtx.Done():
+			return false
+		}
 	}
 	var pending atomic.Int32
 	pending.Store(1)
@@ -425,11 +469,16 @@ func (n *Node) Run(ctx context.Context) error {
 	if n.router != nil && !directReplyTo {
 		n.adopter = newAdopter(n, replies)
 		consumers.Go(func() error {
-			n.adopter.run(consumeCtx)
+			if started() {
+				n.adopter.run(consumeCtx)
+			}
 			return nil
 		})
 	}
 	consumers.Go(func() error {
+		if !started() {
+			return nil
+		}
 		if n.router != nil {
 			n.awaitHandBack(consumeCtx)
 		}

@@ -1,0 +1,218 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/syncgate/syncgate/brokers"
+	credis "github.com/syncgate/syncgate/correlation/redis"
+)
+
+// Start-up against a broker (or, in cluster mode, Redis) that is not there
+// yet is the same for every backend: the node listens at once, answers
+// /healthz 200 and /readyz 503 naming the failing check, and connects in
+// the background with a capped, jittered back-off. It logs one WARN when
+// the first attempt fails and one INFO when it connects; the attempts in
+// between log at debug level. broker.wait_for (--wait-for-broker) bounds
+// the wait: past it, Run returns an error naming the address.
+
+// Back-off between connection attempts: doubling from backoffMin, capped
+// at backoffMax, each step jittered by up to ±25 %.
+var (
+	backoffMin = 100 * time.Millisecond
+	backoffMax = 5 * time.Second
+)
+
+func jitter(d time.Duration) time.Duration {
+	return d - d/4 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+// lazyBroker stands for the backend until the node connected to it:
+// Publish fails with brokers.ErrUnavailable before, Subscribe waits for it.
+type lazyBroker struct {
+	set  chan struct{} // closed once b is set
+	once sync.Once
+	b    Broker
+}
+
+func newLazyBroker() *lazyBroker { return &lazyBroker{set: make(chan struct{})} }
+
+func (l *lazyBroker) setBroker(b Broker) { l.once.Do(func() { l.b = b; close(l.set) }) }
+
+func (l *lazyBroker) get() Broker {
+	select {
+	case <-l.set:
+		return l.b
+	default:
+		return nil
+	}
+}
+
+func (l *lazyBroker) Publish(ctx context.Context, dest string, m brokers.Message) error {
+	b := l.get()
+	if b == nil {
+		return fmt.Errorf("%w: broker not connected yet", brokers.ErrUnavailable)
+	}
+	return b.Publish(ctx, dest, m)
+}
+
+func (l *lazyBroker) Subscribe(ctx context.Context, source string, h brokers.Handler, opts ...brokers.SubscribeOption) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-l.set:
+	}
+	return l.b.Subscribe(ctx, source, h, opts...)
+}
+
+// Close closes the backend if it was connected. The connecting goroutine
+// has stopped before the node closes its broker (see Run).
+func (l *lazyBroker) Close() error {
+	if b := l.get(); b != nil {
+		return b.Close()
+	}
+	return nil
+}
+
+// Ready is false until connected, then what the backend reports (if it
+// tracks its connection).
+func (l *lazyBroker) Ready() bool {
+	b := l.get()
+	if b == nil {
+		return false
+	}
+	if r, ok := b.(interface{ Ready() bool }); ok {
+		return r.Ready()
+	}
+	return true
+}
+
+// brokerAddr names the broker the node connects to, without credentials.
+func (n *Node) brokerAddr() string {
+	switch n.cfg.Broker.Kind {
+	case "kafka":
+		return "kafka " + strings.Join(n.cfg.Broker.Kafka.Brokers, ",")
+	case "rabbitmq":
+		if u, err := url.Parse(n.cfg.Broker.RabbitMQ.URL); err == nil {
+			return "rabbitmq " + u.Redacted()
+		}
+		return "rabbitmq (invalid url)"
+	}
+	return n.cfg.Broker.Kind
+}
+
+// connectOnce takes the step not done yet: in cluster mode the node id
+// first (a second node with the same id must not touch the broker at
+// all), then the broker. It returns the address of the step that failed.
+func (n *Node) connectOnce(ctx context.Context) (string, error) {
+	if n.router != nil && n.getLease() == nil {
+		if err := n.joinCluster(ctx); err != nil {
+			return "redis " + n.cfg.Cluster.Redis.Addr, &joinError{err}
+		}
+	}
+	b, err := NewBroker(n.cfg.Broker, n.log)
+	if err != nil {
+		return n.brokerAddr(), err
+	}
+	n.broker.setBroker(b)
+	return "", nil
+}
+
+// connect retries connectOnce until it succeeds, ctx ends (nil) or the
+// error is fatal (the node id is held by a live process). It closes
+// n.connected on success.
+func (n *Node) connect(ctx context.Context) error {
+	delay := backoffMin
+	failing := ""
+	for attempt := 1; ; attempt++ {
+		addr, err := n.connectOnce(ctx)
+		if err == nil {
+			if failing != "" {
+				n.log.Info("connected", slog.String("to", n.brokerAddr()), slog.Int("attempts", attempt))
+			}
+			close(n.connected)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if fatal(err) {
+			return err
+		}
+		n.setWaitingFor(addr)
+		if failing != addr {
+			n.log.Warn("not reachable; retrying with back-off until it is (/readyz answers 503 meanwhile)",
+				slog.String("to", addr), slog.Any("error", err))
+			failing = addr
+		} else {
+			n.log.Debug("still not reachable", slog.String("to", addr), slog.Int("attempt", attempt), slog.Any("error", err))
+		}
+		t := time.NewTimer(jitter(delay))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		delay = min(2*delay, backoffMax)
+	}
+}
+
+// fatal reports whether a connection attempt failed for a reason waiting
+// does not cure: the node id held by a live process, or a broker
+// configuration the backend refuses (anything but brokers.ErrUnavailable).
+func fatal(err error) bool {
+	var joinErr *joinError
+	if errors.As(err, &joinErr) {
+		return errors.Is(err, credis.ErrNodeTaken)
+	}
+	return !errors.Is(err, brokers.ErrUnavailable)
+}
+
+// joinError marks a failure to take the node id (see connectOnce).
+type joinError struct{ err error }
+
+func (e *joinError) Error() string { return e.err.Error() }
+func (e *joinError) Unwrap() error { return e.err }
+
+// waitForBroker ends the node when it is not ready within d (broker.wait_for).
+func (n *Node) waitForBroker(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-n.ready:
+		return nil
+	case <-t.C:
+		return fmt.Errorf("%s not reachable within broker.wait_for (--wait-for-broker) %s; giving up", n.waitingFor(), d)
+	}
+}
+
+func (n *Node) setWaitingFor(addr string) {
+	n.mu.Lock()
+	n.waiting = addr
+	n.mu.Unlock()
+}
+
+func (n *Node) waitingFor() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.waiting == "" {
+		return n.brokerAddr()
+	}
+	return n.waiting
+}
+
+func (n *Node) getLease() *credis.Lease {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.lease
+}
