@@ -1,12 +1,11 @@
 package main
 
 import (
-	"bytes"
-	"errors"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 // TestMain lets the test binary act as the demo command, so that exit codes
@@ -21,19 +20,7 @@ func TestMain(m *testing.M) {
 
 func runMain(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "DEMO_TEST_AS_MAIN=1")
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	case err != nil:
-		t.Fatal(err)
-	}
-	return out.String(), errb.String(), code
+	return testenv.RunMain(t, "DEMO_TEST_AS_MAIN", args...)
 }
 
 // --help prints the flags on stdout and exits 0, not "flag: help requested"

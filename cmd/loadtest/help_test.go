@@ -2,19 +2,17 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"image/png"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
+
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 // TestMain lets the test binary act as the loadtest command, so the tests
@@ -30,23 +28,7 @@ func TestMain(m *testing.M) {
 // runMain runs the command in a child process: stdout, stderr, exit status.
 func runMain(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], args...)
-	// Without the race detector's one-second sleep at exit.
-	cmd.Env = append(os.Environ(), "LOADTEST_TEST_AS_MAIN=1", "GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-		return stdout.String(), stderr.String(), 0
-	case errors.As(err, &exit):
-		return stdout.String(), stderr.String(), exit.ExitCode()
-	}
-	t.Fatalf("%q: %v", args, err)
-	return "", "", -1
+	return testenv.RunMain(t, "LOADTEST_TEST_AS_MAIN", args...)
 }
 
 // Help asked for in any of the usual ways prints the usage on stdout and

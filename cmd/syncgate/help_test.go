@@ -1,31 +1,17 @@
 package main
 
 import (
-	"bytes"
-	"errors"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 // runMain runs the syncgate command as a child process to its exit and
 // returns its stdout, stderr and exit status.
 func runMain(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "SYNCGATE_TEST_AS_MAIN=1")
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	case err != nil:
-		t.Fatal(err)
-	}
-	return out.String(), errb.String(), code
+	return testenv.RunMain(t, "SYNCGATE_TEST_AS_MAIN", args...)
 }
 
 // --help lists every flag with its type, variable and default on stdout and
