@@ -334,7 +334,7 @@ func (n *Node) positioned(context.Context) error {
 	case <-n.ready:
 		return nil
 	default:
-		return errors.New("broker not connected or reply consumer not positioned yet")
+		return fmt.Errorf("%s not connected or reply consumer not positioned yet", n.waitingFor())
 	}
 }
 
