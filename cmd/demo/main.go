@@ -22,11 +22,18 @@ import (
 	"syscall"
 
 	"github.com/syncgate/syncgate/brokers"
+	"github.com/syncgate/syncgate/brokers/kafka"
 	"github.com/syncgate/syncgate/brokers/rabbitmq"
 	"github.com/syncgate/syncgate/brokers/responder"
 	"github.com/syncgate/syncgate/brokers/responder/demo"
-	"github.com/syncgate/syncgate/cmd/syncgate/node"
 )
+
+// broker is what the demo service needs of a backend: it consumes requests
+// and publishes replies. It links no part of the gateway.
+type broker interface {
+	brokers.Publisher
+	brokers.Subscriber
+}
 
 func main() {
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
@@ -58,32 +65,35 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (demo --help lists the flags)", fs.Arg(0))
 	}
-	var cfg node.BrokerConfig
-	cfg.Kind = *kind
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	var open func() (broker, error)
 	switch *kind {
 	case "kafka":
-		cfg.Kafka.Brokers = strings.Split(*kafkaBrokers, ",")
-		cfg.Kafka.SetDefaults()
-		if err := cfg.Kafka.Validate(); err != nil {
+		cfg := kafka.Config{Brokers: strings.Split(*kafkaBrokers, ",")}
+		cfg.SetDefaults()
+		if err := cfg.Validate(); err != nil {
 			return err
 		}
+		open = func() (broker, error) { return kafka.New(cfg, kafka.WithLogger(log)) }
 	case "rabbitmq":
-		cfg.RabbitMQ.URL = *rabbitURL
+		cfg := rabbitmq.Config{URL: *rabbitURL}
 		if *latency {
-			cfg.RabbitMQ.QueueType = rabbitmq.QueueTypeClassic
-			cfg.RabbitMQ.TransientRequests, cfg.RabbitMQ.TransientReplies = true, true
+			cfg.QueueType = rabbitmq.QueueTypeClassic
+			cfg.TransientRequests, cfg.TransientReplies = true, true
 		}
-		cfg.RabbitMQ.SetDefaults()
-		if err := cfg.RabbitMQ.Validate(); err != nil {
+		cfg.SetDefaults()
+		if err := cfg.Validate(); err != nil {
 			return err
+		}
+		open = func() (broker, error) {
+			return rabbitmq.Dial(cfg, rabbitmq.WithLogger(log.With("component", "rabbitmq")))
 		}
 	default:
 		return fmt.Errorf("--broker: %q is not kafka or rabbitmq", *kind)
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	b, err := node.NewBroker(cfg, log)
+	b, err := open()
 	if err != nil {
 		return err
 	}

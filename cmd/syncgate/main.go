@@ -17,7 +17,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/syncgate/syncgate/cmd/syncgate/node"
+	"github.com/syncgate/syncgate/internal/node"
 	credis "github.com/syncgate/syncgate/correlation/redis"
 )
 

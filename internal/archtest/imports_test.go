@@ -77,7 +77,6 @@ var rules = []rule{
 // removes it. A new entry needs a reason as good; a fixed one must go (the
 // test fails on a stale entry).
 var known = map[string]string{
-	"loadtest/scenario -> cmd/syncgate/node":         "issue 14: the node moves out of cmd/",
 	"loadtest/scenario -> correlation":               "issue 14: the scenarios start nodes through the node package",
 	"brokers/kafka [test] -> correlation":            "issue 14: adapter tests exercise what ships",
 	"brokers/rabbitmq [test] -> api":                 "issue 14: one wiring path; the e2e tests start the real node",
@@ -85,8 +84,6 @@ var known = map[string]string{
 	"brokers/rabbitmq [test] -> correlation":         "issue 14: one wiring path",
 	"brokers/responder [test] -> correlation":        "issue 14: adapter tests exercise what ships",
 	"correlation/redis [test] -> gateway":            "issue 14: port-level conformance tests instead",
-	"cmd/syncgate -> cmd/syncgate/node":              "issue 14: the node becomes a library outside cmd/",
-	"cmd/demo -> cmd/syncgate/node":                  "issue 14: cmd/demo builds its broker from brokers/* directly",
 	"gateway [test] -> github.com/redis/go-redis/v9": "issue 14: cluster ports get in-memory implementations",
 }
 

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/syncgate/syncgate/brokers/responder/demo"
-	"github.com/syncgate/syncgate/cmd/syncgate/node"
+	"github.com/syncgate/syncgate/internal/node"
 	"github.com/syncgate/syncgate/loadtest"
 )
 

@@ -11,7 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/syncgate/syncgate/brokers/responder/demo"
-	"github.com/syncgate/syncgate/cmd/syncgate/node"
+	"github.com/syncgate/syncgate/internal/node"
 )
 
 // RabbitMQAddr is where the rabbitmq scenario expects a RabbitMQ server

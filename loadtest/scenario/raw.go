@@ -17,7 +17,7 @@ import (
 
 	"github.com/syncgate/syncgate/brokers/envelope"
 	"github.com/syncgate/syncgate/brokers/rabbitmq"
-	"github.com/syncgate/syncgate/cmd/syncgate/node"
+	"github.com/syncgate/syncgate/internal/node"
 	"github.com/syncgate/syncgate/correlation"
 	"github.com/syncgate/syncgate/loadtest"
 )

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/syncgate/syncgate/brokers/responder/demo"
-	"github.com/syncgate/syncgate/cmd/syncgate/node"
+	"github.com/syncgate/syncgate/internal/node"
 )
 
 // payload is what every echo request sends: a small JSON document.

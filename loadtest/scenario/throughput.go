@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/syncgate/syncgate/cmd/syncgate/node"
+	"github.com/syncgate/syncgate/internal/node"
 	"github.com/syncgate/syncgate/loadtest"
 )
 

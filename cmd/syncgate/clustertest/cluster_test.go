@@ -88,7 +88,7 @@ func newClusterOn(t *testing.T, on backend, ids ...string) *cluster {
 // plus the test's suffix.
 func (c *cluster) nodeID(id string) string { return id + "-" + c.suffix }
 
-// replyAddr is node id's reply address, the default of cmd/syncgate/node.
+// replyAddr is node id's reply address, the default of internal/node.
 func (c *cluster) replyAddr(id string) string { return "syncgate.reply." + c.nodeID(id) }
 
 // owner returns the test's name of the node that sent req (its reply_to).

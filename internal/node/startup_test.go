@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/syncgate/syncgate/brokers/kafka"
-	"github.com/syncgate/syncgate/cmd/syncgate/node"
+	"github.com/syncgate/syncgate/internal/node"
 )
 
 // syncBuffer collects log lines from several goroutines.

@@ -4,14 +4,14 @@ import (
 	"os"
 	"testing"
 
-	"github.com/syncgate/syncgate/cmd/syncgate/node"
+	"github.com/syncgate/syncgate/internal/node"
 )
 
 // FuzzParse feeds arbitrary YAML to Parse: it must never panic, and a
 // configuration it accepts must survive SetDefaults and Validate without
 // panicking (an error is fine). The seeds run as an ordinary test.
 func FuzzParse(f *testing.F) {
-	if example, err := os.ReadFile("../../../examples/syncgate.yaml"); err == nil {
+	if example, err := os.ReadFile("../../examples/syncgate.yaml"); err == nil {
 		f.Add(example)
 	}
 	for _, seed := range []string{

@@ -4,6 +4,10 @@
 // owns their lifecycle: Run starts them and, when its context ends, drains
 // in-flight requests before it stops consumers and closes the broker.
 //
+// It is the composition root of cmd/syncgate and of the load scenarios
+// (loadtest/scenario), and internal: embedding a whole gateway in another Go
+// program is not a supported use; run the binary.
+//
 // New does not touch the network beyond its listener: Run takes the node
 // id in Redis (cluster mode) and then connects to the broker in the
 // background, retrying with a capped, jittered back-off and logging one

@@ -13,11 +13,11 @@ import (
 
 	"github.com/syncgate/syncgate/brokers/kafka"
 	"github.com/syncgate/syncgate/brokers/rabbitmq"
-	"github.com/syncgate/syncgate/cmd/syncgate/node"
+	"github.com/syncgate/syncgate/internal/node"
 	credis "github.com/syncgate/syncgate/correlation/redis"
 )
 
-const referenceFile = "../../../examples/syncgate.yaml"
+const referenceFile = "../../examples/syncgate.yaml"
 
 // notInReference are fields the reference file leaves out on purpose.
 var notInReference = map[string]string{

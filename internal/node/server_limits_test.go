@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/syncgate/syncgate/api"
-	"github.com/syncgate/syncgate/cmd/syncgate/node"
+	"github.com/syncgate/syncgate/internal/node"
 )
 
 // The server's own limits come from the configuration: a client that

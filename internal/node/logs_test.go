@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/syncgate/syncgate/brokers/kafka"
-	"github.com/syncgate/syncgate/cmd/syncgate/node"
+	"github.com/syncgate/syncgate/internal/node"
 )
 
 // duplicateKey returns the first key that occurs twice in one object of

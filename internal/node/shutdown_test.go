@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/syncgate/syncgate/api"
-	"github.com/syncgate/syncgate/cmd/syncgate/node"
+	"github.com/syncgate/syncgate/internal/node"
 )
 
 func readyz(n *node.Node) int {

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/syncgate/syncgate/cmd/syncgate/node"
+	"github.com/syncgate/syncgate/internal/node"
 )
 
 func env(m map[string]string) func(string) string {
@@ -16,7 +16,7 @@ func env(m map[string]string) func(string) string {
 }
 
 func TestExampleConfigLoads(t *testing.T) {
-	cfg, err := node.Load([]string{"--config", "../../../examples/syncgate.yaml"}, env(nil), io.Discard)
+	cfg, err := node.Load([]string{"--config", "../../examples/syncgate.yaml"}, env(nil), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func TestClusterNodeAddress(t *testing.T) {
 		{nil, map[string]string{"SYNCGATE_NODE": "b"}, "127.0.0.1:8082"},
 		{[]string{"--node", "b", "--addr", "127.0.0.1:9999"}, nil, "127.0.0.1:9999"},
 	} {
-		cfg, err := node.Load(append([]string{"--config", "../../../examples/cluster.yaml"}, tt.args...), env(tt.env), io.Discard)
+		cfg, err := node.Load(append([]string{"--config", "../../examples/cluster.yaml"}, tt.args...), env(tt.env), io.Discard)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -188,7 +188,7 @@ func TestByteSize(t *testing.T) {
 }
 
 func TestEveryExampleConfigValidates(t *testing.T) {
-	files, err := filepath.Glob("../../../examples/*.yaml")
+	files, err := filepath.Glob("../../examples/*.yaml")
 	if err != nil || len(files) < 2 {
 		t.Fatalf("examples: %v %v", files, err)
 	}
@@ -205,14 +205,14 @@ func TestEveryExampleConfigValidates(t *testing.T) {
 		})
 	}
 	t.Run("kafka brokers from the environment", func(t *testing.T) {
-		cfg, err := node.Load([]string{"--config", "../../../examples/kafka.yaml"},
+		cfg, err := node.Load([]string{"--config", "../../examples/kafka.yaml"},
 			env(map[string]string{"SYNCGATE_KAFKA_BROKERS": "127.0.0.1:1, 127.0.0.1:2"}), io.Discard)
 		if err != nil || len(cfg.Broker.Kafka.Brokers) != 2 || cfg.Broker.Kafka.Brokers[1] != "127.0.0.1:2" {
 			t.Fatalf("%v %v", err, cfg.Broker.Kafka.Brokers)
 		}
 	})
 	t.Run("backend validation names the field", func(t *testing.T) {
-		_, err := node.Load([]string{"--config", "../../../examples/kafka.yaml", "--kafka-brokers", ""}, env(nil), io.Discard)
+		_, err := node.Load([]string{"--config", "../../examples/kafka.yaml", "--kafka-brokers", ""}, env(nil), io.Discard)
 		if err == nil || !strings.Contains(err.Error(), "broker.kafka.brokers") {
 			t.Fatalf("err = %v, want it to name broker.kafka.brokers", err)
 		}

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/syncgate/syncgate/api"
-	"github.com/syncgate/syncgate/cmd/syncgate/node"
+	"github.com/syncgate/syncgate/internal/node"
 )
 
 func idemConfig() node.Config {

@@ -19,7 +19,7 @@ import (
 	"github.com/syncgate/syncgate/brokers/kafka"
 	"github.com/syncgate/syncgate/brokers/responder"
 	"github.com/syncgate/syncgate/brokers/responder/demo"
-	"github.com/syncgate/syncgate/cmd/syncgate/node"
+	"github.com/syncgate/syncgate/internal/node"
 )
 
 // startKfake runs an empty kfake broker on 127.0.0.1:port with the demo

@@ -15,7 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/syncgate/syncgate/api"
-	"github.com/syncgate/syncgate/cmd/syncgate/node"
+	"github.com/syncgate/syncgate/internal/node"
 )
 
 // testConfig is the embedded demo configuration on a free port, with short

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/syncgate/syncgate/api"
-	"github.com/syncgate/syncgate/cmd/syncgate/node"
+	"github.com/syncgate/syncgate/internal/node"
 )
 
 // An accepted request is a promise: a flood of other requests, ten times the

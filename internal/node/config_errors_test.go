@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/syncgate/syncgate/cmd/syncgate/node"
+	"github.com/syncgate/syncgate/internal/node"
 )
 
 // Configuration errors name the line and the YAML path an operator wrote,
@@ -127,7 +127,7 @@ func TestMaxInFlightZeroIsNoLimit(t *testing.T) {
 // the known ones, not a node silently listening on 127.0.0.1:8080; an
 // explicit address still wins (issue 15, point 5).
 func TestClusterNodeNotInAddrs(t *testing.T) {
-	const file = "../../../examples/cluster.yaml"
+	const file = "../../examples/cluster.yaml"
 	for _, tt := range []struct {
 		args []string
 		env  map[string]string

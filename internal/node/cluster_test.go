@@ -15,7 +15,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/syncgate/syncgate/cmd/syncgate/node"
+	"github.com/syncgate/syncgate/internal/node"
 )
 
 // clusterConfig is testConfig in cluster mode on the shared Redis, under a

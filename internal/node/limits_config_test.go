@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/syncgate/syncgate/cmd/syncgate/node"
+	"github.com/syncgate/syncgate/internal/node"
 )
 
 func TestLimitDefaults(t *testing.T) {
