@@ -17,8 +17,8 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/syncgate/syncgate/internal/node"
 	credis "github.com/syncgate/syncgate/correlation/redis"
+	"github.com/syncgate/syncgate/internal/node"
 )
 
 func main() {

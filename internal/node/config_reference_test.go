@@ -13,8 +13,8 @@ import (
 
 	"github.com/syncgate/syncgate/brokers/kafka"
 	"github.com/syncgate/syncgate/brokers/rabbitmq"
-	"github.com/syncgate/syncgate/internal/node"
 	credis "github.com/syncgate/syncgate/correlation/redis"
+	"github.com/syncgate/syncgate/internal/node"
 )
 
 const referenceFile = "../../examples/syncgate.yaml"

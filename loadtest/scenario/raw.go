@@ -17,8 +17,8 @@ import (
 
 	"github.com/syncgate/syncgate/brokers/envelope"
 	"github.com/syncgate/syncgate/brokers/rabbitmq"
-	"github.com/syncgate/syncgate/internal/node"
 	"github.com/syncgate/syncgate/correlation"
+	"github.com/syncgate/syncgate/internal/node"
 	"github.com/syncgate/syncgate/loadtest"
 )
 
