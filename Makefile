@@ -21,7 +21,7 @@ SERVER_PKGS = \
 	./cmd/kafka-embedded \
 	./cmd/syncgate \
 	./cmd/syncgate/clustertest \
-	./correlation/redis \
+	./correlation/redisstate \
 	./loadtest/scenario
 
 .PHONY: test check fmt-check vet staticcheck unit unit-check check-pkgs run bench

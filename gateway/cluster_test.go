@@ -15,7 +15,7 @@ import (
 	"github.com/syncgate/syncgate/brokers"
 	"github.com/syncgate/syncgate/brokers/envelope"
 	"github.com/syncgate/syncgate/correlation"
-	credis "github.com/syncgate/syncgate/correlation/redis"
+	"github.com/syncgate/syncgate/correlation/redisstate"
 	"github.com/syncgate/syncgate/gateway"
 )
 
@@ -29,7 +29,7 @@ const redisAddr = "127.0.0.1:6379"
 type clusterNode struct {
 	*fixture
 	name     string
-	listener *credis.Listener
+	listener *redisstate.Listener
 }
 
 // newCluster returns nodes a and b on Redis at addr; with a dead addr the
@@ -45,7 +45,7 @@ func newClusterNodes(t testing.TB, addr string, live bool, names ...string) []*c
 	t.Helper()
 	b8 := make([]byte, 8)
 	_, _ = rand.Read(b8)
-	cfg := credis.Config{Addr: addr, Prefix: "syncgate-test:" + hex.EncodeToString(b8) + ":", ReadTimeout: 200 * time.Millisecond}
+	cfg := redisstate.Config{Addr: addr, Prefix: "syncgate-test:" + hex.EncodeToString(b8) + ":", ReadTimeout: 200 * time.Millisecond}
 	cfg.SetDefaults()
 	rdb := goredis.NewClient(cfg.Options())
 	t.Cleanup(func() { _ = rdb.Close() })
@@ -67,12 +67,12 @@ func newClusterNodes(t testing.TB, addr string, live bool, names ...string) []*c
 			}
 		})
 	}
-	router := credis.NewRouter(rdb, cfg)
-	store := credis.NewStore(rdb, cfg)
+	router := redisstate.NewRouter(rdb, cfg)
+	store := redisstate.NewStore(rdb, cfg)
 	node := func(name string) *clusterNode {
 		pub := &recorder{msgs: make(chan brokers.Message, 16)}
 		gw := gateway.New(gateway.Config{
-			ReplyTo: "syncgate.reply." + name, Idempotency: credis.NewIdempotency(rdb, cfg),
+			ReplyTo: "syncgate.reply." + name, Idempotency: redisstate.NewIdempotency(rdb, cfg),
 			Cluster: &gateway.Cluster{Node: name, Router: router},
 		}, pub, store)
 		t.Cleanup(gw.Close)

@@ -59,7 +59,7 @@ var rules = []rule{
 		why: "correlation provides ids, the registry and stores to the gateway, not the other way round",
 	},
 	{
-		under: []string{"api/..."}, forbidden: append([]string{module + "/brokers/kafka/...", module + "/brokers/rabbitmq/...", module + "/brokers/memory/...", module + "/correlation/redis/...", module + "/cmd/...", module + "/loadtest/..."}, sdks[:3]...),
+		under: []string{"api/..."}, forbidden: append([]string{module + "/brokers/kafka/...", module + "/brokers/rabbitmq/...", module + "/brokers/memory/...", module + "/correlation/redisstate/...", module + "/cmd/...", module + "/loadtest/..."}, sdks[:3]...),
 		testAllowed: []string{module + "/brokers/memory"}, // the in-memory stand-in, for end-to-end API tests
 		why:         "the HTTP surface talks to the use case, never to a backend",
 	},
@@ -83,7 +83,7 @@ var known = map[string]string{
 	"brokers/rabbitmq [test] -> gateway":             "issue 14: one wiring path",
 	"brokers/rabbitmq [test] -> correlation":         "issue 14: one wiring path",
 	"brokers/responder [test] -> correlation":        "issue 14: adapter tests exercise what ships",
-	"correlation/redis [test] -> gateway":            "issue 14: port-level conformance tests instead",
+	"correlation/redisstate [test] -> gateway":       "issue 14: port-level conformance tests instead",
 	"gateway [test] -> github.com/redis/go-redis/v9": "issue 14: cluster ports get in-memory implementations",
 }
 

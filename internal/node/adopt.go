@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/syncgate/syncgate/brokers"
-	credis "github.com/syncgate/syncgate/correlation/redis"
+	"github.com/syncgate/syncgate/correlation/redisstate"
 )
 
 // adopter consumes the reply addresses of dead nodes (cluster mode). A
@@ -22,7 +22,7 @@ import (
 // plus the claim margin): then the node is forgotten.
 type adopter struct {
 	n       *Node
-	router  *credis.Router
+	router  *redisstate.Router
 	handler brokers.Handler
 	every   time.Duration // how often to look: the lease TTL
 	keep    time.Duration // how long an adoption lasts at most

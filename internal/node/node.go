@@ -28,7 +28,7 @@ import (
 	"github.com/syncgate/syncgate/brokers/responder"
 	"github.com/syncgate/syncgate/brokers/responder/demo"
 	"github.com/syncgate/syncgate/correlation"
-	credis "github.com/syncgate/syncgate/correlation/redis"
+	"github.com/syncgate/syncgate/correlation/redisstate"
 	"github.com/syncgate/syncgate/gateway"
 	"github.com/syncgate/syncgate/gateway/instrument"
 )
@@ -52,8 +52,8 @@ type Node struct {
 	// Cluster mode only: the Redis client, the router whose Listen takes
 	// forwarded replies, and the lease on this node's id.
 	rdb    *goredis.Client
-	router *credis.Router
-	lease  *credis.Lease // set by connect; read under mu
+	router *redisstate.Router
+	lease  *redisstate.Lease // set by connect; read under mu
 	// mu guards lease and waiting (the address connect waits for).
 	mu      sync.Mutex
 	waiting string
@@ -104,10 +104,10 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 		// is dialled: a second node with the same id must not touch the
 		// broker at all.
 		rcfg := n.redisConfig()
-		n.rdb = credis.NewClient(rcfg)
-		n.router = credis.NewRouter(n.rdb, rcfg)
+		n.rdb = redisstate.NewClient(rcfg)
+		n.router = redisstate.NewRouter(n.rdb, rcfg)
 		n.addClusterChecks(rcfg)
-		store, idem = credis.NewStore(n.rdb, rcfg), credis.NewIdempotency(n.rdb, rcfg)
+		store, idem = redisstate.NewStore(n.rdb, rcfg), redisstate.NewIdempotency(n.rdb, rcfg)
 		cluster = &gateway.Cluster{Node: cfg.Node, Router: n.router, ClaimMargin: cfg.Cluster.ClaimMargin}
 	} else {
 		n.results = correlation.NewMemoryStore(correlation.MemoryStoreConfig{
@@ -189,7 +189,7 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 	return n, nil
 }
 
-func (n *Node) redisConfig() credis.Config {
+func (n *Node) redisConfig() redisstate.Config {
 	rcfg := n.cfg.Cluster.Redis
 	rcfg.Logger = n.log.With(slog.String("component", "redis"))
 	return rcfg
@@ -221,7 +221,7 @@ func (n *Node) joinCluster(ctx context.Context) error {
 
 // addClusterChecks adds the readiness checks of cluster mode: Redis
 // reachable (degrades) and the id taken and still held (fails).
-func (n *Node) addClusterChecks(rcfg credis.Config) {
+func (n *Node) addClusterChecks(rcfg redisstate.Config) {
 	timeout, rdb := rcfg.ReadTimeout, n.rdb
 	n.checks = append(n.checks,
 		api.Check{Name: "redis", Degrades: true, Check: func(ctx context.Context) error {

@@ -1,4 +1,4 @@
-package redis_test
+package redisstate_test
 
 import (
 	"context"
@@ -12,20 +12,20 @@ import (
 
 	"github.com/syncgate/syncgate/brokers/envelope"
 	"github.com/syncgate/syncgate/correlation"
-	"github.com/syncgate/syncgate/correlation/redis"
+	"github.com/syncgate/syncgate/correlation/redisstate"
 )
 
-func newRouter(t *testing.T) (*redis.Router, *goredis.Client, redis.Config) {
+func newRouter(t *testing.T) (*redisstate.Router, *goredis.Client, redisstate.Config) {
 	t.Helper()
 	rdb, cfg := newClient(t)
-	return redis.NewRouter(rdb, cfg), rdb, cfg
+	return redisstate.NewRouter(rdb, cfg), rdb, cfg
 }
 
 func TestRouterClaim(t *testing.T) {
 	r, rdb, cfg := newRouter(t)
 	ctx := t.Context()
 	id := correlation.NewID()
-	if _, err := r.Owner(ctx, id); err != redis.ErrNoOwner {
+	if _, err := r.Owner(ctx, id); err != redisstate.ErrNoOwner {
 		t.Fatalf("Owner before Claim: %v, want ErrNoOwner", err)
 	}
 	if err := r.Claim(ctx, id, "a", 30*time.Second); err != nil {
@@ -45,7 +45,7 @@ func TestRouterClaim(t *testing.T) {
 	if err := r.Release(ctx, id, "a"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Owner(ctx, id); err != redis.ErrNoOwner {
+	if _, err := r.Owner(ctx, id); err != redisstate.ErrNoOwner {
 		t.Fatalf("Owner after Release: %v, want ErrNoOwner", err)
 	}
 
@@ -55,7 +55,7 @@ func TestRouterClaim(t *testing.T) {
 		}
 		eventually(t, 10*time.Second, "claim expired", func() bool {
 			_, err := r.Owner(ctx, id)
-			return err == redis.ErrNoOwner
+			return err == redisstate.ErrNoOwner
 		})
 	})
 }
@@ -71,7 +71,7 @@ func TestRouterForwardNoListener(t *testing.T) {
 	}
 }
 
-func listen(t *testing.T, r *redis.Router, ctx context.Context, node string) (*redis.Listener, <-chan envelope.Reply) {
+func listen(t *testing.T, r *redisstate.Router, ctx context.Context, node string) (*redisstate.Listener, <-chan envelope.Reply) {
 	t.Helper()
 	got := make(chan envelope.Reply, 16)
 	l, err := r.Listen(ctx, node, func(rep envelope.Reply) { got <- rep })
@@ -182,7 +182,7 @@ func TestListenerReconnects(t *testing.T) {
 	opts.ClientName = "syncgate-test-" + randomHex(t)
 	rdb := goredis.NewClient(opts)
 	t.Cleanup(func() { _ = rdb.Close() })
-	r := redis.NewRouter(rdb, cfg)
+	r := redisstate.NewRouter(rdb, cfg)
 	ctx := t.Context()
 	_, got := listen(t, r, ctx, "a")
 
@@ -217,7 +217,7 @@ func TestListenerReconnects(t *testing.T) {
 
 func TestRouterClaimPending(t *testing.T) {
 	r, rdb, cfg := newRouter(t)
-	s := redis.NewStore(rdb, cfg)
+	s := redisstate.NewStore(rdb, cfg)
 	ctx := t.Context()
 	id := correlation.NewID()
 	if err := r.ClaimPending(ctx, id, "a", 30*time.Second, 20*time.Second); err != nil {
@@ -249,7 +249,7 @@ func TestRouterForwardToOwner(t *testing.T) {
 	ctx := t.Context()
 	id := correlation.NewID()
 	rep := envelope.Reply{CorrelationID: id, Status: 200, Body: []byte("fwd")}
-	if _, _, err := r.ForwardToOwner(ctx, "b", rep); err != redis.ErrNoOwner {
+	if _, _, err := r.ForwardToOwner(ctx, "b", rep); err != redisstate.ErrNoOwner {
 		t.Fatalf("unclaimed: %v, want ErrNoOwner", err)
 	}
 	if err := r.Claim(ctx, id, "a", time.Minute); err != nil {
