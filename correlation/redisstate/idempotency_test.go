@@ -8,10 +8,7 @@ import (
 
 	"github.com/syncgate/syncgate/correlation"
 	"github.com/syncgate/syncgate/correlation/redisstate"
-	"github.com/syncgate/syncgate/gateway"
 )
-
-var _ gateway.IdempotencyStore = (*redisstate.Idempotency)(nil)
 
 func TestIdempotency(t *testing.T) {
 	rdb, cfg := newClient(t)

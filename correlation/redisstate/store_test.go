@@ -14,10 +14,7 @@ import (
 	"github.com/syncgate/syncgate/brokers/envelope"
 	"github.com/syncgate/syncgate/correlation"
 	"github.com/syncgate/syncgate/correlation/redisstate"
-	"github.com/syncgate/syncgate/gateway"
 )
-
-var _ gateway.Store = (*redisstate.Store)(nil)
 
 func reply(id string) envelope.Reply {
 	return envelope.Reply{CorrelationID: id, Status: 201, Body: []byte(id)}
