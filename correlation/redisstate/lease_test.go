@@ -119,60 +119,6 @@ func TestJoinRedisDown(t *testing.T) {
 	}
 }
 
-func TestMembersAndAdoption(t *testing.T) {
-	r, _, _ := newRouter(t)
-	ctx := t.Context()
-	if err := r.Register(ctx, "a", "syncgate.reply.a"); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Register(ctx, "b", "syncgate.reply.b"); err != nil {
-		t.Fatal(err)
-	}
-	m, err := r.Members(ctx)
-	if err != nil || len(m) != 2 || m["a"] != "syncgate.reply.a" {
-		t.Fatalf("Members = %v, %v", m, err)
-	}
-	if live, err := r.Live(ctx, "a"); err != nil || live {
-		t.Fatalf("Live(a) without a lease = %v, %v", live, err)
-	}
-	l, err := r.Join(ctx, "a", time.Second, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if live, err := r.Live(ctx, "a"); err != nil || !live {
-		t.Fatalf("Live(a) with a lease = %v, %v", live, err)
-	}
-	_ = l.Close()
-	// One adopter at a time; the holder refreshes, the other is refused.
-	if ok, err := r.Adopt(ctx, "a", "b", time.Second); err != nil || !ok {
-		t.Fatalf("b adopts a: %v, %v", ok, err)
-	}
-	if ok, err := r.Adopt(ctx, "a", "c", time.Second); err != nil || ok {
-		t.Fatalf("c adopts a too: %v, %v", ok, err)
-	}
-	if ok, err := r.Adopt(ctx, "a", "b", time.Second); err != nil || !ok {
-		t.Fatalf("b refreshes: %v, %v", ok, err)
-	}
-	if err := r.Unadopt(ctx, "a", "c"); err != nil {
-		t.Fatal(err)
-	}
-	if ok, _ := r.Adopt(ctx, "a", "c", time.Second); ok {
-		t.Fatal("c's Unadopt released b's adoption")
-	}
-	if err := r.Unadopt(ctx, "a", "b"); err != nil {
-		t.Fatal(err)
-	}
-	if ok, err := r.Adopt(ctx, "a", "c", time.Second); err != nil || !ok {
-		t.Fatalf("c adopts after b let go: %v, %v", ok, err)
-	}
-	if err := r.Forget(ctx, "a"); err != nil {
-		t.Fatal(err)
-	}
-	if m, _ := r.Members(ctx); len(m) != 1 || m["b"] == "" {
-		t.Fatalf("Members after Forget(a) = %v", m)
-	}
-}
-
 // An advertised lease keeps its node among the members, also after the
 // members are gone (Redis restarted without persistence).
 func TestLeaseAdvertises(t *testing.T) {

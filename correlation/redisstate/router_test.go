@@ -60,17 +60,6 @@ func TestRouterClaim(t *testing.T) {
 	})
 }
 
-func TestRouterForwardNoListener(t *testing.T) {
-	r, _, _ := newRouter(t)
-	delivered, err := r.Forward(t.Context(), "nobody", fullReply(correlation.NewID()))
-	if err != nil || delivered {
-		t.Fatalf("Forward to a node with no listener = %v, %v; want false, nil", delivered, err)
-	}
-	if _, err := r.Forward(t.Context(), "nobody", envelope.Reply{}); err == nil {
-		t.Fatal("Forward of a reply without correlation id: no error")
-	}
-}
-
 func listen(t *testing.T, r *redisstate.Router, ctx context.Context, node string) (*redisstate.Listener, <-chan envelope.Reply) {
 	t.Helper()
 	got := make(chan envelope.Reply, 16)
@@ -161,18 +150,6 @@ func TestRouterForward(t *testing.T) {
 	})
 }
 
-func TestListenerStopsWithContext(t *testing.T) {
-	r, _, _ := newRouter(t)
-	ctx, cancel := context.WithCancel(t.Context())
-	l, _ := listen(t, r, ctx, "a")
-	cancel()
-	select {
-	case <-l.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("listener still running 10s after its context ended")
-	}
-}
-
 // TestListenerReconnects kills the listener's connection on the server (not
 // the shared server itself): the listener reconnects, resubscribes and
 // receives again.
@@ -241,48 +218,5 @@ func TestRouterClaimPending(t *testing.T) {
 	}
 	if res, err := s.Get(ctx, id); err != nil || res.State != correlation.StateDone || string(res.Reply.Body) != "x" {
 		t.Fatalf("reply after a second ClaimPending = %+v, %v", res, err)
-	}
-}
-
-func TestRouterForwardToOwner(t *testing.T) {
-	r, _, _ := newRouter(t)
-	ctx := t.Context()
-	id := correlation.NewID()
-	rep := envelope.Reply{CorrelationID: id, Status: 200, Body: []byte("fwd")}
-	if _, _, err := r.ForwardToOwner(ctx, "b", rep); err != redisstate.ErrNoOwner {
-		t.Fatalf("unclaimed: %v, want ErrNoOwner", err)
-	}
-	if err := r.Claim(ctx, id, "a", time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	// Claimed by a, nobody listening: owner known, not delivered.
-	if owner, delivered, err := r.ForwardToOwner(ctx, "b", rep); err != nil || owner != "a" || delivered {
-		t.Fatalf("owner not listening: %q %v %v", owner, delivered, err)
-	}
-	got := make(chan envelope.Reply, 1)
-	l, err := r.Listen(ctx, "a", func(rep envelope.Reply) { got <- rep })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	if owner, delivered, err := r.ForwardToOwner(ctx, "b", rep); err != nil || owner != "a" || !delivered {
-		t.Fatalf("owner listening: %q %v %v", owner, delivered, err)
-	}
-	select {
-	case g := <-got:
-		if !reflect.DeepEqual(g, rep) {
-			t.Errorf("received %+v, want %+v", g, rep)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("forwarded reply not received")
-	}
-	// From the owner itself: nothing is published.
-	if owner, delivered, err := r.ForwardToOwner(ctx, "a", rep); err != nil || owner != "a" || delivered {
-		t.Fatalf("from the owner: %q %v %v", owner, delivered, err)
-	}
-	select {
-	case g := <-got:
-		t.Fatalf("a forward to itself was published: %+v", g)
-	case <-time.After(100 * time.Millisecond): // absence: nothing to wait on
 	}
 }
