@@ -12,8 +12,9 @@ CHECK_TEST_FLAGS ?= -race -short -timeout 5m
 # kfake at length, or start child processes: `make test` runs them, `make
 # check` does not. Every other package is in `make check`, so a new package
 # is checked by default; `go list` fails on an entry that no longer exists.
-# (gateway and internal/node stay in check: their few Redis tests skip
-# when Redis is unreachable outside CI, and the rest are unit tests.)
+# (internal/node stays in check: its few Redis tests skip when Redis is
+# unreachable outside CI, and the rest are unit tests. gateway needs no
+# server: its cluster tests run on correlation.MemoryRouter.)
 SERVER_PKGS = \
 	./brokers/kafka \
 	./brokers/rabbitmq \
@@ -21,7 +22,7 @@ SERVER_PKGS = \
 	./cmd/kafka-embedded \
 	./cmd/syncgate \
 	./cmd/syncgate/clustertest \
-	./correlation/redis \
+	./correlation/redisstate \
 	./loadtest/scenario
 
 .PHONY: test check fmt-check vet staticcheck unit unit-check check-pkgs run bench

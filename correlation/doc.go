@@ -13,4 +13,10 @@
 // entries, bytes and time. An accepted request is a promise, so it never
 // evicts a live record: when full it refuses new ones (ErrFull), and Run
 // reclaims the expired ones in the background.
+//
+// A MemoryRouter is cluster mode's state for nodes that share one process:
+// which node waits for which id, forwarding of replies to it, node-id
+// leases, members and adoptions. correlation/redisstate holds the same
+// state in Redis for nodes in several processes; both pass the port-level
+// suite in correlation/correlationtest.
 package correlation

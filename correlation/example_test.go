@@ -75,3 +75,30 @@ func ExampleMemoryStore() {
 	// done 200 hello
 	// correlation: request already completed
 }
+
+// Two gateway nodes in one process share a MemoryRouter (as nodes in
+// several processes share Redis): node b consumed a reply that node a
+// waits for, stores it for polling, then forwards it to a.
+func ExampleMemoryRouter() {
+	ctx := context.Background()
+	store := correlation.NewMemoryStore(correlation.MemoryStoreConfig{})
+	router := correlation.NewMemoryRouter(store)
+
+	// Node a listens for forwarded replies, then claims its request (and
+	// writes its pending record) before publishing it.
+	got := make(chan envelope.Reply, 1)
+	l, _ := router.Listen(ctx, "a", func(rep envelope.Reply) { got <- rep })
+	defer l.Close()
+	id := correlation.NewID()
+	_ = router.ClaimPending(ctx, id, "a", time.Minute, time.Minute)
+
+	// Node b has the reply: forwarding is at most once, so it stores first.
+	rep := envelope.Reply{CorrelationID: id, Status: 200, Body: []byte("hello")}
+	_ = store.Complete(ctx, rep)
+	owner, delivered, _ := router.ForwardToOwner(ctx, "b", rep)
+	fmt.Println("forwarded to", owner, delivered)
+	fmt.Printf("a got %s\n", (<-got).Body)
+	// Output:
+	// forwarded to a true
+	// a got hello
+}

@@ -362,6 +362,11 @@ func (s *MemoryStore) Delete(_ context.Context, id string) error {
 	return nil
 }
 
+// OutlivesProcess reports false: the records live and die with this
+// process, so a gateway that is stopping answers no more 202s whose
+// Location it could not serve (gateway.Drain).
+func (s *MemoryStore) OutlivesProcess() bool { return false }
+
 // Len returns the number of records, expired ones not yet dropped included.
 func (s *MemoryStore) Len() int { return int(s.n.Load()) }
 

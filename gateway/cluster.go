@@ -12,7 +12,7 @@ import (
 
 // Router routes replies between gateway nodes in cluster mode: it records
 // which node waits for which request and forwards a reply to that node.
-// correlation/redis.Router implements it, each call one Redis round trip.
+// correlation/redisstate.Router implements it, each call one Redis round trip.
 type Router interface {
 	// Claim records that node waits for id, for ttl.
 	Claim(ctx context.Context, id, node string, ttl time.Duration) error

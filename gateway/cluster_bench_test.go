@@ -10,28 +10,30 @@ import (
 	"github.com/syncgate/syncgate/gateway"
 )
 
-// BenchmarkClusterReply measures what cluster mode costs one request, one
-// at a time (concurrency 1), with the broker taken out: the benchmark
-// plays the service and hands each reply straight to a node's
+// BenchmarkClusterReply measures what cluster mode's logic costs one
+// request, one at a time (concurrency 1), with the broker taken out: the
+// benchmark plays the service and hands each reply straight to a node's
 // DispatchReply. Each iteration sends one request down each of three
 // paths, interleaved, so the machine's noise hits all three alike:
 //
-//   - single-node: no Redis at all;
+//   - single-node: no cluster;
 //   - direct: cluster mode, the reply consumed by the waiting node (the
-//     claim, and on a pollable route the pending record, cost one Redis
-//     round trip before the publish);
+//     claim, and on a pollable route the pending record, before the
+//     publish);
 //   - forwarded: the reply consumed by another node, which stores it
-//     (pollable route), looks the owner up and publishes it over Redis
-//     pub/sub to the waiting node (one more round trip, plus pub/sub).
+//     (pollable route), looks the owner up and forwards it to the waiting
+//     node's listener.
 //
-// p50/p99 per path are reported in µs (ns/op is the sum of the three).
-// Real Redis at 127.0.0.1:6379:
+// The nodes share a correlation.MemoryRouter, so this is the gateway's own
+// cost; Redis adds a round trip to direct and one more plus pub/sub to
+// forwarded (BENCHMARKS.md has figures measured on Redis).
+// p50/p99 per path are reported in µs (ns/op is the sum of the three):
 //
 //	go test -run '^$' -bench ClusterReply -benchtime 5000x -count 3 ./gateway/
 func BenchmarkClusterReply(b *testing.B) {
 	for _, mode := range []gateway.Mode{gateway.ModeSync, gateway.ModeAuto} {
 		b.Run(string(mode), func(b *testing.B) {
-			nodes := newClusterNodes(b, redisAddr, true, "direct", "waiter", "consumer")
+			nodes := newClusterNodes(b, true, "direct", "waiter", "consumer")
 			single := newFixture(b)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()

@@ -2,83 +2,60 @@ package gateway_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"net"
-	"os"
 	"testing"
 	"time"
-
-	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/syncgate/syncgate/brokers"
 	"github.com/syncgate/syncgate/brokers/envelope"
 	"github.com/syncgate/syncgate/correlation"
-	credis "github.com/syncgate/syncgate/correlation/redis"
 	"github.com/syncgate/syncgate/gateway"
 )
 
-// Cluster mode, in process: two gateways ("a" and "b") sharing the real
-// Redis at 127.0.0.1:6379 (store, idempotency, router) under a prefix of
-// their own. The test plays the broker: it hands a request's reply to
-// whichever node's DispatchReply it wants, as if that node had consumed it.
-
-const redisAddr = "127.0.0.1:6379"
+// Cluster mode, in process: two gateways ("a" and "b") sharing one
+// correlation.MemoryRouter, one MemoryStore and one idempotency store, as
+// nodes share Redis (correlation/redisstate passes the same port-level
+// suite, correlation/correlationtest). The test plays the broker: it hands a
+// request's reply to whichever node's DispatchReply it wants, as if that
+// node had consumed it.
 
 type clusterNode struct {
 	*fixture
 	name     string
-	listener *credis.Listener
+	listener *correlation.MemoryListener
 }
 
-// newCluster returns nodes a and b on Redis at addr; with a dead addr the
-// nodes run degraded and have no listeners.
-func newCluster(t testing.TB, addr string, live bool) (a, b *clusterNode) {
+// newCluster returns nodes a and b; with up false their router and store
+// fail every call (Redis down), and the nodes have no listeners.
+func newCluster(t testing.TB, up bool) (a, b *clusterNode) {
 	t.Helper()
-	nodes := newClusterNodes(t, addr, live, "a", "b")
+	nodes := newClusterNodes(t, up, "a", "b")
 	return nodes[0], nodes[1]
 }
 
-// newClusterNodes returns one node per name, sharing one Redis prefix.
-func newClusterNodes(t testing.TB, addr string, live bool, names ...string) []*clusterNode {
+// newClusterNodes returns one node per name, sharing one cluster state.
+func newClusterNodes(t testing.TB, up bool, names ...string) []*clusterNode {
 	t.Helper()
-	b8 := make([]byte, 8)
-	_, _ = rand.Read(b8)
-	cfg := credis.Config{Addr: addr, Prefix: "syncgate-test:" + hex.EncodeToString(b8) + ":", ReadTimeout: 200 * time.Millisecond}
-	cfg.SetDefaults()
-	rdb := goredis.NewClient(cfg.Options())
-	t.Cleanup(func() { _ = rdb.Close() })
-	if live {
-		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
-		defer cancel()
-		if err := rdb.Ping(ctx).Err(); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("this test needs Redis at %s (CI=true): %v", addr, err)
-			}
-			t.Skipf("this test needs Redis at %s: %v", addr, err)
-		}
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			keys, _ := rdb.Keys(ctx, cfg.Prefix+"*").Result()
-			if len(keys) > 0 {
-				_ = rdb.Del(ctx, keys...).Err()
-			}
-		})
+	results := correlation.NewMemoryStore(correlation.MemoryStoreConfig{})
+	mr := correlation.NewMemoryRouter(results)
+	var (
+		router gateway.Router = mr
+		store  gateway.Store  = results
+	)
+	if !up {
+		router, store = downRouter{}, downStore{}
 	}
-	router := credis.NewRouter(rdb, cfg)
-	store := credis.NewStore(rdb, cfg)
+	idem := correlation.NewMemoryIdempotency(correlation.MemoryIdempotencyConfig{})
 	node := func(name string) *clusterNode {
 		pub := &recorder{msgs: make(chan brokers.Message, 16)}
 		gw := gateway.New(gateway.Config{
-			ReplyTo: "syncgate.reply." + name, Idempotency: credis.NewIdempotency(rdb, cfg),
+			ReplyTo: "syncgate.reply." + name, Idempotency: idem,
 			Cluster: &gateway.Cluster{Node: name, Router: router},
 		}, pub, store)
 		t.Cleanup(gw.Close)
 		n := &clusterNode{fixture: &fixture{gw: gw, pub: pub}, name: name}
-		if live {
-			l, err := router.Listen(t.Context(), name, func(rep envelope.Reply) { gw.AcceptForwarded(context.Background(), rep) })
+		if up {
+			l, err := mr.Listen(context.Background(), name, func(rep envelope.Reply) { gw.AcceptForwarded(context.Background(), rep) })
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -93,6 +70,31 @@ func newClusterNodes(t testing.TB, addr string, live bool, names ...string) []*c
 	}
 	return nodes
 }
+
+// errDown is what the cluster state answers while it is unreachable.
+var errDown = errors.New("cluster state unreachable")
+
+// downRouter and downStore fail every call, as the Redis ones do while
+// Redis is down. downStore bounds no room, like the Redis store.
+type downRouter struct{}
+
+func (downRouter) Claim(context.Context, string, string, time.Duration) error { return errDown }
+func (downRouter) ClaimPending(context.Context, string, string, time.Duration, time.Duration) error {
+	return errDown
+}
+func (downRouter) ForwardToOwner(context.Context, string, envelope.Reply) (string, bool, error) {
+	return "", false, errDown
+}
+
+type downStore struct{}
+
+func (downStore) Pending(context.Context, string, time.Duration) error { return errDown }
+func (downStore) Complete(context.Context, envelope.Reply) error       { return errDown }
+func (downStore) Get(context.Context, string) (correlation.Result, error) {
+	return correlation.Result{}, errDown
+}
+func (downStore) Delete(context.Context, string) error { return errDown }
+func (downStore) Cancel(context.Context, string) error { return errDown }
 
 // dispatch hands the reply to m (body) to node n's reply consumer.
 func (n *clusterNode) dispatch(t *testing.T, m brokers.Message, body string) gateway.ReplyOutcome {
@@ -128,7 +130,7 @@ func recv(t *testing.T, ch <-chan result) result {
 func TestClusterForwardsToTheWaitingNode(t *testing.T) {
 	for _, mode := range []gateway.Mode{gateway.ModeSync, gateway.ModeAuto} {
 		t.Run(string(mode), func(t *testing.T) {
-			a, b := newCluster(t, redisAddr, true)
+			a, b := newCluster(t, true)
 			res := a.do(t.Context(), clusterRoute(mode, 5*time.Second), gateway.Preferences{})
 			m := <-a.pub.msgs
 			if out := b.dispatch(t, m, "from b"); out != gateway.ReplyForwarded {
@@ -179,7 +181,7 @@ func TestClusterForwardsToTheWaitingNode(t *testing.T) {
 func TestClusterInvalidReplyForwarded(t *testing.T) {
 	for _, mode := range []gateway.Mode{gateway.ModeSync, gateway.ModeAuto} {
 		t.Run(string(mode), func(t *testing.T) {
-			a, b := newCluster(t, redisAddr, true)
+			a, b := newCluster(t, true)
 			res := a.do(t.Context(), clusterRoute(mode, 5*time.Second), gateway.Preferences{})
 			m := <-a.pub.msgs
 			id := m.Headers[envelope.CorrelationID]
@@ -208,7 +210,7 @@ func TestClusterInvalidReplyForwarded(t *testing.T) {
 // end: the reply was stored first, and the owner finds it when its wait
 // ends, answering 200 instead of 202.
 func TestClusterLostForwardIsReadFromTheStore(t *testing.T) {
-	a, b := newCluster(t, redisAddr, true)
+	a, b := newCluster(t, true)
 	if err := a.listener.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +227,7 @@ func TestClusterLostForwardIsReadFromTheStore(t *testing.T) {
 
 // The owner is gone for good: a sync route's reply has nowhere to go.
 func TestClusterOwnerGone(t *testing.T) {
-	a, b := newCluster(t, redisAddr, true)
+	a, b := newCluster(t, true)
 	if err := a.listener.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -254,16 +256,11 @@ func TestClusterOwnerGone(t *testing.T) {
 	}
 }
 
-// Redis down: a reply that comes back to the waiting node still works; one
-// that needs Redis is counted lost, not retried forever; 202s are refused.
-func TestClusterRedisDown(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := ln.Addr().String()
-	_ = ln.Close()
-	a, b := newCluster(t, dead, false)
+// The shared state down (Redis, in production): a reply that comes back to
+// the waiting node still works; one that needs the state is counted lost,
+// not retried forever; 202s are refused.
+func TestClusterStateDown(t *testing.T) {
+	a, b := newCluster(t, false)
 
 	res := a.do(t.Context(), clusterRoute(gateway.ModeAuto, 5*time.Second), gateway.Preferences{})
 	m := <-a.pub.msgs
@@ -271,7 +268,7 @@ func TestClusterRedisDown(t *testing.T) {
 		t.Fatalf("direct reply: %v", out)
 	}
 	if r := recv(t, res); r.err != nil || string(r.out.Reply.Body) != "direct" {
-		t.Fatalf("Do with Redis down, direct reply = %+v, %v", r.out, r.err)
+		t.Fatalf("Do with the state down, direct reply = %+v, %v", r.out, r.err)
 	}
 	errs := a.gw.ClusterErrors()
 	// One round trip claims and writes the pending record (ClaimPending).
@@ -282,7 +279,7 @@ func TestClusterRedisDown(t *testing.T) {
 	res = a.do(t.Context(), clusterRoute(gateway.ModeSync, 0), gateway.Preferences{})
 	m = <-a.pub.msgs
 	if out := b.dispatch(t, m, "misrouted"); out != gateway.ReplyLost {
-		t.Fatalf("misrouted reply with Redis down: %v, want lost", out)
+		t.Fatalf("misrouted reply with the state down: %v, want lost", out)
 	}
 	// The owner lookup and the publish are one round trip (ForwardToOwner).
 	if n := b.gw.ClusterErrors()["forward"]; n != 1 {
@@ -296,25 +293,25 @@ func TestClusterRedisDown(t *testing.T) {
 
 	res = a.do(t.Context(), clusterRoute(gateway.ModeAsync, 0), gateway.Preferences{})
 	if r := recv(t, res); !errors.Is(r.err, gateway.ErrStore) {
-		t.Fatalf("async Do with Redis down = %+v, %v; want ErrStore", r.out, r.err)
+		t.Fatalf("async Do with the state down = %+v, %v; want ErrStore", r.out, r.err)
 	}
 	// Polls, long polls and cancels answer 503 (ErrStore), not 500.
 	id := correlation.NewID()
 	if _, err := a.gw.Result(t.Context(), id); !errors.Is(err, gateway.ErrStore) {
-		t.Errorf("Result with Redis down: %v, want ErrStore", err)
+		t.Errorf("Result with the state down: %v, want ErrStore", err)
 	}
 	if _, err := a.gw.Await(t.Context(), id, time.Second); !errors.Is(err, gateway.ErrStore) {
-		t.Errorf("Await with Redis down: %v, want ErrStore", err)
+		t.Errorf("Await with the state down: %v, want ErrStore", err)
 	}
 	if err := a.gw.Cancel(t.Context(), id); !errors.Is(err, gateway.ErrStore) {
-		t.Errorf("Cancel with Redis down: %v, want ErrStore", err)
+		t.Errorf("Cancel with the state down: %v, want ErrStore", err)
 	}
 }
 
 // A long poll on one node sees a reply another node stored without waiting
 // out its whole wait.
 func TestClusterLongPollSeesAnotherNodesReply(t *testing.T) {
-	a, b := newCluster(t, redisAddr, true)
+	a, b := newCluster(t, true)
 	r := recv(t, a.do(t.Context(), clusterRoute(gateway.ModeAsync, 0), gateway.Preferences{}))
 	if !r.out.Accepted {
 		t.Fatalf("async Do = %+v, %v", r.out, r.err)

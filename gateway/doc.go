@@ -15,7 +15,12 @@
 // In cluster mode (Config.Cluster) several gateways share a Router and a
 // Store: a waited-for request is claimed for this node before it is
 // published, and a reply consumed by a node that does not hold its request
-// is stored (pollable routes) and forwarded to the node that does.
+// is stored (pollable routes) and forwarded to the node that does. An
+// Adopter consumes the reply addresses of dead members (Membership) until
+// they are back or none of their requests can still wait. The cluster
+// state has an in-memory implementation (correlation.MemoryRouter) beside
+// the Redis one (correlation/redisstate); cluster.go and adopt.go hold
+// cluster mode's logic, tested on the in-memory one.
 //
 // A request that may need a record in the Store (async, auto, keyed) is
 // refused with ErrStoreFull before it is published when a bounded store

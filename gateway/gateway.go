@@ -62,6 +62,13 @@ type boundedStore interface {
 	Promise(ctx context.Context, id string, ttl time.Duration) error
 }
 
+// durableStore is a Store that says whether its records outlive this
+// process (redisstate.Store's do; correlation.MemoryStore's do not). A Store
+// that does not say is taken to die with the process.
+type durableStore interface {
+	OutlivesProcess() bool
+}
+
 // Config configures a Gateway.
 type Config struct {
 	// ReplyTo is this node's reply address, sent with every request.
@@ -90,10 +97,12 @@ type Config struct {
 
 // Gateway runs requests through a broker. Create it with New.
 type Gateway struct {
-	cfg      Config
-	pub      Publisher
-	store    Store
-	bounded  boundedStore // store, when it bounds its room; else nil
+	cfg     Config
+	pub     Publisher
+	store   Store
+	bounded boundedStore // store, when it bounds its room; else nil
+	// local: the store's records die with this process (see durableStore).
+	local    bool
 	registry *correlation.Registry
 	idem     IdempotencyStore
 	hub      *hub
@@ -134,9 +143,11 @@ func New(cfg Config, pub Publisher, store Store) *Gateway {
 		cfg.Idempotency = correlation.NewMemoryIdempotency(correlation.MemoryIdempotencyConfig{TTL: cfg.IdempotencyTTL})
 	}
 	bounded, _ := store.(boundedStore)
+	durable, _ := store.(durableStore)
 	return &Gateway{
-		cfg: cfg, pub: pub, store: store, bounded: bounded, registry: correlation.NewRegistry(),
-		idem: cfg.Idempotency, hub: newHub(), answered: newRecent(cfg.RecentReplies), log: cfg.Logger,
+		cfg: cfg, pub: pub, store: store, bounded: bounded, local: durable == nil || !durable.OutlivesProcess(),
+		registry: correlation.NewRegistry(),
+		idem:     cfg.Idempotency, hub: newHub(), answered: newRecent(cfg.RecentReplies), log: cfg.Logger,
 	}
 }
 
@@ -301,9 +312,9 @@ func (g *Gateway) Do(ctx context.Context, req Request) (Outcome, error) {
 }
 
 // localResults reports whether the result store lives and dies with this
-// process (not cluster mode): a Location it names is served by no one once
-// the process exits.
-func (g *Gateway) localResults() bool { return g.cfg.Cluster == nil }
+// process (a property of the Store, see durableStore): a Location it names
+// is served by no one once the process exits.
+func (g *Gateway) localResults() bool { return g.local }
 
 // holdWhileDraining reports whether a request of r whose wait ran out must
 // not be answered 202 because the node is stopping and its results are
@@ -389,7 +400,7 @@ func (g *Gateway) publish(ctx context.Context, r *Route, msg envelope.Request, d
 func (g *Gateway) Waiting() int { return g.registry.Len() }
 
 // Drain tells the gateway that its node is stopping. Where results are
-// local to the process (not cluster mode), no request is answered 202 from
+// local to the process (the Store does not outlive it), no request is answered 202 from
 // then on, since its Location would die with the process: async requests
 // fail with ErrShuttingDown before they are published, and a request whose
 // wait runs out goes on waiting for its reply until its deadline or Close.
@@ -397,7 +408,7 @@ func (g *Gateway) Waiting() int { return g.registry.Len() }
 func (g *Gateway) Drain() { g.draining.Store(true) }
 
 // Close wakes every waiting request: pollable routes answer 202 where the
-// result store outlives the node (cluster mode), every other request
+// result store outlives the node (redisstate), every other request
 // ErrShuttingDown; long polls answer the pending state. Close implies Drain.
 // Later calls of Do fail with ErrShuttingDown (sync/auto).
 func (g *Gateway) Close() {

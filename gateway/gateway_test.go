@@ -362,6 +362,40 @@ func TestDrainPromisesNoLocalLocation(t *testing.T) {
 	})
 }
 
+// durableStore is a MemoryStore that says its records outlive the
+// process, as redisstate.Store does.
+type durableStore struct{ *correlation.MemoryStore }
+
+func (durableStore) OutlivesProcess() bool { return true }
+
+// Whether a draining node may still answer 202 is a property of its Store,
+// not of cluster mode: one whose records outlive the process may, on a
+// single node too; Close then answers an auto request's wait with 202.
+func TestDrainWithAStoreThatOutlivesTheProcess(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pub := &recorder{msgs: make(chan brokers.Message, 16)}
+		store := durableStore{correlation.NewMemoryStore(correlation.MemoryStoreConfig{})}
+		gw := gateway.New(gateway.Config{ReplyTo: "replies.test"}, pub, store)
+		f := &fixture{gw: gw, pub: pub, store: store.MemoryStore}
+		f.gw.Drain()
+		if r := <-f.do(t.Context(), route(gateway.ModeAsync), gateway.Preferences{}); r.err != nil || !r.out.Accepted {
+			t.Fatalf("async request while draining: %+v, %v; want 202", r.out, r.err)
+		}
+		<-f.pub.msgs
+		if r := <-f.do(t.Context(), route(gateway.ModeAuto), gateway.Preferences{Wait: time.Second}); r.err != nil || !r.out.Accepted {
+			t.Fatalf("auto request past its wait while draining: %+v, %v; want 202", r.out, r.err)
+		}
+		<-f.pub.msgs
+		auto := f.do(t.Context(), route(gateway.ModeAuto), gateway.Preferences{Wait: 9 * time.Second})
+		<-f.pub.msgs
+		synctest.Wait()
+		f.gw.Close()
+		if r := <-auto; r.err != nil || !r.out.Accepted {
+			t.Errorf("auto route on Close: %+v, %v; want 202", r.out, r.err)
+		}
+	})
+}
+
 func TestInvalidReplies(t *testing.T) {
 	f := newFixture(t)
 	for name, m := range map[string]brokers.Message{

@@ -17,7 +17,7 @@ import (
 	"strings"
 	"syscall"
 
-	credis "github.com/syncgate/syncgate/correlation/redis"
+	"github.com/syncgate/syncgate/correlation/redisstate"
 	"github.com/syncgate/syncgate/internal/node"
 )
 
@@ -46,7 +46,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	context.AfterFunc(ctx, stop)
 
 	if cfg.Cluster.Enabled {
-		credis.SetLibraryLogger(log.With(slog.String("component", "go-redis")))
+		redisstate.SetLibraryLogger(log.With(slog.String("component", "go-redis")))
 	}
 	n, err := node.New(cfg, log)
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 	"github.com/syncgate/syncgate/brokers/rabbitmq"
 	"github.com/syncgate/syncgate/brokers/responder/demo"
 	"github.com/syncgate/syncgate/correlation"
-	credis "github.com/syncgate/syncgate/correlation/redis"
+	"github.com/syncgate/syncgate/correlation/redisstate"
 	"github.com/syncgate/syncgate/gateway"
 )
 
@@ -109,7 +109,7 @@ type ClusterConfig struct {
 	Enabled bool `yaml:"enabled"`
 	// Redis is the shared server. Its result_ttl and idempotency_ttl are
 	// ignored: results.ttl and idempotency.ttl govern in cluster mode too.
-	Redis credis.Config `yaml:"redis"`
+	Redis redisstate.Config `yaml:"redis"`
 	// LeaseTTL is how long a node's id stays taken after its process
 	// stopped refreshing it (default 10s); a node restarted with the same
 	// id waits up to this long for it.

@@ -13,7 +13,7 @@ import (
 
 	"github.com/syncgate/syncgate/brokers/kafka"
 	"github.com/syncgate/syncgate/brokers/rabbitmq"
-	credis "github.com/syncgate/syncgate/correlation/redis"
+	"github.com/syncgate/syncgate/correlation/redisstate"
 	"github.com/syncgate/syncgate/internal/node"
 )
 
@@ -126,7 +126,7 @@ func TestReferenceConfigShowsTheDefaults(t *testing.T) {
 	wantKafka.SetDefaults()
 	var wantRabbit rabbitmq.Config
 	wantRabbit.SetDefaults()
-	var wantRedis credis.Config
+	var wantRedis redisstate.Config
 	wantRedis.SetDefaults()
 	gotRedis := file.Cluster.Redis
 	gotRedis.Logger, gotRedis.ResultTTL, gotRedis.IdempotencyTTL = wantRedis.Logger, wantRedis.ResultTTL, wantRedis.IdempotencyTTL

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/syncgate/syncgate/brokers"
-	credis "github.com/syncgate/syncgate/correlation/redis"
+	"github.com/syncgate/syncgate/correlation/redisstate"
 )
 
 // Start-up against a broker (or, in cluster mode, Redis) that is not there
@@ -171,7 +171,7 @@ func (n *Node) connect(ctx context.Context) error {
 func fatal(err error) bool {
 	var joinErr *joinError
 	if errors.As(err, &joinErr) {
-		return errors.Is(err, credis.ErrNodeTaken)
+		return errors.Is(err, redisstate.ErrNodeTaken)
 	}
 	return !errors.Is(err, brokers.ErrUnavailable)
 }
@@ -211,7 +211,7 @@ func (n *Node) waitingFor() string {
 	return n.waiting
 }
 
-func (n *Node) getLease() *credis.Lease {
+func (n *Node) getLease() *redisstate.Lease {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.lease

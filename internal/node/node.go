@@ -28,7 +28,7 @@ import (
 	"github.com/syncgate/syncgate/brokers/responder"
 	"github.com/syncgate/syncgate/brokers/responder/demo"
 	"github.com/syncgate/syncgate/correlation"
-	credis "github.com/syncgate/syncgate/correlation/redis"
+	"github.com/syncgate/syncgate/correlation/redisstate"
 	"github.com/syncgate/syncgate/gateway"
 	"github.com/syncgate/syncgate/gateway/instrument"
 )
@@ -52,15 +52,15 @@ type Node struct {
 	// Cluster mode only: the Redis client, the router whose Listen takes
 	// forwarded replies, and the lease on this node's id.
 	rdb    *goredis.Client
-	router *credis.Router
-	lease  *credis.Lease // set by connect; read under mu
+	router *redisstate.Router
+	lease  *redisstate.Lease // set by connect; read under mu
 	// mu guards lease and waiting (the address connect waits for).
 	mu      sync.Mutex
 	waiting string
 	// connected is closed once connect took the node id (cluster mode)
 	// and dialled the broker.
 	connected chan struct{}
-	adopter   *adopter // set by Run
+	adopter   *gateway.Adopter // set by Run
 	// results is the in-memory result store (not cluster mode), whose
 	// expired records Run reclaims in the background.
 	results *correlation.MemoryStore
@@ -104,10 +104,10 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 		// is dialled: a second node with the same id must not touch the
 		// broker at all.
 		rcfg := n.redisConfig()
-		n.rdb = credis.NewClient(rcfg)
-		n.router = credis.NewRouter(n.rdb, rcfg)
+		n.rdb = redisstate.NewClient(rcfg)
+		n.router = redisstate.NewRouter(n.rdb, rcfg)
 		n.addClusterChecks(rcfg)
-		store, idem = credis.NewStore(n.rdb, rcfg), credis.NewIdempotency(n.rdb, rcfg)
+		store, idem = redisstate.NewStore(n.rdb, rcfg), redisstate.NewIdempotency(n.rdb, rcfg)
 		cluster = &gateway.Cluster{Node: cfg.Node, Router: n.router, ClaimMargin: cfg.Cluster.ClaimMargin}
 	} else {
 		n.results = correlation.NewMemoryStore(correlation.MemoryStoreConfig{
@@ -189,7 +189,7 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 	return n, nil
 }
 
-func (n *Node) redisConfig() credis.Config {
+func (n *Node) redisConfig() redisstate.Config {
 	rcfg := n.cfg.Cluster.Redis
 	rcfg.Logger = n.log.With(slog.String("component", "redis"))
 	return rcfg
@@ -221,7 +221,7 @@ func (n *Node) joinCluster(ctx context.Context) error {
 
 // addClusterChecks adds the readiness checks of cluster mode: Redis
 // reachable (degrades) and the id taken and still held (fails).
-func (n *Node) addClusterChecks(rcfg credis.Config) {
+func (n *Node) addClusterChecks(rcfg redisstate.Config) {
 	timeout, rdb := rcfg.ReadTimeout, n.rdb
 	n.checks = append(n.checks,
 		api.Check{Name: "redis", Degrades: true, Check: func(ctx context.Context) error {
@@ -237,36 +237,6 @@ func (n *Node) addClusterChecks(rcfg credis.Config) {
 			return lease.Err()
 		}},
 	)
-}
-
-// awaitHandBack waits, before this node consumes its reply address, until
-// no other node consumes it for it: a node back under its id after a crash
-// may find its address adopted (see adopter), and two consumers of one
-// Kafka reply topic would each read every reply. The adopter lets go at
-// its next round, within one lease TTL; the wait is bounded by the
-// adoption key's own TTL (three lease TTLs), after which this node
-// consumes anyway.
-func (n *Node) awaitHandBack(ctx context.Context) {
-	deadline := time.Now().Add(3 * n.cfg.Cluster.LeaseTTL)
-	logged := false
-	for time.Now().Before(deadline) {
-		by, err := n.router.AdoptedBy(ctx, n.cfg.Node)
-		if err != nil || by == "" {
-			return
-		}
-		if !logged {
-			n.log.Info("cluster: waiting for the node that adopted this node's reply address to hand it back", slog.String("adopter", by))
-			logged = true
-		}
-		t := time.NewTimer(50 * time.Millisecond)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-	}
-	n.log.Warn("cluster: the adopter did not hand this node's reply address back in time; consuming it anyway")
 }
 
 // leaveCluster gives the node id back and closes the Redis client.
@@ -296,7 +266,7 @@ func NewBroker(cfg BrokerConfig, log *slog.Logger) (Broker, error) {
 }
 
 // Adopting returns the dead nodes whose reply addresses this node consumes
-// (cluster mode; see adopter).
+// (cluster mode; see gateway.Adopter).
 func (n *Node) Adopting() []string {
 	if n.adopter == nil {
 		return nil
@@ -467,10 +437,10 @@ func (n *Node) Run(ctx context.Context) error {
 	// connection: there is no queue a dead node leaves behind to adopt.
 	directReplyTo := n.cfg.Broker.Kind == "rabbitmq" && n.cfg.Broker.RabbitMQ.DirectReplyTo
 	if n.router != nil && !directReplyTo {
-		n.adopter = newAdopter(n, replies)
+		n.adopter = n.newAdopter(replies)
 		consumers.Go(func() error {
 			if started() {
-				n.adopter.run(consumeCtx)
+				n.adopter.Run(consumeCtx)
 			}
 			return nil
 		})
@@ -480,7 +450,8 @@ func (n *Node) Run(ctx context.Context) error {
 			return nil
 		}
 		if n.router != nil {
-			n.awaitHandBack(consumeCtx)
+			// The adoption's TTL is three lease TTLs (see gateway.Adopter).
+			gateway.AwaitHandBack(consumeCtx, n.router, n.cfg.Node, 3*n.cfg.Cluster.LeaseTTL, n.log)
 		}
 		err := n.broker.Subscribe(consumeCtx, n.cfg.ReplyTo, replies,
 			brokers.AsInbox(), brokers.WithReady(positioned), brokers.WithConcurrency(n.cfg.Broker.ReplyConcurrency))

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// errNodeTaken is the message of correlation/redis.ErrNodeTaken.
+// errNodeTaken is the message of correlation/redisstate.ErrNodeTaken.
 const errNodeTaken = "node id is held by another live process"
 
 // TestSecondProcessWithLiveNodeID: a second process started as node a

@@ -1,4 +1,4 @@
-package redis_test
+package redisstate_test
 
 import (
 	"errors"
@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/syncgate/syncgate/correlation/redis"
+	"github.com/syncgate/syncgate/correlation/redisstate"
 )
 
 func TestLeaseRefusesASecondLiveNode(t *testing.T) {
@@ -18,12 +18,12 @@ func TestLeaseRefusesASecondLiveNode(t *testing.T) {
 	}
 	defer a.Close()
 	_, err = r.Join(ctx, "a", time.Second, 0)
-	if !errors.Is(err, redis.ErrNodeTaken) || !strings.Contains(err.Error(), a.Token()) {
+	if !errors.Is(err, redisstate.ErrNodeTaken) || !strings.Contains(err.Error(), a.Token()) {
 		t.Fatalf("second Join: %v, want ErrNodeTaken naming %s", err, a.Token())
 	}
 	// Waiting less than the holder keeps refreshing does not help either.
 	start := time.Now()
-	if _, err := r.Join(ctx, "a", time.Second, 1500*time.Millisecond); !errors.Is(err, redis.ErrNodeTaken) {
+	if _, err := r.Join(ctx, "a", time.Second, 1500*time.Millisecond); !errors.Is(err, redisstate.ErrNodeTaken) {
 		t.Fatalf("Join with wait while a refreshes: %v, want ErrNodeTaken", err)
 	}
 	if time.Since(start) > 3*time.Second {
@@ -57,7 +57,7 @@ func TestLeaseOfADeadProcessLapses(t *testing.T) {
 	if err := rdb.Set(ctx, cfg.Prefix+"lease:a", "dead-process", 300*time.Millisecond).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Join(ctx, "a", time.Second, 0); !errors.Is(err, redis.ErrNodeTaken) {
+	if _, err := r.Join(ctx, "a", time.Second, 0); !errors.Is(err, redisstate.ErrNodeTaken) {
 		t.Fatalf("Join without wait: %v, want ErrNodeTaken", err)
 	}
 	l, err := r.Join(ctx, "a", time.Second, 5*time.Second)
@@ -99,7 +99,7 @@ func TestLeaseRefreshes(t *testing.T) {
 	if err := rdb.Set(ctx, key, "other", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "lease reported lost", func() bool { return errors.Is(l.Err(), redis.ErrNodeTaken) })
+	eventually(t, 5*time.Second, "lease reported lost", func() bool { return errors.Is(l.Err(), redisstate.ErrNodeTaken) })
 	if v, _ := rdb.Get(ctx, key).Result(); v != "other" {
 		t.Fatalf("lease stolen back: %q", v)
 	}
@@ -113,63 +113,9 @@ func TestLeaseRefreshes(t *testing.T) {
 
 func TestJoinRedisDown(t *testing.T) {
 	rdb, cfg := deadClient(t)
-	r := redis.NewRouter(rdb, cfg)
-	if _, err := r.Join(t.Context(), "a", time.Second, time.Second); !errors.Is(err, redis.ErrUnavailable) {
+	r := redisstate.NewRouter(rdb, cfg)
+	if _, err := r.Join(t.Context(), "a", time.Second, time.Second); !errors.Is(err, redisstate.ErrUnavailable) {
 		t.Fatalf("Join with Redis down: %v, want ErrUnavailable", err)
-	}
-}
-
-func TestMembersAndAdoption(t *testing.T) {
-	r, _, _ := newRouter(t)
-	ctx := t.Context()
-	if err := r.Register(ctx, "a", "syncgate.reply.a"); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Register(ctx, "b", "syncgate.reply.b"); err != nil {
-		t.Fatal(err)
-	}
-	m, err := r.Members(ctx)
-	if err != nil || len(m) != 2 || m["a"] != "syncgate.reply.a" {
-		t.Fatalf("Members = %v, %v", m, err)
-	}
-	if live, err := r.Live(ctx, "a"); err != nil || live {
-		t.Fatalf("Live(a) without a lease = %v, %v", live, err)
-	}
-	l, err := r.Join(ctx, "a", time.Second, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if live, err := r.Live(ctx, "a"); err != nil || !live {
-		t.Fatalf("Live(a) with a lease = %v, %v", live, err)
-	}
-	_ = l.Close()
-	// One adopter at a time; the holder refreshes, the other is refused.
-	if ok, err := r.Adopt(ctx, "a", "b", time.Second); err != nil || !ok {
-		t.Fatalf("b adopts a: %v, %v", ok, err)
-	}
-	if ok, err := r.Adopt(ctx, "a", "c", time.Second); err != nil || ok {
-		t.Fatalf("c adopts a too: %v, %v", ok, err)
-	}
-	if ok, err := r.Adopt(ctx, "a", "b", time.Second); err != nil || !ok {
-		t.Fatalf("b refreshes: %v, %v", ok, err)
-	}
-	if err := r.Unadopt(ctx, "a", "c"); err != nil {
-		t.Fatal(err)
-	}
-	if ok, _ := r.Adopt(ctx, "a", "c", time.Second); ok {
-		t.Fatal("c's Unadopt released b's adoption")
-	}
-	if err := r.Unadopt(ctx, "a", "b"); err != nil {
-		t.Fatal(err)
-	}
-	if ok, err := r.Adopt(ctx, "a", "c", time.Second); err != nil || !ok {
-		t.Fatalf("c adopts after b let go: %v, %v", ok, err)
-	}
-	if err := r.Forget(ctx, "a"); err != nil {
-		t.Fatal(err)
-	}
-	if m, _ := r.Members(ctx); len(m) != 1 || m["b"] == "" {
-		t.Fatalf("Members after Forget(a) = %v", m)
 	}
 }
 

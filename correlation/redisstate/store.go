@@ -1,4 +1,4 @@
-package redis
+package redisstate
 
 import (
 	"context"
@@ -133,6 +133,10 @@ func (s *Store) Cancel(ctx context.Context, id string) error {
 	}
 	return scriptErr(res)
 }
+
+// OutlivesProcess reports true: the records are in Redis, so any node can
+// serve a poll after the one that answered 202 is gone.
+func (s *Store) OutlivesProcess() bool { return true }
 
 // Get returns the record for id, or correlation.ErrNotFound.
 func (s *Store) Get(ctx context.Context, id string) (correlation.Result, error) {

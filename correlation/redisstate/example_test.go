@@ -1,4 +1,4 @@
-package redis_test
+package redisstate_test
 
 import (
 	"context"
@@ -6,17 +6,17 @@ import (
 	"time"
 
 	"github.com/syncgate/syncgate/brokers/envelope"
-	"github.com/syncgate/syncgate/correlation/redis"
+	"github.com/syncgate/syncgate/correlation/redisstate"
 )
 
 // Node b consumed a reply that node a waits for: it stores the reply for
 // polling, then forwards it to a through Redis.
 func Example() {
 	ctx := context.Background()
-	cfg := redis.Config{Prefix: "syncgate-example:"}
-	rdb := redis.NewClient(cfg)
+	cfg := redisstate.Config{Prefix: "syncgate-example:"}
+	rdb := redisstate.NewClient(cfg)
 	defer rdb.Close()
-	store, router := redis.NewStore(rdb, cfg), redis.NewRouter(rdb, cfg)
+	store, router := redisstate.NewStore(rdb, cfg), redisstate.NewRouter(rdb, cfg)
 
 	// Node a accepts the request and listens for forwarded replies.
 	id := "example-1"

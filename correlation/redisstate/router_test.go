@@ -1,4 +1,4 @@
-package redis_test
+package redisstate_test
 
 import (
 	"context"
@@ -12,20 +12,20 @@ import (
 
 	"github.com/syncgate/syncgate/brokers/envelope"
 	"github.com/syncgate/syncgate/correlation"
-	"github.com/syncgate/syncgate/correlation/redis"
+	"github.com/syncgate/syncgate/correlation/redisstate"
 )
 
-func newRouter(t *testing.T) (*redis.Router, *goredis.Client, redis.Config) {
+func newRouter(t *testing.T) (*redisstate.Router, *goredis.Client, redisstate.Config) {
 	t.Helper()
 	rdb, cfg := newClient(t)
-	return redis.NewRouter(rdb, cfg), rdb, cfg
+	return redisstate.NewRouter(rdb, cfg), rdb, cfg
 }
 
 func TestRouterClaim(t *testing.T) {
 	r, rdb, cfg := newRouter(t)
 	ctx := t.Context()
 	id := correlation.NewID()
-	if _, err := r.Owner(ctx, id); err != redis.ErrNoOwner {
+	if _, err := r.Owner(ctx, id); err != redisstate.ErrNoOwner {
 		t.Fatalf("Owner before Claim: %v, want ErrNoOwner", err)
 	}
 	if err := r.Claim(ctx, id, "a", 30*time.Second); err != nil {
@@ -45,7 +45,7 @@ func TestRouterClaim(t *testing.T) {
 	if err := r.Release(ctx, id, "a"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Owner(ctx, id); err != redis.ErrNoOwner {
+	if _, err := r.Owner(ctx, id); err != redisstate.ErrNoOwner {
 		t.Fatalf("Owner after Release: %v, want ErrNoOwner", err)
 	}
 
@@ -55,23 +55,12 @@ func TestRouterClaim(t *testing.T) {
 		}
 		eventually(t, 10*time.Second, "claim expired", func() bool {
 			_, err := r.Owner(ctx, id)
-			return err == redis.ErrNoOwner
+			return err == redisstate.ErrNoOwner
 		})
 	})
 }
 
-func TestRouterForwardNoListener(t *testing.T) {
-	r, _, _ := newRouter(t)
-	delivered, err := r.Forward(t.Context(), "nobody", fullReply(correlation.NewID()))
-	if err != nil || delivered {
-		t.Fatalf("Forward to a node with no listener = %v, %v; want false, nil", delivered, err)
-	}
-	if _, err := r.Forward(t.Context(), "nobody", envelope.Reply{}); err == nil {
-		t.Fatal("Forward of a reply without correlation id: no error")
-	}
-}
-
-func listen(t *testing.T, r *redis.Router, ctx context.Context, node string) (*redis.Listener, <-chan envelope.Reply) {
+func listen(t *testing.T, r *redisstate.Router, ctx context.Context, node string) (*redisstate.Listener, <-chan envelope.Reply) {
 	t.Helper()
 	got := make(chan envelope.Reply, 16)
 	l, err := r.Listen(ctx, node, func(rep envelope.Reply) { got <- rep })
@@ -161,18 +150,6 @@ func TestRouterForward(t *testing.T) {
 	})
 }
 
-func TestListenerStopsWithContext(t *testing.T) {
-	r, _, _ := newRouter(t)
-	ctx, cancel := context.WithCancel(t.Context())
-	l, _ := listen(t, r, ctx, "a")
-	cancel()
-	select {
-	case <-l.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("listener still running 10s after its context ended")
-	}
-}
-
 // TestListenerReconnects kills the listener's connection on the server (not
 // the shared server itself): the listener reconnects, resubscribes and
 // receives again.
@@ -182,7 +159,7 @@ func TestListenerReconnects(t *testing.T) {
 	opts.ClientName = "syncgate-test-" + randomHex(t)
 	rdb := goredis.NewClient(opts)
 	t.Cleanup(func() { _ = rdb.Close() })
-	r := redis.NewRouter(rdb, cfg)
+	r := redisstate.NewRouter(rdb, cfg)
 	ctx := t.Context()
 	_, got := listen(t, r, ctx, "a")
 
@@ -217,7 +194,7 @@ func TestListenerReconnects(t *testing.T) {
 
 func TestRouterClaimPending(t *testing.T) {
 	r, rdb, cfg := newRouter(t)
-	s := redis.NewStore(rdb, cfg)
+	s := redisstate.NewStore(rdb, cfg)
 	ctx := t.Context()
 	id := correlation.NewID()
 	if err := r.ClaimPending(ctx, id, "a", 30*time.Second, 20*time.Second); err != nil {
@@ -241,48 +218,5 @@ func TestRouterClaimPending(t *testing.T) {
 	}
 	if res, err := s.Get(ctx, id); err != nil || res.State != correlation.StateDone || string(res.Reply.Body) != "x" {
 		t.Fatalf("reply after a second ClaimPending = %+v, %v", res, err)
-	}
-}
-
-func TestRouterForwardToOwner(t *testing.T) {
-	r, _, _ := newRouter(t)
-	ctx := t.Context()
-	id := correlation.NewID()
-	rep := envelope.Reply{CorrelationID: id, Status: 200, Body: []byte("fwd")}
-	if _, _, err := r.ForwardToOwner(ctx, "b", rep); err != redis.ErrNoOwner {
-		t.Fatalf("unclaimed: %v, want ErrNoOwner", err)
-	}
-	if err := r.Claim(ctx, id, "a", time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	// Claimed by a, nobody listening: owner known, not delivered.
-	if owner, delivered, err := r.ForwardToOwner(ctx, "b", rep); err != nil || owner != "a" || delivered {
-		t.Fatalf("owner not listening: %q %v %v", owner, delivered, err)
-	}
-	got := make(chan envelope.Reply, 1)
-	l, err := r.Listen(ctx, "a", func(rep envelope.Reply) { got <- rep })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	if owner, delivered, err := r.ForwardToOwner(ctx, "b", rep); err != nil || owner != "a" || !delivered {
-		t.Fatalf("owner listening: %q %v %v", owner, delivered, err)
-	}
-	select {
-	case g := <-got:
-		if !reflect.DeepEqual(g, rep) {
-			t.Errorf("received %+v, want %+v", g, rep)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("forwarded reply not received")
-	}
-	// From the owner itself: nothing is published.
-	if owner, delivered, err := r.ForwardToOwner(ctx, "a", rep); err != nil || owner != "a" || delivered {
-		t.Fatalf("from the owner: %q %v %v", owner, delivered, err)
-	}
-	select {
-	case g := <-got:
-		t.Fatalf("a forward to itself was published: %+v", g)
-	case <-time.After(100 * time.Millisecond): // absence: nothing to wait on
 	}
 }

@@ -1,4 +1,4 @@
-package redis_test
+package redisstate_test
 
 import (
 	"fmt"
@@ -7,16 +7,13 @@ import (
 	"time"
 
 	"github.com/syncgate/syncgate/correlation"
-	"github.com/syncgate/syncgate/correlation/redis"
-	"github.com/syncgate/syncgate/gateway"
+	"github.com/syncgate/syncgate/correlation/redisstate"
 )
-
-var _ gateway.IdempotencyStore = (*redis.Idempotency)(nil)
 
 func TestIdempotency(t *testing.T) {
 	rdb, cfg := newClient(t)
 	cfg.IdempotencyTTL = time.Minute
-	s := redis.NewIdempotency(rdb, cfg)
+	s := redisstate.NewIdempotency(rdb, cfg)
 	ctx := t.Context()
 	a := correlation.IdempotencyRecord{ID: "a", Fingerprint: "fa"}
 	b := correlation.IdempotencyRecord{ID: "b", Fingerprint: "fb"}
@@ -45,7 +42,7 @@ func TestIdempotency(t *testing.T) {
 	t.Run("expired key is free", func(t *testing.T) {
 		short := cfg
 		short.IdempotencyTTL = 100 * time.Millisecond
-		s := redis.NewIdempotency(rdb, short)
+		s := redisstate.NewIdempotency(rdb, short)
 		if _, ok, err := s.Reserve(ctx, "r", "short", a); err != nil || !ok {
 			t.Fatalf("Reserve = %v, %v", ok, err)
 		}
@@ -72,7 +69,7 @@ func TestIdempotency(t *testing.T) {
 // key once, and every loser sees the winner's record.
 func TestIdempotencyConcurrentReserve(t *testing.T) {
 	rdb, cfg := newClient(t)
-	s := redis.NewIdempotency(rdb, cfg)
+	s := redisstate.NewIdempotency(rdb, cfg)
 	ctx := t.Context()
 	const racers = 50
 	var (

@@ -1,4 +1,4 @@
-// Package redis keeps syncgate's cluster state in Redis, so that several
+// Package redisstate keeps syncgate's cluster state in Redis, so that several
 // gateway nodes behind a load balancer act as one: a Store of request results
 // that any node can poll (the Redis twin of correlation.MemoryStore), an
 // Idempotency store binding Idempotency-Keys with SET NX, and a Router that
@@ -21,4 +21,4 @@
 // completing the same id store exactly one reply. Errors caused by Redis
 // itself (unreachable, timeouts, protocol) wrap ErrUnavailable, which the
 // gateway answers with 503. The package needs Redis 7.0 or later (SET NX GET).
-package redis
+package redisstate

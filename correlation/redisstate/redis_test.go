@@ -1,4 +1,4 @@
-package redis_test
+package redisstate_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/syncgate/syncgate/correlation/redis"
+	"github.com/syncgate/syncgate/correlation/redisstate"
 )
 
 // serverAddr is the shared Redis the integration tests need; .ci/run starts
@@ -21,9 +21,9 @@ const serverAddr = "127.0.0.1:6379"
 // newClient returns a client of the shared server and a Config whose Prefix
 // is unique to the test; every key under it is deleted when the test ends.
 // Without the server the test is skipped, or fails under CI=true.
-func newClient(t *testing.T) (*goredis.Client, redis.Config) {
+func newClient(t *testing.T) (*goredis.Client, redisstate.Config) {
 	t.Helper()
-	cfg := redis.Config{Addr: serverAddr, Prefix: "syncgate-test:" + randomHex(t) + ":"}
+	cfg := redisstate.Config{Addr: serverAddr, Prefix: "syncgate-test:" + randomHex(t) + ":"}
 	cfg.SetDefaults()
 	rdb := goredis.NewClient(cfg.Options())
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
@@ -58,7 +58,7 @@ func newClient(t *testing.T) (*goredis.Client, redis.Config) {
 }
 
 // deadClient returns a client of a loopback port nothing listens on.
-func deadClient(t *testing.T) (*goredis.Client, redis.Config) {
+func deadClient(t *testing.T) (*goredis.Client, redisstate.Config) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -68,7 +68,7 @@ func deadClient(t *testing.T) (*goredis.Client, redis.Config) {
 	if err := ln.Close(); err != nil {
 		t.Fatal(err)
 	}
-	cfg := redis.Config{Addr: addr, Prefix: "syncgate-test:" + randomHex(t) + ":"}
+	cfg := redisstate.Config{Addr: addr, Prefix: "syncgate-test:" + randomHex(t) + ":"}
 	cfg.SetDefaults()
 	rdb := goredis.NewClient(cfg.Options())
 	t.Cleanup(func() { _ = rdb.Close() })

@@ -1,4 +1,4 @@
-package redis_test
+package redisstate_test
 
 import (
 	"context"
@@ -8,16 +8,16 @@ import (
 
 	"github.com/syncgate/syncgate/brokers/envelope"
 	"github.com/syncgate/syncgate/correlation"
-	"github.com/syncgate/syncgate/correlation/redis"
+	"github.com/syncgate/syncgate/correlation/redisstate"
 )
 
 // TestUnavailable: with Redis unreachable every operation fails fast with
 // an error wrapping ErrUnavailable, so the gateway can answer 503.
 func TestUnavailable(t *testing.T) {
 	rdb, cfg := deadClient(t)
-	s := redis.NewStore(rdb, cfg)
-	idem := redis.NewIdempotency(rdb, cfg)
-	r := redis.NewRouter(rdb, cfg)
+	s := redisstate.NewStore(rdb, cfg)
+	idem := redisstate.NewIdempotency(rdb, cfg)
+	r := redisstate.NewRouter(rdb, cfg)
 	id := correlation.NewID()
 	ops := []struct {
 		name string
@@ -54,7 +54,7 @@ func TestUnavailable(t *testing.T) {
 			const limit = 5 * time.Second
 			start := time.Now()
 			err := o.op(t.Context())
-			if !errors.Is(err, redis.ErrUnavailable) {
+			if !errors.Is(err, redisstate.ErrUnavailable) {
 				t.Fatalf("error %v, want ErrUnavailable", err)
 			}
 			if d := time.Since(start); d > limit {

@@ -1,4 +1,4 @@
-package redis_test
+package redisstate_test
 
 import (
 	"context"
@@ -13,11 +13,8 @@ import (
 
 	"github.com/syncgate/syncgate/brokers/envelope"
 	"github.com/syncgate/syncgate/correlation"
-	"github.com/syncgate/syncgate/correlation/redis"
-	"github.com/syncgate/syncgate/gateway"
+	"github.com/syncgate/syncgate/correlation/redisstate"
 )
-
-var _ gateway.Store = (*redis.Store)(nil)
 
 func reply(id string) envelope.Reply {
 	return envelope.Reply{CorrelationID: id, Status: 201, Body: []byte(id)}
@@ -34,7 +31,7 @@ func fullReply(id string) envelope.Reply {
 	}
 }
 
-func mustGet(t *testing.T, s *redis.Store, id string) correlation.Result {
+func mustGet(t *testing.T, s *redisstate.Store, id string) correlation.Result {
 	t.Helper()
 	res, err := s.Get(t.Context(), id)
 	if err != nil {
@@ -43,18 +40,18 @@ func mustGet(t *testing.T, s *redis.Store, id string) correlation.Result {
 	return res
 }
 
-func wantNotFound(t *testing.T, s *redis.Store, id string) {
+func wantNotFound(t *testing.T, s *redisstate.Store, id string) {
 	t.Helper()
 	if res, err := s.Get(t.Context(), id); !errors.Is(err, correlation.ErrNotFound) {
 		t.Fatalf("Get(%s) = %+v, %v; want ErrNotFound", id, res, err)
 	}
 }
 
-func newStore(t *testing.T, resultTTL time.Duration) (*redis.Store, func(id string) string, *goredis.Client) {
+func newStore(t *testing.T, resultTTL time.Duration) (*redisstate.Store, func(id string) string, *goredis.Client) {
 	t.Helper()
 	rdb, cfg := newClient(t)
 	cfg.ResultTTL = resultTTL
-	return redis.NewStore(rdb, cfg), func(id string) string { return cfg.Prefix + "result:" + id }, rdb
+	return redisstate.NewStore(rdb, cfg), func(id string) string { return cfg.Prefix + "result:" + id }, rdb
 }
 
 func TestStoreLifecycle(t *testing.T) {
@@ -103,19 +100,19 @@ func TestStoreLifecycle(t *testing.T) {
 
 func TestStoreSemantics(t *testing.T) {
 	s, _, _ := newStore(t, time.Hour)
-	pending := func(t *testing.T, s *redis.Store, id string) {
+	pending := func(t *testing.T, s *redisstate.Store, id string) {
 		t.Helper()
 		if err := s.Pending(t.Context(), id, time.Minute); err != nil {
 			t.Fatal(err)
 		}
 	}
-	complete := func(t *testing.T, s *redis.Store, id string) {
+	complete := func(t *testing.T, s *redisstate.Store, id string) {
 		t.Helper()
 		if err := s.Complete(t.Context(), reply(id)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	cancel := func(t *testing.T, s *redis.Store, id string) {
+	cancel := func(t *testing.T, s *redisstate.Store, id string) {
 		t.Helper()
 		if err := s.Cancel(t.Context(), id); err != nil {
 			t.Fatal(err)
@@ -123,23 +120,23 @@ func TestStoreSemantics(t *testing.T) {
 	}
 	tests := []struct {
 		name  string
-		setup []func(*testing.T, *redis.Store, string)
-		op    func(context.Context, *redis.Store, string) error
+		setup []func(*testing.T, *redisstate.Store, string)
+		op    func(context.Context, *redisstate.Store, string) error
 		err   error
 		state correlation.State // after op; 0: no record
 	}{
 		{"complete without pending", nil, completeOther(500), correlation.ErrNotFound, 0},
-		{"complete twice: the first wins", []func(*testing.T, *redis.Store, string){pending, complete}, completeOther(500), correlation.ErrCompleted, correlation.StateDone},
-		{"pending after complete keeps the reply", []func(*testing.T, *redis.Store, string){pending, complete}, pendingOp, nil, correlation.StateDone},
-		{"pending twice", []func(*testing.T, *redis.Store, string){pending}, pendingOp, nil, correlation.StatePending},
-		{"pending after cancel keeps the cancel", []func(*testing.T, *redis.Store, string){pending, cancel}, pendingOp, nil, correlation.StateCancelled},
-		{"cancel pending", []func(*testing.T, *redis.Store, string){pending}, cancelOp, nil, correlation.StateCancelled},
-		{"cancel twice", []func(*testing.T, *redis.Store, string){pending, cancel}, cancelOp, nil, correlation.StateCancelled},
+		{"complete twice: the first wins", []func(*testing.T, *redisstate.Store, string){pending, complete}, completeOther(500), correlation.ErrCompleted, correlation.StateDone},
+		{"pending after complete keeps the reply", []func(*testing.T, *redisstate.Store, string){pending, complete}, pendingOp, nil, correlation.StateDone},
+		{"pending twice", []func(*testing.T, *redisstate.Store, string){pending}, pendingOp, nil, correlation.StatePending},
+		{"pending after cancel keeps the cancel", []func(*testing.T, *redisstate.Store, string){pending, cancel}, pendingOp, nil, correlation.StateCancelled},
+		{"cancel pending", []func(*testing.T, *redisstate.Store, string){pending}, cancelOp, nil, correlation.StateCancelled},
+		{"cancel twice", []func(*testing.T, *redisstate.Store, string){pending, cancel}, cancelOp, nil, correlation.StateCancelled},
 		{"cancel unknown", nil, cancelOp, correlation.ErrNotFound, 0},
-		{"cancel done", []func(*testing.T, *redis.Store, string){pending, complete}, cancelOp, correlation.ErrCompleted, correlation.StateDone},
-		{"complete cancelled", []func(*testing.T, *redis.Store, string){pending, cancel}, completeOther(500), correlation.ErrCancelled, correlation.StateCancelled},
-		{"pending with no ttl stores nothing", nil, func(ctx context.Context, s *redis.Store, id string) error { return s.Pending(ctx, id, 0) }, nil, 0},
-		{"delete", []func(*testing.T, *redis.Store, string){pending, complete}, func(ctx context.Context, s *redis.Store, id string) error { return s.Delete(ctx, id) }, nil, 0},
+		{"cancel done", []func(*testing.T, *redisstate.Store, string){pending, complete}, cancelOp, correlation.ErrCompleted, correlation.StateDone},
+		{"complete cancelled", []func(*testing.T, *redisstate.Store, string){pending, cancel}, completeOther(500), correlation.ErrCancelled, correlation.StateCancelled},
+		{"pending with no ttl stores nothing", nil, func(ctx context.Context, s *redisstate.Store, id string) error { return s.Pending(ctx, id, 0) }, nil, 0},
+		{"delete", []func(*testing.T, *redisstate.Store, string){pending, complete}, func(ctx context.Context, s *redisstate.Store, id string) error { return s.Delete(ctx, id) }, nil, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -167,17 +164,17 @@ func TestStoreSemantics(t *testing.T) {
 	}
 }
 
-func completeOther(status int) func(context.Context, *redis.Store, string) error {
-	return func(ctx context.Context, s *redis.Store, id string) error {
+func completeOther(status int) func(context.Context, *redisstate.Store, string) error {
+	return func(ctx context.Context, s *redisstate.Store, id string) error {
 		return s.Complete(ctx, envelope.Reply{CorrelationID: id, Status: status, Body: []byte("duplicate")})
 	}
 }
 
-func pendingOp(ctx context.Context, s *redis.Store, id string) error {
+func pendingOp(ctx context.Context, s *redisstate.Store, id string) error {
 	return s.Pending(ctx, id, time.Minute)
 }
 
-func cancelOp(ctx context.Context, s *redis.Store, id string) error { return s.Cancel(ctx, id) }
+func cancelOp(ctx context.Context, s *redisstate.Store, id string) error { return s.Cancel(ctx, id) }
 
 func TestStoreTTL(t *testing.T) {
 	ctx := t.Context()
@@ -218,7 +215,7 @@ func TestStoreTTL(t *testing.T) {
 
 	t.Run("default result TTL is 24h", func(t *testing.T) {
 		rdb, cfg := newClient(t)
-		s := redis.NewStore(rdb, cfg)
+		s := redisstate.NewStore(rdb, cfg)
 		id := correlation.NewID()
 		if err := s.Pending(ctx, id, time.Second); err != nil {
 			t.Fatal(err)

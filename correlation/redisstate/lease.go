@@ -1,10 +1,9 @@
-package redis
+package redisstate
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,10 +12,13 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/syncgate/syncgate/correlation"
 )
 
-// ErrNodeTaken: another live process holds the node id.
-var ErrNodeTaken = errors.New("redis: node id is held by another live process")
+// ErrNodeTaken: another live process holds the node id. It is
+// correlation.ErrNodeTaken.
+var ErrNodeTaken = correlation.ErrNodeTaken
 
 // refreshScript: KEYS[1] lease key; ARGV[1] token, ARGV[2] TTL in ms.
 // 1: refreshed; 2: re-taken (the key was gone, e.g. Redis restarted

@@ -1,0 +1,439 @@
+package correlationtest
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/syncgate/syncgate/brokers/envelope"
+	"github.com/syncgate/syncgate/correlation"
+)
+
+// Router is what the suite calls of an implementation's router.
+type Router interface {
+	Claim(ctx context.Context, id, node string, ttl time.Duration) error
+	ClaimPending(ctx context.Context, id, node string, ttl, pendingTTL time.Duration) error
+	Owner(ctx context.Context, id string) (string, error)
+	Release(ctx context.Context, id, node string) error
+	Forward(ctx context.Context, node string, rep envelope.Reply) (bool, error)
+	ForwardToOwner(ctx context.Context, from string, rep envelope.Reply) (string, bool, error)
+
+	Register(ctx context.Context, node, replyTo string) error
+	Members(ctx context.Context) (map[string]string, error)
+	Forget(ctx context.Context, node string) error
+	Live(ctx context.Context, node string) (bool, error)
+	Adopt(ctx context.Context, node, by string, ttl time.Duration) (bool, error)
+	AdoptedBy(ctx context.Context, node string) (string, error)
+	Unadopt(ctx context.Context, node, by string) error
+}
+
+// Listener is a node's subscription to its forwarded replies.
+type Listener interface {
+	Close() error
+	Done() <-chan struct{}
+}
+
+// Lease holds a node id.
+type Lease interface {
+	Advertise(replyTo string)
+	Err() error
+	Token() string
+	Close() error
+}
+
+// Store is the results store that ClaimPending writes to.
+type Store interface {
+	Get(ctx context.Context, id string) (correlation.Result, error)
+	Complete(ctx context.Context, rep envelope.Reply) error
+}
+
+// Cluster is one implementation under test. Listen and Join wrap the
+// implementation's own methods, whose concrete return types differ.
+type Cluster struct {
+	Router Router
+	Store  Store
+	Listen func(ctx context.Context, node string, fn func(envelope.Reply)) (Listener, error)
+	Join   func(ctx context.Context, node string, ttl, wait time.Duration) (Lease, error)
+}
+
+// Setup returns a fresh, empty cluster; it registers its own clean-up.
+type Setup func(t *testing.T) Cluster
+
+// Run runs every property of the suite (see the package doc) as a subtest.
+func Run(t *testing.T, setup Setup) {
+	tests := []struct {
+		name string
+		test func(*testing.T, Cluster)
+	}{
+		{"Claim", testClaim},
+		{"ClaimPending", testClaimPending},
+		{"Forward", testForward},
+		{"ForwardToOwner", testForwardToOwner},
+		{"ListenerStopsWithContext", testListenerStops},
+		{"Lease", testLease},
+		{"LeaseAdvertises", testLeaseAdvertises},
+		{"MembersAndAdoption", testMembersAndAdoption},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.test(t, setup(t)) })
+	}
+}
+
+const timeout = 10 * time.Second
+
+// FullReply sets every field of a reply, with a body that is not UTF-8, so
+// that a round trip that is not exact shows.
+func FullReply(id string) envelope.Reply {
+	return envelope.Reply{
+		CorrelationID: id, Status: 418, ContentType: "application/octet-stream",
+		Header:      map[string]string{"x-a": "1", "cache-control": "no-store"},
+		TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", TraceState: "k=v",
+		Body: []byte{0, 0xff, 0xfe, '\n', 'x', 0},
+	}
+}
+
+// Eventually fails t unless cond holds within limit, checking every 10ms.
+func Eventually(t testing.TB, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.NewTimer(limit)
+	defer deadline.Stop()
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			t.Fatalf("%s: not after %v", what, limit)
+		}
+	}
+}
+
+func testClaim(t *testing.T, c Cluster) {
+	r, ctx := c.Router, t.Context()
+	id := correlation.NewID()
+	if _, err := r.Owner(ctx, id); !errors.Is(err, correlation.ErrNoOwner) {
+		t.Fatalf("Owner before Claim: %v, want ErrNoOwner", err)
+	}
+	if err := r.Claim(ctx, id, "a", 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if node, err := r.Owner(ctx, id); err != nil || node != "a" {
+		t.Fatalf("Owner = %q, %v; want a", node, err)
+	}
+	// A later claim replaces an earlier one.
+	if err := r.Claim(ctx, id, "b", 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if node, err := r.Owner(ctx, id); err != nil || node != "b" {
+		t.Fatalf("Owner after b's Claim = %q, %v; want b", node, err)
+	}
+	if err := r.Claim(ctx, id, "a", 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// Another node's release leaves the claim alone.
+	if err := r.Release(ctx, id, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if node, err := r.Owner(ctx, id); err != nil || node != "a" {
+		t.Fatalf("Owner after b's Release = %q, %v; want a", node, err)
+	}
+	if err := r.Release(ctx, id, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Owner(ctx, id); !errors.Is(err, correlation.ErrNoOwner) {
+		t.Fatalf("Owner after Release: %v, want ErrNoOwner", err)
+	}
+	// A claim lapses after its TTL.
+	if err := r.Claim(ctx, id, "a", 100*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, timeout, "claim expired", func() bool {
+		_, err := r.Owner(ctx, id)
+		return errors.Is(err, correlation.ErrNoOwner)
+	})
+}
+
+func testClaimPending(t *testing.T, c Cluster) {
+	r, s, ctx := c.Router, c.Store, t.Context()
+	id := correlation.NewID()
+	if err := r.ClaimPending(ctx, id, "a", 30*time.Second, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if node, err := r.Owner(ctx, id); err != nil || node != "a" {
+		t.Fatalf("Owner = %q, %v", node, err)
+	}
+	if res, err := s.Get(ctx, id); err != nil || res.State != correlation.StatePending {
+		t.Fatalf("Store.Get after ClaimPending = %+v, %v; want pending", res, err)
+	}
+	// The record is the Store's: Complete finds it, and a second
+	// ClaimPending leaves the stored reply alone.
+	if err := s.Complete(ctx, envelope.Reply{CorrelationID: id, Status: 200, Body: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.ClaimPending(ctx, id, "b", time.Second, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := s.Get(ctx, id); err != nil || res.State != correlation.StateDone || string(res.Reply.Body) != "x" {
+		t.Fatalf("reply after a second ClaimPending = %+v, %v", res, err)
+	}
+	if node, err := r.Owner(ctx, id); err != nil || node != "b" {
+		t.Fatalf("Owner after b's ClaimPending = %q, %v", node, err)
+	}
+}
+
+func listen(t *testing.T, c Cluster, ctx context.Context, node string) (Listener, <-chan envelope.Reply) {
+	t.Helper()
+	got := make(chan envelope.Reply, 16)
+	l, err := c.Listen(ctx, node, func(rep envelope.Reply) { got <- rep })
+	if err != nil {
+		t.Fatalf("Listen(%s): %v", node, err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	return l, got
+}
+
+func receive(t *testing.T, got <-chan envelope.Reply) envelope.Reply {
+	t.Helper()
+	select {
+	case rep := <-got:
+		return rep
+	case <-time.After(timeout):
+		t.Fatalf("no reply within %v", timeout)
+	}
+	return envelope.Reply{}
+}
+
+func testForward(t *testing.T, c Cluster) {
+	r, ctx := c.Router, t.Context()
+	if delivered, err := r.Forward(ctx, "nobody", FullReply(correlation.NewID())); err != nil || delivered {
+		t.Fatalf("Forward to a node with no listener = %v, %v; want false, nil", delivered, err)
+	}
+	if _, err := r.Forward(ctx, "nobody", envelope.Reply{}); err == nil {
+		t.Fatal("Forward of a reply without correlation id: no error")
+	}
+
+	l, got := listen(t, c, ctx, "a")
+	_, other := listen(t, c, ctx, "b")
+	want := FullReply(correlation.NewID())
+	// Listen returned: the first Forward must be delivered, with no retry.
+	if delivered, err := r.Forward(ctx, "a", want); err != nil || !delivered {
+		t.Fatalf("Forward = %v, %v; want delivered", delivered, err)
+	}
+	if rep := receive(t, got); !reflect.DeepEqual(rep, want) {
+		t.Fatalf("received\n%+v\nwant\n%+v", rep, want)
+	}
+	minimal := envelope.Reply{CorrelationID: correlation.NewID()}
+	if delivered, err := r.Forward(ctx, "a", minimal); err != nil || !delivered {
+		t.Fatalf("Forward = %v, %v; want delivered", delivered, err)
+	}
+	if rep := receive(t, got); !reflect.DeepEqual(rep, minimal) {
+		t.Fatalf("received %+v, want %+v", rep, minimal)
+	}
+	select {
+	case rep := <-other:
+		t.Fatalf("node b received %+v, forwarded to a", rep)
+	default:
+	}
+
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	// A server may drop the subscription a moment after Close returns.
+	Eventually(t, timeout, "a closed listener gets nothing", func() bool {
+		delivered, err := r.Forward(ctx, "a", envelope.Reply{CorrelationID: correlation.NewID()})
+		return err == nil && !delivered
+	})
+}
+
+func testForwardToOwner(t *testing.T, c Cluster) {
+	r, ctx := c.Router, t.Context()
+	id := correlation.NewID()
+	rep := envelope.Reply{CorrelationID: id, Status: 200, Body: []byte("fwd")}
+	if _, _, err := r.ForwardToOwner(ctx, "b", rep); !errors.Is(err, correlation.ErrNoOwner) {
+		t.Fatalf("unclaimed: %v, want ErrNoOwner", err)
+	}
+	if err := r.Claim(ctx, id, "a", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	// Claimed by a, nobody listening: owner known, not delivered.
+	if owner, delivered, err := r.ForwardToOwner(ctx, "b", rep); err != nil || owner != "a" || delivered {
+		t.Fatalf("owner not listening: %q %v %v", owner, delivered, err)
+	}
+	_, got := listen(t, c, ctx, "a")
+	if owner, delivered, err := r.ForwardToOwner(ctx, "b", rep); err != nil || owner != "a" || !delivered {
+		t.Fatalf("owner listening: %q %v %v", owner, delivered, err)
+	}
+	if g := receive(t, got); !reflect.DeepEqual(g, rep) {
+		t.Errorf("received %+v, want %+v", g, rep)
+	}
+	// From the owner itself: nothing is published. A marker forwarded
+	// after it arrives first, so the absence needs no sleep.
+	if owner, delivered, err := r.ForwardToOwner(ctx, "a", rep); err != nil || owner != "a" || delivered {
+		t.Fatalf("from the owner: %q %v %v", owner, delivered, err)
+	}
+	marker := envelope.Reply{CorrelationID: correlation.NewID()}
+	if delivered, err := r.Forward(ctx, "a", marker); err != nil || !delivered {
+		t.Fatalf("marker: %v %v", delivered, err)
+	}
+	if g := receive(t, got); g.CorrelationID != marker.CorrelationID {
+		t.Fatalf("a forward to itself was published: %+v", g)
+	}
+}
+
+func testListenerStops(t *testing.T, c Cluster) {
+	ctx, cancel := context.WithCancel(t.Context())
+	l, _ := listen(t, c, ctx, "a")
+	cancel()
+	select {
+	case <-l.Done():
+	case <-time.After(timeout):
+		t.Fatalf("listener still running %v after its context ended", timeout)
+	}
+}
+
+func testLease(t *testing.T, c Cluster) {
+	ctx := t.Context()
+	a, err := c.Join(ctx, "a", time.Second, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := a.Err(); err != nil {
+		t.Fatalf("Err of a held lease: %v", err)
+	}
+	_, err = c.Join(ctx, "a", time.Second, 0)
+	if !errors.Is(err, correlation.ErrNodeTaken) || !strings.Contains(err.Error(), a.Token()) {
+		t.Fatalf("second Join: %v, want ErrNodeTaken naming %s", err, a.Token())
+	}
+	// Waiting less than the holder keeps refreshing does not help either.
+	start := time.Now()
+	if _, err := c.Join(ctx, "a", time.Second, 1500*time.Millisecond); !errors.Is(err, correlation.ErrNodeTaken) {
+		t.Fatalf("Join with wait while a refreshes: %v, want ErrNodeTaken", err)
+	}
+	if time.Since(start) > 3*time.Second {
+		t.Errorf("Join with a 1.5s wait took %v", time.Since(start))
+	}
+	// Kept past its TTL while refreshed.
+	if _, err := c.Join(ctx, "a", time.Second, 0); !errors.Is(err, correlation.ErrNodeTaken) {
+		t.Fatalf("Join after 1.5s of refreshes: %v, want ErrNodeTaken", err)
+	}
+	// Another id is free.
+	b, err := c.Join(ctx, "b", time.Second, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if live, err := c.Router.Live(ctx, "b"); err != nil || !live {
+		t.Fatalf("Live(b) while held = %v, %v", live, err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if live, err := c.Router.Live(ctx, "b"); err != nil || live {
+		t.Fatalf("Live(b) after Close = %v, %v", live, err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	a2, err := c.Join(ctx, "a", time.Second, 0)
+	if err != nil {
+		t.Fatalf("Join after Close: %v", err)
+	}
+	_ = a2.Close()
+}
+
+func testLeaseAdvertises(t *testing.T, c Cluster) {
+	ctx := t.Context()
+	l, err := c.Join(ctx, "a", 300*time.Millisecond, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	l.Advertise("syncgate.reply.a")
+	Eventually(t, timeout, "a listed among the members", func() bool {
+		m, _ := c.Router.Members(ctx)
+		return m["a"] == "syncgate.reply.a"
+	})
+	if err := c.Router.Forget(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, timeout, "a listed again after it was forgotten", func() bool {
+		m, _ := c.Router.Members(ctx)
+		return m["a"] == "syncgate.reply.a"
+	})
+}
+
+func testMembersAndAdoption(t *testing.T, c Cluster) {
+	r, ctx := c.Router, t.Context()
+	if err := r.Register(ctx, "a", "syncgate.reply.a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Register(ctx, "b", "syncgate.reply.b"); err != nil {
+		t.Fatal(err)
+	}
+	m, err := r.Members(ctx)
+	if err != nil || len(m) != 2 || m["a"] != "syncgate.reply.a" {
+		t.Fatalf("Members = %v, %v", m, err)
+	}
+	if live, err := r.Live(ctx, "a"); err != nil || live {
+		t.Fatalf("Live(a) without a lease = %v, %v", live, err)
+	}
+	l, err := c.Join(ctx, "a", time.Second, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if live, err := r.Live(ctx, "a"); err != nil || !live {
+		t.Fatalf("Live(a) with a lease = %v, %v", live, err)
+	}
+	_ = l.Close()
+	if by, err := r.AdoptedBy(ctx, "a"); err != nil || by != "" {
+		t.Fatalf("AdoptedBy before any adoption = %q, %v", by, err)
+	}
+	// One adopter at a time; the holder refreshes, the other is refused.
+	if ok, err := r.Adopt(ctx, "a", "b", time.Second); err != nil || !ok {
+		t.Fatalf("b adopts a: %v, %v", ok, err)
+	}
+	if ok, err := r.Adopt(ctx, "a", "c", time.Second); err != nil || ok {
+		t.Fatalf("c adopts a too: %v, %v", ok, err)
+	}
+	if ok, err := r.Adopt(ctx, "a", "b", time.Second); err != nil || !ok {
+		t.Fatalf("b refreshes: %v, %v", ok, err)
+	}
+	if by, err := r.AdoptedBy(ctx, "a"); err != nil || by != "b" {
+		t.Fatalf("AdoptedBy = %q, %v; want b", by, err)
+	}
+	if err := r.Unadopt(ctx, "a", "c"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := r.Adopt(ctx, "a", "c", time.Second); ok {
+		t.Fatal("c's Unadopt released b's adoption")
+	}
+	if err := r.Unadopt(ctx, "a", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := r.Adopt(ctx, "a", "c", time.Second); err != nil || !ok {
+		t.Fatalf("c adopts after b let go: %v, %v", ok, err)
+	}
+	// An adoption nobody refreshes lapses.
+	if ok, err := r.Adopt(ctx, "x", "c", 100*time.Millisecond); err != nil || !ok {
+		t.Fatalf("c adopts x: %v, %v", ok, err)
+	}
+	Eventually(t, timeout, "c's adoption of x lapsed", func() bool {
+		by, err := r.AdoptedBy(ctx, "x")
+		return err == nil && by == ""
+	})
+	if err := r.Forget(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := r.Members(ctx); len(m) != 1 || m["b"] == "" {
+		t.Fatalf("Members after Forget(a) = %v", m)
+	}
+}

@@ -1,0 +1,29 @@
+package redisstate_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/syncgate/syncgate/brokers/envelope"
+	"github.com/syncgate/syncgate/correlation/correlationtest"
+	"github.com/syncgate/syncgate/correlation/redisstate"
+)
+
+// The Redis router, lease and members pass the same port-level suite as
+// correlation.MemoryRouter. Needs Redis at 127.0.0.1:6379.
+func TestConformance(t *testing.T) {
+	correlationtest.Run(t, func(t *testing.T) correlationtest.Cluster {
+		rdb, cfg := newClient(t)
+		r := redisstate.NewRouter(rdb, cfg)
+		return correlationtest.Cluster{
+			Router: r, Store: redisstate.NewStore(rdb, cfg),
+			Listen: func(ctx context.Context, node string, fn func(envelope.Reply)) (correlationtest.Listener, error) {
+				return r.Listen(ctx, node, fn)
+			},
+			Join: func(ctx context.Context, node string, ttl, wait time.Duration) (correlationtest.Lease, error) {
+				return r.Join(ctx, node, ttl, wait)
+			},
+		}
+	})
+}
