@@ -147,9 +147,19 @@ func startLate(t *testing.T, cfg node.Config, addr, check string, appear func())
 	if code, _ := status(t, base+"/healthz"); code != 200 {
 		t.Errorf("/healthz = %d, want 200", code)
 	}
-	code, body := status(t, base+"/readyz")
-	if code != 503 || !strings.Contains(body, check) || !strings.Contains(body, addr) {
-		t.Errorf("/readyz = %d %s, want 503 naming %q and %s", code, body, check, addr)
+	// The check fails from the first failed attempt (Kafka's client dials
+	// lazily: until then only reply-consumer fails, naming the address).
+	var code int
+	var body string
+	for end := time.Now().Add(5 * time.Second); ; {
+		code, body = status(t, base+"/readyz")
+		if code == 503 && strings.Contains(body, check+":") && strings.Contains(body, addr) || time.Now().After(end) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code != 503 || !strings.Contains(body, check+":") || !strings.Contains(body, addr) {
+		t.Errorf("/readyz = %d %s, want 503 naming %q and %s within 5 s", code, body, check, addr)
 	}
 	// Several back-off steps pass (about 2 s): still one WARN.
 	deadline := time.Now().Add(2 * time.Second)
