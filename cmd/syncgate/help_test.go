@@ -35,6 +35,7 @@ func TestHelpShowsDefaults(t *testing.T) {
 			"default 10m)",
 			"--cluster\n",
 			"--kafka-brokers list\n",
+			"--version\n      print the version and VCS revision and exit (also: syncgate version)",
 		} {
 			if !strings.Contains(stdout, want) {
 				t.Errorf("%s: usage lacks %q:\n%s", arg, want, stdout)

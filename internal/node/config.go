@@ -370,21 +370,7 @@ func (c *Config) Validate() error {
 	if c.HTTP.MaxHeaderBytes < 0 || c.HTTP.MaxHeaderBytes > 1<<30 {
 		bad("http.max_header_bytes", "must be between 0 and 1GiB")
 	}
-	for _, d := range []struct {
-		field string
-		d     time.Duration
-	}{
-		{"http.read_header_timeout", c.HTTP.ReadHeaderTimeout}, {"http.idle_timeout", c.HTTP.IdleTimeout},
-		{"http.max_timeout", c.HTTP.MaxTimeout}, {"http.body_timeout", c.HTTP.BodyTimeout},
-		{"http.max_wait", c.HTTP.MaxWait}, {"http.max_poll_wait", c.HTTP.MaxPollWait},
-		{"results.ttl", c.Results.TTL}, {"results.retry_after", c.Results.RetryAfter},
-		{"shutdown.drain_timeout", c.Shutdown.DrainTimeout}, {"shutdown.readiness_delay", c.Shutdown.ReadinessDelay},
-		{"broker.publish_timeout", c.Broker.PublishTimeout},
-	} {
-		if d.d < 0 {
-			bad(d.field, "must not be negative")
-		}
-	}
+	negativeDurations(c, bad)
 	if c.HTTP.MaxInFlight < 0 {
 		bad("http.max_in_flight", "must be positive")
 	}

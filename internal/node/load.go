@@ -33,7 +33,7 @@ var settings = []setting{
 	{"redis-addr", "Redis host:port for cluster mode", func(c *Config) flag.Value { return (*stringValue)(&c.Cluster.Redis.Addr) }},
 	{"demo", "run the demo service in this process; on without --config", func(c *Config) flag.Value { return (*boolValue)(&c.Demo.Enabled) }},
 	{"max-body", "default request body limit, e.g. 1MiB", func(c *Config) flag.Value { return &c.HTTP.MaxBody }},
-	{"readiness-delay", "on shutdown, how long /readyz answers 503 before the listener closes", func(c *Config) flag.Value { return (*durationValue)(&c.Shutdown.ReadinessDelay) }},
+	{"readiness-delay", "on shutdown, how long /readyz answers 503 before the listener closes; 0: none", func(c *Config) flag.Value { return (*durationValue)(&c.Shutdown.ReadinessDelay) }},
 	{"drain-timeout", "on shutdown, how long in-flight requests may finish once the listener closed", func(c *Config) flag.Value { return (*durationValue)(&c.Shutdown.DrainTimeout) }},
 	{"result-ttl", "how long a reply stays pollable; 24h in cluster mode", func(c *Config) flag.Value { return (*durationValue)(&c.Results.TTL) }},
 	{"result-max-bytes", "cap on the stored results' size", func(c *Config) flag.Value { return &c.Results.MaxBytes }},
@@ -76,6 +76,11 @@ func Load(args []string, getenv func(string) string, help io.Writer) (Config, er
 			if err := s.value(&probe).Set(v); err != nil {
 				return err
 			}
+			if _, ok := s.value(&probe).(*durationValue); ok {
+				if err := flagDurationError(s, v); err != nil {
+					return err
+				}
+			}
 			raw[s.name] = v
 			return nil
 		}
@@ -105,7 +110,11 @@ func Load(args []string, getenv func(string) string, help io.Writer) (Config, er
 	}
 	for _, s := range settings {
 		if v, ok := lookupEnv(getenv, EnvName(s.name)); ok {
-			if err := s.value(&cfg).Set(v); err != nil {
+			err := s.value(&cfg).Set(v)
+			if _, ok := s.value(&cfg).(*durationValue); ok && err == nil {
+				err = flagDurationError(s, v)
+			}
+			if err != nil {
 				return Config{}, fmt.Errorf("%s=%q: %w", EnvName(s.name), v, err)
 			}
 		}

@@ -50,6 +50,7 @@ Flags:
 		}
 		fmt.Fprintf(w, "  --%s%s\n      %s (%s)\n", s.name, typ, s.usage, extra)
 	}
+	fmt.Fprint(w, "  --version\n      print the version and VCS revision and exit (also: syncgate version)\n")
 	fmt.Fprint(w, "  --help\n      this text\n")
 }
 

@@ -181,8 +181,14 @@ func (ck *checker) leaf(n *yaml.Node, t reflect.Type, path string) {
 		ck.fail(n, path, fmt.Sprintf("%s has no unit: write e.g. %ss or %sms", n.Value, n.Value, n.Value))
 		return
 	}
-	err := n.Decode(reflect.New(t).Interface())
+	v := reflect.New(t)
+	err := n.Decode(v.Interface())
 	if err == nil {
+		if t == durationType {
+			if msg := checkDuration(path, *v.Interface().(*time.Duration)); msg != "" {
+				ck.fail(n, path, msg)
+			}
+		}
 		return
 	}
 	var te *yaml.TypeError
