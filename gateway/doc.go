@@ -20,7 +20,9 @@
 // they are back or none of their requests can still wait. The cluster
 // state has an in-memory implementation (correlation.MemoryRouter) beside
 // the Redis one (correlation/redisstate); cluster.go and adopt.go hold
-// cluster mode's logic, tested on the in-memory one.
+// cluster mode's logic, tested on the in-memory one. Do, dispatch and long
+// polls take one path either way: what differs is behind placement
+// (placement.go), chosen once by New.
 //
 // A request that may need a record in the Store (async, auto, keyed) is
 // refused with ErrStoreFull before it is published when a bounded store

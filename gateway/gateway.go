@@ -107,6 +107,7 @@ type Gateway struct {
 	idem     IdempotencyStore
 	hub      *hub
 	answered *recent
+	place    placement // alone or member (cluster mode)
 	log      *slog.Logger
 	// draining is set by Drain (and Close): the node is stopping.
 	draining atomic.Bool
@@ -144,11 +145,16 @@ func New(cfg Config, pub Publisher, store Store) *Gateway {
 	}
 	bounded, _ := store.(boundedStore)
 	durable, _ := store.(durableStore)
-	return &Gateway{
+	g := &Gateway{
 		cfg: cfg, pub: pub, store: store, bounded: bounded, local: durable == nil || !durable.OutlivesProcess(),
 		registry: correlation.NewRegistry(),
 		idem:     cfg.Idempotency, hub: newHub(), answered: newRecent(cfg.RecentReplies), log: cfg.Logger,
 	}
+	g.place = alone{g}
+	if cfg.Cluster != nil {
+		g.place = member{g}
+	}
+	return g
 }
 
 // Request is one call of a route.
@@ -186,179 +192,243 @@ type Outcome struct {
 //
 // A request with an idempotency key that is bound already publishes
 // nothing: it attaches to the first request with that key (see attach).
+//
+// One path for every node: what differs between a node alone and a node of
+// a cluster is behind g.place (see placement).
 func (g *Gateway) Do(ctx context.Context, req Request) (Outcome, error) {
-	r := req.Route
+	c := g.newCall(req)
+	if err := c.admit(); err != nil {
+		return c.out, err
+	}
+	if c.keyed {
+		attached, err := c.bindKey(ctx)
+		if err != nil {
+			return c.out, err
+		}
+		if attached {
+			return g.attach(ctx, c.r, c.out, c.wait, c.async)
+		}
+	}
+	msg := c.message()
+	if err := c.makeRoom(ctx); err != nil {
+		return c.out, err
+	}
+	if c.async {
+		return c.publishOnly(ctx, msg)
+	}
+	return c.publishAndWait(ctx, msg)
+}
+
+// call is one request on its way through Do.
+type call struct {
+	g        *Gateway
+	r        *Route
+	req      Request
+	keyed    bool          // it carries an Idempotency-Key
+	async    bool          // 202 at once, no wait
+	wait     time.Duration // how long to hold the connection
+	deadline time.Time     // the request's budget, set by message
+	out      Outcome
+}
+
+func (g *Gateway) newCall(req Request) call {
 	id := req.ID
 	if id == "" {
 		id = correlation.NewID()
 	}
-	wait, async, applied := r.plan(req.Prefer)
-	out := Outcome{ID: id, PreferenceApplied: applied, RetryAfter: g.cfg.RetryAfter}
-	if async && g.localResults() && g.draining.Load() {
+	wait, async, applied := req.Route.plan(req.Prefer)
+	return call{
+		g: g, r: req.Route, req: req, keyed: req.Message.IdempotencyKey != "", async: async, wait: wait,
+		out: Outcome{ID: id, PreferenceApplied: applied, RetryAfter: g.cfg.RetryAfter},
+	}
+}
+
+// admit refuses what cannot start: a 202 from a stopping node whose
+// results die with it, a request without the key its route requires.
+func (c *call) admit() error {
+	if c.async && c.g.local && c.g.draining.Load() {
 		// A 202 now would name a Location that dies with this process.
-		return out, ErrShuttingDown
+		return ErrShuttingDown
 	}
-	keyed := req.Message.IdempotencyKey != ""
-	if !keyed && r.RequireKey {
-		return out, ErrKeyRequired
+	if !c.keyed && c.r.RequireKey {
+		return ErrKeyRequired
 	}
-	if keyed {
-		// The record goes before the key: whoever finds the key bound finds
-		// the record too, and waits on it.
-		if err := g.store.Pending(ctx, id, max(r.Timeout, g.cfg.IdempotencyTTL)); err != nil {
-			return out, storeError(err)
-		}
-		rec, created, err := g.reserve(ctx, req, id)
-		if err != nil || !created {
-			_ = g.store.Delete(context.WithoutCancel(ctx), id)
-		}
-		if err != nil {
-			return out, err
-		}
-		if !created {
-			out.ID, out.Attached = rec.ID, true
-			return g.attach(ctx, r, out, wait, async)
-		}
-	}
-	start := time.Now()
-	deadline := start.Add(r.Timeout)
-	msg := req.Message
-	msg.CorrelationID, msg.ReplyTo, msg.Deadline = id, g.cfg.ReplyTo, deadline
+	return nil
+}
 
-	// The record goes first: the reply may land before we answer 202. (A
-	// request with a key has one already, kept for replays.)
-	if async && !keyed {
-		if err := g.store.Pending(ctx, id, r.Timeout); err != nil {
-			return out, storeError(err)
+// bindKey binds the request's Idempotency-Key to its id, or reports that
+// the key is bound to an earlier request already (attached: out then names
+// that request). The record goes before the key: whoever finds the key
+// bound finds the record too, and waits on it.
+func (c *call) bindKey(ctx context.Context) (attached bool, err error) {
+	g, id := c.g, c.out.ID
+	if err := g.store.Pending(ctx, id, max(c.r.Timeout, g.cfg.IdempotencyTTL)); err != nil {
+		return false, storeError(err)
+	}
+	rec, created, err := g.reserve(ctx, c.req, id)
+	if err != nil || !created {
+		_ = g.store.Delete(context.WithoutCancel(ctx), id)
+	}
+	if err != nil {
+		return false, err
+	}
+	if !created {
+		c.out.ID, c.out.Attached = rec.ID, true
+		return true, nil
+	}
+	return false, nil
+}
+
+// message is the request as published, its budget starting now.
+func (c *call) message() envelope.Request {
+	c.deadline = time.Now().Add(c.r.Timeout)
+	msg := c.req.Message
+	msg.CorrelationID, msg.ReplyTo, msg.Deadline = c.out.ID, c.g.cfg.ReplyTo, c.deadline
+	return msg
+}
+
+// makeRoom writes the record of an async request before it is published
+// (its reply may land before the 202 is written), and checks a bounded
+// store's room for a request that may end in 202 after its wait (its
+// record then cannot be refused: see giveUp). A request with a key has its
+// record already; sync routes never need one.
+func (c *call) makeRoom(ctx context.Context) error {
+	g := c.g
+	switch {
+	case c.keyed:
+	case c.async:
+		if err := g.store.Pending(ctx, c.out.ID, c.r.Timeout); err != nil {
+			return storeError(err)
 		}
-	} else if r.Pollable() && !keyed && g.bounded != nil {
-		// It may answer 202 after its wait, and then its record cannot be
-		// refused (see giveUp): the room is checked now, before anything
-		// is published. Sync routes never need a record: no check.
+	case c.r.Pollable() && g.bounded != nil:
 		if err := g.bounded.Room(); err != nil {
-			return out, storeError(err)
+			return storeError(err)
 		}
 	}
-	fail := func(err error) (Outcome, error) {
-		if keyed {
-			g.release(ctx, req, id)
-		} else if async {
-			_ = g.store.Delete(context.WithoutCancel(ctx), id)
-		}
-		return out, err
-	}
-	if async {
-		out.Sent = time.Now()
-		if err := g.publish(ctx, r, msg, deadline); err != nil {
-			return fail(err)
-		}
-		out.Accepted = true
-		return out, nil
-	}
+	return nil
+}
 
+// fail undoes what Do wrote for a request that was not published.
+func (c *call) fail(ctx context.Context, err error) (Outcome, error) {
+	if c.keyed {
+		c.g.release(ctx, c.req, c.out.ID)
+	} else if c.async {
+		_ = c.g.store.Delete(context.WithoutCancel(ctx), c.out.ID)
+	}
+	return c.out, err
+}
+
+// publishOnly publishes an async request: 202 at once.
+func (c *call) publishOnly(ctx context.Context, msg envelope.Request) (Outcome, error) {
+	c.out.Sent = time.Now()
+	if err := c.g.publish(ctx, c.r, msg, c.deadline); err != nil {
+		return c.fail(ctx, err)
+	}
+	c.out.Accepted = true
+	return c.out, nil
+}
+
+// publishAndWait registers the request's waiter, publishes, and waits.
+func (c *call) publishAndWait(ctx context.Context, msg envelope.Request) (Outcome, error) {
+	g, id := c.g, c.out.ID
 	w, err := g.registry.Register(id)
 	if err != nil {
 		if errors.Is(err, correlation.ErrClosed) {
-			return fail(ErrShuttingDown)
+			return c.fail(ctx, ErrShuttingDown)
 		}
-		return fail(fmt.Errorf("gateway: register %s: %w", id, err))
+		return c.fail(ctx, fmt.Errorf("gateway: register %s: %w", id, err))
 	}
-	if g.cfg.Cluster != nil {
-		g.clusterBegin(ctx, r, id, keyed)
-	}
-	out.Sent = time.Now()
-	if err := g.publish(ctx, r, msg, deadline); err != nil {
+	g.place.begin(ctx, c.r, id, c.keyed)
+	c.out.Sent = time.Now()
+	if err := g.publish(ctx, c.r, msg, c.deadline); err != nil {
 		w.Cancel()
-		if g.cfg.Cluster != nil && r.Pollable() && !keyed {
-			_ = g.store.Delete(context.WithoutCancel(ctx), id)
-		}
-		return fail(err)
+		g.place.unpublished(ctx, c.r, id, c.keyed)
+		return c.fail(ctx, err)
 	}
-	got := func(rep envelope.Reply) (Outcome, error) {
-		out.Reply, out.Replied = rep, time.Now()
-		if keyed {
-			g.completed(ctx, rep)
-		}
-		return out, nil
-	}
+	return c.await(ctx, w)
+}
 
-	timer := time.NewTimer(wait)
+// await waits for the reply, the end of the wait (giveUp), the gateway's
+// Close, or the client going away.
+func (c *call) await(ctx context.Context, w *correlation.Waiter) (Outcome, error) {
+	timer := time.NewTimer(c.wait)
 	defer timer.Stop()
 	for {
 		select {
 		case rep, ok := <-w.C():
 			if ok {
-				return got(rep)
+				return c.got(ctx, rep)
 			}
 			// The registry closed: the gateway is shutting down.
-			return g.giveUp(ctx, r, w, out, ErrShuttingDown, deadline, got)
+			return c.giveUp(ctx, w, ErrShuttingDown)
 		case <-timer.C:
-			if g.holdWhileDraining(r) && time.Now().Before(deadline) {
+			if c.g.holdWhileDraining(c.r) && time.Now().Before(c.deadline) {
 				// No 202 from a stopping node whose results die with it:
 				// wait on for the reply, until the deadline or Close.
-				timer.Reset(time.Until(deadline))
+				timer.Reset(time.Until(c.deadline))
 				continue
 			}
-			return g.giveUp(ctx, r, w, out, ErrTimeout, deadline, got)
+			return c.giveUp(ctx, w, ErrTimeout)
 		case <-ctx.Done():
 			// The client went away; nobody can poll an id they never received
 			// (unless it has a key: then a retry attaches to the stored record).
 			if rep, ok := w.Cancel(); ok {
-				return got(rep)
+				return c.got(ctx, rep)
 			}
-			return out, ctx.Err()
+			return c.out, ctx.Err()
 		}
 	}
 }
 
-// localResults reports whether the result store lives and dies with this
-// process (a property of the Store, see durableStore): a Location it names
-// is served by no one once the process exits.
-func (g *Gateway) localResults() bool { return g.local }
+// got answers with the reply (and keeps it for replays of the key).
+func (c *call) got(ctx context.Context, rep envelope.Reply) (Outcome, error) {
+	c.out.Reply, c.out.Replied = rep, time.Now()
+	if c.keyed {
+		c.g.completed(ctx, rep)
+	}
+	return c.out, nil
+}
 
 // holdWhileDraining reports whether a request of r whose wait ran out must
 // not be answered 202 because the node is stopping and its results are
 // local (see Drain).
 func (g *Gateway) holdWhileDraining(r *Route) bool {
-	return r.Pollable() && g.localResults() && g.draining.Load()
+	return r.Pollable() && g.local && g.draining.Load()
 }
 
 // giveUp ends a wait without a reply: 202 on pollable routes, cause otherwise.
 // On pollable routes the pending record is written before the waiter is
 // removed, so a reply arriving in between is either returned by Cancel or
 // finds the record and is stored: never lost.
-func (g *Gateway) giveUp(ctx context.Context, r *Route, w *correlation.Waiter, out Outcome, cause error, deadline time.Time,
-	got func(envelope.Reply) (Outcome, error)) (Outcome, error) {
-	if !r.Pollable() || g.holdWhileDraining(r) {
+func (c *call) giveUp(ctx context.Context, w *correlation.Waiter, cause error) (Outcome, error) {
+	g := c.g
+	if !c.r.Pollable() || g.holdWhileDraining(c.r) {
 		if rep, ok := w.Cancel(); ok {
-			return got(rep)
+			return c.got(ctx, rep)
 		}
-		if r.Pollable() {
+		if c.r.Pollable() {
 			// See holdWhileDraining: no 202 the process cannot keep.
-			return out, ErrShuttingDown
+			return c.out, ErrShuttingDown
 		}
-		return out, cause
+		return c.out, cause
 	}
-	ttl := time.Until(deadline)
-	storeErr := g.promise(context.WithoutCancel(ctx), out.ID, max(ttl, time.Second))
+	ttl := time.Until(c.deadline)
+	storeErr := g.promise(context.WithoutCancel(ctx), c.out.ID, max(ttl, time.Second))
 	if rep, ok := w.Cancel(); ok {
 		if storeErr == nil {
 			// The record is written already: make it tell the truth.
 			_ = g.store.Complete(context.WithoutCancel(ctx), rep)
 		}
-		return got(rep)
+		return c.got(ctx, rep)
 	}
 	if storeErr != nil {
-		return out, storeError(storeErr)
+		return c.out, storeError(storeErr)
 	}
-	if g.cfg.Cluster != nil {
-		// Another node may have stored the reply and lost the forward.
-		if rep, ok := g.storedReply(context.WithoutCancel(ctx), out.ID); ok {
-			return got(rep)
-		}
+	if rep, ok := g.place.storedElsewhere(context.WithoutCancel(ctx), c.out.ID); ok {
+		return c.got(ctx, rep)
 	}
-	out.Accepted = true
-	return out, nil
+	c.out.Accepted = true
+	return c.out, nil
 }
 
 // promise writes the pending record of a request answered 202 after its

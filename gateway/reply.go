@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync/atomic"
 
@@ -107,19 +106,7 @@ func (g *Gateway) dispatch(ctx context.Context, rep envelope.Reply) (ReplyOutcom
 		g.log.DebugContext(ctx, "second reply for a request answered already", slog.String("correlation_id", id))
 		return ReplyDuplicate, nil
 	}
-	if g.cfg.Cluster != nil {
-		out := g.route(ctx, rep)
-		if out == ReplyLost {
-			g.log.ErrorContext(ctx, "cluster: reply dropped: Redis is unavailable, so it can be neither stored nor forwarded",
-				slog.String("correlation_id", id))
-		}
-		return out, nil
-	}
-	out, err := g.complete(ctx, rep)
-	if err != nil {
-		return out, fmt.Errorf("gateway: store reply %s: %w", id, err)
-	}
-	return out, nil
+	return g.place.unwaited(ctx, rep)
 }
 
 // complete stores a reply nobody waits for on this node and classifies

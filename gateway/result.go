@@ -74,7 +74,7 @@ func (g *Gateway) awaitResult(ctx context.Context, id string, d time.Duration) (
 			g.hub.release(id, e)
 			return res, err
 		}
-		if g.cfg.Cluster != nil {
+		if g.place.recheck() {
 			recheck = time.After(backoff)
 			backoff = min(2*backoff, time.Second)
 		}
