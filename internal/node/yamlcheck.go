@@ -181,8 +181,14 @@ func (ck *checker) leaf(n *yaml.Node, t reflect.Type, path string) {
 		ck.fail(n, path, fmt.Sprintf("%s has no unit: write e.g. %ss or %sms", n.Value, n.Value, n.Value))
 		return
 	}
-	err := n.Decode(reflect.New(t).Interface())
+	v := reflect.New(t)
+	err := n.Decode(v.Interface())
 	if err == nil {
+		if v.Elem().IsZero() && (t.Kind() == reflect.Int || t.Kind() == reflect.Int64) {
+			if why := zeroRefused(path); why != "" {
+				ck.fail(n, path, why)
+			}
+		}
 		return
 	}
 	var te *yaml.TypeError
