@@ -17,7 +17,7 @@ import (
 
 // runUntilExit starts a node on cfg and returns Run's error, failing the
 // test when Run still runs after limit.
-func runUntilExit(t *testing.T, cfg node.Config, limit time.Duration) (error, time.Duration) {
+func runUntilExit(t *testing.T, cfg node.Config, limit time.Duration) (time.Duration, error) {
 	t.Helper()
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -32,10 +32,10 @@ func runUntilExit(t *testing.T, cfg node.Config, limit time.Duration) (error, ti
 	go func() { errc <- n.Run(t.Context()) }()
 	select {
 	case err = <-errc:
-		return err, time.Since(begin)
+		return time.Since(begin), err
 	case <-time.After(limit):
 		t.Fatalf("Run still retrying %s after start; want it to stop at once", limit)
-		return nil, 0
+		return 0, nil
 	}
 }
 
@@ -47,7 +47,7 @@ func TestWrongRabbitMQPasswordStops(t *testing.T) {
 	const wrong = "wrong-pass-Kx3"
 	cfg := rabbitConfig("127.0.0.1:5672")
 	cfg.Broker.RabbitMQ.URL = "amqp://guest:" + wrong + "@127.0.0.1:5672/"
-	err, took := runUntilExit(t, cfg, 20*time.Second)
+	took, err := runUntilExit(t, cfg, 20*time.Second)
 	if !errors.Is(err, rabbitmq.ErrAccessRefused) || errors.Is(err, brokers.ErrUnavailable) {
 		t.Fatalf("Run = %v, want an error wrapping rabbitmq.ErrAccessRefused", err)
 	}
@@ -101,7 +101,7 @@ func TestWrongRedisPasswordStops(t *testing.T) {
 	cfg := clusterConfig(t, addr)
 	cfg.Broker = rabbitConfig("127.0.0.1:5672").Broker
 	cfg.Cluster.Redis.Password = wrong
-	err, took := runUntilExit(t, cfg, 20*time.Second)
+	took, err := runUntilExit(t, cfg, 20*time.Second)
 	if err == nil {
 		t.Fatal("Run = nil, want an error")
 	}
