@@ -123,7 +123,7 @@ func (n *Node) connectOnce(ctx context.Context) (string, error) {
 	if n.router != nil && n.getLease() == nil {
 		if err := n.joinCluster(ctx); err != nil {
 			if goredis.IsAuthError(err) {
-				err = fmt.Errorf("cluster.redis.password: Redis at %s refused it (waiting does not help): %w", n.cfg.Cluster.Redis.Addr, err)
+				err = fmt.Errorf("cluster.redis.password: Redis at %s wants another password (waiting does not help): %w", n.cfg.Cluster.Redis.Addr, err)
 			}
 			return "redis " + n.cfg.Cluster.Redis.Addr, &joinError{err}
 		}
