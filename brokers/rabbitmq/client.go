@@ -76,9 +76,32 @@ func WithLogger(l *slog.Logger) Option { return func(c *Client) { c.log = l } }
 
 var clientSeq atomic.Uint64
 
+// ErrAccessRefused is wrapped by Dial's error when the broker refused the
+// URL's user name and password (or the user's access to the vhost): 403
+// ACCESS_REFUSED during the handshake. Unlike an unreachable broker it does
+// not wrap brokers.ErrUnavailable: retrying the same credentials does not
+// help.
+var ErrAccessRefused = errors.New("rabbitmq: access refused")
+
+// accessRefused returns the error Dial reports for a refused login, naming
+// the user and the vhost but never the password, or nil when err is not one.
+func accessRefused(url string, err error) error {
+	var ae *amqp.Error
+	if !errors.As(err, &ae) || ae.Code != amqp.AccessRefused {
+		return nil
+	}
+	user, vhost := "", "/"
+	if u, perr := amqp.ParseURI(url); perr == nil {
+		user, vhost = u.Username, u.Vhost
+	}
+	return fmt.Errorf("%w for user %q on vhost %q at %s (%s): check the user name and password in the URL, and the user's permissions on the vhost",
+		ErrAccessRefused, user, vhost, redact(url), ae.Reason)
+}
+
 // Dial validates cfg (after SetDefaults), connects the publishing connection
 // and declares the configured exchange. An unreachable broker is reported at
-// once as an error wrapping brokers.ErrUnavailable; after that first
+// once as an error wrapping brokers.ErrUnavailable, refused credentials as
+// one wrapping ErrAccessRefused (and not ErrUnavailable); after that first
 // connection, losses are recovered by amqp091-go (see the package doc).
 func Dial(cfg Config, opts ...Option) (*Client, error) {
 	cfg.SetDefaults()
@@ -102,6 +125,9 @@ func Dial(cfg Config, opts ...Option) (*Client, error) {
 	conn, err := amqp.DialConfig(cfg.URL, cfg.amqpConfig("publisher", amqp.TopologyRecoveryAllEnabled, hook))
 	if err != nil {
 		c.cancel()
+		if refused := accessRefused(cfg.URL, err); refused != nil {
+			return nil, refused
+		}
 		return nil, fmt.Errorf("%w: rabbitmq: dial %s: %v", brokers.ErrUnavailable, redact(cfg.URL), err)
 	}
 	c.conn = conn

@@ -189,7 +189,11 @@
 // (unless TransientReplies, below).
 // A Subscribe started while the broker is unreachable keeps dialling until
 // its context ends (the library only recovers connections that once
-// succeeded); Dial itself fails at once.
+// succeeded); Dial itself fails at once: with an error wrapping
+// brokers.ErrUnavailable when the broker cannot be reached, or
+// ErrAccessRefused (not ErrUnavailable: retrying does not cure it) when it
+// refuses the URL's user name and password or the user's access to the
+// vhost.
 //
 // # Durability and latency
 //

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"strconv"
 	"strings"
@@ -67,6 +68,37 @@ func TestDialUnreachable(t *testing.T) {
 	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("Dial took %s", d)
 	}
+}
+
+// A wrong password is refused at once, not reported as unavailable (waiting
+// does not cure it), and the error names the user and the vhost but never
+// the password.
+func TestDialWrongPassword(t *testing.T) {
+	requireBroker(t)
+	u, err := amqp.ParseURI(brokerURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const wrong = "not-the-password-Zq7"
+	u.Password = wrong
+	start := time.Now()
+	_, err = rabbitmq.Dial(rabbitmq.Config{URL: u.String(), DialTimeout: 2 * time.Second})
+	if !errors.Is(err, rabbitmq.ErrAccessRefused) || errors.Is(err, brokers.ErrUnavailable) {
+		t.Fatalf("Dial with a wrong password = %v, want ErrAccessRefused and not ErrUnavailable", err)
+	}
+	msg := err.Error()
+	if strings.Contains(msg, wrong) {
+		t.Errorf("the error shows the password: %s", msg)
+	}
+	for _, want := range []string{fmt.Sprintf("user %q", u.Username), fmt.Sprintf("vhost %q", u.Vhost), "access refused"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("the error does not name %s: %s", want, msg)
+		}
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Dial took %s", d)
+	}
+	t.Log(msg)
 }
 
 func request(replyTo string, budget time.Duration) brokers.Message {

@@ -23,7 +23,9 @@ func TestHelpShowsDefaults(t *testing.T) {
 			t.Fatalf("%s: exit %d, stderr %q; want 0 and nothing", arg, code, stderr)
 		}
 		for _, want := range []string{
-			"Usage: syncgate [flags]",
+			"Usage: syncgate [flags]\n       syncgate version\n",
+			"--version\n      print the version",
+			"--help\n      this text",
 			"--config file",
 			"--addr string\n      HTTP listen address (env SYNCGATE_ADDR; default 127.0.0.1:8080)",
 			"--drain-timeout duration\n",
@@ -35,7 +37,6 @@ func TestHelpShowsDefaults(t *testing.T) {
 			"default 10m)",
 			"--cluster\n",
 			"--kafka-brokers list\n",
-			"--version\n      print the version and VCS revision and exit (also: syncgate version)",
 		} {
 			if !strings.Contains(stdout, want) {
 				t.Errorf("%s: usage lacks %q:\n%s", arg, want, stdout)
@@ -56,6 +57,7 @@ func TestBadFlagIsOneLine(t *testing.T) {
 	}{
 		{[]string{"--drain-timeout", "10"}, []string{"-drain-timeout", "not a duration (e.g. 10s, 1m30s)", "--help"}},
 		{[]string{"--adr", "127.0.0.1:1"}, []string{"unknown flag --adr; did you mean --addr?"}},
+		{[]string{"--verison"}, []string{"unknown flag --verison; did you mean --version?"}},
 		{[]string{"--max-in-flight", "many"}, []string{"-max-in-flight", "not an integer"}},
 		{[]string{"serve"}, []string{`unexpected argument "serve"`}},
 	} {

@@ -154,7 +154,9 @@ type ShutdownConfig struct {
 	ReadinessDelay time.Duration `yaml:"readiness_delay"`
 	// DrainTimeout is how long in-flight requests may go on once the
 	// listener is closed; then each is answered (202 where the result store
-	// outlives the node, else 503) and the node exits (default 10s).
+	// outlives the node, else 503) and the node exits (default 10s; 0:
+	// answered at once). Like ReadinessDelay, its default is set by the
+	// configuration Load builds (see base), not by SetDefaults.
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
 }
 
@@ -186,16 +188,23 @@ const DefaultMaxInFlight = 10_000
 // environment and the flags leave it unset; 0 is no delay.
 const DefaultReadinessDelay = 5 * time.Second
 
+// DefaultDrainTimeout is shutdown.drain_timeout when the file, the
+// environment and the flags leave it unset; 0 is no drain: requests in
+// flight are answered at once (202 or 503).
+const DefaultDrainTimeout = 10 * time.Second
+
 // base is what a configuration file (or the embedded configuration), the
 // environment and flags are laid over. It holds the defaults of the fields
 // whose zero value means something (http.max_in_flight: 0 is no limit;
-// shutdown.readiness_delay: 0 is no delay), so
+// shutdown.readiness_delay and shutdown.drain_timeout: 0 is none), so
 // that an explicit zero can be told from an unset field; every other
-// default is filled in by SetDefaults.
+// default is filled in by SetDefaults, and an explicit zero on those
+// fields is refused (see zeros.go).
 func base() Config {
 	var c Config
 	c.HTTP.MaxInFlight = DefaultMaxInFlight
 	c.Shutdown.ReadinessDelay = DefaultReadinessDelay
+	c.Shutdown.DrainTimeout = DefaultDrainTimeout
 	return c
 }
 
@@ -304,7 +313,6 @@ func (c *Config) SetDefaults() {
 		c.Results.MaxBytes = correlation.DefaultMaxBytes
 	}
 	defDur(&c.Results.RetryAfter, time.Second)
-	defDur(&c.Shutdown.DrainTimeout, 10*time.Second)
 	defDur(&c.Idempotency.TTL, c.Results.TTL)
 	if c.Idempotency.MaxEntries == 0 {
 		c.Idempotency.MaxEntries = 100_000

@@ -34,13 +34,6 @@ func TestConfigErrorsNameTheYAMLPath(t *testing.T) {
 		{"not a duration", "shutdown: {drain_timeout: forever}\n" + route, []string{`line 1: shutdown.drain_timeout: "forever" is not a duration (e.g. 10s, 1m30s)`}},
 		{"a duration without unit", "shutdown:\n  drain_timeout: 10\n" + route, []string{`line 2: shutdown.drain_timeout: 10 has no unit: write e.g. 10s or 10ms`}},
 		{"route duration", "routes: [{method: POST, path: /x, destination: d, wait: soon}]\n", []string{`line 1: routes[0].wait: "soon" is not a duration`}},
-		{"an explicit zero the default would replace", "shutdown:\n  drain_timeout: 0s\n" + route,
-			[]string{`line 2: shutdown.drain_timeout: 0 is not allowed: leave it out for the default (10s), or give a positive duration`}},
-		{"a negative duration", "broker: {wait_for: -1s}\n" + route, []string{`line 1: broker.wait_for: must not be negative`}},
-		{"a route's zero timeout", "routes: [{method: POST, path: /x, destination: d, timeout: 0s}]\n",
-			[]string{`line 1: routes[0].timeout: 0 is not allowed: leave it out for the default (30s)`}},
-		{"a backend's zero", "broker:\n  kind: kafka\n  kafka: {brokers: [127.0.0.1:9092], dial_timeout: 0s}\n",
-			[]string{`line 3: broker.kafka.dial_timeout: 0 is not allowed: leave it out for the default (3s)`}},
 		{"not an integer", "http: {max_in_flight: lots}\n" + route, []string{`line 1: http.max_in_flight: "lots" is not an integer`}},
 		{"not a boolean", "demo: {enabled: maybe}\n" + route, []string{`line 1: demo.enabled: "maybe" is not true or false`}},
 		{"not a size", "http: {max_body: lots}\n" + route, []string{`line 1: http.max_body: invalid size "lots"`}},
@@ -199,51 +192,24 @@ func TestReadinessDelayZeroIsNone(t *testing.T) {
 	}
 }
 
-// An explicit duration is never silently replaced: 0 is refused where the
-// default would take its place, kept where it means something of its own
-// (broker.wait_for: for ever; shutdown.readiness_delay: none;
-// broker.kafka.batch_timeout: no batching delay), and a negative one is
-// refused everywhere, from flags, environment, file or code.
-func TestExplicitDurations(t *testing.T) {
-	refused := []struct {
-		args []string
-		env  map[string]string
-		want string
-	}{
-		{[]string{"--drain-timeout", "0"}, nil, `invalid value "0" for flag -drain-timeout: 0 is not allowed: leave it out for the default (10s)`},
-		{[]string{"--read-header-timeout=0s"}, nil, "-read-header-timeout: 0 is not allowed"},
-		{[]string{"--wait-for-broker=-5s"}, nil, "-wait-for-broker: must not be negative"},
-		{nil, map[string]string{"SYNCGATE_DRAIN_TIMEOUT": "0s"}, `SYNCGATE_DRAIN_TIMEOUT="0s": 0 is not allowed`},
-		{nil, map[string]string{"SYNCGATE_WAIT_FOR_BROKER": "-1m"}, `SYNCGATE_WAIT_FOR_BROKER="-1m": must not be negative`},
-	}
-	for _, tt := range refused {
-		_, err := node.Load(tt.args, env(tt.env), io.Discard)
-		if err == nil || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("%q %v: err = %v, want %q", tt.args, tt.env, err, tt.want)
-		}
-	}
-	for _, args := range [][]string{{"--wait-for-broker", "0"}, {"--readiness-delay", "0"}, {"--drain-timeout", "1ms"}} {
-		if _, err := node.Load(args, env(nil), io.Discard); err != nil {
-			t.Errorf("%q: %v", args, err)
-		}
-	}
-	cfg, err := node.Parse([]byte("broker:\n  wait_for: 0s\n  kind: kafka\n  kafka: {brokers: [127.0.0.1:9092], batch_timeout: 0s}\nroutes: [{method: POST, path: /x, destination: d}]\n"))
-	if err != nil {
-		t.Fatalf("meaningful zeros refused: %v", err)
-	}
-	cfg.SetDefaults()
-	if err := cfg.Validate(); err != nil || cfg.Broker.WaitFor != 0 || cfg.Broker.Kafka.BatchTimeout != 0 {
-		t.Errorf("wait_for %v, batch_timeout %v, %v; want both kept at 0", cfg.Broker.WaitFor, cfg.Broker.Kafka.BatchTimeout, err)
-	}
-	// Built in code: Validate names every negative duration by its path.
-	cfg = node.Embedded()
+// Validate names every negative duration by its path, routes and backends
+// included, in a Config loaded or built in code.
+func TestNegativeDurations(t *testing.T) {
+	cfg := node.Embedded()
 	cfg.SetDefaults()
 	cfg.Broker.WaitFor = -time.Second
 	cfg.Routes[1].Timeout = -time.Second
-	err = cfg.Validate()
-	for _, w := range []string{"broker.wait_for: must not be negative, got -1s", "routes[1].timeout: must not be negative"} {
+	cfg.Cluster.Redis.DialTimeout = -time.Second
+	err := cfg.Validate()
+	for _, w := range []string{"broker.wait_for: must not be negative, got -1s", "routes[1].timeout: must not be negative",
+		"cluster.redis.dial_timeout: must not be negative"} {
 		if err == nil || !strings.Contains(err.Error(), w) {
 			t.Errorf("Validate = %v, want %q", err, w)
+		}
+	}
+	for _, args := range [][]string{{"--wait-for-broker=-5s"}, {"--drain-timeout", "-1s"}} {
+		if _, err := node.Load(args, env(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "must not be negative") {
+			t.Errorf("%q: err = %v, want a negative duration refused", args, err)
 		}
 	}
 }

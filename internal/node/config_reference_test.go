@@ -120,6 +120,7 @@ func TestReferenceConfigShowsTheDefaults(t *testing.T) {
 	var def node.Config
 	def.HTTP.MaxInFlight = node.DefaultMaxInFlight
 	def.Shutdown.ReadinessDelay = node.DefaultReadinessDelay
+	def.Shutdown.DrainTimeout = node.DefaultDrainTimeout
 	def.SetDefaults()
 
 	wantKafka := kafka.Config{Brokers: file.Broker.Kafka.Brokers}

@@ -11,7 +11,10 @@ import (
 	"sync"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/syncgate/syncgate/brokers"
+	"github.com/syncgate/syncgate/brokers/rabbitmq"
 	"github.com/syncgate/syncgate/correlation/redisstate"
 )
 
@@ -22,6 +25,11 @@ import (
 // the first attempt fails and one INFO when it connects; the attempts in
 // between log at debug level. broker.wait_for (--wait-for-broker) bounds
 // the wait: past it, Run returns an error naming the address.
+//
+// A refusal that waiting does not cure ends Run at once with an error
+// naming the setting to fix (see fatal): RabbitMQ refusing the URL's user
+// name or password (naming the user and vhost, never the password), Redis
+// refusing cluster.redis.password, or the node id held by a live node.
 
 // Back-off between connection attempts: doubling from backoffMin, capped
 // at backoffMax, each step jittered by up to ±25 %.
@@ -114,10 +122,16 @@ func (n *Node) brokerAddr() string {
 func (n *Node) connectOnce(ctx context.Context) (string, error) {
 	if n.router != nil && n.getLease() == nil {
 		if err := n.joinCluster(ctx); err != nil {
+			if goredis.IsAuthError(err) {
+				err = fmt.Errorf("cluster.redis.password: Redis at %s wants another password (waiting does not help): %w", n.cfg.Cluster.Redis.Addr, err)
+			}
 			return "redis " + n.cfg.Cluster.Redis.Addr, &joinError{err}
 		}
 	}
 	b, err := NewBroker(n.cfg.Broker, n.log)
+	if errors.Is(err, rabbitmq.ErrAccessRefused) {
+		err = fmt.Errorf("broker.rabbitmq.url: %w", err)
+	}
 	if err != nil {
 		return n.brokerAddr(), err
 	}
@@ -166,12 +180,14 @@ func (n *Node) connect(ctx context.Context) error {
 }
 
 // fatal reports whether a connection attempt failed for a reason waiting
-// does not cure: the node id held by a live process, or a broker
-// configuration the backend refuses (anything but brokers.ErrUnavailable).
+// does not cure: the node id held by a live process, Redis refusing the
+// password, or a broker configuration the backend refuses (anything but
+// brokers.ErrUnavailable, such as RabbitMQ's ACCESS_REFUSED for a wrong
+// user name or password).
 func fatal(err error) bool {
 	var joinErr *joinError
 	if errors.As(err, &joinErr) {
-		return errors.Is(err, redisstate.ErrNodeTaken)
+		return errors.Is(err, redisstate.ErrNodeTaken) || goredis.IsAuthError(err)
 	}
 	return !errors.Is(err, brokers.ErrUnavailable)
 }

@@ -34,7 +34,7 @@ var settings = []setting{
 	{"demo", "run the demo service in this process; on without --config", func(c *Config) flag.Value { return (*boolValue)(&c.Demo.Enabled) }},
 	{"max-body", "default request body limit, e.g. 1MiB", func(c *Config) flag.Value { return &c.HTTP.MaxBody }},
 	{"readiness-delay", "on shutdown, how long /readyz answers 503 before the listener closes; 0: none", func(c *Config) flag.Value { return (*durationValue)(&c.Shutdown.ReadinessDelay) }},
-	{"drain-timeout", "on shutdown, how long in-flight requests may finish once the listener closed", func(c *Config) flag.Value { return (*durationValue)(&c.Shutdown.DrainTimeout) }},
+	{"drain-timeout", "on shutdown, how long in-flight requests may finish once the listener closed; 0: answer them at once", func(c *Config) flag.Value { return (*durationValue)(&c.Shutdown.DrainTimeout) }},
 	{"result-ttl", "how long a reply stays pollable; 24h in cluster mode", func(c *Config) flag.Value { return (*durationValue)(&c.Results.TTL) }},
 	{"result-max-bytes", "cap on the stored results' size", func(c *Config) flag.Value { return &c.Results.MaxBytes }},
 	{"max-in-flight", "requests served at once before 503; 0: no limit", func(c *Config) flag.Value { return (*intValue)(&c.HTTP.MaxInFlight) }},
@@ -72,14 +72,8 @@ func Load(args []string, getenv func(string) string, help io.Writer) (Config, er
 	for _, s := range settings {
 		record := func(v string) error {
 			// Validate now, so that a bad flag is reported with its name.
-			var probe Config
-			if err := s.value(&probe).Set(v); err != nil {
+			if err := zeroSetting(s, v); err != nil {
 				return err
-			}
-			if _, ok := s.value(&probe).(*durationValue); ok {
-				if err := flagDurationError(s, v); err != nil {
-					return err
-				}
 			}
 			raw[s.name] = v
 			return nil
@@ -110,13 +104,10 @@ func Load(args []string, getenv func(string) string, help io.Writer) (Config, er
 	}
 	for _, s := range settings {
 		if v, ok := lookupEnv(getenv, EnvName(s.name)); ok {
-			err := s.value(&cfg).Set(v)
-			if _, ok := s.value(&cfg).(*durationValue); ok && err == nil {
-				err = flagDurationError(s, v)
-			}
-			if err != nil {
+			if err := zeroSetting(s, v); err != nil {
 				return Config{}, fmt.Errorf("%s=%q: %w", EnvName(s.name), v, err)
 			}
+			_ = s.value(&cfg).Set(v) // checked by zeroSetting
 		}
 	}
 	for _, s := range settings {

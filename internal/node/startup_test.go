@@ -130,6 +130,9 @@ func status(t *testing.T, url string) (int, string) {
 // appear makes the server reachable at addr.
 func startLate(t *testing.T, cfg node.Config, addr, check string, appear func()) {
 	t.Helper()
+	// No demo service: on a shared RabbitMQ it would consume other tests'
+	// demo requests and log their WARNs here.
+	cfg.Demo.Enabled = false
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

@@ -25,6 +25,7 @@ func printUsage(w io.Writer) {
 	d.Broker.RabbitMQ.SetDefaults() // defaults of the sections the kind selects
 	d.Cluster.Redis.SetDefaults()
 	fmt.Fprint(w, `Usage: syncgate [flags]
+       syncgate version
 
 Runs a syncgate gateway node. Without --config it runs the embedded demo
 configuration: memory broker and demo service on 127.0.0.1:8080.
@@ -50,7 +51,7 @@ Flags:
 		}
 		fmt.Fprintf(w, "  --%s%s\n      %s (%s)\n", s.name, typ, s.usage, extra)
 	}
-	fmt.Fprint(w, "  --version\n      print the version and VCS revision and exit (also: syncgate version)\n")
+	fmt.Fprint(w, "  --version\n      print the version and the VCS revision, and exit (same as syncgate version)\n")
 	fmt.Fprint(w, "  --help\n      this text\n")
 }
 
@@ -104,7 +105,7 @@ func isBool(s setting) bool {
 func flagError(err error) error {
 	const undefined = "flag provided but not defined: -"
 	if name, ok := strings.CutPrefix(err.Error(), undefined); ok {
-		names := []string{"config"}
+		names := []string{"config", "version", "help"}
 		for _, s := range settings {
 			names = append(names, s.name)
 		}

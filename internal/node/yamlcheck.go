@@ -184,9 +184,9 @@ func (ck *checker) leaf(n *yaml.Node, t reflect.Type, path string) {
 	v := reflect.New(t)
 	err := n.Decode(v.Interface())
 	if err == nil {
-		if t == durationType {
-			if msg := checkDuration(path, *v.Interface().(*time.Duration)); msg != "" {
-				ck.fail(n, path, msg)
+		if v.Elem().IsZero() && (t.Kind() == reflect.Int || t.Kind() == reflect.Int64) {
+			if why := zeroRefused(path); why != "" {
+				ck.fail(n, path, why)
 			}
 		}
 		return
