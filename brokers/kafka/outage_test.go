@@ -73,7 +73,8 @@ func TestInboxSurvivesEmptyRestart(t *testing.T) {
 			c := newFake(t)
 			cfg := c.config()
 			topic := "syncgate.reply.node-" + correlation.NewID()
-			b, err := New(cfg, WithLogger(testLogger()))
+			cfg.Logger = testLogger()
+			b, err := New(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -263,7 +264,7 @@ func TestInboxUnderLoadNotLost(t *testing.T) {
 // TestReadyFalseWhileUnreachableAtStart: an inbox that cannot reach its
 // broker at start makes Ready false after its first failed attempt.
 func TestReadyFalseWhileUnreachableAtStart(t *testing.T) {
-	b, err := New(Config{Brokers: []string{closedPort(t)}}, WithLogger(testLogger()))
+	b, err := New(Config{Brokers: []string{closedPort(t)}, Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,7 +49,8 @@ func TestClusterAdoptsAStoppedNodesReplies(t *testing.T) {
 	b := startCluster(t, cfgB)
 
 	// The service: takes requests, answers when the test says so.
-	svc, err := kafka.New(kcfg, kafka.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	kcfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	svc, err := kafka.New(kcfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -134,13 +134,16 @@ func (c *cluster) dialService() serviceBroker {
 			DeadLetterQueue:    c.deadLetters() + ".dlq",
 			ConfirmTimeout:     30 * time.Second,
 			ReconnectInterval:  200 * time.Millisecond,
-		}, rabbitmq.WithLogger(quiet))
+			Logger:             quiet,
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return cl
 	}
-	b, err := kafka.New(kafkaConfig(c.kafka), kafka.WithLogger(quiet))
+	kcfg := kafkaConfig(c.kafka)
+	kcfg.Logger = quiet
+	b, err := kafka.New(kcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
