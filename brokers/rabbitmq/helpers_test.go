@@ -27,6 +27,15 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
+// testenv does not import this package (an in-package test of it that
+// used testenv would then be an import cycle), so it repeats the default
+// URL; this keeps the two equal.
+func TestTestenvDefaultURL(t *testing.T) {
+	if testenv.DefaultRabbitMQURL != rabbitmq.DefaultURL {
+		t.Errorf("testenv.DefaultRabbitMQURL = %q, rabbitmq.DefaultURL = %q", testenv.DefaultRabbitMQURL, rabbitmq.DefaultURL)
+	}
+}
+
 func unique(prefix string) string {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
