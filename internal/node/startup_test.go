@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/syncgate/syncgate/brokers/kafka"
+	"github.com/syncgate/syncgate/brokers/rabbitmq/rabbitmqtest"
 	"github.com/syncgate/syncgate/internal/node"
 	"github.com/syncgate/syncgate/internal/testenv"
 )
@@ -176,6 +177,7 @@ func startLate(t *testing.T, cfg node.Config, addr, check string, appear func())
 }
 
 func TestStartWaitsForRabbitMQ(t *testing.T) {
+	rabbitmqtest.Shared(t) // no outage test of brokers/rabbitmq stops it meanwhile
 	testenv.RequireRabbitMQ(t)
 	addr := closedAddr(t)
 	startLate(t, rabbitConfig(addr), addr, "broker", func() { proxyOn(t, addr, "127.0.0.1:5672") })
@@ -185,6 +187,7 @@ func TestStartWaitsForRabbitMQ(t *testing.T) {
 // does the node touch the broker and consume.
 func TestStartWaitsForRedis(t *testing.T) {
 	testenv.RequireRedis(t)
+	rabbitmqtest.Shared(t)
 	testenv.RequireRabbitMQ(t)
 	addr := closedAddr(t)
 	cfg := rabbitConfig("127.0.0.1:5672")

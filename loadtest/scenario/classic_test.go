@@ -7,6 +7,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/syncgate/syncgate/brokers/rabbitmq"
+	"github.com/syncgate/syncgate/brokers/rabbitmq/rabbitmqtest"
 	"github.com/syncgate/syncgate/internal/testenv"
 )
 
@@ -15,6 +16,7 @@ import (
 // node, answered 200 with their body by the service in this process; once
 // stopped, neither its work queue nor its node's reply queue is left.
 func TestClassicTarget(t *testing.T) {
+	rabbitmqtest.Shared(t) // no outage test of brokers/rabbitmq stops it meanwhile
 	testenv.RequireRabbitMQ(t)
 	cfg := classicConfig(nodeConfig("rabbitmq"))
 	tg, stop, err := startClassic(cfg)

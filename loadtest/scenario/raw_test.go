@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/syncgate/syncgate/brokers/rabbitmq"
+	"github.com/syncgate/syncgate/brokers/rabbitmq/rabbitmqtest"
 	"github.com/syncgate/syncgate/internal/testenv"
 	"github.com/syncgate/syncgate/loadtest"
 )
@@ -47,6 +48,7 @@ func testRawKafkaLoop(t *testing.T, batch int) {
 // rabbitmq scenario (testenv.RequireRabbitMQ): 300 requests from 16 callers,
 // each answered with its own body, and nothing left waiting.
 func TestRawRabbitLoop(t *testing.T) {
+	rabbitmqtest.Shared(t) // no outage test of brokers/rabbitmq stops it meanwhile
 	testenv.RequireRabbitMQ(t)
 	for _, tc := range []struct {
 		name  string
