@@ -46,7 +46,8 @@ type Route struct {
 type Options struct {
 	Gateway Gateway
 	Routes  []Route
-	// Logger logs errors and, at info, one access line per request. Give it a
+	// Logger logs errors and, at info, one access line per request, under
+	// component api (default slog.Default()). Give it a
 	// middleware.ContextHandler to get correlation_id, route and trace_id on
 	// every line about a request.
 	Logger *slog.Logger
@@ -102,6 +103,7 @@ func New(o Options) (http.Handler, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	o.Logger = o.Logger.With(slog.String("component", "api"))
 	if o.RetryAfter <= 0 {
 		o.RetryAfter = time.Second
 	}

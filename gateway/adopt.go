@@ -52,7 +52,9 @@ type AdopterConfig struct {
 	Keep time.Duration
 	// Concurrency is the handlers per adopted address (WithConcurrency).
 	Concurrency int
-	Logger      *slog.Logger
+	// Logger gets the adopter's lines, under component adopter (default
+	// slog.Default()).
+	Logger *slog.Logger
 }
 
 // Adopter consumes the reply addresses of dead nodes (cluster mode). A
@@ -83,7 +85,7 @@ func NewAdopter(cfg AdopterConfig) *Adopter {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Adopter{cfg: cfg, log: cfg.Logger, adopting: make(map[string]*adoption)}
+	return &Adopter{cfg: cfg, log: cfg.Logger.With(slog.String("component", "adopter")), adopting: make(map[string]*adoption)}
 }
 
 // Run looks for dead nodes every cfg.Every until ctx ends, then stops

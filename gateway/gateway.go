@@ -148,7 +148,7 @@ func New(cfg Config, pub Publisher, store Store) *Gateway {
 	g := &Gateway{
 		cfg: cfg, pub: pub, store: store, bounded: bounded, local: durable == nil || !durable.OutlivesProcess(),
 		registry: correlation.NewRegistry(),
-		idem:     cfg.Idempotency, hub: newHub(), answered: newRecent(cfg.RecentReplies), log: cfg.Logger,
+		idem:     cfg.Idempotency, hub: newHub(), answered: newRecent(cfg.RecentReplies), log: cfg.Logger.With(slog.String("component", "gateway")),
 	}
 	g.place = alone{g}
 	if cfg.Cluster != nil {

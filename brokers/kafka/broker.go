@@ -21,12 +21,12 @@ var (
 
 // New returns a Broker for cfg. Like NewPublisher and NewSubscriber it does
 // not connect.
-func New(cfg Config, opts ...Option) (*Broker, error) {
-	p, err := NewPublisher(cfg, opts...)
+func New(cfg Config) (*Broker, error) {
+	p, err := NewPublisher(cfg)
 	if err != nil {
 		return nil, err
 	}
-	s, err := NewSubscriber(cfg, opts...)
+	s, err := NewSubscriber(cfg)
 	if err != nil {
 		_ = p.Close()
 		return nil, err

@@ -100,7 +100,8 @@ func (c *testCluster) topic(t testing.TB, prefix string, partitions int) string 
 
 func (c *testCluster) publisher(t testing.TB, cfg Config) *Publisher {
 	t.Helper()
-	p, err := NewPublisher(cfg, WithLogger(testLogger()))
+	cfg.Logger = testLogger()
+	p, err := NewPublisher(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +111,8 @@ func (c *testCluster) publisher(t testing.TB, cfg Config) *Publisher {
 
 func (c *testCluster) subscriber(t testing.TB, cfg Config) *Subscriber {
 	t.Helper()
-	s, err := NewSubscriber(cfg, WithLogger(testLogger()))
+	cfg.Logger = testLogger()
+	s, err := NewSubscriber(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -41,6 +42,9 @@ const (
 // configuration embeds it under broker.kafka, hence the field names in
 // Validate's messages ("kafka.acks: ...").
 type Config struct {
+	// Logger receives the backend's log lines, under component
+	// kafka.publisher or kafka.subscriber (default slog.Default()).
+	Logger *slog.Logger `yaml:"-"`
 	// Brokers are the bootstrap addresses, host:port. Required.
 	Brokers []string `yaml:"brokers"`
 	// ClientID is sent to the brokers with every request (default "syncgate").

@@ -182,7 +182,7 @@ func (s *Subscriber) deadLetterPublisher() (*Publisher, error) {
 	s.pubMu.Lock()
 	defer s.pubMu.Unlock()
 	if s.pub == nil {
-		p, err := NewPublisher(s.cfg, WithLogger(s.baseLog))
+		p, err := NewPublisher(s.cfg)
 		if err != nil {
 			return nil, err
 		}

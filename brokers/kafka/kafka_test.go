@@ -20,11 +20,12 @@ func TestConformance(t *testing.T) {
 		cfg := c.config()
 		cfg.MaxDeliveries = conformanceMaxDeliveries
 		cfg.RetryBackoffMin, cfg.RetryBackoffMax = time.Millisecond, 20*time.Millisecond
-		p, err := NewPublisher(cfg, WithLogger(testLogger()))
+		cfg.Logger = testLogger()
+		p, err := NewPublisher(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := NewSubscriber(cfg, WithLogger(testLogger()))
+		s, err := NewSubscriber(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -35,7 +36,7 @@ func TestConformance(t *testing.T) {
 		Timeout:       15 * time.Second,
 		MaxDeliveries: conformanceMaxDeliveries,
 		Unreachable: func(t *testing.T) brokers.Publisher {
-			p, err := NewPublisher(Config{Brokers: []string{closedPort(t)}}, WithLogger(testLogger()))
+			p, err := NewPublisher(Config{Brokers: []string{closedPort(t)}, Logger: testLogger()})
 			if err != nil {
 				t.Fatal(err)
 			}

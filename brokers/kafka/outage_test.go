@@ -14,6 +14,7 @@ import (
 
 	"github.com/syncgate/syncgate/brokers"
 	"github.com/syncgate/syncgate/correlation"
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 // restartEmpty closes c's kfake cluster and starts a new, empty one on the
@@ -39,19 +40,11 @@ func restartEmpty(t *testing.T, c *testCluster, opts ...kfake.Opt) *kfake.Cluste
 	return c2
 }
 
-// waitUntil polls cond every 50ms until it holds, failing the test after
-// timeout.
+// waitUntil is testenv.Eventually that also says how long cond took.
 func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
 	start := time.Now()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Since(start) > timeout {
-			t.Fatalf("timed out after %v waiting until %s", timeout, what)
-		}
-		<-tick.C
-	}
+	testenv.Eventually(t, timeout, what, cond)
 	return time.Since(start)
 }
 
@@ -80,7 +73,8 @@ func TestInboxSurvivesEmptyRestart(t *testing.T) {
 			c := newFake(t)
 			cfg := c.config()
 			topic := "syncgate.reply.node-" + correlation.NewID()
-			b, err := New(cfg, WithLogger(testLogger()))
+			cfg.Logger = testLogger()
+			b, err := New(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -270,7 +264,7 @@ func TestInboxUnderLoadNotLost(t *testing.T) {
 // TestReadyFalseWhileUnreachableAtStart: an inbox that cannot reach its
 // broker at start makes Ready false after its first failed attempt.
 func TestReadyFalseWhileUnreachableAtStart(t *testing.T) {
-	b, err := New(Config{Brokers: []string{closedPort(t)}}, WithLogger(testLogger()))
+	b, err := New(Config{Brokers: []string{closedPort(t)}, Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}

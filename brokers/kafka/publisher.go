@@ -15,28 +15,13 @@ import (
 	"github.com/syncgate/syncgate/brokers"
 )
 
-// Option adjusts a Publisher or Subscriber beyond its Config.
-type Option func(*options)
-
-type options struct {
-	log *slog.Logger
-}
-
-// WithLogger sets the logger (default slog.Default()).
-func WithLogger(l *slog.Logger) Option {
-	return func(o *options) {
-		if l != nil {
-			o.log = l
-		}
+// logger is cfg.Logger, or slog.Default(), under component.
+func (cfg Config) logger(component string) *slog.Logger {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
 	}
-}
-
-func newOptions(opts []Option) options {
-	o := options{log: slog.Default()}
-	for _, f := range opts {
-		f(&o)
-	}
-	return o
+	return log.With("component", component)
 }
 
 // Publisher publishes records and returns from each Publish once the broker
@@ -74,17 +59,16 @@ var _ brokers.Publisher = (*Publisher)(nil)
 // NewPublisher returns a Publisher for cfg (defaults applied to a copy). It
 // does not connect: the first Publish does, and an unreachable broker is
 // reported by Publish.
-func NewPublisher(cfg Config, opts ...Option) (*Publisher, error) {
+func NewPublisher(cfg Config) (*Publisher, error) {
 	cfg, sec, err := cfg.prepare()
 	if err != nil {
 		return nil, err
 	}
-	o := newOptions(opts)
 	p := &Publisher{
 		cfg:     cfg,
 		sec:     sec,
 		addr:    kafkago.TCP(cfg.Brokers...),
-		log:     o.log.With("component", "kafka.publisher"),
+		log:     cfg.logger("kafka.publisher"),
 		lanes:   make(map[laneKey]*lane),
 		missing: make(map[string]time.Time),
 	}

@@ -25,11 +25,10 @@ import (
 // the node's own reply topic without a group protocol; see the package
 // documentation.
 type Subscriber struct {
-	cfg     Config
-	sec     security
-	dialer  *kafkago.Dialer
-	log     *slog.Logger
-	baseLog *slog.Logger // the WithLogger one, for the dead-letter publisher
+	cfg    Config
+	sec    security
+	dialer *kafkago.Dialer
+	log    *slog.Logger
 
 	pubMu sync.Mutex
 	pub   *Publisher // dead letters; made at first use
@@ -47,18 +46,16 @@ var _ brokers.Subscriber = (*Subscriber)(nil)
 
 // NewSubscriber returns a Subscriber for cfg (defaults applied to a copy).
 // It does not connect: each Subscribe does.
-func NewSubscriber(cfg Config, opts ...Option) (*Subscriber, error) {
+func NewSubscriber(cfg Config) (*Subscriber, error) {
 	cfg, sec, err := cfg.prepare()
 	if err != nil {
 		return nil, err
 	}
-	o := newOptions(opts)
 	s := &Subscriber{
-		cfg:     cfg,
-		sec:     sec,
-		dialer:  cfg.dialer(sec),
-		log:     o.log.With("component", "kafka.subscriber"),
-		baseLog: o.log,
+		cfg:    cfg,
+		sec:    sec,
+		dialer: cfg.dialer(sec),
+		log:    cfg.logger("kafka.subscriber"),
 	}
 	s.stop, s.cancel = context.WithCancel(context.Background())
 	return s, nil

@@ -15,6 +15,7 @@ import (
 	"github.com/syncgate/syncgate/brokers"
 	"github.com/syncgate/syncgate/brokers/envelope"
 	"github.com/syncgate/syncgate/brokers/rabbitmq"
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 // The benchmarks measure request/reply round trips on the real server:
@@ -133,13 +134,13 @@ func BenchmarkRawRPC(b *testing.B) {
 }
 
 func rawRPC(b *testing.B, safe bool) rpcFunc {
-	requireBroker(b)
+	testenv.RequireRabbitMQ(b)
 	q := unique("sgbench.raw")
 	cleanupQueue(b, q)
 	var background sync.WaitGroup // ends once the connections are closed
 	b.Cleanup(background.Wait)
 	dial := func() (*amqp.Connection, *amqp.Channel) {
-		conn, err := amqp.Dial(brokerURL())
+		conn, err := amqp.Dial(testenv.RabbitMQURL())
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/syncgate/syncgate/brokers"
 	"github.com/syncgate/syncgate/brokers/brokertest"
 	"github.com/syncgate/syncgate/brokers/rabbitmq"
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 // TestConformance runs the shared suite on the real server, with the default
@@ -63,7 +64,7 @@ func TestConformance(t *testing.T) {
 				Unreachable: func(t *testing.T) brokers.Publisher {
 					// A client whose broker vanished: connected through a
 					// relay that is then torn down.
-					p := newProxy(t, mustHost(t, brokerURL()))
+					p := newProxy(t, mustHost(t, testenv.RabbitMQURL()))
 					cfg := cfg
 					cfg.URL = p.url(t)
 					c, err := rabbitmq.Dial(cfg)

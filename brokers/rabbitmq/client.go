@@ -68,12 +68,6 @@ type Client struct {
 	closeErr  error
 }
 
-// Option adjusts a Client.
-type Option func(*Client)
-
-// WithLogger sets the logger (default slog.Default()).
-func WithLogger(l *slog.Logger) Option { return func(c *Client) { c.log = l } }
-
 var clientSeq atomic.Uint64
 
 // ErrAccessRefused is wrapped by Dial's error when the broker refused the
@@ -103,22 +97,23 @@ func accessRefused(url string, err error) error {
 // once as an error wrapping brokers.ErrUnavailable, refused credentials as
 // one wrapping ErrAccessRefused (and not ErrUnavailable); after that first
 // connection, losses are recovered by amqp091-go (see the package doc).
-func Dial(cfg Config, opts ...Option) (*Client, error) {
+func Dial(cfg Config) (*Client, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
 	c := &Client{
 		cfg:      cfg,
-		log:      slog.Default(),
+		log:      log.With("component", "rabbitmq"),
 		id:       strconv.FormatInt(time.Now().UnixNano(), 36) + "." + strconv.FormatUint(clientSeq.Add(1), 36),
 		down:     make(chan struct{}),
 		returned: make(map[string]bool),
 		barrier:  make(chan struct{}),
 		retDone:  make(chan struct{}),
-	}
-	for _, o := range opts {
-		o(c)
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	hook := &recoveryHook{onDown: c.lost, log: c.log}

@@ -3,6 +3,7 @@ package rabbitmq
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"strings"
 	"time"
@@ -15,6 +16,9 @@ import (
 // Config configures a Client. The top-level syncgate configuration embeds it
 // under broker.rabbitmq. Zero values are replaced by SetDefaults.
 type Config struct {
+	// Logger receives the backend's log lines, under component rabbitmq
+	// (default slog.Default()).
+	Logger *slog.Logger `yaml:"-"`
 	// URL of the broker (default amqp://guest:guest@127.0.0.1:5672/).
 	URL string `yaml:"url"`
 	// ConnectionName is advertised as the connection_name client property,

@@ -20,6 +20,7 @@ import (
 	"github.com/syncgate/syncgate/brokers/responder"
 	"github.com/syncgate/syncgate/correlation"
 	"github.com/syncgate/syncgate/gateway"
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 // End-to-end tests: HTTP → api → gateway → rabbitmq.Client → RabbitMQ →
@@ -139,9 +140,9 @@ func TestE2EConcurrentRequests(t *testing.T) {
 		}
 	}
 	t.Logf("%d concurrent requests answered in %s (%.0f req/s)", n, took, n/took.Seconds())
-	eventually(t, 5*time.Second, "registry empty", func() bool { return e.gw.Waiting() == 0 })
+	testenv.Eventually(t, 5*time.Second, "registry empty", func() bool { return e.gw.Waiting() == 0 })
 	a := newAdmin(t)
-	eventually(t, 5*time.Second, "work queue drained", func() bool { return a.messages(e.work) == 0 })
+	testenv.Eventually(t, 5*time.Second, "work queue drained", func() bool { return a.messages(e.work) == 0 })
 	if d := a.messages(cfg.DeadLetterQueue); d != 0 {
 		t.Fatalf("%d messages dead-lettered", d)
 	}
@@ -180,7 +181,7 @@ func outageRun(t *testing.T, e *e2e, n int, holding *atomic.Int32, budget time.D
 	for i := range n {
 		wg.Go(func() { answers[i] = e.call(t.Context(), fmt.Sprintf("before-outage-%d", i)) })
 	}
-	eventually(t, 10*time.Second, "the service holds every request", func() bool { return holding.Load() == int32(n) })
+	testenv.Eventually(t, 10*time.Second, "the service holds every request", func() bool { return holding.Load() == int32(n) })
 	outage()
 	wg.Wait()
 	for i, a := range answers {
@@ -254,7 +255,7 @@ func TestE2EConnectionDropSlowService(t *testing.T) {
 		expect503(t, e)
 	})
 	t.Logf("serving again %s after the held requests were answered", expectServing(t, e, 10*time.Second))
-	eventually(t, 5*time.Second, "registry empty", func() bool { return e.gw.Waiting() == 0 })
+	testenv.Eventually(t, 5*time.Second, "registry empty", func() bool { return e.gw.Waiting() == 0 })
 }
 
 // TestE2EBrokerRestartSlowService: the broker restarts while a slow service
@@ -273,7 +274,7 @@ func TestE2EBrokerRestartSlowService(t *testing.T) {
 		start()
 		t.Logf("serving again %s after start_app/await_startup returned", expectServing(t, e, 10*time.Second))
 	})
-	eventually(t, 5*time.Second, "registry empty", func() bool { return e.gw.Waiting() == 0 })
+	testenv.Eventually(t, 5*time.Second, "registry empty", func() bool { return e.gw.Waiting() == 0 })
 }
 
 // TestE2EReplyNeverLands: a request whose reply cannot come ends at its
@@ -294,7 +295,7 @@ func TestE2EReplyNeverLands(t *testing.T) {
 			if a.status != tc.want || a.took > 4*time.Second {
 				t.Fatalf("status %d after %s, want %d by the deadline (%s)", a.status, a.took, tc.want, bytes.TrimSpace([]byte(a.body)))
 			}
-			eventually(t, 5*time.Second, "registry empty", func() bool { return e.gw.Waiting() == 0 })
+			testenv.Eventually(t, 5*time.Second, "registry empty", func() bool { return e.gw.Waiting() == 0 })
 		})
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/syncgate/syncgate/brokers"
 	"github.com/syncgate/syncgate/brokers/envelope"
 	"github.com/syncgate/syncgate/correlation"
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 // TestRepeatedHeaderTravelsAsArray: a header holding several values (joined
@@ -77,7 +78,7 @@ func TestForeignServiceTypedHeaders(t *testing.T) {
 	id := correlation.NewID()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	if out, err := exec.CommandContext(ctx, "node", script, brokerURL(), inbox, id).CombinedOutput(); err != nil {
+	if out, err := exec.CommandContext(ctx, "node", script, testenv.RabbitMQURL(), inbox, id).CombinedOutput(); err != nil {
 		t.Fatalf("node %s: %v\n%s", script, err, out)
 	}
 	var m brokers.Message
@@ -117,16 +118,9 @@ func TestForeignServiceTypedHeaders(t *testing.T) {
 // CI=true.
 func installAmqplib(t *testing.T) string {
 	t.Helper()
-	unavailable := func(format string, args ...any) {
-		t.Helper()
-		if os.Getenv("CI") == "true" {
-			t.Fatalf(format, args...)
-		}
-		t.Skipf(format, args...)
-	}
 	for _, tool := range []string{"node", "npm"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			unavailable("%s not found (needed to run a Node.js amqplib service): %v", tool, err)
+			testenv.Unavailable(t, "%s not found (needed to run a Node.js amqplib service): %v", tool, err)
 		}
 	}
 	dir := t.TempDir()
@@ -144,7 +138,7 @@ func installAmqplib(t *testing.T) string {
 	cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund", "--loglevel=error")
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
-		unavailable("npm ci (amqplib) in %s: %v\n%s", dir, err, out)
+		testenv.Unavailable(t, "npm ci (amqplib) in %s: %v\n%s", dir, err, out)
 	}
 	return filepath.Join(dir, "reply.js")
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"github.com/syncgate/syncgate/brokers"
 	"github.com/syncgate/syncgate/brokers/rabbitmq"
 	"github.com/syncgate/syncgate/brokers/rabbitmq/rabbitmqtest"
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 // The tests need the RabbitMQ server at SYNCGATE_RABBITMQ_URL (default
@@ -27,25 +27,13 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-func brokerURL() string {
-	if u := os.Getenv("SYNCGATE_RABBITMQ_URL"); u != "" {
-		return u
+// testenv does not import this package (an in-package test of it that
+// used testenv would then be an import cycle), so it repeats the default
+// URL; this keeps the two equal.
+func TestTestenvDefaultURL(t *testing.T) {
+	if testenv.DefaultRabbitMQURL != rabbitmq.DefaultURL {
+		t.Errorf("testenv.DefaultRabbitMQURL = %q, rabbitmq.DefaultURL = %q", testenv.DefaultRabbitMQURL, rabbitmq.DefaultURL)
 	}
-	return rabbitmq.DefaultURL
-}
-
-// requireBroker skips the test when RabbitMQ cannot be reached, or fails it
-// under CI=true.
-func requireBroker(t testing.TB) {
-	t.Helper()
-	conn, err := amqp.DialConfig(brokerURL(), amqp.Config{Dial: amqp.DefaultDial(3 * time.Second)})
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("RabbitMQ at %s is unreachable: %v", brokerURL(), err)
-		}
-		t.Skipf("RabbitMQ at %s is unreachable (start it with `rabbitmq-server -detached`): %v", brokerURL(), err)
-	}
-	_ = conn.Close()
 }
 
 func unique(prefix string) string {
@@ -58,10 +46,10 @@ func unique(prefix string) string {
 // whose dead-letter topology is deleted when it ends.
 func testConfig(t testing.TB) rabbitmq.Config {
 	t.Helper()
-	requireBroker(t)
+	testenv.RequireRabbitMQ(t)
 	id := unique("sgtest")
 	cfg := rabbitmq.Config{
-		URL:                brokerURL(),
+		URL:                testenv.RabbitMQURL(),
 		ConnectionName:     id,
 		DeadLetterExchange: id + ".dlx",
 		DeadLetterQueue:    id + ".dlq",
@@ -116,7 +104,7 @@ func (a *admin) do(f func(ch *amqp.Channel) error) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.conn == nil || a.conn.IsClosed() {
-		conn, err := amqp.Dial(brokerURL())
+		conn, err := amqp.Dial(testenv.RabbitMQURL())
 		if err != nil {
 			return err
 		}
@@ -199,20 +187,6 @@ func subscribe(t testing.TB, s brokers.Subscriber, source string, h brokers.Hand
 	}
 }
 
-// eventually polls cond every 20ms until it holds or timeout passes.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true within %s", what, timeout)
-		}
-		<-tick.C
-	}
-}
-
 // rabbitmqctl runs the admin tool against the local node.
 func rabbitmqctl(t testing.TB, args ...string) string {
 	t.Helper()
@@ -228,10 +202,7 @@ func rabbitmqctl(t testing.TB, args ...string) string {
 func requireRabbitmqctl(t testing.TB) {
 	t.Helper()
 	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("rabbitmqctl not found for the RabbitMQ node at %s: %v", brokerURL(), err)
-		}
-		t.Skipf("rabbitmqctl not found for the RabbitMQ node at %s: %v", brokerURL(), err)
+		testenv.Unavailable(t, "rabbitmqctl not found for the RabbitMQ node at %s: %v", testenv.RabbitMQURL(), err)
 	}
 }
 

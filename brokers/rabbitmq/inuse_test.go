@@ -9,6 +9,7 @@ import (
 	"github.com/syncgate/syncgate/brokers"
 	"github.com/syncgate/syncgate/brokers/envelope"
 	"github.com/syncgate/syncgate/correlation"
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 // expectInUse subscribes c to inbox as a reply inbox and expects it to be
@@ -80,7 +81,7 @@ func TestInboxInUse(t *testing.T) {
 	if n := closeConnections(t, firstCfg.ConnectionName+" subscriber"); n != 1 {
 		t.Fatalf("closed %d subscriber connections, want 1", n)
 	}
-	eventually(t, 15*time.Second, "the first subscriber consuming again", first.Ready)
+	testenv.Eventually(t, 15*time.Second, "the first subscriber consuming again", first.Ready)
 	receives(t, second, inbox, got)
 	expectInUse(t, second, inbox)
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/syncgate/syncgate/brokers"
 	"github.com/syncgate/syncgate/brokers/envelope"
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 // failFast is how quickly a publish during an outage must fail.
@@ -93,7 +94,7 @@ func TestPublisherConnectionDrop(t *testing.T) {
 		took := expectRecovered(t, c, q, 10*time.Second)
 		t.Logf("cycle %d: publishing again %s after the drop was noticed", cycle, took)
 	}
-	eventually(t, 10*time.Second, "goroutines back to the baseline", func() bool {
+	testenv.Eventually(t, 10*time.Second, "goroutines back to the baseline", func() bool {
 		return runtime.NumGoroutine() <= baseline+2
 	})
 }
@@ -206,7 +207,7 @@ func TestHandlerAcrossConnectionDrop(t *testing.T) {
 		}
 	}
 	a := newAdmin(t)
-	eventually(t, 5*time.Second, "a and b acked", func() bool { return a.messages(q) == 0 && countAcked(&fast) == 2 })
+	testenv.Eventually(t, 5*time.Second, "a and b acked", func() bool { return a.messages(q) == 0 && countAcked(&fast) == 2 })
 	if err := c.Publish(t.Context(), q, brokers.Message{Body: []byte("slow")}); err != nil {
 		t.Fatal(err)
 	}
@@ -226,8 +227,8 @@ func TestHandlerAcrossConnectionDrop(t *testing.T) {
 		}
 	}
 	close(releaseSecond)
-	eventually(t, 10*time.Second, "messages after the recovery handled", func() bool { return countAcked(&fast) == 7 })
-	eventually(t, 10*time.Second, "queue empty", func() bool { return a.messages(q) == 0 })
+	testenv.Eventually(t, 10*time.Second, "messages after the recovery handled", func() bool { return countAcked(&fast) == 7 })
+	testenv.Eventually(t, 10*time.Second, "queue empty", func() bool { return a.messages(q) == 0 })
 	select {
 	case <-third:
 		t.Fatal("the held message was delivered a third time: a stale ack broke the recovered channel")
@@ -323,7 +324,7 @@ func TestBrokerRestart(t *testing.T) {
 	took := expectRecovered(t, gw, work, 10*time.Second)
 	t.Logf("publishing again %s after start_app/await_startup returned", took)
 	roundTrip(2)
-	eventually(t, 10*time.Second, "clients ready again", func() bool { return gw.Ready() && svc.Ready() })
+	testenv.Eventually(t, 10*time.Second, "clients ready again", func() bool { return gw.Ready() && svc.Ready() })
 	if d := time.Since(back); d > 10*time.Second {
 		t.Fatalf("request/reply took %s to work again after the restart", d)
 	}
@@ -340,7 +341,7 @@ func TestBrokerRestart(t *testing.T) {
 			t.Fatalf("only %d of 5 persistent messages survived the restart", len(seen))
 		}
 	}
-	eventually(t, 10*time.Second, "goroutines back to the baseline", func() bool {
+	testenv.Eventually(t, 10*time.Second, "goroutines back to the baseline", func() bool {
 		return runtime.NumGoroutine() <= baseline+12 // one more subscription (its connection and workers)
 	})
 }
@@ -354,13 +355,13 @@ func TestBrokerRestart(t *testing.T) {
 // re-consume could be replaced by its topology recovery.
 func TestLibraryConsumerRecoveryShortfall(t *testing.T) {
 	requireRabbitmqctl(t)
-	requireBroker(t)
+	testenv.RequireRabbitMQ(t)
 	name := unique("sgtest-raw")
 	q := unique("sgtest.raw")
 	cleanupQueue(t, q)
 	props := amqp.NewConnectionProperties()
 	props["connection_name"] = name
-	conn, err := amqp.DialConfig(brokerURL(), amqp.Config{
+	conn, err := amqp.DialConfig(testenv.RabbitMQURL(), amqp.Config{
 		Properties: props,
 		Recovery:   &amqp.Recovery{ReconnectionConfig: &amqp.ReconnectionConfig{MaxRetryCount: 50, RetryInterval: 200 * time.Millisecond}},
 	})
@@ -451,7 +452,7 @@ func TestLibraryConsumerRecoveryShortfall(t *testing.T) {
 	if string(again.Body) != "held" || !again.Redelivered {
 		t.Fatalf("redelivered %q (redelivered=%v), want the held message", again.Body, again.Redelivered)
 	}
-	eventually(t, 5*time.Second, "channel reopened", func() bool { return !ch.IsClosed() })
+	testenv.Eventually(t, 5*time.Second, "channel reopened", func() bool { return !ch.IsClosed() })
 	if err := held.Ack(false); err != nil {
 		t.Fatalf("stale ack: %v", err)
 	}
@@ -460,7 +461,7 @@ func TestLibraryConsumerRecoveryShortfall(t *testing.T) {
 		t.Logf("as expected, acking tag %d after the recovery closed the channel (the library then reopens it)", held.DeliveryTag)
 		// Closed in the middle of that reopening, the library may never
 		// report the channel closed: let it finish first.
-		eventually(t, 10*time.Second, "channel reopened after the stale ack", func() bool { return !ch.IsClosed() })
+		testenv.Eventually(t, 10*time.Second, "channel reopened after the stale ack", func() bool { return !ch.IsClosed() })
 	case <-time.After(5 * time.Second):
 		t.Fatal("a stale ack after amqp091-go's recovery no longer breaks the channel: consider its consumer recovery for subscriptions (see subscription in subscribe.go)")
 	}

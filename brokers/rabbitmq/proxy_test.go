@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"sync"
 	"testing"
+
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 // proxy is a loopback TCP relay to the broker. kill closes it and every
@@ -71,9 +73,9 @@ func (p *proxy) pipe(dst, src net.Conn) {
 	_ = src.Close()
 }
 
-// url returns brokerURL with its host replaced by the proxy's address.
+// url returns testenv.RabbitMQURL with its host replaced by the proxy's address.
 func (p *proxy) url(t testing.TB) string {
-	u, err := url.Parse(brokerURL())
+	u, err := url.Parse(testenv.RabbitMQURL())
 	if err != nil {
 		t.Fatal(err)
 	}

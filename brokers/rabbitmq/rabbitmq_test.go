@@ -18,6 +18,7 @@ import (
 	"github.com/syncgate/syncgate/brokers"
 	"github.com/syncgate/syncgate/brokers/envelope"
 	"github.com/syncgate/syncgate/brokers/rabbitmq"
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 func TestConfigDefaultsAndValidate(t *testing.T) {
@@ -74,8 +75,8 @@ func TestDialUnreachable(t *testing.T) {
 // does not cure it), and the error names the user and the vhost but never
 // the password.
 func TestDialWrongPassword(t *testing.T) {
-	requireBroker(t)
-	u, err := amqp.ParseURI(brokerURL())
+	testenv.RequireRabbitMQ(t)
+	u, err := amqp.ParseURI(testenv.RabbitMQURL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +258,7 @@ func TestPoisonDeadLettered(t *testing.T) {
 				t.Fatal(err)
 			}
 			a := newAdmin(t)
-			eventually(t, 15*time.Second, "message in the dead-letter queue", func() bool { return a.messages(cfg.DeadLetterQueue) == 1 })
+			testenv.Eventually(t, 15*time.Second, "message in the dead-letter queue", func() bool { return a.messages(cfg.DeadLetterQueue) == 1 })
 			if n := calls.Load(); n != 3 {
 				t.Fatalf("handler called %d times, want MaxDeliveries = 3", n)
 			}
@@ -293,7 +294,7 @@ func TestClassicCountsUnsettledDelivery(t *testing.T) {
 	q := unique("sgtest.unsettled")
 	cleanupQueue(t, q)
 
-	p := newProxy(t, mustHost(t, brokerURL()))
+	p := newProxy(t, mustHost(t, testenv.RabbitMQURL()))
 	viaProxy := cfg
 	viaProxy.URL = p.url(t)
 	dropped := dial(t, viaProxy)
@@ -324,7 +325,7 @@ func TestClassicCountsUnsettledDelivery(t *testing.T) {
 		return errors.New("fails")
 	})
 	a := newAdmin(t)
-	eventually(t, 15*time.Second, "message in the dead-letter queue", func() bool { return a.messages(cfg.DeadLetterQueue) >= 1 })
+	testenv.Eventually(t, 15*time.Second, "message in the dead-letter queue", func() bool { return a.messages(cfg.DeadLetterQueue) >= 1 })
 	if n := a.messages(cfg.DeadLetterQueue); n != 1 {
 		t.Fatalf("%d dead letters, want 1", n)
 	}
@@ -413,9 +414,9 @@ func TestClassicFailureAfterConnectionDrop(t *testing.T) {
 	if n := closeConnections(t, cfg.ConnectionName+" subscriber"); n != 1 {
 		t.Fatalf("closed %d subscriber connections, want 1", n)
 	}
-	eventually(t, 10*time.Second, "the Client saw the loss", func() bool { return !c.Ready() })
+	testenv.Eventually(t, 10*time.Second, "the Client saw the loss", func() bool { return !c.Ready() })
 	close(release)
-	eventually(t, 15*time.Second, "the redelivery handled", func() bool { return calls.Load() >= 2 })
+	testenv.Eventually(t, 15*time.Second, "the redelivery handled", func() bool { return calls.Load() >= 2 })
 	// Concurrency 1: anything queued before the sentinel is handled first.
 	if err := c.Publish(t.Context(), q, brokers.Message{Headers: map[string]string{"x-sentinel": "1"}, Body: []byte("s")}); err != nil {
 		t.Fatal(err)
@@ -455,7 +456,7 @@ func TestRetryAfterError(t *testing.T) {
 		t.Fatal("not redelivered after an error")
 	}
 	a := newAdmin(t)
-	eventually(t, 5*time.Second, "queue empty", func() bool { return a.messages(q) == 0 })
+	testenv.Eventually(t, 5*time.Second, "queue empty", func() bool { return a.messages(q) == 0 })
 	if a.messages(cfg.DeadLetterQueue) != 0 {
 		t.Fatal("message dead-lettered after one failure")
 	}
@@ -506,7 +507,7 @@ func TestConcurrentHandlersAckOutOfOrder(t *testing.T) {
 		close(release[i])
 	}
 	a := newAdmin(t)
-	eventually(t, 5*time.Second, "all acked", func() bool {
+	testenv.Eventually(t, 5*time.Second, "all acked", func() bool {
 		unacked := -1
 		_ = a.do(func(ch *amqp.Channel) error {
 			q, err := ch.QueueDeclarePassive(q, true, false, false, false, nil)
@@ -604,7 +605,7 @@ func TestInboxRoundTrip(t *testing.T) {
 			// The service's reply publish succeeded: the request is acked, not
 			// retried (which would answer it again).
 			a := newAdmin(t)
-			eventually(t, 5*time.Second, "request acked", func() bool { return a.messages(work) == 0 })
+			testenv.Eventually(t, 5*time.Second, "request acked", func() bool { return a.messages(work) == 0 })
 			select {
 			case r := <-replies:
 				t.Fatalf("second reply %+v: the request was handled again", r)
@@ -656,7 +657,7 @@ func TestQueueDeletedWhileSubscribed(t *testing.T) {
 	subscribe(t, c, q, func(_ context.Context, m brokers.Message) error { got <- string(m.Body); return nil })
 	a := newAdmin(t)
 	a.deleteQueue(q)
-	eventually(t, 10*time.Second, "queue declared again", func() bool { return a.messages(q) == 0 })
+	testenv.Eventually(t, 10*time.Second, "queue declared again", func() bool { return a.messages(q) == 0 })
 	if err := c.Publish(t.Context(), q, brokers.Message{Body: []byte("after")}); err != nil {
 		t.Fatal(err)
 	}

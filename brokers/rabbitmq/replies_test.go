@@ -9,6 +9,7 @@ import (
 
 	"github.com/syncgate/syncgate/brokers"
 	"github.com/syncgate/syncgate/brokers/envelope"
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 // TestTransientReplies checks the delivery mode of what Publish sends:
@@ -95,7 +96,7 @@ func TestRepliesAcrossBrokerRestart(t *testing.T) {
 	want := map[bool]int{false: 1, true: 0}
 	for transient, inbox := range inboxes {
 		var n int
-		eventually(t, 10*time.Second, "reply queue readable after the restart", func() bool {
+		testenv.Eventually(t, 10*time.Second, "reply queue readable after the restart", func() bool {
 			n = a.messages(inbox)
 			return n >= 0
 		})

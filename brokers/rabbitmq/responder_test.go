@@ -19,6 +19,7 @@ import (
 	"github.com/syncgate/syncgate/brokers/responder"
 	"github.com/syncgate/syncgate/brokers/responder/demo"
 	"github.com/syncgate/syncgate/correlation"
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 // serveResponder runs a responder service on c from source until the test
@@ -112,15 +113,15 @@ func TestServicePublisherDropDeadLettersNothing(t *testing.T) {
 			count.Add(1)
 		}
 	}()
-	eventually(t, 10*time.Second, "load before the drop", func() bool { return count.Load() >= 60 })
+	testenv.Eventually(t, 10*time.Second, "load before the drop", func() bool { return count.Load() >= 60 })
 	if n := closeConnections(t, svcCfg.ConnectionName+" publisher"); n != 1 {
 		close(stop)
 		<-sent
 		t.Fatalf("closed %d service publisher connections, want 1", n)
 	}
-	eventually(t, 10*time.Second, "the service publishing again", svc.Ready)
+	testenv.Eventually(t, 10*time.Second, "the service publishing again", svc.Ready)
 	back := count.Load()
-	eventually(t, 10*time.Second, "load after the recovery", func() bool { return count.Load() >= back+200 })
+	testenv.Eventually(t, 10*time.Second, "load after the recovery", func() bool { return count.Load() >= back+200 })
 	close(stop)
 	ids := <-sent
 	if len(ids) < 200 {
@@ -195,7 +196,7 @@ func TestDeadLetteredRequestAnswered502(t *testing.T) {
 		t.Fatal("no reply within 10s to a request that failed on every attempt")
 	}
 	a := newAdmin(t)
-	eventually(t, 5*time.Second, "the request in the dead-letter queue", func() bool { return a.messages(cfg.DeadLetterQueue) == 1 })
+	testenv.Eventually(t, 5*time.Second, "the request in the dead-letter queue", func() bool { return a.messages(cfg.DeadLetterQueue) == 1 })
 }
 
 // TestUnavailableHandlerErrorHeld (issue 13, point 4, for handlers other
@@ -241,7 +242,7 @@ func TestUnavailableHandlerErrorHeld(t *testing.T) {
 			if n := a.messages(cfg.DeadLetterQueue); n != 0 {
 				t.Errorf("%d messages dead-lettered, want 0", n)
 			}
-			eventually(t, 5*time.Second, "work queue empty", func() bool { return a.messages(q) == 0 })
+			testenv.Eventually(t, 5*time.Second, "work queue empty", func() bool { return a.messages(q) == 0 })
 			if n := calls.Load(); n != 5 {
 				t.Errorf("handler called %d times, want 5", n)
 			}

@@ -55,8 +55,9 @@ func (s *Service) DeadLettered(ctx context.Context, m brokers.Message, cause err
 }
 
 func (s *Service) logger() *slog.Logger {
-	if s.Logger == nil {
-		return slog.Default()
+	log := s.Logger
+	if log == nil {
+		log = slog.Default()
 	}
-	return s.Logger
+	return log.With(slog.String("component", "responder"))
 }

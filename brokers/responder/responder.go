@@ -37,7 +37,7 @@ type (
 type Service struct {
 	Subscriber Subscriber
 	Publisher  Publisher
-	Logger     *slog.Logger // default slog.Default()
+	Logger     *slog.Logger // default slog.Default(); lines carry component responder
 	// ReplyTimeout caps one attempt at publishing a reply (default 5 s).
 	ReplyTimeout time.Duration
 	// ReplyRetry bounds the retrying of a reply the broker cannot take yet

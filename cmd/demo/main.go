@@ -74,7 +74,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if err := cfg.Validate(); err != nil {
 			return err
 		}
-		open = func() (broker, error) { return kafka.New(cfg, kafka.WithLogger(log)) }
+		cfg.Logger = log
+		open = func() (broker, error) { return kafka.New(cfg) }
 	case "rabbitmq":
 		cfg := rabbitmq.Config{URL: *rabbitURL}
 		if *latency {
@@ -85,8 +86,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if err := cfg.Validate(); err != nil {
 			return err
 		}
+		cfg.Logger = log
 		open = func() (broker, error) {
-			return rabbitmq.Dial(cfg, rabbitmq.WithLogger(log.With("component", "rabbitmq")))
+			return rabbitmq.Dial(cfg)
 		}
 	default:
 		return fmt.Errorf("--broker: %q is not kafka or rabbitmq", *kind)

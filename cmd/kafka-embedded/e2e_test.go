@@ -48,11 +48,12 @@ func startE2E(t *testing.T, brokerAddrs []string) *e2e {
 		// Same budget as the gateway's PublishTimeout below: under -race on a
 		// loaded 2-core machine one produce to the in-process broker can take seconds.
 		WriteTimeout: 30 * time.Second}
-	gwBroker, err := kafka.New(cfg, kafka.WithLogger(discard()))
+	cfg.Logger = discard()
+	gwBroker, err := kafka.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	svcBroker, err := kafka.New(cfg, kafka.WithLogger(discard()))
+	svcBroker, err := kafka.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,7 +46,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	context.AfterFunc(ctx, stop)
 
 	if cfg.Cluster.Enabled {
-		redisstate.SetLibraryLogger(log.With(slog.String("component", "go-redis")))
+		redisstate.SetLibraryLogger(log)
 	}
 	n, err := node.New(cfg, log)
 	if err != nil {

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 // TestMain lets the test binary act as the syncgate command, so the process
@@ -139,20 +141,15 @@ func waitForInFlight(t *testing.T, base string) {
 // waitForMetric waits (bounded) until /metrics has the line want.
 func waitForMetric(t *testing.T, base, want string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	testenv.Eventually(t, 10*time.Second, fmt.Sprintf("/metrics shows %q", want), func() bool {
 		resp, err := http.Get(base + "/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if strings.Contains(string(b), "\n"+want+"\n") {
-			return
-		}
-		time.Sleep(5 * time.Millisecond) // scrape interval of a bounded condition wait
-	}
-	t.Fatalf("/metrics never showed %q", want)
+		return strings.Contains(string(b), "\n"+want+"\n")
+	})
 }
 
 // TestSIGTERMAsALoadBalancerSeesIt: after SIGTERM the node goes on serving

@@ -18,34 +18,18 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/syncgate/syncgate/brokers/rabbitmq"
 	"github.com/syncgate/syncgate/brokers/rabbitmq/rabbitmqtest"
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
-// rabbitURL is the RabbitMQ server the test uses (SYNCGATE_RABBITMQ_URL,
-// default the local one).
-func rabbitURL() string {
-	if u := os.Getenv("SYNCGATE_RABBITMQ_URL"); u != "" {
-		return u
-	}
-	return rabbitmq.DefaultURL
-}
-
-// requireRabbitMQ skips the test when RabbitMQ cannot be reached, or fails
-// it under CI=true, and holds the server shared (no outage test of another
-// package stops it meanwhile). It returns an admin connection.
-func requireRabbitMQ(t *testing.T) *amqp.Connection {
+// rabbitAdmin requires RabbitMQ (testenv.RequireRabbitMQ), holds the server
+// shared (no outage test of another package stops it meanwhile) and
+// returns an admin connection.
+func rabbitAdmin(t *testing.T) *amqp.Connection {
 	t.Helper()
-	conn, err := amqp.DialConfig(rabbitURL(), amqp.Config{Dial: amqp.DefaultDial(3 * time.Second)})
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("RabbitMQ at %s is unreachable: %v", rabbitURL(), err)
-		}
-		t.Skipf("RabbitMQ at %s is unreachable: %v", rabbitURL(), err)
-	}
-	_ = conn.Close()
+	url := testenv.RequireRabbitMQ(t)
 	rabbitmqtest.Shared(t)
-	conn, err = amqp.Dial(rabbitURL())
+	conn, err := amqp.Dial(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +43,7 @@ func requireRabbitMQ(t *testing.T) *amqp.Connection {
 // non-zero within 15 s with a message naming the node id, and the first
 // one keeps answering.
 func TestSameNodeIDRefusedOnRabbitMQ(t *testing.T) {
-	admin := requireRabbitMQ(t)
+	admin := rabbitAdmin(t)
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	id := "sameid-" + hex.EncodeToString(b) // parallel runs must not clash
@@ -82,7 +66,7 @@ demo:
   enabled: true
 routes:
   - {name: echo, method: POST, path: /demo/echo, destination: demo.echo, mode: sync, timeout: 10s}
-`, rabbitURL())
+`, testenv.RabbitMQURL())
 	if err := os.WriteFile(config, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/syncgate/syncgate/brokers/envelope"
 	"github.com/syncgate/syncgate/correlation"
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 // Router is what the suite calls of an implementation's router.
@@ -95,22 +96,6 @@ func FullReply(id string) envelope.Reply {
 	}
 }
 
-// Eventually fails t unless cond holds within limit, checking every 10ms.
-func Eventually(t testing.TB, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.NewTimer(limit)
-	defer deadline.Stop()
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline.C:
-			t.Fatalf("%s: not after %v", what, limit)
-		}
-	}
-}
-
 func testClaim(t *testing.T, c Cluster) {
 	r, ctx := c.Router, t.Context()
 	id := correlation.NewID()
@@ -150,7 +135,7 @@ func testClaim(t *testing.T, c Cluster) {
 	if err := r.Claim(ctx, id, "a", 100*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	Eventually(t, timeout, "claim expired", func() bool {
+	testenv.Eventually(t, timeout, "claim expired", func() bool {
 		_, err := r.Owner(ctx, id)
 		return errors.Is(err, correlation.ErrNoOwner)
 	})
@@ -245,7 +230,7 @@ func testForward(t *testing.T, c Cluster) {
 		t.Fatalf("second Close: %v", err)
 	}
 	// A server may drop the subscription a moment after Close returns.
-	Eventually(t, timeout, "a closed listener gets nothing", func() bool {
+	testenv.Eventually(t, timeout, "a closed listener gets nothing", func() bool {
 		delivered, err := r.Forward(ctx, "a", envelope.Reply{CorrelationID: correlation.NewID()})
 		return err == nil && !delivered
 	})
@@ -358,14 +343,14 @@ func testLeaseAdvertises(t *testing.T, c Cluster) {
 	}
 	defer l.Close()
 	l.Advertise("syncgate.reply.a")
-	Eventually(t, timeout, "a listed among the members", func() bool {
+	testenv.Eventually(t, timeout, "a listed among the members", func() bool {
 		m, _ := c.Router.Members(ctx)
 		return m["a"] == "syncgate.reply.a"
 	})
 	if err := c.Router.Forget(ctx, "a"); err != nil {
 		t.Fatal(err)
 	}
-	Eventually(t, timeout, "a listed again after it was forgotten", func() bool {
+	testenv.Eventually(t, timeout, "a listed again after it was forgotten", func() bool {
 		m, _ := c.Router.Members(ctx)
 		return m["a"] == "syncgate.reply.a"
 	})
@@ -426,7 +411,7 @@ func testMembersAndAdoption(t *testing.T, c Cluster) {
 	if ok, err := r.Adopt(ctx, "x", "c", 100*time.Millisecond); err != nil || !ok {
 		t.Fatalf("c adopts x: %v, %v", ok, err)
 	}
-	Eventually(t, timeout, "c's adoption of x lapsed", func() bool {
+	testenv.Eventually(t, timeout, "c's adoption of x lapsed", func() bool {
 		by, err := r.AdoptedBy(ctx, "x")
 		return err == nil && by == ""
 	})

@@ -41,7 +41,8 @@ type Config struct {
 	WriteTimeout   time.Duration `yaml:"write_timeout"` // default 1 s
 	// PoolSize caps the connections (default: go-redis', 10 per CPU).
 	PoolSize int `yaml:"pool_size"`
-	// Logger receives the Router's warnings (default slog.Default()).
+	// Logger receives the Router's warnings, under component redis
+	// (default slog.Default()).
 	Logger *slog.Logger `yaml:"-"`
 }
 

@@ -11,7 +11,7 @@ import (
 )
 
 // The Redis router, lease and members pass the same port-level suite as
-// correlation.MemoryRouter. Needs Redis at 127.0.0.1:6379.
+// correlation.MemoryRouter. Needs Redis at testenv.RedisAddr.
 func TestConformance(t *testing.T) {
 	correlationtest.Run(t, func(t *testing.T) correlationtest.Cluster {
 		rdb, cfg := newClient(t)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/syncgate/syncgate/correlation"
 	"github.com/syncgate/syncgate/correlation/redisstate"
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 func TestIdempotency(t *testing.T) {
@@ -46,7 +47,7 @@ func TestIdempotency(t *testing.T) {
 		if _, ok, err := s.Reserve(ctx, "r", "short", a); err != nil || !ok {
 			t.Fatalf("Reserve = %v, %v", ok, err)
 		}
-		eventually(t, 10*time.Second, "key expired", func() bool {
+		testenv.Eventually(t, 10*time.Second, "key expired", func() bool {
 			n, err := rdb.Exists(ctx, cfg.Prefix+"idem:r:short").Result()
 			return err == nil && n == 0
 		})

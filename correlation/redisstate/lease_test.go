@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/syncgate/syncgate/correlation/redisstate"
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 func TestLeaseRefusesASecondLiveNode(t *testing.T) {
@@ -91,7 +92,7 @@ func TestLeaseRefreshes(t *testing.T) {
 	if err := rdb.Del(ctx, key).Err(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "lease taken again", func() bool {
+	testenv.Eventually(t, 5*time.Second, "lease taken again", func() bool {
 		v, _ := rdb.Get(ctx, key).Result()
 		return v == l.Token()
 	})
@@ -99,7 +100,7 @@ func TestLeaseRefreshes(t *testing.T) {
 	if err := rdb.Set(ctx, key, "other", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "lease reported lost", func() bool { return errors.Is(l.Err(), redisstate.ErrNodeTaken) })
+	testenv.Eventually(t, 5*time.Second, "lease reported lost", func() bool { return errors.Is(l.Err(), redisstate.ErrNodeTaken) })
 	if v, _ := rdb.Get(ctx, key).Result(); v != "other" {
 		t.Fatalf("lease stolen back: %q", v)
 	}
@@ -130,14 +131,14 @@ func TestLeaseAdvertises(t *testing.T) {
 	}
 	defer l.Close()
 	l.Advertise("syncgate.reply.a")
-	eventually(t, 5*time.Second, "a listed among the members", func() bool {
+	testenv.Eventually(t, 5*time.Second, "a listed among the members", func() bool {
 		m, _ := r.Members(ctx)
 		return m["a"] == "syncgate.reply.a"
 	})
 	if err := rdb.Del(ctx, cfg.Prefix+"nodes", cfg.Prefix+"lease:a").Err(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "a listed again after the members were lost", func() bool {
+	testenv.Eventually(t, 5*time.Second, "a listed again after the members were lost", func() bool {
 		m, _ := r.Members(ctx)
 		return m["a"] == "syncgate.reply.a"
 	})

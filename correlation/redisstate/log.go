@@ -9,11 +9,13 @@ import (
 )
 
 // SetLibraryLogger sends go-redis's own log lines (a failed dial, a pool
-// event) to log at Debug instead of the standard logger: the errors that
-// matter reach the caller as ErrUnavailable and are logged there, once.
-// go-redis keeps one logger per process, so main calls this once.
+// event), which it would otherwise print to stderr, to log at Debug under
+// component go-redis: the errors that matter reach the caller as
+// ErrUnavailable and are logged there, once. go-redis keeps one logger per
+// process, so main calls this once (and the TestMain of tests that use
+// Redis, so that a refused dial does not spam their output).
 func SetLibraryLogger(log *slog.Logger) {
-	goredis.SetLogger(libraryLogger{log})
+	goredis.SetLogger(libraryLogger{log.With(slog.String("component", "go-redis"))})
 }
 
 type libraryLogger struct{ log *slog.Logger }

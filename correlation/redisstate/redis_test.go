@@ -5,36 +5,24 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net"
-	"os"
 	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/syncgate/syncgate/correlation/redisstate"
+	"github.com/syncgate/syncgate/internal/testenv"
 )
-
-// serverAddr is the shared Redis the integration tests need; .ci/run starts
-// it. Tests never stop it: the outage tests use a closed port instead.
-const serverAddr = "127.0.0.1:6379"
 
 // newClient returns a client of the shared server and a Config whose Prefix
 // is unique to the test; every key under it is deleted when the test ends.
-// Without the server the test is skipped, or fails under CI=true.
+// Without the server the test is skipped, or fails under CI=true
+// (testenv.RequireRedis).
 func newClient(t *testing.T) (*goredis.Client, redisstate.Config) {
 	t.Helper()
-	cfg := redisstate.Config{Addr: serverAddr, Prefix: "syncgate-test:" + randomHex(t) + ":"}
+	cfg := redisstate.Config{Addr: testenv.RequireRedis(t), Prefix: "syncgate-test:" + randomHex(t) + ":"}
 	cfg.SetDefaults()
 	rdb := goredis.NewClient(cfg.Options())
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
-	defer cancel()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		_ = rdb.Close()
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("this test needs Redis at %s (CI=true): %v", serverAddr, err)
-		}
-		t.Skipf("this test needs Redis at %s: %v", serverAddr, err)
-	}
 	t.Cleanup(func() {
 		// t.Context is over by now.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -103,21 +91,5 @@ func wantTTL(t *testing.T, rdb *goredis.Client, key string, want time.Duration) 
 	const slack = 5 * time.Second
 	if got := pttl(t, rdb, key); got > want || got < want-slack {
 		t.Fatalf("PTTL %s = %v, want %v (-%v)", key, got, want, slack)
-	}
-}
-
-// eventually polls cond every 10 ms until it holds or limit passes.
-func eventually(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.NewTimer(limit)
-	defer deadline.Stop()
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline.C:
-			t.Fatalf("%s: not after %v", what, limit)
-		}
 	}
 }

@@ -40,7 +40,7 @@ type Router struct {
 // (defaults applied). The caller owns rdb.
 func NewRouter(rdb goredis.UniversalClient, cfg Config) *Router {
 	cfg.SetDefaults()
-	return &Router{rdb: rdb, prefix: cfg.Prefix, readTimeout: cfg.ReadTimeout, log: cfg.Logger}
+	return &Router{rdb: rdb, prefix: cfg.Prefix, readTimeout: cfg.ReadTimeout, log: cfg.Logger.With(slog.String("component", "redis"))}
 }
 
 func (r *Router) ownerKey(id string) string  { return r.prefix + "owner:" + id }

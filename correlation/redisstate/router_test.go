@@ -13,6 +13,7 @@ import (
 	"github.com/syncgate/syncgate/brokers/envelope"
 	"github.com/syncgate/syncgate/correlation"
 	"github.com/syncgate/syncgate/correlation/redisstate"
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 func newRouter(t *testing.T) (*redisstate.Router, *goredis.Client, redisstate.Config) {
@@ -53,7 +54,7 @@ func TestRouterClaim(t *testing.T) {
 		if err := r.Claim(ctx, id, "a", 100*time.Millisecond); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 10*time.Second, "claim expired", func() bool {
+		testenv.Eventually(t, 10*time.Second, "claim expired", func() bool {
 			_, err := r.Owner(ctx, id)
 			return err == redisstate.ErrNoOwner
 		})
@@ -140,7 +141,7 @@ func TestRouterForward(t *testing.T) {
 		}
 		// The server drops the subscription when it sees the connection
 		// close, which may take a moment after Close returns.
-		eventually(t, 10*time.Second, "a's subscription gone", func() bool {
+		testenv.Eventually(t, 10*time.Second, "a's subscription gone", func() bool {
 			n, err := rdb.PubSubNumSub(ctx, cfg.Prefix+"node:a").Result()
 			return err == nil && n[cfg.Prefix+"node:a"] == 0
 		})
@@ -183,7 +184,7 @@ func TestListenerReconnects(t *testing.T) {
 
 	// Until the listener has resubscribed, PUBLISH reaches nobody.
 	want := reply(correlation.NewID())
-	eventually(t, 10*time.Second, "listener resubscribed", func() bool {
+	testenv.Eventually(t, 10*time.Second, "listener resubscribed", func() bool {
 		delivered, err := r.Forward(ctx, "a", want)
 		return err == nil && delivered
 	})

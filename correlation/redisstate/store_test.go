@@ -14,6 +14,7 @@ import (
 	"github.com/syncgate/syncgate/brokers/envelope"
 	"github.com/syncgate/syncgate/correlation"
 	"github.com/syncgate/syncgate/correlation/redisstate"
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 func reply(id string) envelope.Reply {
@@ -196,7 +197,7 @@ func TestStoreTTL(t *testing.T) {
 		if err := s.Pending(ctx, id, 100*time.Millisecond); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 10*time.Second, "pending record expired", func() bool {
+		testenv.Eventually(t, 10*time.Second, "pending record expired", func() bool {
 			_, err := s.Get(ctx, id)
 			return errors.Is(err, correlation.ErrNotFound)
 		})

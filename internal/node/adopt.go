@@ -1,7 +1,6 @@
 package node
 
 import (
-	"log/slog"
 	"time"
 
 	"github.com/syncgate/syncgate/brokers"
@@ -22,6 +21,6 @@ func (n *Node) newAdopter(h brokers.Handler) *gateway.Adopter {
 		Node: n.cfg.Node, Members: n.router, Subscriber: n.broker, Handler: h,
 		Every: n.cfg.Cluster.LeaseTTL, Keep: n.cfg.Cluster.ClaimMargin + longest,
 		Concurrency: n.cfg.Broker.ReplyConcurrency,
-		Logger:      n.log.With(slog.String("component", "adopter")),
+		Logger:      n.log,
 	})
 }

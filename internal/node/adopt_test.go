@@ -15,6 +15,7 @@ import (
 	"github.com/syncgate/syncgate/brokers/envelope"
 	"github.com/syncgate/syncgate/brokers/kafka"
 	"github.com/syncgate/syncgate/internal/node"
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 // A node stops (a rolling deploy) while requests it accepted with 202 are
@@ -22,7 +23,7 @@ import (
 // wire contract says. Another node adopts the dead node's reply address
 // once its lease is gone, stores the replies, and serves the polls.
 func TestClusterAdoptsAStoppedNodesReplies(t *testing.T) {
-	needRedis(t)
+	testenv.RequireRedis(t)
 	fake, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "adopt.svc"))
 	if err != nil {
 		t.Fatal(err)
@@ -33,7 +34,7 @@ func TestClusterAdoptsAStoppedNodesReplies(t *testing.T) {
 		JoinGroupBackoff: 200 * time.Millisecond, CommitInterval: 100 * time.Millisecond, WriteTimeout: 30 * time.Second,
 	}
 
-	cfgA := clusterConfig(t, "127.0.0.1:6379")
+	cfgA := clusterConfig(t, testenv.RedisAddr)
 	cfgA.Node, cfgA.ReplyTo, cfgA.Demo.Enabled = "a", "syncgate.reply.a", false
 	cfgA.Broker.Kind, cfgA.Broker.Kafka = "kafka", kcfg
 	cfgA.Cluster.LeaseTTL = 300 * time.Millisecond
@@ -48,7 +49,8 @@ func TestClusterAdoptsAStoppedNodesReplies(t *testing.T) {
 	b := startCluster(t, cfgB)
 
 	// The service: takes requests, answers when the test says so.
-	svc, err := kafka.New(kcfg, kafka.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	kcfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	svc, err := kafka.New(kcfg)
 	if err != nil {
 		t.Fatal(err)
 	}

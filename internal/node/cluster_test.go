@@ -6,9 +6,7 @@ import (
 	"encoding/hex"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +14,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/syncgate/syncgate/internal/node"
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 // clusterConfig is testConfig in cluster mode on the shared Redis, under a
@@ -32,18 +31,6 @@ func clusterConfig(t *testing.T, redisAddr string) node.Config {
 	cfg.Cluster.LeaseTTL = time.Second
 	cfg.SetDefaults()
 	return cfg
-}
-
-func needRedis(t *testing.T) {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", "127.0.0.1:6379", 2*time.Second)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("this test needs Redis at 127.0.0.1:6379 (CI=true): %v", err)
-		}
-		t.Skipf("this test needs Redis at 127.0.0.1:6379: %v", err)
-	}
-	_ = c.Close()
 }
 
 func startCluster(t *testing.T, cfg node.Config) *running {
@@ -70,8 +57,8 @@ func startCluster(t *testing.T, cfg node.Config) *running {
 }
 
 func TestClusterNode(t *testing.T) {
-	needRedis(t)
-	cfg := clusterConfig(t, "127.0.0.1:6379")
+	testenv.RequireRedis(t)
+	cfg := clusterConfig(t, testenv.RedisAddr)
 	r := startCluster(t, cfg)
 
 	if resp, body := send(t, "GET", r.base+"/readyz", nil, nil); resp.StatusCode != 200 || string(body) != "ok\n" {

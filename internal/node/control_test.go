@@ -9,6 +9,7 @@ import (
 
 	"github.com/syncgate/syncgate/api"
 	"github.com/syncgate/syncgate/internal/node"
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 func idemConfig() node.Config {
@@ -109,7 +110,7 @@ func TestCancelAndLongPoll(t *testing.T) {
 	}
 	resp, body = send(t, "GET", n.base+loc+"?wait=10s", nil, nil)
 	problem(t, resp, body, api.ProblemRequestCancelled)
-	waitFor(t, "the late reply is discarded", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the late reply is discarded", func() bool {
 		return sample(scrape(t, n.base), "syncgate_replies_total", map[string]string{"outcome": "cancelled"}) == 1
 	})
 	resp, body = send(t, "GET", n.base+loc, nil, nil)

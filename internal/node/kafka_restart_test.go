@@ -65,7 +65,8 @@ func TestKafkaBrokerRestartsEmpty(t *testing.T) {
 	}
 
 	// The demo service, as cmd/demo runs it.
-	svcBroker, err := kafka.New(kcfg, kafka.WithLogger(slog.New(slog.DiscardHandler)))
+	kcfg.Logger = slog.New(slog.DiscardHandler)
+	svcBroker, err := kafka.New(kcfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -191,7 +191,7 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 
 func (n *Node) redisConfig() redisstate.Config {
 	rcfg := n.cfg.Cluster.Redis
-	rcfg.Logger = n.log.With(slog.String("component", "redis"))
+	rcfg.Logger = n.log
 	return rcfg
 }
 
@@ -258,9 +258,11 @@ func NewBroker(cfg BrokerConfig, log *slog.Logger) (Broker, error) {
 	case "memory":
 		return memory.New(memory.Config{QueueSize: cfg.Memory.QueueSize}), nil
 	case "kafka":
-		return kafka.New(cfg.Kafka, kafka.WithLogger(log)) // the package sets component
+		cfg.Kafka.Logger = log
+		return kafka.New(cfg.Kafka)
 	case "rabbitmq":
-		return rabbitmq.Dial(cfg.RabbitMQ, rabbitmq.WithLogger(log.With("component", "rabbitmq")))
+		cfg.RabbitMQ.Logger = log
+		return rabbitmq.Dial(cfg.RabbitMQ)
 	}
 	return nil, fmt.Errorf("broker.kind: unknown broker %q", cfg.Kind)
 }
@@ -471,7 +473,7 @@ func (n *Node) Run(ctx context.Context) error {
 		})
 	}
 	if n.cfg.Demo.Enabled {
-		svc := &responder.Service{Subscriber: n.broker, Publisher: n.broker, Logger: n.log.With("component", "demo")}
+		svc := &responder.Service{Subscriber: n.broker, Publisher: n.broker, Logger: n.log}
 		consumers.Go(func() error {
 			if err := demo.Serve(consumeCtx, svc, positioned, brokers.WithConcurrency(n.cfg.Demo.Concurrency)); err != nil {
 				return fmt.Errorf("demo service: %w", err)

@@ -12,7 +12,9 @@ import (
 
 	"github.com/syncgate/syncgate/brokers"
 	"github.com/syncgate/syncgate/brokers/rabbitmq"
+	"github.com/syncgate/syncgate/brokers/rabbitmq/rabbitmqtest"
 	"github.com/syncgate/syncgate/internal/node"
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 // runUntilExit starts a node on cfg and returns Run's error, failing the
@@ -43,7 +45,8 @@ func runUntilExit(t *testing.T, cfg node.Config, limit time.Duration) (time.Dura
 // (no broker.wait_for needed) with an error naming the user and vhost,
 // never the password.
 func TestWrongRabbitMQPasswordStops(t *testing.T) {
-	requireRabbitMQ(t)
+	rabbitmqtest.Shared(t)
+	testenv.RequireRabbitMQ(t)
 	const wrong = "wrong-pass-Kx3"
 	cfg := rabbitConfig("127.0.0.1:5672")
 	cfg.Broker.RabbitMQ.URL = "amqp://guest:" + wrong + "@127.0.0.1:5672/"

@@ -12,6 +12,7 @@ import (
 
 	"github.com/syncgate/syncgate/api"
 	"github.com/syncgate/syncgate/internal/node"
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 func readyz(n *node.Node) int {
@@ -50,7 +51,7 @@ func TestReadiness(t *testing.T) {
 			resp.Body.Close()
 		}
 	}()
-	waitFor(t, "the held request registers", func() bool { return n.Gateway().Waiting() == 1 })
+	testenv.Eventually(t, 10*time.Second, "the held request registers", func() bool { return n.Gateway().Waiting() == 1 })
 	cancel()
 	<-n.Draining()
 	if code := readyz(n); code != http.StatusServiceUnavailable {
@@ -59,18 +60,6 @@ func TestReadiness(t *testing.T) {
 	<-held
 	if err := <-done; err != nil {
 		t.Fatal(err)
-	}
-}
-
-// waitFor waits, bounded, for a condition only observable from outside.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 10s", what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling an external observable
 	}
 }
 
@@ -124,7 +113,7 @@ func TestShutdownWith100InFlight(t *testing.T) {
 			}()
 		}
 	}
-	waitFor(t, "100 requests register", func() bool { return n.Gateway().Waiting() == 100 })
+	testenv.Eventually(t, 10*time.Second, "100 requests register", func() bool { return n.Gateway().Waiting() == 100 })
 	stopped := make(chan error, 1)
 	go func() { stopped <- n.stop() }()
 

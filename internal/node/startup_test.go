@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,7 +16,9 @@ import (
 	"time"
 
 	"github.com/syncgate/syncgate/brokers/kafka"
+	"github.com/syncgate/syncgate/brokers/rabbitmq/rabbitmqtest"
 	"github.com/syncgate/syncgate/internal/node"
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 // syncBuffer collects log lines from several goroutines.
@@ -91,18 +92,6 @@ func proxyOn(t *testing.T, addr, target string) {
 			go func() { defer wg.Done(); _, _ = io.Copy(c, up); _ = c.Close() }()
 		}
 	}()
-}
-
-func requireRabbitMQ(t *testing.T) {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", "127.0.0.1:5672", time.Second)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("this test needs RabbitMQ at 127.0.0.1:5672 (CI=true): %v", err)
-		}
-		t.Skipf("this test needs RabbitMQ at 127.0.0.1:5672: %v", err)
-	}
-	_ = c.Close()
 }
 
 func rabbitConfig(addr string) node.Config {
@@ -191,7 +180,8 @@ func startLate(t *testing.T, cfg node.Config, addr, check string, appear func())
 }
 
 func TestStartWaitsForRabbitMQ(t *testing.T) {
-	requireRabbitMQ(t)
+	rabbitmqtest.Shared(t) // no outage test of brokers/rabbitmq stops it meanwhile
+	testenv.RequireRabbitMQ(t)
 	addr := closedAddr(t)
 	startLate(t, rabbitConfig(addr), addr, "broker", func() { proxyOn(t, addr, "127.0.0.1:5672") })
 }
@@ -199,13 +189,14 @@ func TestStartWaitsForRabbitMQ(t *testing.T) {
 // Cluster mode: the node id is taken once Redis appears, and only then
 // does the node touch the broker and consume.
 func TestStartWaitsForRedis(t *testing.T) {
-	needRedis(t)
-	requireRabbitMQ(t)
+	testenv.RequireRedis(t)
+	rabbitmqtest.Shared(t)
+	testenv.RequireRabbitMQ(t)
 	addr := closedAddr(t)
 	cfg := rabbitConfig("127.0.0.1:5672")
 	cfg.Node = "late-redis-" + strings.ReplaceAll(addr, ":", "-")
 	cfg.Cluster = clusterConfig(t, addr).Cluster
-	startLate(t, cfg, addr, "node-id", func() { proxyOn(t, addr, "127.0.0.1:6379") })
+	startLate(t, cfg, addr, "node-id", func() { proxyOn(t, addr, testenv.RedisAddr) })
 }
 
 func TestStartWaitsForKafka(t *testing.T) {

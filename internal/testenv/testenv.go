@@ -1,5 +1,8 @@
 // Package testenv holds what the tests of several packages need alike:
-// running a command's real main as a child process.
+// the shared servers (RequireRedis, RequireRabbitMQ: a test that cannot
+// reach one fails under CI=true and is skipped elsewhere), waiting for a
+// condition (Eventually), and running a command's real main as a child
+// process (RunMain).
 package testenv
 
 import (

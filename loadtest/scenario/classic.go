@@ -92,7 +92,8 @@ type echoService struct {
 // once the queue is declared and consumed.
 func startEcho(cfg rabbitmq.Config, dest string, concurrency int) (*echoService, error) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	c, err := rabbitmq.Dial(cfg, rabbitmq.WithLogger(quiet))
+	cfg.Logger = quiet
+	c, err := rabbitmq.Dial(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("scenario: echo service on %s: %w", dest, err)
 	}

@@ -2,25 +2,22 @@ package scenario
 
 import (
 	"errors"
-	"net"
 	"testing"
-	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/syncgate/syncgate/brokers/rabbitmq"
+	"github.com/syncgate/syncgate/brokers/rabbitmq/rabbitmqtest"
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 // The classic target on the RabbitMQ server of the rabbitmq scenario
-// (skipped without one): 300 echo requests from 16 callers through its
+// (testenv.RequireRabbitMQ): 300 echo requests from 16 callers through its
 // node, answered 200 with their body by the service in this process; once
 // stopped, neither its work queue nor its node's reply queue is left.
 func TestClassicTarget(t *testing.T) {
-	c, err := net.DialTimeout("tcp", RabbitMQAddr, time.Second)
-	if err != nil {
-		t.Skipf("no RabbitMQ on %s: %v", RabbitMQAddr, err)
-	}
-	_ = c.Close()
+	rabbitmqtest.Shared(t) // no outage test of brokers/rabbitmq stops it meanwhile
+	testenv.RequireRabbitMQ(t)
 	cfg := classicConfig(nodeConfig("rabbitmq"))
 	tg, stop, err := startClassic(cfg)
 	if err != nil {

@@ -3,7 +3,6 @@ package scenario
 import (
 	"context"
 	"fmt"
-	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,6 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/syncgate/syncgate/brokers/rabbitmq"
+	"github.com/syncgate/syncgate/brokers/rabbitmq/rabbitmqtest"
+	"github.com/syncgate/syncgate/internal/testenv"
 	"github.com/syncgate/syncgate/loadtest"
 )
 
@@ -44,14 +45,11 @@ func testRawKafkaLoop(t *testing.T, batch int) {
 }
 
 // The raw amqp091-go loops at each rawLevel on the RabbitMQ server of the
-// rabbitmq scenario (skipped without one): 300 requests from 16 callers,
+// rabbitmq scenario (testenv.RequireRabbitMQ): 300 requests from 16 callers,
 // each answered with its own body, and nothing left waiting.
 func TestRawRabbitLoop(t *testing.T) {
-	c, err := net.DialTimeout("tcp", RabbitMQAddr, time.Second)
-	if err != nil {
-		t.Skipf("no RabbitMQ on %s: %v", RabbitMQAddr, err)
-	}
-	_ = c.Close()
+	rabbitmqtest.Shared(t) // no outage test of brokers/rabbitmq stops it meanwhile
+	testenv.RequireRabbitMQ(t)
 	for _, tc := range []struct {
 		name  string
 		level rawLevel

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	"github.com/syncgate/syncgate/brokers/kafka"
 	"github.com/syncgate/syncgate/brokers/rabbitmq"
 	"github.com/syncgate/syncgate/brokers/rabbitmq/rabbitmqtest"
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 // backend is the broker a cluster runs on: kfake in the test process, or
@@ -43,14 +43,6 @@ func onEachBackend(t *testing.T, scenario func(t *testing.T, on backend)) {
 	}
 }
 
-// rabbitURL is the shared RabbitMQ server's URL.
-func rabbitURL() string {
-	if u := os.Getenv("SYNCGATE_RABBITMQ_URL"); u != "" {
-		return u
-	}
-	return rabbitmq.DefaultURL
-}
-
 // useRabbitMQ holds the shared RabbitMQ server until t ends, so that the
 // outage tests of brokers/rabbitmq do not stop it meanwhile, and checks
 // that it answers: the test is skipped when it does not, or fails under
@@ -58,14 +50,7 @@ func rabbitURL() string {
 func useRabbitMQ(t *testing.T) {
 	t.Helper()
 	rabbitmqtest.Shared(t)
-	conn, err := amqp.DialConfig(rabbitURL(), amqp.Config{Dial: amqp.DefaultDial(3 * time.Second)})
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("these tests need RabbitMQ at %s (CI=true): %v", rabbitURL(), err)
-		}
-		t.Skipf("skipping: RabbitMQ at %s is unreachable: %v", rabbitURL(), err)
-	}
-	_ = conn.Close()
+	testenv.RequireRabbitMQ(t)
 }
 
 // setUpBroker prepares c's broker: kfake with the request topic, or, on
@@ -117,7 +102,7 @@ func (c *cluster) brokerYAML() string {
     reply_queue_expiry: 2m
     confirm_timeout: 30s
     reconnect_interval: 200ms
-`, rabbitURL(), c.suffix, c.deadLetters(), c.deadLetters())
+`, testenv.RabbitMQURL(), c.suffix, c.deadLetters(), c.deadLetters())
 	}
 	return fmt.Sprintf(`broker:
   kind: kafka
@@ -143,19 +128,22 @@ func (c *cluster) dialService() serviceBroker {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if c.on == onRabbitMQ {
 		cl, err := rabbitmq.Dial(rabbitmq.Config{
-			URL:                rabbitURL(),
+			URL:                testenv.RabbitMQURL(),
 			ConnectionName:     "clustertest-service-" + c.suffix,
 			DeadLetterExchange: c.deadLetters() + ".dlx",
 			DeadLetterQueue:    c.deadLetters() + ".dlq",
 			ConfirmTimeout:     30 * time.Second,
 			ReconnectInterval:  200 * time.Millisecond,
-		}, rabbitmq.WithLogger(quiet))
+			Logger:             quiet,
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return cl
 	}
-	b, err := kafka.New(kafkaConfig(c.kafka), kafka.WithLogger(quiet))
+	kcfg := kafkaConfig(c.kafka)
+	kcfg.Logger = quiet
+	b, err := kafka.New(kcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +169,7 @@ func kafkaConfig(addrs []string) kafka.Config {
 // declared) and its dead-letter exchange. Reply queues would expire by
 // themselves (x-expires), the request queue would not.
 func deleteRabbitMQ(t *testing.T, queues []string, exchange string) {
-	conn, err := amqp.DialConfig(rabbitURL(), amqp.Config{Dial: amqp.DefaultDial(3 * time.Second)})
+	conn, err := amqp.DialConfig(testenv.RabbitMQURL(), amqp.Config{Dial: amqp.DefaultDial(3 * time.Second)})
 	if err != nil {
 		t.Errorf("delete the test's RabbitMQ queues %v: %v", queues, err)
 		return

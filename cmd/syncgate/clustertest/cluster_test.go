@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/syncgate/syncgate/brokers/envelope"
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 // cluster is one broker, one private Redis and syncgate nodes sharing them,
@@ -154,7 +155,7 @@ func (c *cluster) start(id string, extra []string) *node {
 // if n exits first or takes longer than a minute.
 func (c *cluster) waitReady(n *node) {
 	c.t.Helper()
-	waitFor(c.t, time.Minute, "node "+n.id+" is ready", func() bool {
+	testenv.Eventually(c.t, time.Minute, "node "+n.id+" is ready", func() bool {
 		if n.proc.Exited() {
 			c.t.Fatalf("node %s exited before it was ready: %v\n%s", n.id, n.proc.Err(), n.proc.Tail(30))
 		}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/syncgate/syncgate/brokers/envelope"
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 // answerToOwner answers every request to the node that sent it.
@@ -30,7 +31,7 @@ func nodeBackWhileAdopted(t *testing.T, on backend) {
 	defer cancel()
 
 	a.proc.Kill()
-	waitFor(t, adoptedWithin, "b or c adopts a", func() bool { return c.adopted(b)+c.adopted(cn) > 0 })
+	testenv.Eventually(t, adoptedWithin, "b or c adopts a", func() bool { return c.adopted(b)+c.adopted(cn) > 0 })
 	a = c.Restart("a")
 	sent := 0
 	deadline := time.Now().Add(unadoptedWithin)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/syncgate/syncgate/brokers/envelope"
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 func holdAll(envelope.Request, string) decision { return decision{hold: true} }
@@ -145,7 +146,7 @@ func killNodeWithRequestsInFlight(t *testing.T, on backend) {
 		answeredTo[req.CorrelationID] = to
 		toNode[to]++
 	}
-	waitFor(t, adoptedWithin, "b or c adopts a", func() bool { return c.adopted(b)+c.adopted(cn) > 0 })
+	testenv.Eventually(t, adoptedWithin, "b or c adopts a", func() bool { return c.adopted(b)+c.adopted(cn) > 0 })
 	adopted := time.Since(killed)
 	for _, req := range held {
 		for _, n := range []*node{b, cn} {
@@ -193,7 +194,7 @@ func killNodeWithRequestsInFlight(t *testing.T, on backend) {
 	began := time.Now()
 	a = c.Restart("a")
 	ready := time.Now()
-	waitFor(t, unadoptedWithin, "the adoption of a ends on b and c", func() bool {
+	testenv.Eventually(t, unadoptedWithin, "the adoption of a ends on b and c", func() bool {
 		return c.adopted(b) == 0 && c.adopted(cn) == 0
 	})
 	t.Logf("node a ready again %v after its restart began; its adoption ended %v after that",
@@ -294,7 +295,7 @@ func TestCancelOnAnotherNode(t *testing.T) {
 	if err := svc.Answer(ctx, req, "c"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "node c consumed the reply", func() bool { return sum(c.counts(cn).replies) == 1 })
+	testenv.Eventually(t, 30*time.Second, "node c consumed the reply", func() bool { return sum(c.counts(cn).replies) == 1 })
 	if got := c.counts(cn).replies; got["cancelled"] != 1 {
 		t.Errorf("node c: replies %v, want the one cancelled", got)
 	}

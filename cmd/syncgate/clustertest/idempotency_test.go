@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 // TestIdempotencyKeyAcrossNodes: a retry with the same Idempotency-Key on
@@ -34,7 +36,7 @@ func TestIdempotencyKeyAcrossNodes(t *testing.T) {
 		retry <- result{resp, err}
 	}()
 	// The retry waits on b (the scrape itself is the other request in flight).
-	waitFor(t, 30*time.Second, "the retry waits on node b", func() bool {
+	testenv.Eventually(t, 30*time.Second, "the retry waits on node b", func() bool {
 		return c.scrape(b).value("syncgate_http_in_flight_requests") >= 2
 	})
 	if resp, err := c.post(ctx, cn, routeEcho, body(1), "Idempotency-Key", key); err != nil || resp.status != http.StatusUnprocessableEntity {

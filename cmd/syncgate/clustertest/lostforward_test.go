@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 // TestLostForwardIsReadFromTheStore: pub/sub is at most once. With Redis
@@ -48,7 +50,7 @@ func TestLostForwardIsReadFromTheStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The listeners reconnect by themselves (within their 2s back-off).
-	waitFor(t, 15*time.Second, "a forwarded reply reaches node a again", func() bool {
+	testenv.Eventually(t, 15*time.Second, "a forwarded reply reaches node a again", func() bool {
 		resp, err := c.post(ctx, a, routeStrict, "again "+large)
 		return err == nil && resp.status == http.StatusOK && resp.body == "again "+large
 	})

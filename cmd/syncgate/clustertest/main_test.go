@@ -2,10 +2,13 @@ package clustertest
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/syncgate/syncgate/correlation/redisstate"
 )
 
 // binary is the syncgate command every test runs as its nodes, built once
@@ -13,6 +16,9 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	// go-redis's own lines (refused dials while a test's Redis restarts) go
+	// to slog at debug, as the nodes send theirs, not to stderr.
+	redisstate.SetLibraryLogger(slog.Default())
 	os.Exit(run(m))
 }
 

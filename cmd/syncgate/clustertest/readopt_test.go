@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 // TestAdoptionAfterRedisRestart: Redis restarts empty (no persistence),
@@ -28,7 +30,7 @@ func TestAdoptionAfterRedisRestart(t *testing.T) {
 	// A 202 needs the claim and the pending record in Redis: the nodes
 	// use it again.
 	var resp response
-	waitFor(t, 15*time.Second, "node a accepts a request again", func() bool {
+	testenv.Eventually(t, 15*time.Second, "node a accepts a request again", func() bool {
 		r, err := c.post(ctx, a, routeEcho, body(0), "Prefer", "respond-async")
 		resp = r
 		return err == nil && r.status == http.StatusAccepted
@@ -38,7 +40,7 @@ func TestAdoptionAfterRedisRestart(t *testing.T) {
 		t.Fatalf("the service holds %s, node a accepted %s", req.CorrelationID, resp.id)
 	}
 	// Let every node refresh its lease at least once in the new Redis.
-	waitFor(t, 2*leaseTTL, "the nodes' leases are back", func() bool {
+	testenv.Eventually(t, 2*leaseTTL, "the nodes' leases are back", func() bool {
 		for _, id := range nodeIDs {
 			if n, err := c.redis.Exists("clustertest:lease:" + c.nodeID(id)); err != nil || n != 1 {
 				return false

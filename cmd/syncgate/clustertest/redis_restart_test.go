@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/syncgate/syncgate/brokers/envelope"
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 // misrouteAll answers every request to another node than the one that
@@ -104,18 +105,18 @@ func TestRedisRestart(t *testing.T) {
 		}
 	}()
 	ok := func(cl call) bool { return cl.err == nil && cl.resp.status == http.StatusOK }
-	waitFor(t, 30*time.Second, "60 requests succeeded before the outage", func() bool { return len(l.snapshot(ok)) >= 60 })
+	testenv.Eventually(t, 30*time.Second, "60 requests succeeded before the outage", func() bool { return len(l.snapshot(ok)) >= 60 })
 
 	down := time.Now()
 	c.redis.Kill()
 	for _, id := range nodeIDs {
-		waitFor(t, 10*time.Second, "node "+id+" reports Redis degraded", func() bool {
+		testenv.Eventually(t, 10*time.Second, "node "+id+" reports Redis degraded", func() bool {
 			status, body, err := c.get(c.Node(id), "/readyz")
 			return err == nil && status == http.StatusOK && strings.HasPrefix(body, "ready (degraded)") && strings.Contains(body, "redis")
 		})
 	}
 	duringOutage := func(cl call) bool { return cl.start.After(down) }
-	waitFor(t, 20*time.Second, "8 requests sent during the outage ended", func() bool { return len(l.snapshot(duringOutage)) >= 8 })
+	testenv.Eventually(t, 20*time.Second, "8 requests sent during the outage ended", func() bool { return len(l.snapshot(duringOutage)) >= 8 })
 
 	c.redis.Start()
 	back := time.Now()
@@ -135,7 +136,7 @@ func TestRedisRestart(t *testing.T) {
 	// Recovered: a request sent to each node after Redis was back got
 	// its reply, which another node had to forward.
 	recovered := make(map[string]time.Time)
-	waitFor(t, 30*time.Second, "forwarded requests succeed on every node again", func() bool {
+	testenv.Eventually(t, 30*time.Second, "forwarded requests succeed on every node again", func() bool {
 		for _, cl := range l.snapshot(func(cl call) bool { return ok(cl) && cl.start.After(back) }) {
 			if r, seen := recovered[cl.node]; !seen || cl.end.Before(r) {
 				recovered[cl.node] = cl.end

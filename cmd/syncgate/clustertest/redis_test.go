@@ -3,7 +3,6 @@ package clustertest
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -11,6 +10,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 // redisServer is a private redis-server child process on a loopback port,
@@ -31,10 +32,7 @@ func startRedis(t *testing.T) *redisServer {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("these tests need the redis-server binary on PATH (CI=true): %v", err)
-		}
-		t.Skipf("skipping: these tests need the redis-server binary on PATH: %v", err)
+		testenv.Unavailable(t, "these tests need the redis-server binary on PATH: %v", err)
 	}
 	r := &redisServer{t: t, bin: bin, port: freePort(t), dir: t.TempDir()}
 	r.Start()
@@ -54,7 +52,7 @@ func (r *redisServer) Start() {
 		"--dir", r.dir, "--daemonize", "no", "--logfile", filepath.Join(r.dir, "redis.log"))
 	rdb := goredis.NewClient(&goredis.Options{Addr: r.Addr(), MaxRetries: -1, DialTimeout: time.Second})
 	defer rdb.Close()
-	waitFor(t, 10*time.Second, "redis-server answers PING", func() bool {
+	testenv.Eventually(t, 10*time.Second, "redis-server answers PING", func() bool {
 		if r.proc.Exited() {
 			t.Fatalf("redis-server exited: %v\n%s", r.proc.Err(), r.proc.Tail(20))
 		}

@@ -1,0 +1,86 @@
+package testenv
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// RedisAddr is the shared Redis server the integration tests use.
+const RedisAddr = "127.0.0.1:6379"
+
+// DefaultRabbitMQURL is the shared RabbitMQ server the integration tests use
+// unless SYNCGATE_RABBITMQ_URL names another.
+const DefaultRabbitMQURL = "amqp://guest:guest@127.0.0.1:5672/"
+
+// Unavailable stops a test that lacks something it needs (a server, a
+// tool): under CI=true it fails, elsewhere it is skipped. The message
+// names what is missing.
+func Unavailable(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf(format+" (CI=true)", args...)
+	}
+	t.Skipf(format, args...)
+}
+
+// RequireRedis returns RedisAddr once the server there answers PING;
+// otherwise the test fails under CI=true and is skipped elsewhere.
+func RequireRedis(t testing.TB) string {
+	t.Helper()
+	if err := pingRedis(RedisAddr); err != nil {
+		Unavailable(t, "this test needs Redis at %s: %v", RedisAddr, err)
+	}
+	return RedisAddr
+}
+
+func pingRedis(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(3 * time.Second)); err != nil {
+		return err
+	}
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if line = strings.TrimSpace(line); line != "+PONG" {
+		return fmt.Errorf("PING answered %q", line)
+	}
+	return nil
+}
+
+// RabbitMQURL is the RabbitMQ server the tests use: SYNCGATE_RABBITMQ_URL,
+// or DefaultRabbitMQURL.
+func RabbitMQURL() string {
+	if u := os.Getenv("SYNCGATE_RABBITMQ_URL"); u != "" {
+		return u
+	}
+	return DefaultRabbitMQURL
+}
+
+// RequireRabbitMQ returns RabbitMQURL once a connection to it opens (the
+// AMQP handshake and login included); otherwise the test fails under
+// CI=true and is skipped elsewhere.
+func RequireRabbitMQ(t testing.TB) string {
+	t.Helper()
+	u := RabbitMQURL()
+	conn, err := amqp.DialConfig(u, amqp.Config{Dial: amqp.DefaultDial(3 * time.Second)})
+	if err != nil {
+		Unavailable(t, "this test needs RabbitMQ at %s (start it with `rabbitmq-server -detached`): %v", u, err)
+	}
+	_ = conn.Close()
+	return u
+}
