@@ -9,12 +9,15 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/syncgate/syncgate/api"
 	"github.com/syncgate/syncgate/brokers"
 	"github.com/syncgate/syncgate/brokers/envelope"
 	"github.com/syncgate/syncgate/brokers/memory"
 	"github.com/syncgate/syncgate/correlation"
 	"github.com/syncgate/syncgate/gateway"
+	"github.com/syncgate/syncgate/gateway/instrument"
 )
 
 // newBrokerGateway runs a real gateway on the in-memory broker, its reply
@@ -35,7 +38,9 @@ func newBrokerGateway(t *testing.T, reply func(req envelope.Request) map[string]
 	})
 	ready := make(chan struct{}, 2)
 	isReady := brokers.WithReady(func() { ready <- struct{}{} })
-	wg.Go(func() { _ = b.Subscribe(ctx, "replies", gw.ReplyHandler(), brokers.AsInbox(), isReady) })
+	wg.Go(func() {
+		_ = b.Subscribe(ctx, "replies", instrument.ReplyHandler(gw.DispatchReply, prometheus.NewRegistry()), brokers.AsInbox(), isReady)
+	})
 	wg.Go(func() {
 		_ = b.Subscribe(ctx, "svc", func(ctx context.Context, m brokers.Message) error {
 			req, err := envelope.DecodeRequest(m)

@@ -34,6 +34,8 @@
 // Around that core: an Idempotency-Key binds retries to the first request
 // with the key (IdempotencyStore; one message published, one answer for
 // all), Await is the long poll that wakes on the reply, and Cancel discards
-// a late reply. Metrics are not counted here: package instrument decorates
-// the ports.
+// a late reply. Metrics are not kept here: package instrument decorates
+// the ports and counts what they return (DispatchReply's outcomes among
+// them); the gateway keeps only the counters its own decisions need
+// (ForwardCounts, ClusterErrors).
 package gateway

@@ -12,7 +12,7 @@ import (
 
 // A second reply for a request answered already is a duplicate, also on a
 // sync route whose waiter took the first one directly (nothing stored), and
-// also through ReplyHandler's counts.
+// also in the outcomes DispatchReply returns.
 func TestSecondReplyIsDuplicate(t *testing.T) {
 	for _, mode := range []gateway.Mode{gateway.ModeSync, gateway.ModeAuto, gateway.ModeAsync} {
 		t.Run(string(mode), func(t *testing.T) {
@@ -21,15 +21,16 @@ func TestSecondReplyIsDuplicate(t *testing.T) {
 				res := f.do(t.Context(), route(mode), gateway.Preferences{})
 				m := <-f.pub.msgs
 				req, _ := envelope.DecodeRequest(m)
-				h := f.gw.ReplyHandler()
+				c := make(map[gateway.ReplyOutcome]int)
 				for range 2 {
 					rep := envelope.Reply{CorrelationID: req.CorrelationID, Body: []byte("x")}
-					if err := h(t.Context(), rep.Message()); err != nil {
+					out, err := f.gw.DispatchReply(t.Context(), rep.Message())
+					if err != nil {
 						t.Fatal(err)
 					}
+					c[out]++
 				}
 				<-res
-				c := f.gw.ReplyCounts()
 				if c[gateway.ReplyDuplicate] != 1 || c[gateway.ReplyOrphan] != 0 || c[gateway.ReplyDelivered]+c[gateway.ReplyStored] != 1 {
 					t.Errorf("counts %v, want one answered and one duplicate", c)
 				}

@@ -111,7 +111,6 @@ type Gateway struct {
 	log      *slog.Logger
 	// draining is set by Drain (and Close): the node is stopping.
 	draining atomic.Bool
-	replies  [numReplyOutcomes]atomic.Uint64
 	// forwards counts AcceptForwarded's outcomes; clusterErrs the failed
 	// Router and Store calls of cluster mode.
 	forwards    [numReplyOutcomes]atomic.Uint64

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -43,6 +44,16 @@ func (b *syncBuffer) String() string {
 type brokerFixture struct {
 	gw   *gateway.Gateway
 	logs *syncBuffer
+
+	mu       sync.Mutex
+	outcomes map[gateway.ReplyOutcome]int // of the reply consumer's DispatchReply calls
+}
+
+// counts returns the outcomes of the replies the fixture's consumer handled.
+func (f *brokerFixture) counts() map[gateway.ReplyOutcome]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return maps.Clone(f.outcomes)
 }
 
 func newBrokerFixture(t *testing.T, reply func(req envelope.Request) map[string]string) *brokerFixture {
@@ -52,6 +63,7 @@ func newBrokerFixture(t *testing.T, reply func(req envelope.Request) map[string]
 	store := correlation.NewMemoryStore(correlation.MemoryStoreConfig{})
 	gw := gateway.New(gateway.Config{ReplyTo: "replies.test",
 		Logger: slog.New(slog.NewJSONHandler(logs, nil))}, b, store)
+	f := &brokerFixture{gw: gw, logs: logs, outcomes: make(map[gateway.ReplyOutcome]int)}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	t.Cleanup(func() {
@@ -62,7 +74,17 @@ func newBrokerFixture(t *testing.T, reply func(req envelope.Request) map[string]
 	})
 	ready := make(chan struct{}, 2)
 	isReady := brokers.WithReady(func() { ready <- struct{}{} })
-	wg.Go(func() { _ = b.Subscribe(ctx, "replies.test", gw.ReplyHandler(), brokers.AsInbox(), isReady) })
+	wg.Go(func() {
+		_ = b.Subscribe(ctx, "replies.test", func(ctx context.Context, m brokers.Message) error {
+			out, err := gw.DispatchReply(ctx, m)
+			if err == nil {
+				f.mu.Lock()
+				f.outcomes[out]++
+				f.mu.Unlock()
+			}
+			return err
+		}, brokers.AsInbox(), isReady)
+	})
 	wg.Go(func() {
 		_ = b.Subscribe(ctx, "svc", func(ctx context.Context, m brokers.Message) error {
 			req, err := envelope.DecodeRequest(m)
@@ -79,7 +101,7 @@ func newBrokerFixture(t *testing.T, reply func(req envelope.Request) map[string]
 	})
 	<-ready
 	<-ready
-	return &brokerFixture{gw: gw, logs: logs}
+	return f
 }
 
 // wantInvalidReplyProblem checks that rep is the 502 invalid-reply problem
@@ -143,7 +165,7 @@ func TestInvalidReplyAnswers502(t *testing.T) {
 				wantInvalidReplyProblem(t, res.Reply, out.ID)
 
 				synctest.Wait()
-				counts := f.gw.ReplyCounts()
+				counts := f.counts()
 				if counts[gateway.ReplyInvalid] != 2 || counts[gateway.ReplyDelivered] != 0 || counts[gateway.ReplyStored] != 0 {
 					t.Errorf("counts %v, want 2 invalid", counts)
 				}
@@ -169,7 +191,7 @@ func TestInvalidReplyWithoutIDDropped(t *testing.T) {
 			res <- err
 		}()
 		synctest.Wait()
-		if n := f.gw.ReplyCounts()[gateway.ReplyInvalid]; n != 1 {
+		if n := f.counts()[gateway.ReplyInvalid]; n != 1 {
 			t.Errorf("invalid = %d, want 1", n)
 		}
 		if f.gw.Waiting() != 1 {

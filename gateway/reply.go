@@ -134,21 +134,6 @@ func (g *Gateway) complete(ctx context.Context, rep envelope.Reply) (ReplyOutcom
 	}
 }
 
-// ReplyHandler adapts DispatchReply to a brokers.Handler for the node's reply
-// subscription and counts the outcomes (see ReplyCounts).
-func (g *Gateway) ReplyHandler() brokers.Handler {
-	return func(ctx context.Context, m brokers.Message) error {
-		out, err := g.DispatchReply(ctx, m)
-		if err == nil {
-			g.replies[out].Add(1)
-		}
-		return err
-	}
-}
-
-// ReplyCounts returns how many replies ReplyHandler saw, by outcome.
-func (g *Gateway) ReplyCounts() map[ReplyOutcome]uint64 { return outcomeCounts(&g.replies) }
-
 func outcomeCounts(c *[numReplyOutcomes]atomic.Uint64) map[ReplyOutcome]uint64 {
 	m := make(map[ReplyOutcome]uint64, numReplyOutcomes)
 	for i := range c {

@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/syncgate/syncgate/brokers"
 	"github.com/syncgate/syncgate/brokers/envelope"
-	"github.com/syncgate/syncgate/correlation"
 )
 
 // The request/reply floor the gateway is compared to: the same round trip
@@ -91,7 +91,7 @@ func runRequests(b *testing.B, conc int, do func(ctx context.Context, id string)
 			for next.Add(1) <= int64(b.N) {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				t0 := time.Now()
-				err := do(ctx, correlation.NewID())
+				err := do(ctx, uuid.NewString())
 				cancel()
 				if err != nil {
 					errs <- err

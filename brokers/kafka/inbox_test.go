@@ -8,17 +8,17 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/google/uuid"
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/syncgate/syncgate/brokers"
 	"github.com/syncgate/syncgate/brokers/envelope"
-	"github.com/syncgate/syncgate/correlation"
 )
 
 // reply returns an envelope reply message for a fresh correlation id.
 func reply(t testing.TB, body string) (string, brokers.Message) {
 	t.Helper()
-	id := correlation.NewID()
+	id := uuid.NewString()
 	return id, envelope.Reply{CorrelationID: id, Body: []byte(body)}.Message()
 }
 
@@ -52,7 +52,7 @@ func TestInboxNoReplyLost(t *testing.T) {
 		{"existing topic", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			topic := fmt.Sprintf("syncgate.reply.node-%s", correlation.NewID())
+			topic := fmt.Sprintf("syncgate.reply.node-%s", uuid.NewString())
 			var early string
 			if tc.preexist {
 				topic = c.topic(t, "syncgate.reply.node", 4)
@@ -139,7 +139,7 @@ func TestInboxSurvivesGarbage(t *testing.T) {
 	garbage := []kafkago.Message{
 		{Key: key, Value: []byte("no headers at all")},
 		{Key: key, Value: []byte("bad id"), Headers: []kafkago.Header{{Key: envelope.CorrelationID, Value: []byte("not-a-uuid")}}},
-		{Key: key, Value: huge, Headers: []kafkago.Header{{Key: envelope.CorrelationID, Value: []byte(correlation.NewID())}, {Key: envelope.Status, Value: []byte("999")}}},
+		{Key: key, Value: huge, Headers: []kafkago.Header{{Key: envelope.CorrelationID, Value: []byte(uuid.NewString())}, {Key: envelope.Status, Value: []byte("999")}}},
 		{Key: key},
 		{Key: key, Value: []byte{0xff, 0x00}, Headers: []kafkago.Header{
 			{Key: envelope.CorrelationID, Value: []byte{0xff, 0xfe, 0x00}},
@@ -147,7 +147,7 @@ func TestInboxSurvivesGarbage(t *testing.T) {
 			{Key: "", Value: []byte("nameless")},
 		}},
 	}
-	id := correlation.NewID()
+	id := uuid.NewString()
 	ok := kafkago.Message{Key: key, Value: []byte("fine"), Headers: []kafkago.Header{{Key: envelope.CorrelationID, Value: []byte(id)}}}
 	w := c.rawWriter(t)
 	for _, m := range append(garbage, ok) {
@@ -188,7 +188,7 @@ func TestInboxRetriesFailedHandler(t *testing.T) {
 	c := newCluster(t)
 	cfg := c.config()
 	cfg.RetryBackoffMin = 1e6 // 1ms: the test needs no real backoff
-	topic := fmt.Sprintf("syncgate.reply.retry-%s", correlation.NewID())
+	topic := fmt.Sprintf("syncgate.reply.retry-%s", uuid.NewString())
 	var calls atomic.Int32
 	got := make(chan string, 1)
 	subscribe(t, c.subscriber(t, cfg), topic, func(ctx context.Context, m brokers.Message) error {

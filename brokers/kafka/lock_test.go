@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/syncgate/syncgate/brokers"
-	"github.com/syncgate/syncgate/correlation"
 )
 
 // startInbox runs an inbox Subscribe on topic in the background; ready is
@@ -37,7 +37,7 @@ func startInbox(t *testing.T, sub *Subscriber, topic string, h brokers.Handler) 
 func TestInboxInUse(t *testing.T) {
 	c := newCluster(t)
 	cfg := c.config()
-	topic := "syncgate.reply.same-" + correlation.NewID()
+	topic := "syncgate.reply.same-" + uuid.NewString()
 	pub := c.publisher(t, cfg)
 
 	got := make(chan string, 8)
@@ -93,7 +93,7 @@ func TestInboxInUseSimultaneousStart(t *testing.T) {
 	c := newCluster(t)
 	cfg := c.config()
 	for round := range 3 {
-		topic := "syncgate.reply.race-" + correlation.NewID()
+		topic := "syncgate.reply.race-" + uuid.NewString()
 		h := func(context.Context, brokers.Message) error { return nil }
 		r1, d1, _ := startInbox(t, c.subscriber(t, cfg), topic, h)
 		r2, d2, _ := startInbox(t, c.subscriber(t, cfg), topic, h)

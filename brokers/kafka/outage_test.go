@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/syncgate/syncgate/brokers"
-	"github.com/syncgate/syncgate/correlation"
 	"github.com/syncgate/syncgate/internal/testenv"
 )
 
@@ -72,7 +72,7 @@ func TestInboxSurvivesEmptyRestart(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newFake(t)
 			cfg := c.config()
-			topic := "syncgate.reply.node-" + correlation.NewID()
+			topic := "syncgate.reply.node-" + uuid.NewString()
 			cfg.Logger = testLogger()
 			b, err := New(cfg)
 			if err != nil {
@@ -221,7 +221,7 @@ func TestGroupSurvivesEmptyRestart(t *testing.T) {
 func TestInboxUnderLoadNotLost(t *testing.T) {
 	c := newCluster(t)
 	cfg := c.config()
-	topic := "syncgate.reply.load-" + correlation.NewID()
+	topic := "syncgate.reply.load-" + uuid.NewString()
 	sub := c.subscriber(t, cfg)
 	got := make(chan string, 4096)
 	subscribe(t, sub, topic, collectIDs(got), brokers.AsInbox(), brokers.WithConcurrency(4))

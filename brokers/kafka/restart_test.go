@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/syncgate/syncgate/brokers"
 	"github.com/syncgate/syncgate/brokers/envelope"
-	"github.com/syncgate/syncgate/correlation"
 )
 
 // echoService answers each request on its reply-to with the request's body.
@@ -80,7 +80,7 @@ func TestBrokerRestart(t *testing.T) {
 	subscribe(t, inboxSub, inbox, w.handler, brokers.AsInbox(), brokers.WithConcurrency(4))
 
 	request := func(ctx context.Context, body string) (chan []byte, error) {
-		id := correlation.NewID()
+		id := uuid.NewString()
 		ch := w.add(id)
 		return ch, gwPub.Publish(ctx, service, envelope.Request{CorrelationID: id, ReplyTo: inbox, Body: []byte(body)}.Message())
 	}

@@ -9,11 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/syncgate/syncgate/brokers"
 	"github.com/syncgate/syncgate/brokers/envelope"
-	"github.com/syncgate/syncgate/correlation"
 	"github.com/syncgate/syncgate/internal/testenv"
 )
 
@@ -35,7 +35,7 @@ func TestRepeatedHeaderTravelsAsArray(t *testing.T) {
 		t.Fatal(err)
 	}
 	const cookie = envelope.HeaderPrefix + "set-cookie"
-	m := envelope.Reply{CorrelationID: correlation.NewID(), Header: map[string]string{"set-cookie": "a=1\nb=2"}}.Message()
+	m := envelope.Reply{CorrelationID: uuid.NewString(), Header: map[string]string{"set-cookie": "a=1\nb=2"}}.Message()
 	if err := c.Publish(t.Context(), plain, m); err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestForeignServiceTypedHeaders(t *testing.T) {
 	got := make(chan brokers.Message, 1)
 	subscribe(t, c, inbox, func(_ context.Context, m brokers.Message) error { got <- m; return nil }, brokers.AsInbox())
 
-	id := correlation.NewID()
+	id := uuid.NewString()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, "node", script, testenv.RabbitMQURL(), inbox, id).CombinedOutput(); err != nil {

@@ -2,11 +2,7 @@ package rabbitmq_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"os/exec"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -36,16 +32,15 @@ func TestTestenvDefaultURL(t *testing.T) {
 	}
 }
 
-func unique(prefix string) string {
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	return prefix + "." + hex.EncodeToString(b)
-}
+func unique(prefix string) string { return rabbitmqtest.Unique(prefix) }
 
 // testConfig returns a configuration whose names are unique to the test and
 // whose dead-letter topology is deleted when it ends.
 func testConfig(t testing.TB) rabbitmq.Config {
 	t.Helper()
+	// Held for the test: the node's end-to-end tests in another package
+	// stop the server (rabbitmqtest.StopBroker) only while no test here runs.
+	rabbitmqtest.Shared(t)
 	testenv.RequireRabbitMQ(t)
 	id := unique("sgtest")
 	cfg := rabbitmq.Config{
@@ -187,70 +182,21 @@ func subscribe(t testing.TB, s brokers.Subscriber, source string, h brokers.Hand
 	}
 }
 
-// rabbitmqctl runs the admin tool against the local node.
-func rabbitmqctl(t testing.TB, args ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "rabbitmqctl", args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("rabbitmqctl %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
+// The admin tool's helpers are shared with the node's end-to-end tests.
 
 func requireRabbitmqctl(t testing.TB) {
 	t.Helper()
-	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
-		testenv.Unavailable(t, "rabbitmqctl not found for the RabbitMQ node at %s: %v", testenv.RabbitMQURL(), err)
-	}
+	rabbitmqtest.RequireRabbitmqctl(t)
 }
 
-// closeConnections force-closes the broker connections whose connection_name
-// starts with prefix and returns how many it closed. (RabbitMQ 3.x
-// close_connection takes the connection's pid; list_connections shows it.)
 func closeConnections(t testing.TB, prefix string) int {
 	t.Helper()
-	out := rabbitmqctl(t, "-q", "list_connections", "--no-table-headers", "pid", "client_properties")
-	n := 0
-	for line := range strings.SplitSeq(out, "\n") {
-		pid, props, ok := strings.Cut(line, "\t")
-		if !ok || !strings.Contains(props, `{"connection_name","`+prefix) {
-			continue
-		}
-		// A connection may already be gone; that is not an error here.
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		out, err := exec.CommandContext(ctx, "rabbitmqctl", "close_connection", pid, "syncgate test").CombinedOutput()
-		cancel()
-		if err == nil {
-			n++
-		} else {
-			t.Logf("rabbitmqctl close_connection %s: %v: %s", pid, err, out)
-		}
-	}
-	return n
+	return rabbitmqtest.CloseConnections(t, prefix)
 }
 
-// stopBroker stops the RabbitMQ application and returns a function that
-// starts it again and waits until it is up; the test's cleanup calls it too,
-// whatever happened.
 func stopBroker(t testing.TB) (start func()) {
 	t.Helper()
-	requireRabbitmqctl(t)
-	// Other test packages (the cluster tests) use the same server: wait
-	// until none does, and keep them out until the broker is back (the
-	// lock is released after start, cleanups running last-in first-out).
-	rabbitmqtest.Exclusive(t)
-	var once sync.Once
-	start = func() {
-		once.Do(func() {
-			rabbitmqctl(t, "start_app")
-			rabbitmqctl(t, "await_startup")
-		})
-	}
-	t.Cleanup(start)
-	rabbitmqctl(t, "stop_app")
-	return start
+	return rabbitmqtest.StopBroker(t)
 }
 
 func isUnavailable(err error) bool { return errors.Is(err, brokers.ErrUnavailable) }

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/syncgate/syncgate/brokers"
 	"github.com/syncgate/syncgate/brokers/envelope"
-	"github.com/syncgate/syncgate/correlation"
 	"github.com/syncgate/syncgate/internal/testenv"
 )
 
@@ -36,7 +36,7 @@ func expectInUse(t *testing.T, c brokers.Subscriber, inbox string) {
 // receives publishes a reply to inbox and waits for it in got.
 func receives(t *testing.T, p brokers.Publisher, inbox string, got <-chan string) {
 	t.Helper()
-	id := correlation.NewID()
+	id := uuid.NewString()
 	if err := p.Publish(t.Context(), inbox, envelope.Reply{CorrelationID: id}.Message()); err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/syncgate/syncgate/brokers"
 	"github.com/syncgate/syncgate/brokers/envelope"
+	"github.com/syncgate/syncgate/brokers/rabbitmq/rabbitmqtest"
 	"github.com/syncgate/syncgate/internal/testenv"
 )
 
@@ -355,6 +356,7 @@ func TestBrokerRestart(t *testing.T) {
 // re-consume could be replaced by its topology recovery.
 func TestLibraryConsumerRecoveryShortfall(t *testing.T) {
 	requireRabbitmqctl(t)
+	rabbitmqtest.Shared(t)
 	testenv.RequireRabbitMQ(t)
 	name := unique("sgtest-raw")
 	q := unique("sgtest.raw")

@@ -18,6 +18,7 @@ import (
 	"github.com/syncgate/syncgate/brokers"
 	"github.com/syncgate/syncgate/brokers/envelope"
 	"github.com/syncgate/syncgate/brokers/rabbitmq"
+	"github.com/syncgate/syncgate/brokers/rabbitmq/rabbitmqtest"
 	"github.com/syncgate/syncgate/internal/testenv"
 )
 
@@ -75,6 +76,7 @@ func TestDialUnreachable(t *testing.T) {
 // does not cure it), and the error names the user and the vhost but never
 // the password.
 func TestDialWrongPassword(t *testing.T) {
+	rabbitmqtest.Shared(t)
 	testenv.RequireRabbitMQ(t)
 	u, err := amqp.ParseURI(testenv.RabbitMQURL())
 	if err != nil {

@@ -13,12 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/syncgate/syncgate/brokers"
 	"github.com/syncgate/syncgate/brokers/envelope"
 	"github.com/syncgate/syncgate/brokers/rabbitmq"
 	"github.com/syncgate/syncgate/brokers/responder"
 	"github.com/syncgate/syncgate/brokers/responder/demo"
-	"github.com/syncgate/syncgate/correlation"
 	"github.com/syncgate/syncgate/internal/testenv"
 )
 
@@ -102,7 +102,7 @@ func TestServicePublisherDropDeadLettersNothing(t *testing.T) {
 				return
 			case <-tick.C:
 			}
-			id := correlation.NewID()
+			id := uuid.NewString()
 			m := envelope.Request{CorrelationID: id, ReplyTo: inbox, Deadline: time.Now().Add(30 * time.Second),
 				Body: []byte(id)}.Message()
 			if err := gw.Publish(context.Background(), work, m); err != nil {
@@ -180,7 +180,7 @@ func TestDeadLetteredRequestAnswered502(t *testing.T) {
 	replies := make(chan brokers.Message, 4)
 	subscribe(t, c, inbox, func(_ context.Context, m brokers.Message) error { replies <- m; return nil }, brokers.AsInbox())
 
-	id := correlation.NewID()
+	id := uuid.NewString()
 	req := envelope.Request{CorrelationID: id, ReplyTo: inbox, Deadline: time.Now().Add(time.Minute)}.Message()
 	if err := c.Publish(t.Context(), work, req); err != nil {
 		t.Fatal(err)

@@ -6,11 +6,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/syncgate/syncgate/brokers"
 	"github.com/syncgate/syncgate/brokers/envelope"
 	"github.com/syncgate/syncgate/brokers/memory"
 	"github.com/syncgate/syncgate/brokers/responder"
-	"github.com/syncgate/syncgate/correlation"
 )
 
 // A service is one function. Here it upper-cases the body; the example then
@@ -40,7 +40,7 @@ func ExampleService_Serve() {
 	}()
 	<-ready
 	req := envelope.Request{
-		CorrelationID: correlation.NewID(), ReplyTo: "replies.example",
+		CorrelationID: uuid.NewString(), ReplyTo: "replies.example",
 		Deadline: time.Now().Add(time.Minute), Body: []byte("hello"),
 	}
 	if err := b.Publish(ctx, "upper", req.Message()); err != nil {

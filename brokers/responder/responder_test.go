@@ -11,11 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/syncgate/syncgate/brokers"
 	"github.com/syncgate/syncgate/brokers/envelope"
 	"github.com/syncgate/syncgate/brokers/responder"
 	"github.com/syncgate/syncgate/brokers/responder/demo"
-	"github.com/syncgate/syncgate/correlation"
 )
 
 type published struct {
@@ -49,7 +49,7 @@ func service(pub *recorder) *responder.Service {
 
 func request(mut func(*envelope.Request)) brokers.Message {
 	r := envelope.Request{
-		CorrelationID: correlation.NewID(), ReplyTo: "replies.n1", Deadline: time.Now().Add(time.Minute),
+		CorrelationID: uuid.NewString(), ReplyTo: "replies.n1", Deadline: time.Now().Add(time.Minute),
 		ContentType: "text/plain", Method: "POST", Path: "/demo/echo", Query: "ms=1",
 		TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", Body: []byte("hi"),
 	}

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"sync"
 	"testing"
@@ -16,69 +15,66 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/syncgate/syncgate/api"
 	"github.com/syncgate/syncgate/brokers"
 	"github.com/syncgate/syncgate/brokers/kafka"
 	"github.com/syncgate/syncgate/brokers/responder"
 	"github.com/syncgate/syncgate/brokers/responder/demo"
-	"github.com/syncgate/syncgate/correlation"
-	"github.com/syncgate/syncgate/gateway"
+	"github.com/syncgate/syncgate/internal/node"
 )
 
-// End to end over the Kafka wire protocol: HTTP → gateway → Kafka (kfake)
-// → demo service (responder SDK) → Kafka → reply inbox → HTTP, wired as a
-// node wires it, with two kafka.Broker values: the gateway's and the
-// service's, as if they were separate processes.
+// End to end over the Kafka wire protocol: HTTP → the real node
+// (internal/node, as cmd/syncgate runs it) → Kafka (kfake) → demo service
+// (responder SDK, on its own kafka.Broker as if in another process) →
+// Kafka → the node's reply inbox → HTTP.
 
 const replyTo = "syncgate.reply.e2e"
 
 type e2e struct {
 	url  string
-	gw   *gateway.Gateway
+	node *node.Node
 	http *http.Client
 }
 
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// startE2E runs the gateway and the demo service against brokers and
-// returns once both are positioned.
+// startE2E runs a node and the demo service against brokers and returns
+// once both are positioned.
 func startE2E(t *testing.T, brokerAddrs []string) *e2e {
 	t.Helper()
-	cfg := kafka.Config{Brokers: brokerAddrs, HeartbeatInterval: 200 * time.Millisecond, SessionTimeout: 6 * time.Second, JoinGroupBackoff: 200 * time.Millisecond,
-		// Same budget as the gateway's PublishTimeout below: under -race on a
+	kcfg := kafka.Config{Brokers: brokerAddrs, HeartbeatInterval: 200 * time.Millisecond, SessionTimeout: 6 * time.Second, JoinGroupBackoff: 200 * time.Millisecond,
+		// Same budget as the node's publish_timeout below: under -race on a
 		// loaded 2-core machine one produce to the in-process broker can take seconds.
 		WriteTimeout: 30 * time.Second}
-	cfg.Logger = discard()
-	gwBroker, err := kafka.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svcBroker, err := kafka.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A publish takes milliseconds; the generous PublishTimeout is for 2 000
+	var cfg node.Config
+	cfg.Addr, cfg.Node, cfg.ReplyTo = "127.0.0.1:0", "e2e", replyTo
+	cfg.Broker.Kind, cfg.Broker.Kafka = "kafka", kcfg
+	// A publish takes milliseconds; the generous timeout is for 2 000
 	// requests under -race on a loaded 2-core machine, where thousands of
 	// runnable goroutines delay every hop of a produce request.
-	gw := gateway.New(gateway.Config{ReplyTo: replyTo, Logger: discard(), PublishTimeout: 30 * time.Second}, gwBroker,
-		correlation.NewMemoryStore(correlation.MemoryStoreConfig{}))
-	h, err := api.New(api.Options{Gateway: gw, Logger: discard(), Routes: []api.Route{{
-		Method: http.MethodPost, Path: "/echo", MaxBody: 1 << 20,
-		Route: &gateway.Route{Name: "echo", Destination: demo.EchoDestination, Mode: gateway.ModeSync, Timeout: 30 * time.Second},
-	}}})
+	cfg.Broker.PublishTimeout = 30 * time.Second
+	cfg.Shutdown.ReadinessDelay = 0
+	cfg.Routes = []node.RouteConfig{{Name: "echo", Method: http.MethodPost, Path: "/echo", Destination: demo.EchoDestination, Mode: "sync", Timeout: 30 * time.Second}}
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	n, err := node.New(cfg, discard())
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(h)
+	kcfg.SetDefaults()
+	kcfg.Logger = discard()
+	svcBroker, err := kafka.New(kcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	ready := make(chan string, 2)
+	ready := make(chan string, 1)
 	wg.Go(func() {
-		err := gwBroker.Subscribe(ctx, replyTo, gw.ReplyHandler(), brokers.AsInbox(),
-			brokers.WithConcurrency(16), brokers.WithReady(func() { ready <- "reply inbox" }))
-		if err != nil {
-			t.Errorf("reply inbox: %v", err)
+		if err := n.Run(ctx); err != nil {
+			t.Errorf("node: %v", err)
 		}
 	})
 	wg.Go(func() {
@@ -89,22 +85,45 @@ func startE2E(t *testing.T, brokerAddrs []string) *e2e {
 	})
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2048}, Timeout: time.Minute}
 	t.Cleanup(func() {
-		srv.Close()
-		gw.Close()
 		cancel()
 		wg.Wait()
 		_ = svcBroker.Close()
-		_ = gwBroker.Close()
 		client.CloseIdleConnections()
 	})
-	for range 2 {
-		select {
-		case <-ready:
-		case <-time.After(30 * time.Second):
-			t.Fatal("gateway or demo service not positioned within 30s")
+	select {
+	case <-n.Ready():
+	case <-time.After(30 * time.Second):
+		t.Fatal("node not ready within 30s")
+	}
+	select {
+	case <-ready:
+	case <-time.After(30 * time.Second):
+		t.Fatal("demo service not positioned within 30s")
+	}
+	return &e2e{url: "http://" + n.Addr(), node: n, http: client}
+}
+
+// delivered returns syncgate_replies_total{outcome="delivered"}: replies
+// handed to a waiting request, as the node's metrics count them.
+func (e *e2e) delivered(t *testing.T) float64 {
+	t.Helper()
+	mfs, err := e.node.Metrics().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "syncgate_replies_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "outcome" && l.GetValue() == "delivered" {
+					return m.GetCounter().GetValue()
+				}
+			}
 		}
 	}
-	return &e2e{url: srv.URL, gw: gw, http: client}
+	return 0
 }
 
 // post sends body to /echo and returns the status and the body.
@@ -142,7 +161,7 @@ func TestGatewayOverKafka(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			body := fmt.Sprintf("request %d %s", i, correlation.NewID())
+			body := fmt.Sprintf("request %d %d", i, time.Now().UnixNano())
 			status, got, err := e.post(ctx, body)
 			switch {
 			case err != nil:
@@ -168,11 +187,11 @@ func TestGatewayOverKafka(t *testing.T) {
 	if failed > 0 {
 		t.Fatalf("%d of %d requests failed", failed, n)
 	}
-	if w := e.gw.Waiting(); w != 0 {
+	if w := e.node.Gateway().Waiting(); w != 0 {
 		t.Fatalf("registry holds %d waiters after every request was answered", w)
 	}
-	if d := e.gw.ReplyCounts()[gateway.ReplyDelivered]; d != n {
-		t.Errorf("%d replies delivered to waiters, want %d", d, n)
+	if d := e.delivered(t); d != n {
+		t.Errorf("%v replies delivered to waiters, want %d", d, n)
 	}
 	t.Logf("%d concurrent requests answered in %v (%.0f req/s)", n, took.Round(time.Millisecond), float64(n)/took.Seconds())
 }
@@ -234,7 +253,7 @@ func TestGatewayKafkaOutage(t *testing.T) {
 		}
 		<-poll.C
 	}
-	if w := e.gw.Waiting(); w != 0 {
+	if w := e.node.Gateway().Waiting(); w != 0 {
 		t.Fatalf("registry holds %d waiters", w)
 	}
 }

@@ -38,6 +38,20 @@ func TestLocks(t *testing.T) {
 			t.Error("a shared holder got in while exclusive")
 		}
 	})
+	// A test holding the server shared may stop it: its hold turns
+	// exclusive, and back to shared when the exclusive part ends.
+	t.Run("shared then exclusive", func(t *testing.T) {
+		Shared(t)
+		t.Run("stop", func(t *testing.T) {
+			Exclusive(t)
+			if probe(syscall.LOCK_SH) {
+				t.Error("a shared holder got in while exclusive")
+			}
+		})
+		if !probe(syscall.LOCK_SH) || probe(syscall.LOCK_EX) {
+			t.Error("not back to shared after the exclusive part")
+		}
+	})
 	if !probe(syscall.LOCK_EX) {
 		t.Error("the lock was not released when the tests ended")
 	}
