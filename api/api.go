@@ -14,17 +14,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/syncgate/syncgate/api/middleware"
-	"github.com/syncgate/syncgate/correlation"
 	"github.com/syncgate/syncgate/gateway"
 )
 
 // Gateway is what the HTTP layer needs of the use case.
-type Gateway interface {
-	Do(ctx context.Context, req gateway.Request) (gateway.Outcome, error)
-	Result(ctx context.Context, id string) (correlation.Result, error)
-	Await(ctx context.Context, id string, d time.Duration) (correlation.Result, error)
-	Cancel(ctx context.Context, id string) error
-}
+type Gateway = gateway.Service
 
 // Route binds an HTTP method and path to a gateway route.
 type Route struct {

@@ -12,12 +12,7 @@ import (
 )
 
 // Ports is the part of *gateway.Gateway that the HTTP layer calls.
-type Ports interface {
-	Do(ctx context.Context, req gateway.Request) (gateway.Outcome, error)
-	Result(ctx context.Context, id string) (correlation.Result, error)
-	Await(ctx context.Context, id string, d time.Duration) (correlation.Result, error)
-	Cancel(ctx context.Context, id string) error
-}
+type Ports = gateway.Service
 
 // Gateway wraps next and observes:
 //
