@@ -40,6 +40,9 @@ type Route struct {
 	// ForwardHeaders lists the request headers passed to the service as
 	// http-header-<name>; others are not forwarded.
 	ForwardHeaders []string
+	// Auth is the route's authentication mode; "" is required when
+	// Options.Auth is set. Without Options.Auth only "" and none are valid.
+	Auth middleware.AuthMode
 }
 
 // Options configures the HTTP handler.
@@ -72,6 +75,11 @@ type Options struct {
 	BodyTimeout time.Duration
 	// MaxPollWait caps ?wait= on GET /v1/requests/{id} (default 30 s).
 	MaxPollWait time.Duration
+	// Auth, when set, authenticates the bearer credential of the routes
+	// (per Route.Auth) and of GET/DELETE /v1/requests/{id} (always
+	// required); the principal is then available through Principal. nil:
+	// no authentication, as before auth existed.
+	Auth middleware.Authenticator
 	// AbortUploads, when it ends, gives up on the request bodies still being
 	// read (the end of a graceful shutdown's drain): each such request is
 	// answered 503 shutting-down at once, and nothing is published. nil:
@@ -151,17 +159,31 @@ func New(o Options) (http.Handler, error) {
 			return nil, fmt.Errorf("api: routes[%d]: %s is configured twice", i, key)
 		}
 		seen[key] = true
+		switch rt.Auth {
+		case "", middleware.AuthNone:
+		case middleware.AuthRequired, middleware.AuthOptional:
+			if o.Auth == nil {
+				return nil, fmt.Errorf("api: routes[%d]: auth %s needs an authenticator", i, rt.Auth)
+			}
+		default:
+			return nil, fmt.Errorf("api: routes[%d]: auth %q is not required, optional or none", i, rt.Auth)
+		}
 		if strings.HasPrefix(rt.Path, PollPath) || rt.Path == "/healthz" || rt.Path == "/readyz" || rt.Path == "/metrics" {
 			return nil, fmt.Errorf("api: routes[%d]: path %s is reserved", i, rt.Path)
 		}
 	}
 	r.Group(func(r chi.Router) {
 		r.Use(middleware.InFlight(o.MaxInFlight, s.overloaded(ProblemOverloaded, o.MaxInFlight)))
-		r.Get(PollPath+"{id}", s.poll)
-		r.Delete(PollPath+"{id}", s.cancel)
+		r.With(middleware.Auth(o.Auth, middleware.AuthRequired, s.unauthorized)).Get(PollPath+"{id}", s.poll)
+		r.With(middleware.Auth(o.Auth, middleware.AuthRequired, s.unauthorized)).Delete(PollPath+"{id}", s.cancel)
 		for _, rt := range o.Routes {
+			mode := rt.Auth
+			if mode == "" {
+				mode = middleware.AuthRequired
+			}
 			h := http.Handler(s.routeHandler(rt))
 			h = middleware.InFlight(rt.MaxInFlight, s.overloaded(ProblemRouteOverloaded, rt.MaxInFlight))(h)
+			h = middleware.Auth(o.Auth, mode, s.unauthorized)(h)
 			r.Method(strings.ToUpper(rt.Method), rt.Path, h)
 		}
 	})
