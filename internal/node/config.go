@@ -38,6 +38,9 @@ type Config struct {
 
 	Idempotency IdempotencyConfig `yaml:"idempotency"`
 	Cluster     ClusterConfig     `yaml:"cluster"`
+	// Auth authenticates callers (auth_config.go); empty: nobody is asked
+	// for a credential.
+	Auth AuthConfig `yaml:"auth"`
 
 	// ForwardHeaders lists request headers forwarded to services on every
 	// route (a route may add its own).
@@ -178,6 +181,9 @@ type RouteConfig struct {
 	RequireIdempotencyKey bool `yaml:"require_idempotency_key"`
 	// ForwardHeaders adds to the global list for this route.
 	ForwardHeaders []string `yaml:"forward_headers"`
+	// Auth is required, optional or none; default required when the auth
+	// section is configured. Without it only none is accepted.
+	Auth string `yaml:"auth"`
 }
 
 // DefaultMaxInFlight is http.max_in_flight when the file, the environment
@@ -379,6 +385,7 @@ func (c *Config) Validate() error {
 		bad("http.max_header_bytes", "must be between 0 and 1GiB")
 	}
 	negativeDurations(c, bad)
+	validateAuth(c, bad)
 	if c.HTTP.MaxInFlight < 0 {
 		bad("http.max_in_flight", "must be positive")
 	}

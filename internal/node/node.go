@@ -158,6 +158,7 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 				Name: rc.Name, Destination: rc.Destination, Mode: mode, Wait: rc.Wait, Timeout: rc.Timeout,
 				MaxWait: rc.MaxWait, RequireKey: rc.RequireIdempotencyKey,
 			},
+			Auth: middleware.AuthMode(rc.Auth),
 		})
 	}
 	n.metrics.MustRegister(
@@ -169,7 +170,14 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 		}, func() float64 { return float64(gw.Waiting()) }),
 	)
 	var err error
+	authn, err := cfg.Auth.authenticator()
+	if err != nil {
+		_ = b.Close()
+		n.leaveCluster()
+		return nil, fmt.Errorf("auth: %w", err)
+	}
 	n.handler, err = api.New(api.Options{
+		Auth:    authn,
 		Gateway: instrument.Gateway(gw, reg), Routes: routes, Logger: log, Checks: n.checks,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Registerer: reg,
 		RetryAfter: cfg.Results.RetryAfter, MaxInFlight: cfg.HTTP.MaxInFlight,
