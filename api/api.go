@@ -56,6 +56,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Checks are the readiness checks of /readyz, all of which must pass.
 	Checks []Check
+	// ReadyzNamesOnly makes /readyz name the failing checks without their
+	// errors (which hold addresses): set when an admin listener (NewAdmin)
+	// serves the full view.
+	ReadyzNamesOnly bool
 	// Metrics, when set, is served at /metrics.
 	Metrics http.Handler
 	// Registerer, when set, receives the HTTP request metrics.
@@ -119,7 +123,8 @@ func New(o Options) (http.Handler, error) {
 		o.MaxPollWait = 30 * time.Second
 	}
 	s := &server{gw: o.Gateway, log: o.Logger, checks: o.Checks, retryAfter: o.RetryAfter,
-		bodyTimeout: o.BodyTimeout, maxPollWait: o.MaxPollWait, abortUploads: o.AbortUploads}
+		bodyTimeout: o.BodyTimeout, maxPollWait: o.MaxPollWait, abortUploads: o.AbortUploads,
+		namesOnly: o.ReadyzNamesOnly}
 	r := chi.NewRouter()
 	r.Use(middleware.WithInfo)
 	if o.Registerer != nil {
@@ -199,6 +204,8 @@ type server struct {
 	maxPollWait time.Duration
 	// abortUploads: see Options.AbortUploads.
 	abortUploads context.Context
+	// namesOnly: see Options.ReadyzNamesOnly.
+	namesOnly bool
 }
 
 func (s *server) overloaded(pt ProblemType, limit int) http.HandlerFunc {
@@ -220,10 +227,14 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 	var failed, degraded []string
 	for _, c := range s.checks {
 		if err := c.Check(r.Context()); err != nil {
+			line := c.Name + ": " + err.Error()
+			if s.namesOnly {
+				line = c.Name
+			}
 			if c.Degrades {
-				degraded = append(degraded, c.Name+": "+err.Error())
+				degraded = append(degraded, line)
 			} else {
-				failed = append(failed, c.Name+": "+err.Error())
+				failed = append(failed, line)
 			}
 		}
 	}

@@ -23,6 +23,11 @@ import (
 type Config struct {
 	// Addr is the HTTP listen address.
 	Addr string `yaml:"addr"`
+	// AdminAddr, when set, is the listen address of the admin surface:
+	// /metrics and the verbose /readyz move there from Addr, whose /readyz
+	// then names failing checks only; /healthz and /readyz stay on Addr for
+	// load balancers. Empty: everything on Addr, as before.
+	AdminAddr string `yaml:"admin_addr"`
 	// Node identifies this gateway node (default: hostname plus a random
 	// suffix). Its reply address is derived from it.
 	Node string `yaml:"node"`
