@@ -107,7 +107,8 @@ const PollPath = "/v1/requests/"
 // New returns the gateway's HTTP handler with its middleware stack, outer
 // to inner: request info, metrics, access log, panic recovery, request id,
 // trace context, header limit; then the global in-flight limit on routes
-// and polls, and each route's own in-flight limit.
+// and polls, authentication (Options.Auth, per Route.Auth), and each
+// route's own in-flight limit.
 func New(o Options) (http.Handler, error) {
 	if o.Gateway == nil {
 		return nil, errors.New("api: no gateway")
