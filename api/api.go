@@ -34,6 +34,9 @@ type Route struct {
 	// ForwardHeaders lists the request headers passed to the service as
 	// http-header-<name>; others are not forwarded.
 	ForwardHeaders []string
+	// Auth is the route's authentication mode; "" is required when
+	// Options.Auth is set. Without Options.Auth only "" and none are valid.
+	Auth middleware.AuthMode
 }
 
 // Options configures the HTTP handler.
@@ -47,6 +50,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Checks are the readiness checks of /readyz, all of which must pass.
 	Checks []Check
+	// ReadyzNamesOnly makes /readyz name the failing checks without their
+	// errors (which hold addresses): set when an admin listener (NewAdmin)
+	// serves the full view.
+	ReadyzNamesOnly bool
 	// Metrics, when set, is served at /metrics.
 	Metrics http.Handler
 	// Registerer, when set, receives the HTTP request metrics.
@@ -66,6 +73,11 @@ type Options struct {
 	BodyTimeout time.Duration
 	// MaxPollWait caps ?wait= on GET /v1/requests/{id} (default 30 s).
 	MaxPollWait time.Duration
+	// Auth, when set, authenticates the bearer credential of the routes
+	// (per Route.Auth) and of GET/DELETE /v1/requests/{id} (always
+	// required); the principal is then available through Principal. nil:
+	// no authentication, as before auth existed.
+	Auth middleware.Authenticator
 	// AbortUploads, when it ends, gives up on the request bodies still being
 	// read (the end of a graceful shutdown's drain): each such request is
 	// answered 503 shutting-down at once, and nothing is published. nil:
@@ -89,7 +101,8 @@ const PollPath = "/v1/requests/"
 // New returns the gateway's HTTP handler with its middleware stack, outer
 // to inner: request info, metrics, access log, panic recovery, request id,
 // trace context, header limit; then the global in-flight limit on routes
-// and polls, and each route's own in-flight limit.
+// and polls, authentication (Options.Auth, per Route.Auth), and each
+// route's own in-flight limit.
 func New(o Options) (http.Handler, error) {
 	if o.Gateway == nil {
 		return nil, errors.New("api: no gateway")
@@ -105,7 +118,8 @@ func New(o Options) (http.Handler, error) {
 		o.MaxPollWait = 30 * time.Second
 	}
 	s := &server{gw: o.Gateway, log: o.Logger, checks: o.Checks, retryAfter: o.RetryAfter,
-		bodyTimeout: o.BodyTimeout, maxPollWait: o.MaxPollWait, abortUploads: o.AbortUploads}
+		bodyTimeout: o.BodyTimeout, maxPollWait: o.MaxPollWait, abortUploads: o.AbortUploads,
+		namesOnly: o.ReadyzNamesOnly}
 	r := chi.NewRouter()
 	r.Use(middleware.WithInfo)
 	if o.Registerer != nil {
@@ -145,17 +159,31 @@ func New(o Options) (http.Handler, error) {
 			return nil, fmt.Errorf("api: routes[%d]: %s is configured twice", i, key)
 		}
 		seen[key] = true
+		switch rt.Auth {
+		case "", middleware.AuthNone:
+		case middleware.AuthRequired, middleware.AuthOptional:
+			if o.Auth == nil {
+				return nil, fmt.Errorf("api: routes[%d]: auth %s needs an authenticator", i, rt.Auth)
+			}
+		default:
+			return nil, fmt.Errorf("api: routes[%d]: auth %q is not required, optional or none", i, rt.Auth)
+		}
 		if strings.HasPrefix(rt.Path, PollPath) || rt.Path == "/healthz" || rt.Path == "/readyz" || rt.Path == "/metrics" {
 			return nil, fmt.Errorf("api: routes[%d]: path %s is reserved", i, rt.Path)
 		}
 	}
 	r.Group(func(r chi.Router) {
 		r.Use(middleware.InFlight(o.MaxInFlight, s.overloaded(ProblemOverloaded, o.MaxInFlight)))
-		r.Get(PollPath+"{id}", s.poll)
-		r.Delete(PollPath+"{id}", s.cancel)
+		r.With(middleware.Auth(o.Auth, middleware.AuthRequired, s.unauthorized)).Get(PollPath+"{id}", s.poll)
+		r.With(middleware.Auth(o.Auth, middleware.AuthRequired, s.unauthorized)).Delete(PollPath+"{id}", s.cancel)
 		for _, rt := range o.Routes {
+			mode := rt.Auth
+			if mode == "" {
+				mode = middleware.AuthRequired
+			}
 			h := http.Handler(s.routeHandler(rt))
 			h = middleware.InFlight(rt.MaxInFlight, s.overloaded(ProblemRouteOverloaded, rt.MaxInFlight))(h)
+			h = middleware.Auth(o.Auth, mode, s.unauthorized)(h)
 			r.Method(strings.ToUpper(rt.Method), rt.Path, h)
 		}
 	})
@@ -171,6 +199,8 @@ type server struct {
 	maxPollWait time.Duration
 	// abortUploads: see Options.AbortUploads.
 	abortUploads context.Context
+	// namesOnly: see Options.ReadyzNamesOnly.
+	namesOnly bool
 }
 
 func (s *server) overloaded(pt ProblemType, limit int) http.HandlerFunc {
@@ -192,10 +222,14 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 	var failed, degraded []string
 	for _, c := range s.checks {
 		if err := c.Check(r.Context()); err != nil {
+			line := c.Name + ": " + err.Error()
+			if s.namesOnly {
+				line = c.Name
+			}
 			if c.Degrades {
-				degraded = append(degraded, c.Name+": "+err.Error())
+				degraded = append(degraded, line)
 			} else {
-				failed = append(failed, c.Name+": "+err.Error())
+				failed = append(failed, line)
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"testing"
 	"time"
@@ -148,4 +149,18 @@ func TestPanicIsInternalProblem(t *testing.T) {
 		panic("bug")
 	}}, nil)
 	wantProblem(t, serve(h, "POST", "/r", "x", nil), api.ProblemInternal)
+}
+
+// With an admin listener, the API's /readyz names the failing checks only;
+// the admin handler shows their errors (issue 16, points 7 and 8).
+func TestReadyzNamesOnlyWithAdmin(t *testing.T) {
+	checks := []api.Check{{Name: "broker", Check: func(context.Context) error { return errors.New("127.0.0.1:9092 not connected") }}}
+	h := newHandler(t, &stub{}, func(o *api.Options) { o.Checks, o.ReadyzNamesOnly = checks, true })
+	if rec := serve(h, "GET", "/readyz", "", nil); rec.Code != 503 || rec.Body.String() != "not ready\nbroker\n" {
+		t.Fatalf("API /readyz %d %q", rec.Code, rec.Body)
+	}
+	admin := api.NewAdmin(api.AdminOptions{Checks: checks, Logger: slog.New(slog.DiscardHandler)})
+	if rec := serve(admin, "GET", "/readyz?verbose", "", nil); rec.Code != 503 || rec.Body.String() != "not ready\nbroker: 127.0.0.1:9092 not connected\n" {
+		t.Fatalf("admin /readyz %d %q", rec.Code, rec.Body)
+	}
 }

@@ -86,13 +86,17 @@ func (s *server) routeHandler(rt Route) http.HandlerFunc {
 				return // the client is gone: nobody to answer
 			}
 			pt := problemFor(err)
+			// The error stays in the log (with the correlation id); the
+			// caller gets the problem's safe detail.
 			if pt.Status >= 500 {
 				s.log.WarnContext(r.Context(), "request failed", slog.Any("error", err))
+			} else {
+				s.log.DebugContext(r.Context(), "request refused", slog.Any("error", err))
 			}
 			if pt == ProblemStoreFull {
 				h.Set("Retry-After", retryAfterSeconds(s.retryAfter))
 			}
-			WriteProblem(w, r, pt, err.Error(), id)
+			WriteProblem(w, r, pt, safeDetail(pt), id)
 		case out.Accepted:
 			writeAccepted(w, id, out.RetryAfter)
 		default:
@@ -150,7 +154,8 @@ func (s *server) readBody(w http.ResponseWriter, r *http.Request, limit int64) (
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return nil, &ProblemBodyTimeout, fmt.Sprintf("the body took longer than %s", s.bodyTimeout)
 		}
-		return nil, &ProblemBadRequest, "reading the body: " + err.Error()
+		s.log.DebugContext(r.Context(), "reading the body failed", slog.Any("error", err))
+		return nil, &ProblemBadRequest, "the request body could not be read in full"
 	}
 	return body, nil, ""
 }

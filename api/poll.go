@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
@@ -68,8 +69,11 @@ func (s *server) cancel(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) writeRequestProblem(w http.ResponseWriter, r *http.Request, id string, err error) {
 	pt := problemFor(err)
-	detail := err.Error()
+	detail := safeDetail(pt)
 	cid := id
+	if pt.Status >= 500 {
+		s.log.WarnContext(r.Context(), "request control failed", slog.Any("error", err))
+	}
 	if pt == ProblemRequestNotFound {
 		detail = "no request " + id + " is pending or stored here; results expire"
 		cid = ""

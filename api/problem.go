@@ -46,6 +46,12 @@ var (
 	ProblemOverloaded      = ProblemType{"overloaded", "Too many requests in flight on this gateway", http.StatusServiceUnavailable}
 	ProblemRouteOverloaded = ProblemType{"route-overloaded", "Too many requests in flight on this route", http.StatusServiceUnavailable}
 
+	// Authentication: a 401 also carries WWW-Authenticate: Bearer.
+	ProblemUnauthorized = ProblemType{"unauthorized", "Missing or invalid credentials", http.StatusUnauthorized}
+	// The credential could not be checked (an identity provider is down):
+	// never a pass.
+	ProblemAuthUnavailable = ProblemType{"auth-unavailable", "Credentials cannot be checked right now", http.StatusServiceUnavailable}
+
 	// Idempotency-Key.
 	ProblemKeyRequired = ProblemType{"idempotency-key-required", "This route requires an Idempotency-Key", http.StatusBadRequest}
 	ProblemKeyInvalid  = ProblemType{"idempotency-key-invalid", "Malformed Idempotency-Key", http.StatusBadRequest}
@@ -70,7 +76,7 @@ func Catalogue() []ProblemType {
 		ProblemStoreDown, ProblemStoreFull, ProblemInternal, ProblemHeaderTooLarge, ProblemBodyTimeout,
 		ProblemOverloaded, ProblemRouteOverloaded, ProblemKeyRequired, ProblemKeyInvalid,
 		ProblemKeyMismatch, ProblemKeyConflict, ProblemRequestCancelled, ProblemRequestCompleted,
-		ProblemInvalidReply, ProblemDeadLettered,
+		ProblemInvalidReply, ProblemDeadLettered, ProblemUnauthorized, ProblemAuthUnavailable,
 	}
 }
 

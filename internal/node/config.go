@@ -23,6 +23,11 @@ import (
 type Config struct {
 	// Addr is the HTTP listen address.
 	Addr string `yaml:"addr"`
+	// AdminAddr, when set, is the listen address of the admin surface:
+	// /metrics and the verbose /readyz move there from Addr, whose /readyz
+	// then names failing checks only; /healthz and /readyz stay on Addr for
+	// load balancers. Empty: everything on Addr, as before.
+	AdminAddr string `yaml:"admin_addr"`
 	// Node identifies this gateway node (default: hostname plus a random
 	// suffix). Its reply address is derived from it.
 	Node string `yaml:"node"`
@@ -38,6 +43,9 @@ type Config struct {
 
 	Idempotency IdempotencyConfig `yaml:"idempotency"`
 	Cluster     ClusterConfig     `yaml:"cluster"`
+	// Auth authenticates callers (auth_config.go); empty: nobody is asked
+	// for a credential.
+	Auth AuthConfig `yaml:"auth"`
 
 	// ForwardHeaders lists request headers forwarded to services on every
 	// route (a route may add its own).
@@ -178,6 +186,9 @@ type RouteConfig struct {
 	RequireIdempotencyKey bool `yaml:"require_idempotency_key"`
 	// ForwardHeaders adds to the global list for this route.
 	ForwardHeaders []string `yaml:"forward_headers"`
+	// Auth is required, optional or none; default required when the auth
+	// section is configured. Without it only none is accepted.
+	Auth string `yaml:"auth"`
 }
 
 // DefaultMaxInFlight is http.max_in_flight when the file, the environment
@@ -379,6 +390,7 @@ func (c *Config) Validate() error {
 		bad("http.max_header_bytes", "must be between 0 and 1GiB")
 	}
 	negativeDurations(c, bad)
+	validateAuth(c, bad)
 	if c.HTTP.MaxInFlight < 0 {
 		bad("http.max_in_flight", "must be positive")
 	}

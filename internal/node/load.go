@@ -21,6 +21,7 @@ type setting struct {
 
 var settings = []setting{
 	{"addr", "HTTP listen address", func(c *Config) flag.Value { return (*stringValue)(&c.Addr) }},
+	{"admin-addr", "admin listen address for /metrics and the verbose /readyz; empty: served on --addr", func(c *Config) flag.Value { return (*stringValue)(&c.AdminAddr) }},
 	{"node", "node id; in cluster mode, picks the listen address from cluster.addrs", func(c *Config) flag.Value { return (*stringValue)(&c.Node) }},
 	{"reply-to", "this node's reply address", func(c *Config) flag.Value { return (*stringValue)(&c.ReplyTo) }},
 	{"log-level", "debug, info, warn or error", func(c *Config) flag.Value { return (*stringValue)(&c.Log.Level) }},

@@ -48,6 +48,9 @@ type Node struct {
 	handler http.Handler
 	metrics *prometheus.Registry
 	ln      net.Listener
+	// admin and adminLn serve the admin surface when cfg.AdminAddr is set.
+	admin   http.Handler
+	adminLn net.Listener
 
 	// Cluster mode only: the Redis client, the router whose Listen takes
 	// forwarded replies, and the lease on this node's id.
@@ -158,6 +161,7 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 				Name: rc.Name, Destination: rc.Destination, Mode: mode, Wait: rc.Wait, Timeout: rc.Timeout,
 				MaxWait: rc.MaxWait, RequireKey: rc.RequireIdempotencyKey,
 			},
+			Auth: middleware.AuthMode(rc.Auth),
 		})
 	}
 	n.metrics.MustRegister(
@@ -169,9 +173,21 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 		}, func() float64 { return float64(gw.Waiting()) }),
 	)
 	var err error
+	var apiMetrics http.Handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	if cfg.AdminAddr != "" {
+		n.admin = api.NewAdmin(api.AdminOptions{Checks: n.checks, Metrics: apiMetrics, Logger: log})
+		apiMetrics = nil
+	}
+	authn, err := cfg.Auth.authenticator()
+	if err != nil {
+		_ = b.Close()
+		n.leaveCluster()
+		return nil, fmt.Errorf("auth: %w", err)
+	}
 	n.handler, err = api.New(api.Options{
+		Auth:    authn,
 		Gateway: instrument.Gateway(gw, reg), Routes: routes, Logger: log, Checks: n.checks,
-		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), Registerer: reg,
+		Metrics: apiMetrics, Registerer: reg, ReadyzNamesOnly: cfg.AdminAddr != "",
 		RetryAfter: cfg.Results.RetryAfter, MaxInFlight: cfg.HTTP.MaxInFlight,
 		MaxHeaderBytes: int(cfg.HTTP.MaxHeaderBytes), BodyTimeout: cfg.HTTP.BodyTimeout,
 		MaxPollWait: cfg.HTTP.MaxPollWait, AbortUploads: n.abortUploads,
@@ -185,6 +201,14 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 		_ = b.Close()
 		n.leaveCluster()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	if cfg.AdminAddr != "" {
+		if n.adminLn, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
+			_ = n.ln.Close()
+			_ = b.Close()
+			n.leaveCluster()
+			return nil, fmt.Errorf("listen on admin_addr %s: %w", cfg.AdminAddr, err)
+		}
 	}
 	return n, nil
 }
@@ -278,6 +302,14 @@ func (n *Node) Adopting() []string {
 
 // Addr returns the address the node listens on.
 func (n *Node) Addr() string { return n.ln.Addr().String() }
+
+// AdminAddr returns the admin listener's address, "" without admin_addr.
+func (n *Node) AdminAddr() string {
+	if n.adminLn == nil {
+		return ""
+	}
+	return n.adminLn.Addr().String()
+}
 
 // Ready is closed once the node can take traffic.
 func (n *Node) Ready() <-chan struct{} { return n.ready }
@@ -484,6 +516,22 @@ func (n *Node) Run(ctx context.Context) error {
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(n.ln) }()
+	// The admin listener serves until the API listener has drained, so
+	// that readiness and metrics stay observable during a shutdown.
+	adminDone := make(chan struct{})
+	var adminSrv *http.Server
+	if n.adminLn != nil {
+		adminSrv = &http.Server{Handler: n.admin, ReadHeaderTimeout: n.cfg.HTTP.ReadHeaderTimeout,
+			ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
+		go func() {
+			defer close(adminDone)
+			if err := adminSrv.Serve(n.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				n.log.Warn("admin listener stopped", slog.Any("error", err))
+			}
+		}()
+	} else {
+		close(adminDone)
+	}
 
 	var runErr error
 	select {
@@ -495,6 +543,10 @@ func (n *Node) Run(ctx context.Context) error {
 		runErr = errConsumerStopped
 	}
 	n.shutdown(srv, runErr == nil)
+	if adminSrv != nil {
+		_ = adminSrv.Close()
+	}
+	<-adminDone
 	stopConsumers()
 	if err := consumers.Wait(); err != nil && (runErr == nil || runErr == errConsumerStopped) && !errors.Is(err, context.Canceled) {
 		runErr = err
