@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -16,6 +18,10 @@ const module = "github.com/syncgate/syncgate"
 // pkg is what go list says of one package.
 type pkg struct {
 	ImportPath   string
+	Dir          string
+	GoFiles      []string
+	TestGoFiles  []string
+	XTestGoFiles []string
 	Imports      []string // direct, non-test
 	Deps         []string // transitive, non-test
 	TestImports  []string
@@ -141,7 +147,7 @@ func matchAny(path string, patterns []string) bool {
 
 func list(t *testing.T) []pkg {
 	t.Helper()
-	cmd := exec.Command("go", "list", "-e", "-json=ImportPath,Imports,Deps,TestImports,XTestImports", module+"/...")
+	cmd := exec.Command("go", "list", "-e", "-json=ImportPath,Dir,GoFiles,TestGoFiles,XTestGoFiles,Imports,Deps,TestImports,XTestImports", module+"/...")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -158,6 +164,13 @@ func list(t *testing.T) []pkg {
 			t.Fatal(err)
 		}
 		pkgs = append(pkgs, p)
+		// go test caches a passing result keyed by the files the test
+		// opened or stat'ed; go list reads them in a child process, which
+		// the cache does not see. Stat them here, so that an edited import
+		// runs the test again instead of replaying a stale pass.
+		for _, f := range slices.Concat(p.GoFiles, p.TestGoFiles, p.XTestGoFiles) {
+			_, _ = os.Stat(filepath.Join(p.Dir, f))
+		}
 	}
 	if len(pkgs) < 10 {
 		t.Fatalf("go list found %d packages; is the test run inside the module?", len(pkgs))
