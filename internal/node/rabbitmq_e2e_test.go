@@ -38,6 +38,9 @@ type rabbitE2E struct {
 // to the test and whose dead-letter topology is deleted when it ends.
 func rabbitE2EConfig(t *testing.T) rabbitmq.Config {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end on RabbitMQ (about a minute, one test stops the server): make test runs it, make check does not")
+	}
 	testenv.RequireRabbitMQ(t)
 	id := rabbitmqtest.Unique("sgtest")
 	cfg := rabbitmq.Config{

@@ -54,7 +54,10 @@ func TestLostForwardIsReadFromTheStore(t *testing.T) {
 		resp, err := c.post(ctx, a, routeStrict, "again "+large)
 		return err == nil && resp.status == http.StatusOK && resp.body == "again "+large
 	})
-	if got := c.counts(a).forwards["delivered"]; got < 1 {
-		t.Errorf("node a: %v forwarded replies delivered after the limit was lifted, want at least 1", got)
-	}
+	// The count follows the delivery: the woken request may be answered
+	// before the forwarding goroutine has added its outcome (a CI run read
+	// 0 here).
+	testenv.Eventually(t, 5*time.Second, "node a counts a forwarded reply delivered after the limit was lifted", func() bool {
+		return c.counts(a).forwards["delivered"] >= 1
+	})
 }
