@@ -30,10 +30,20 @@ func Unavailable(t testing.TB, format string, args ...any) {
 	t.Skipf(format, args...)
 }
 
+// skipShort skips a test that needs a server under -short: make check runs
+// only the tests that need none (make test, what CI runs, has no -short).
+func skipShort(t testing.TB, server string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("this test needs %s; -short (make check) runs only the tests that need no server, make test runs it", server)
+	}
+}
+
 // RequireRedis returns RedisAddr once the server there answers PING;
 // otherwise the test fails under CI=true and is skipped elsewhere.
 func RequireRedis(t testing.TB) string {
 	t.Helper()
+	skipShort(t, "Redis")
 	if err := pingRedis(RedisAddr); err != nil {
 		Unavailable(t, "this test needs Redis at %s: %v", RedisAddr, err)
 	}
@@ -76,6 +86,7 @@ func RabbitMQURL() string {
 // CI=true and is skipped elsewhere.
 func RequireRabbitMQ(t testing.TB) string {
 	t.Helper()
+	skipShort(t, "RabbitMQ")
 	u := RabbitMQURL()
 	conn, err := amqp.DialConfig(u, amqp.Config{Dial: amqp.DefaultDial(3 * time.Second)})
 	if err != nil {
