@@ -13,23 +13,13 @@ import (
 
 	"github.com/syncgate/syncgate/brokers/envelope"
 	"github.com/syncgate/syncgate/correlation"
+	"github.com/syncgate/syncgate/correlation/correlationtest"
 	"github.com/syncgate/syncgate/correlation/redisstate"
 	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 func reply(id string) envelope.Reply {
 	return envelope.Reply{CorrelationID: id, Status: 201, Body: []byte(id)}
-}
-
-// fullReply sets every field, with a body that is not UTF-8, to prove the
-// round trip is exact.
-func fullReply(id string) envelope.Reply {
-	return envelope.Reply{
-		CorrelationID: id, Status: 418, ContentType: "application/octet-stream",
-		Header:      map[string]string{"x-a": "1", "cache-control": "no-store"},
-		TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", TraceState: "k=v",
-		Body: []byte{0, 0xff, 0xfe, '\n', 'x', 0},
-	}
 }
 
 func mustGet(t *testing.T, s *redisstate.Store, id string) correlation.Result {
@@ -73,7 +63,7 @@ func TestStoreLifecycle(t *testing.T) {
 	}
 	wantTTL(t, rdb, key(id), time.Minute)
 
-	want := fullReply(id)
+	want := correlationtest.FullReply(id)
 	if err := s.Complete(ctx, want); err != nil {
 		t.Fatalf("Complete: %v", err)
 	}
