@@ -36,7 +36,7 @@ func runUntilExit(t *testing.T, cfg node.Config, limit time.Duration) (time.Dura
 	case err = <-errc:
 		return time.Since(begin), err
 	case <-time.After(limit):
-		t.Fatalf("Run still retrying %s after start; want it to stop at once", limit)
+		t.Fatalf("Run still running %s after start; want it to have stopped", limit)
 		return 0, nil
 	}
 }

@@ -220,27 +220,12 @@ func TestWaitForBrokerGivesUp(t *testing.T) {
 	addr := closedAddr(t)
 	cfg := rabbitConfig(addr)
 	cfg.Broker.WaitFor = 500 * time.Millisecond
-	cfg.SetDefaults()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	n, err := node.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	begin := time.Now()
-	errc := make(chan error, 1)
-	go func() { errc <- n.Run(t.Context()) }()
-	select {
-	case err = <-errc:
-	case <-time.After(15 * time.Second):
-		t.Fatal("Run did not give up")
-	}
+	took, err := runUntilExit(t, cfg, 15*time.Second)
 	if err == nil || !strings.Contains(err.Error(), addr) || !strings.Contains(err.Error(), "wait") {
 		t.Fatalf("Run = %v, want an error naming %s", err, addr)
 	}
 	if errors.Is(err, context.Canceled) {
 		t.Fatal(err)
 	}
-	t.Logf("gave up after %v: %v", time.Since(begin), err)
+	t.Logf("gave up after %v: %v", took, err)
 }
