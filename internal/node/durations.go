@@ -10,33 +10,31 @@ import (
 // Durations: no negative value anywhere, whether loaded or built in code
 // (explicit zeros are zeros.go's).
 
-// walkDurations calls fn with the YAML path and a pointer of every
-// time.Duration field reachable from v (a struct), routes[i] included.
-func walkDurations(v reflect.Value, path string, fn func(path string, d *time.Duration)) {
+// eachLeaf calls fn with the YAML path and the value of every field below
+// v (a struct) that is neither a struct nor a list of structs, named as a
+// document names it: keys from the yaml tags, list items as [i]. The checks
+// of durations and explicit zeros (zeros.go) walk Config through it.
+func eachLeaf(v reflect.Value, path string, fn func(path string, v reflect.Value)) {
 	t := v.Type()
 	for i := range t.NumField() {
 		f := t.Field(i)
-		if !f.IsExported() {
-			continue
-		}
 		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if name == "-" {
+		if !f.IsExported() || name == "-" {
 			continue
 		}
 		if name == "" {
 			name = strings.ToLower(f.Name)
 		}
-		p := join(path, name)
-		fv := v.Field(i)
+		p, fv := join(path, name), v.Field(i)
 		switch {
-		case f.Type == durationType:
-			fn(p, fv.Addr().Interface().(*time.Duration))
 		case f.Type.Kind() == reflect.Struct:
-			walkDurations(fv, p, fn)
+			eachLeaf(fv, p, fn)
 		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct:
 			for j := range fv.Len() {
-				walkDurations(fv.Index(j), fmt.Sprintf("%s[%d]", p, j), fn)
+				eachLeaf(fv.Index(j), fmt.Sprintf("%s[%d]", p, j), fn)
 			}
+		default:
+			fn(p, fv)
 		}
 	}
 }
@@ -44,12 +42,12 @@ func walkDurations(v reflect.Value, path string, fn func(path string, d *time.Du
 // negativeDurations reports every negative duration of c (which may have
 // been built in code rather than loaded).
 func negativeDurations(c *Config, bad func(field, format string, args ...any)) {
-	walkDurations(reflect.ValueOf(c).Elem(), "", func(path string, d *time.Duration) {
+	eachLeaf(reflect.ValueOf(c).Elem(), "", func(path string, v reflect.Value) {
 		if c.Broker.Kind == "kafka" && strings.HasPrefix(path, "broker.kafka.") {
 			return // kafka.Config.Validate names these itself
 		}
-		if *d < 0 {
-			bad(path, "must not be negative, got %s", *d)
+		if v.Type() == durationType && v.Int() < 0 {
+			bad(path, "must not be negative, got %s", time.Duration(v.Int()))
 		}
 	})
 }

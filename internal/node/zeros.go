@@ -5,7 +5,6 @@ import (
 	"reflect"
 	"regexp"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 )
@@ -32,7 +31,7 @@ var defaultedZeros = sync.OnceValue(func() map[string]string {
 	cluster.Cluster.Enabled = true
 	cluster.Routes = []RouteConfig{{}}
 	cluster.SetDefaults()
-	collectNonZero(reflect.ValueOf(cluster), "", out)
+	collectNonZero(reflect.ValueOf(cluster), out)
 	// Their values are copied from results and idempotency, not defaulted.
 	delete(out, "cluster.redis.result_ttl")
 	delete(out, "cluster.redis.idempotency_ttl")
@@ -41,7 +40,7 @@ var defaultedZeros = sync.OnceValue(func() map[string]string {
 	single.SetDefaults()
 	single.Broker.Kafka.SetDefaults()
 	single.Broker.RabbitMQ.SetDefaults()
-	collectNonZero(reflect.ValueOf(single), "", out) // outside cluster mode's values win
+	collectNonZero(reflect.ValueOf(single), out) // outside cluster mode's values win
 	if single.Results.TTL != cluster.Results.TTL {
 		out["results.ttl"] += ", " + shortDuration(cluster.Results.TTL) + " in cluster mode"
 	}
@@ -54,27 +53,14 @@ var defaultedZeros = sync.OnceValue(func() map[string]string {
 
 var durationType = reflect.TypeFor[time.Duration]()
 
-// collectNonZero records the numeric leaves of v that are not zero.
-func collectNonZero(v reflect.Value, path string, out map[string]string) {
-	switch v.Kind() {
-	case reflect.Struct:
-		t := v.Type()
-		for i := range t.NumField() {
-			f := t.Field(i)
-			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-			if !f.IsExported() || name == "-" || name == "" {
-				continue
-			}
-			collectNonZero(v.Field(i), join(path, name), out)
-		}
-	case reflect.Slice:
-		if v.Len() > 0 && v.Type().Elem().Kind() == reflect.Struct {
-			collectNonZero(v.Index(0), path+"[]", out)
-		}
-	case reflect.Int, reflect.Int64:
-		if v.IsZero() {
+// collectNonZero records the numeric leaves of v that are not zero, list
+// items written [] (routes[].wait).
+func collectNonZero(v reflect.Value, out map[string]string) {
+	eachLeaf(v, "", func(path string, v reflect.Value) {
+		if k := v.Kind(); k != reflect.Int && k != reflect.Int64 || v.IsZero() {
 			return
 		}
+		path = itemIndex.ReplaceAllString(path, "[]")
 		if v.Type() == durationType {
 			out[path] = shortDuration(time.Duration(v.Int()))
 		} else if s, ok := v.Interface().(fmt.Stringer); ok {
@@ -82,7 +68,7 @@ func collectNonZero(v reflect.Value, path string, out map[string]string) {
 		} else {
 			out[path] = strconv.FormatInt(v.Int(), 10)
 		}
-	}
+	})
 }
 
 var itemIndex = regexp.MustCompile(`\[\d+\]`)
@@ -106,27 +92,13 @@ func zeroRefused(path string) string {
 func settingPath(s setting) string {
 	var c Config
 	target := reflect.ValueOf(s.value(&c)).Pointer()
-	var find func(v reflect.Value, path string) string
-	find = func(v reflect.Value, path string) string {
-		if v.CanAddr() && v.Addr().Pointer() == target && v.Kind() != reflect.Struct {
-			return path
+	found := ""
+	eachLeaf(reflect.ValueOf(&c).Elem(), "", func(path string, v reflect.Value) {
+		if found == "" && v.Addr().Pointer() == target {
+			found = path
 		}
-		if v.Kind() != reflect.Struct {
-			return ""
-		}
-		t := v.Type()
-		for i := range t.NumField() {
-			name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
-			if !t.Field(i).IsExported() || name == "-" || name == "" {
-				continue
-			}
-			if p := find(v.Field(i), join(path, name)); p != "" {
-				return p
-			}
-		}
-		return ""
-	}
-	return find(reflect.ValueOf(&c).Elem(), "")
+	})
+	return found
 }
 
 // zeroSetting returns the error for a flag or environment value that sets
