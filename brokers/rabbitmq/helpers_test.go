@@ -148,10 +148,7 @@ func (a *admin) get(queue string) (amqp.Delivery, bool) {
 }
 
 // cleanupQueue deletes queue when the test ends.
-func cleanupQueue(t testing.TB, queue string) {
-	a := newAdmin(t)
-	t.Cleanup(func() { a.deleteQueue(queue) })
-}
+func cleanupQueue(t testing.TB, queue string) { rabbitmqtest.DeleteQueueAtEnd(t, queue) }
 
 // subscribe runs Subscribe in the background until the test ends and waits
 // for its Ready callback.
