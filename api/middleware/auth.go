@@ -103,13 +103,27 @@ func Principal(ctx context.Context) string {
 // fails is passed to fail with the reason (ErrNoCredential,
 // ErrMalformedCredential, an error wrapping ErrInvalidCredential, or an
 // error from a that means the credential could not be checked). A nil a or
-// AuthNone is a no-op.
+// AuthNone is a no-op. When a is also a CertAuthenticator, a client
+// certificate verified in the TLS handshake is the credential (checked
+// before any bearer token).
 func Auth(a Authenticator, mode AuthMode, fail func(http.ResponseWriter, *http.Request, error)) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		if a == nil || mode == AuthNone {
 			return next
 		}
+		ca, _ := a.(CertAuthenticator)
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if ca != nil && r.TLS != nil {
+				if leaf := verifiedLeaf(r.TLS.VerifiedChains); leaf != nil {
+					principal, err := ca.AuthenticateCert(r.Context(), leaf)
+					if err != nil {
+						fail(w, r, err)
+						return
+					}
+					next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), principal)))
+					return
+				}
+			}
 			token, err := ParseBearer(r.Header.Get("Authorization"))
 			if errors.Is(err, ErrNoCredential) && mode == AuthOptional {
 				next.ServeHTTP(w, r)

@@ -33,11 +33,19 @@ func (a AuthConfig) authenticator() (middleware.Authenticator, error) {
 	if !a.Configured() {
 		return nil, nil
 	}
-	hashes := make([]middleware.APIKeyHash, len(a.APIKeys))
-	for i, k := range a.APIKeys {
-		hashes[i] = middleware.APIKeyHash{Principal: k.Principal, SHA256: k.SHA256}
+	var chain middleware.Chain
+	if len(a.APIKeys) > 0 {
+		hashes := make([]middleware.APIKeyHash, len(a.APIKeys))
+		for i, k := range a.APIKeys {
+			hashes[i] = middleware.APIKeyHash{Principal: k.Principal, SHA256: k.SHA256}
+		}
+		keys, err := middleware.NewAPIKeys(hashes)
+		if err != nil {
+			return nil, err
+		}
+		chain = append(chain, keys)
 	}
-	return middleware.NewAPIKeys(hashes)
+	return chain, nil
 }
 
 func validateAuth(c *Config, bad func(field, format string, args ...any)) {
