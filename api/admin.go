@@ -20,7 +20,7 @@ type AdminOptions struct {
 // with every failing check's error (addresses included; ?verbose is
 // accepted and changes nothing here) and /metrics. It is meant for a
 // listener the API's callers cannot reach; the API's own /readyz then
-// names the failing checks only (Options.ReadyzNamesOnly).
+// names the failing checks only, ?verbose or not (Options.ReadyzNamesOnly).
 func NewAdmin(o AdminOptions) http.Handler {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -28,7 +28,7 @@ func NewAdmin(o AdminOptions) http.Handler {
 	s := &server{log: o.Logger.With(slog.String("component", "admin")), checks: o.Checks}
 	r := chi.NewRouter()
 	r.Get("/healthz", s.healthz)
-	r.Get("/readyz", s.readyz)
+	r.Get("/readyz", s.readyzVerbose)
 	if o.Metrics != nil {
 		r.Method(http.MethodGet, "/metrics", o.Metrics)
 	}

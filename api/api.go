@@ -50,9 +50,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Checks are the readiness checks of /readyz, all of which must pass.
 	Checks []Check
-	// ReadyzNamesOnly makes /readyz name the failing checks without their
-	// errors (which hold addresses): set when an admin listener (NewAdmin)
-	// serves the full view.
+	// ReadyzNamesOnly makes /readyz?verbose name the failing checks without
+	// their errors too: set when an admin listener (NewAdmin) serves the
+	// full view. Without it, /readyz names the failing checks and
+	// /readyz?verbose adds their errors (which hold addresses), behind a
+	// credential when Auth is set.
 	ReadyzNamesOnly bool
 	// Metrics, when set, is served at /metrics.
 	Metrics http.Handler
@@ -118,8 +120,7 @@ func New(o Options) (http.Handler, error) {
 		o.MaxPollWait = 30 * time.Second
 	}
 	s := &server{gw: o.Gateway, log: o.Logger, checks: o.Checks, retryAfter: o.RetryAfter,
-		bodyTimeout: o.BodyTimeout, maxPollWait: o.MaxPollWait, abortUploads: o.AbortUploads,
-		namesOnly: o.ReadyzNamesOnly}
+		bodyTimeout: o.BodyTimeout, maxPollWait: o.MaxPollWait, abortUploads: o.AbortUploads}
 	r := chi.NewRouter()
 	r.Use(middleware.WithInfo)
 	if o.Registerer != nil {
@@ -144,7 +145,18 @@ func New(o Options) (http.Handler, error) {
 		WriteProblem(w, req, ProblemMethodNotAllowed, fmt.Sprintf("%s is not allowed on %s", req.Method, req.URL.Path), "")
 	})
 	r.Get("/healthz", s.healthz)
-	r.Get("/readyz", s.readyz)
+	verbose := http.Handler(http.HandlerFunc(s.readyzVerbose))
+	if o.ReadyzNamesOnly {
+		verbose = http.HandlerFunc(s.readyz)
+	}
+	verbose = middleware.Auth(o.Auth, middleware.AuthRequired, s.unauthorized)(verbose)
+	r.Get("/readyz", func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Query().Has("verbose") {
+			verbose.ServeHTTP(w, req)
+			return
+		}
+		s.readyz(w, req)
+	})
 	if o.Metrics != nil {
 		r.Method(http.MethodGet, "/metrics", o.Metrics)
 	}
@@ -199,8 +211,6 @@ type server struct {
 	maxPollWait time.Duration
 	// abortUploads: see Options.AbortUploads.
 	abortUploads context.Context
-	// namesOnly: see Options.ReadyzNamesOnly.
-	namesOnly bool
 }
 
 func (s *server) overloaded(pt ProblemType, limit int) http.HandlerFunc {
@@ -217,14 +227,20 @@ func (s *server) healthz(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write([]byte("ok\n"))
 }
 
-// readyz runs every check and lists the failing ones.
-func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
+// readyz runs every check and names the failing ones; their errors, which
+// hold addresses, are for readyzVerbose.
+func (s *server) readyz(w http.ResponseWriter, r *http.Request) { s.ready(w, r, false) }
+
+// readyzVerbose is readyz with each failing check's error.
+func (s *server) readyzVerbose(w http.ResponseWriter, r *http.Request) { s.ready(w, r, true) }
+
+func (s *server) ready(w http.ResponseWriter, r *http.Request, verbose bool) {
 	var failed, degraded []string
 	for _, c := range s.checks {
 		if err := c.Check(r.Context()); err != nil {
-			line := c.Name + ": " + err.Error()
-			if s.namesOnly {
-				line = c.Name
+			line := c.Name
+			if verbose {
+				line += ": " + err.Error()
 			}
 			if c.Degrades {
 				degraded = append(degraded, line)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,8 +123,12 @@ func TestReadiness(t *testing.T) {
 		}
 	})
 	rec := serve(h, "GET", "/readyz", "", nil)
-	if rec.Code != http.StatusServiceUnavailable || rec.Body.String() != "not ready\nreply-consumer: not positioned\n" {
+	if rec.Code != http.StatusServiceUnavailable || rec.Body.String() != "not ready\nreply-consumer\n" {
 		t.Fatalf("readyz: %d %q", rec.Code, rec.Body)
+	}
+	rec = serve(h, "GET", "/readyz?verbose", "", nil)
+	if rec.Code != http.StatusServiceUnavailable || rec.Body.String() != "not ready\nreply-consumer: not positioned\n" {
+		t.Fatalf("readyz?verbose: %d %q", rec.Code, rec.Body)
 	}
 	if rec := serve(h, "GET", "/healthz", "", nil); rec.Code != 200 {
 		t.Errorf("healthz while not ready: %d", rec.Code)
@@ -134,11 +139,11 @@ func TestReadiness(t *testing.T) {
 	}
 	// A check that only degrades the node keeps it ready, and says so.
 	redis = errors.New("dial tcp: connection refused")
-	if rec := serve(h, "GET", "/readyz", "", nil); rec.Code != 200 || rec.Body.String() != "ready (degraded)\nredis: dial tcp: connection refused\n" {
+	if rec := serve(h, "GET", "/readyz?verbose", "", nil); rec.Code != 200 || rec.Body.String() != "ready (degraded)\nredis: dial tcp: connection refused\n" {
 		t.Errorf("readyz with redis down: %d %q", rec.Code, rec.Body)
 	}
 	consumer = errors.New("not positioned")
-	if rec := serve(h, "GET", "/readyz", "", nil); rec.Code != http.StatusServiceUnavailable ||
+	if rec := serve(h, "GET", "/readyz?verbose", "", nil); rec.Code != http.StatusServiceUnavailable ||
 		rec.Body.String() != "not ready\nreply-consumer: not positioned\nredis: dial tcp: connection refused\n" {
 		t.Errorf("readyz with both down: %d %q", rec.Code, rec.Body)
 	}
@@ -151,13 +156,32 @@ func TestPanicIsInternalProblem(t *testing.T) {
 	wantProblem(t, serve(h, "POST", "/r", "x", nil), api.ProblemInternal)
 }
 
+// The API's /readyz names the failing checks; their errors, which hold
+// addresses, need ?verbose and, when auth is configured, a credential
+// (issue 16, point 7).
+func TestReadyzVerboseBehindAuth(t *testing.T) {
+	checks := []api.Check{{Name: "broker", Check: func(context.Context) error { return errors.New("127.0.0.1:9092 not connected") }}}
+	h := newHandler(t, &stub{}, func(o *api.Options) { o.Checks, o.Auth = checks, keysAuth(t) })
+	if rec := serve(h, "GET", "/readyz", "", nil); rec.Code != 503 || rec.Body.String() != "not ready\nbroker\n" {
+		t.Errorf("/readyz without a credential: %d %q", rec.Code, rec.Body)
+	}
+	rec := serve(h, "GET", "/readyz?verbose", "", nil)
+	if rec.Code != http.StatusUnauthorized || strings.Contains(rec.Body.String(), "9092") {
+		t.Errorf("/readyz?verbose without a credential: %d %q, want 401 without the address", rec.Code, rec.Body)
+	}
+	rec = serve(h, "GET", "/readyz?verbose", "", map[string]string{"Authorization": "Bearer alice-key-1"})
+	if rec.Code != 503 || rec.Body.String() != "not ready\nbroker: 127.0.0.1:9092 not connected\n" {
+		t.Errorf("/readyz?verbose with a credential: %d %q", rec.Code, rec.Body)
+	}
+}
+
 // With an admin listener, the API's /readyz names the failing checks only;
 // the admin handler shows their errors (issue 16, points 7 and 8).
 func TestReadyzNamesOnlyWithAdmin(t *testing.T) {
 	checks := []api.Check{{Name: "broker", Check: func(context.Context) error { return errors.New("127.0.0.1:9092 not connected") }}}
 	h := newHandler(t, &stub{}, func(o *api.Options) { o.Checks, o.ReadyzNamesOnly = checks, true })
-	if rec := serve(h, "GET", "/readyz", "", nil); rec.Code != 503 || rec.Body.String() != "not ready\nbroker\n" {
-		t.Fatalf("API /readyz %d %q", rec.Code, rec.Body)
+	if rec := serve(h, "GET", "/readyz?verbose", "", nil); rec.Code != 503 || rec.Body.String() != "not ready\nbroker\n" {
+		t.Fatalf("API /readyz?verbose %d %q", rec.Code, rec.Body)
 	}
 	admin := api.NewAdmin(api.AdminOptions{Checks: checks, Logger: slog.New(slog.DiscardHandler)})
 	if rec := serve(admin, "GET", "/readyz?verbose", "", nil); rec.Code != 503 || rec.Body.String() != "not ready\nbroker: 127.0.0.1:9092 not connected\n" {

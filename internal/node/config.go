@@ -25,8 +25,9 @@ type Config struct {
 	Addr string `yaml:"addr"`
 	// AdminAddr, when set, is the listen address of the admin surface:
 	// /metrics and the verbose /readyz move there from Addr, whose /readyz
-	// then names failing checks only; /healthz and /readyz stay on Addr for
-	// load balancers. Empty: everything on Addr, as before.
+	// then names failing checks only, ?verbose or not; /healthz and /readyz
+	// stay on Addr for load balancers. Empty: everything on Addr, where
+	// /readyz?verbose needs a credential when auth is configured.
 	AdminAddr string `yaml:"admin_addr"`
 	// Node identifies this gateway node (default: hostname plus a random
 	// suffix). Its reply address is derived from it.

@@ -144,7 +144,7 @@ func startLate(t *testing.T, cfg node.Config, addr, check string, appear func())
 	var code int
 	var body string
 	for end := time.Now().Add(5 * time.Second); ; {
-		code, body = status(t, base+"/readyz")
+		code, body = status(t, base+"/readyz?verbose")
 		if code == 503 && strings.Contains(body, check+":") && strings.Contains(body, addr) || time.Now().After(end) {
 			break
 		}
