@@ -57,32 +57,36 @@ func ParseBearer(h string) (string, error) {
 		return "", ErrMalformedCredential
 	}
 	token = strings.TrimLeft(token, " ")
-	if token == "" || token[0] == '=' || len(token) > maxTokenLen {
+	if len(token) > maxTokenLen {
 		return "", ErrMalformedCredential
 	}
-	for i := 0; i < len(token); i++ {
-		if !isB64Token(token[i], i == len(token)-1 || allEquals(token[i:])) {
+	// b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+	body := strings.TrimRight(token, "=")
+	if body == "" {
+		return "", ErrMalformedCredential
+	}
+	for i := 0; i < len(body); i++ {
+		if !b64TokenChar[body[i]] {
 			return "", ErrMalformedCredential
 		}
 	}
 	return token, nil
 }
 
-// isB64Token reports whether c belongs in an RFC 6750 b64token:
-// ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/", then "=" padding.
-func isB64Token(c byte, tail bool) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	case c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/':
-		return true
-	case c == '=':
-		return tail
+// b64TokenChar marks the characters of an RFC 6750 b64token before its
+// "=" padding.
+var b64TokenChar = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
 	}
-	return false
-}
-
-func allEquals(s string) bool { return strings.Trim(s, "=") == "" }
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "-._~+/" {
+		t[c] = true
+	}
+	return t
+}()
 
 type principalKey struct{}
 

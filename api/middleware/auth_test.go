@@ -70,3 +70,16 @@ func TestAPIKeysRefuseBadHashes(t *testing.T) {
 		}
 	}
 }
+
+// One key names one principal: the same hash for two principals is a
+// configuration error, not a coin toss at every request. The same hash
+// twice for one principal is harmless.
+func TestAPIKeysOneKeyOnePrincipal(t *testing.T) {
+	h := strings.Repeat("ab", 32)
+	if _, err := middleware.NewAPIKeys([]middleware.APIKeyHash{{Principal: "a", SHA256: h}, {Principal: "b", SHA256: h}}); err == nil {
+		t.Error("one key for two principals accepted")
+	}
+	if _, err := middleware.NewAPIKeys([]middleware.APIKeyHash{{Principal: "a", SHA256: h}, {Principal: "a", SHA256: strings.ToUpper(h)}}); err != nil {
+		t.Errorf("a repeated key of one principal refused: %v", err)
+	}
+}

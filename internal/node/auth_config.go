@@ -35,11 +35,7 @@ func (a AuthConfig) authenticator() (middleware.Authenticator, error) {
 	}
 	var chain middleware.Chain
 	if len(a.APIKeys) > 0 {
-		hashes := make([]middleware.APIKeyHash, len(a.APIKeys))
-		for i, k := range a.APIKeys {
-			hashes[i] = middleware.APIKeyHash{Principal: k.Principal, SHA256: k.SHA256}
-		}
-		keys, err := middleware.NewAPIKeys(hashes)
+		keys, err := middleware.NewAPIKeys(a.apiKeyHashes())
 		if err != nil {
 			return nil, err
 		}
@@ -49,12 +45,20 @@ func (a AuthConfig) authenticator() (middleware.Authenticator, error) {
 }
 
 func validateAuth(c *Config, bad func(field, format string, args ...any)) {
+	keysOK := true
 	for i, k := range c.Auth.APIKeys {
 		if k.Principal == "" {
 			bad(fmt.Sprintf("auth.api_keys[%d].principal", i), "is empty")
+			keysOK = false
 		}
 		if _, err := middleware.NewAPIKeys([]middleware.APIKeyHash{{Principal: "p", SHA256: k.SHA256}}); err != nil {
 			bad(fmt.Sprintf("auth.api_keys[%d].sha256", i), "must be the 64 hex digits of the key's SHA-256 (the key itself is never configured)")
+			keysOK = false
+		}
+	}
+	if keysOK {
+		if _, err := middleware.NewAPIKeys(c.Auth.apiKeyHashes()); err != nil {
+			bad("auth.api_keys", "%v", err)
 		}
 	}
 	for i, rc := range c.Routes {
@@ -68,4 +72,12 @@ func validateAuth(c *Config, bad func(field, format string, args ...any)) {
 			bad(fmt.Sprintf("routes[%d].auth", i), "%q is not required, optional or none", rc.Auth)
 		}
 	}
+}
+
+func (a AuthConfig) apiKeyHashes() []middleware.APIKeyHash {
+	hashes := make([]middleware.APIKeyHash, len(a.APIKeys))
+	for i, k := range a.APIKeys {
+		hashes[i] = middleware.APIKeyHash{Principal: k.Principal, SHA256: k.SHA256}
+	}
+	return hashes
 }
