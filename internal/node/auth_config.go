@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/syncgate/syncgate/api/middleware"
 )
@@ -62,6 +63,14 @@ func validateAuth(c *Config, bad func(field, format string, args ...any)) {
 		}
 	}
 	for i, rc := range c.Routes {
+		if c.Auth.Configured() && rc.Auth != string(middleware.AuthNone) {
+			for _, h := range append(append([]string(nil), c.ForwardHeaders...), rc.ForwardHeaders...) {
+				if strings.EqualFold(h, "Authorization") {
+					bad(fmt.Sprintf("routes[%d].forward_headers", i),
+						"forwards Authorization, the caller's credential, which the gateway checks on this route: services learn the caller from the principal header; remove it (or set auth: none on the route)")
+				}
+			}
+		}
 		switch middleware.AuthMode(rc.Auth) {
 		case "", middleware.AuthNone:
 		case middleware.AuthRequired, middleware.AuthOptional:

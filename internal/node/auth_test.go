@@ -53,6 +53,11 @@ func TestAuthConfigErrors(t *testing.T) {
 		{"no principal", "auth: {api_keys: [{sha256: " + strings.Repeat("ab", 32) + "}]}\n", "auth.api_keys[0].principal"},
 		{"required without keys", "routes: [{name: e, method: POST, path: /e, destination: d, auth: required}]\n", "routes[0].auth"},
 		{"unknown mode", "routes: [{name: e, method: POST, path: /e, destination: d, auth: maybe}]\n", "routes[0].auth"},
+		{"one key, two principals", "auth: {api_keys: [{principal: a, sha256: " + strings.Repeat("ab", 32) + "}, {principal: b, sha256: " + strings.Repeat("ab", 32) + "}]}\n", "auth.api_keys: "},
+		{"credential forwarded to the service", "auth: {api_keys: [{principal: a, sha256: " + strings.Repeat("ab", 32) + "}]}\n" +
+			"routes: [{name: e, method: POST, path: /e, destination: d, forward_headers: [authorization]}]\n", "routes[0].forward_headers: forwards Authorization"},
+		{"credential forwarded by the global list", "auth: {api_keys: [{principal: a, sha256: " + strings.Repeat("ab", 32) + "}]}\n" +
+			"forward_headers: [Authorization]\nroutes: [{name: e, method: POST, path: /e, destination: d, auth: optional}]\n", "routes[0].forward_headers"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := node.Parse([]byte(tc.yaml))
@@ -64,5 +69,19 @@ func TestAuthConfigErrors(t *testing.T) {
 				t.Fatalf("err %v, want one naming %s", err, tc.want)
 			}
 		})
+	}
+}
+
+// A route with auth none may forward Authorization: the gateway does not
+// check it there, so the service is the one that does.
+func TestAuthorizationForwardedWhereTheGatewayDoesNotCheck(t *testing.T) {
+	cfg, err := node.Parse([]byte("auth: {api_keys: [{principal: a, sha256: " + strings.Repeat("ab", 32) + "}]}\n" +
+		"routes: [{name: e, method: POST, path: /e, destination: d, auth: none, forward_headers: [Authorization]}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
 	}
 }
