@@ -76,9 +76,10 @@ type Options struct {
 	// MaxPollWait caps ?wait= on GET /v1/requests/{id} (default 30 s).
 	MaxPollWait time.Duration
 	// Auth, when set, authenticates the bearer credential of the routes
-	// (per Route.Auth) and of GET/DELETE /v1/requests/{id} (always
-	// required); the principal is then available through Principal. nil:
-	// no authentication, as before auth existed.
+	// (per Route.Auth) and of GET/DELETE /v1/requests/{id} (optional:
+	// the principal, or anonymous, decides which requests are found);
+	// the principal is then available through Principal. nil: no
+	// authentication, as before auth existed.
 	Auth middleware.Authenticator
 	// AbortUploads, when it ends, gives up on the request bodies still being
 	// read (the end of a graceful shutdown's drain): each such request is
@@ -186,8 +187,13 @@ func New(o Options) (http.Handler, error) {
 	}
 	r.Group(func(r chi.Router) {
 		r.Use(middleware.InFlight(o.MaxInFlight, s.overloaded(ProblemOverloaded, o.MaxInFlight)))
-		r.With(middleware.Auth(o.Auth, middleware.AuthRequired, s.unauthorized)).Get(PollPath+"{id}", s.poll)
-		r.With(middleware.Auth(o.Auth, middleware.AuthRequired, s.unauthorized)).Delete(PollPath+"{id}", s.cancel)
+		// Polls take a credential when one comes (a bad one is 401) and
+		// act for its principal: a request is only its own principal's to
+		// poll or cancel (anybody else's 404), so an anonymous poller
+		// reaches the anonymous requests of auth optional and none routes
+		// only.
+		r.With(middleware.Auth(o.Auth, middleware.AuthOptional, s.unauthorized)).Get(PollPath+"{id}", s.poll)
+		r.With(middleware.Auth(o.Auth, middleware.AuthOptional, s.unauthorized)).Delete(PollPath+"{id}", s.cancel)
 		for _, rt := range o.Routes {
 			mode := rt.Auth
 			if mode == "" {

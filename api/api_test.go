@@ -37,21 +37,21 @@ func (s *stub) Do(ctx context.Context, req gateway.Request) (gateway.Outcome, er
 	return s.do(ctx, req)
 }
 
-func (s *stub) Result(_ context.Context, id string) (correlation.Result, error) {
+func (s *stub) Result(_ context.Context, id, _ string) (correlation.Result, error) {
 	if s.result == nil {
 		return correlation.Result{}, gateway.ErrNotFound
 	}
 	return s.result(id)
 }
 
-func (s *stub) Await(ctx context.Context, id string, d time.Duration) (correlation.Result, error) {
+func (s *stub) Await(ctx context.Context, id, _ string, d time.Duration) (correlation.Result, error) {
 	if s.await == nil {
-		return s.Result(ctx, id)
+		return s.Result(ctx, id, "")
 	}
 	return s.await(ctx, id, d)
 }
 
-func (s *stub) Cancel(_ context.Context, id string) error {
+func (s *stub) Cancel(_ context.Context, id, _ string) error {
 	if s.cancel == nil {
 		return gateway.ErrNotFound
 	}

@@ -67,8 +67,9 @@ func TestAPIKeyAuth(t *testing.T) {
 		{"optional, good", "/opt", "Bearer bob-key-2", 200, "principal=bob", ""},
 		{"optional, bad key still refused", "/opt", "Bearer nope", 401, "", `Bearer realm="syncgate", error="invalid_token"`},
 		{"none ignores a bad key", "/open", "Bearer nope", 200, "principal=", ""},
-		{"poll needs a credential", "/v1/requests/x", "", 401, "", `Bearer realm="syncgate"`},
+		{"anonymous poll finds no owned request (see TestOwnership)", "/v1/requests/x", "", 404, "", ""},
 		{"poll with a credential reaches the store", "/v1/requests/x", "Bearer alice-key-1", 404, "", ""},
+		{"poll with a bad credential", "/v1/requests/x", "Bearer nope", 401, "", `Bearer realm="syncgate", error="invalid_token"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			method := "POST"

@@ -31,13 +31,13 @@ type echoGateway struct{}
 func (echoGateway) Do(_ context.Context, req gateway.Request) (gateway.Outcome, error) {
 	return gateway.Outcome{ID: req.ID, Reply: envelope.Reply{ContentType: req.Message.ContentType, Body: req.Message.Body}}, nil
 }
-func (echoGateway) Result(context.Context, string) (correlation.Result, error) {
+func (echoGateway) Result(context.Context, string, string) (correlation.Result, error) {
 	return correlation.Result{}, gateway.ErrNotFound
 }
-func (echoGateway) Await(context.Context, string, time.Duration) (correlation.Result, error) {
+func (echoGateway) Await(context.Context, string, string, time.Duration) (correlation.Result, error) {
 	return correlation.Result{}, gateway.ErrNotFound
 }
-func (echoGateway) Cancel(context.Context, string) error { return gateway.ErrNotFound }
+func (echoGateway) Cancel(context.Context, string, string) error { return gateway.ErrNotFound }
 
 // load sends POSTs to url from clients keep-alive connections for d and
 // returns completed requests per second and the process's CPU time per

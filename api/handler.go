@@ -67,6 +67,7 @@ func (s *server) routeHandler(rt Route) http.HandlerFunc {
 		}
 		out, err := s.gw.Do(r.Context(), gateway.Request{
 			Route: rt.Route, ID: id, Message: msg, Prefer: parsePrefer(r.Header.Values("Prefer")),
+			Principal: middleware.Principal(r.Context()),
 		})
 		if out.ID != "" {
 			id = out.ID // an idempotent retry answers as the first request

@@ -28,11 +28,13 @@ func (s *server) poll(w http.ResponseWriter, r *http.Request) {
 	if info := middleware.InfoFrom(r.Context()); info != nil && validID(id) {
 		info.CorrelationID = id
 	}
+	// Another principal's request answers as an unknown id does.
+	principal := middleware.Principal(r.Context())
 	var res correlation.Result
 	if wait > 0 {
-		res, err = s.gw.Await(r.Context(), id, wait)
+		res, err = s.gw.Await(r.Context(), id, principal, wait)
 	} else {
-		res, err = s.gw.Result(r.Context(), id)
+		res, err = s.gw.Result(r.Context(), id, principal)
 	}
 	if err != nil {
 		if r.Context().Err() != nil {
@@ -59,7 +61,7 @@ func (s *server) cancel(w http.ResponseWriter, r *http.Request) {
 	if info := middleware.InfoFrom(r.Context()); info != nil && validID(id) {
 		info.CorrelationID = id
 	}
-	if err := s.gw.Cancel(r.Context(), id); err != nil {
+	if err := s.gw.Cancel(r.Context(), id, middleware.Principal(r.Context())); err != nil {
 		s.writeRequestProblem(w, r, id, err)
 		return
 	}

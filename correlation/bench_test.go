@@ -101,7 +101,7 @@ func BenchmarkMemoryStore(b *testing.B) {
 			id := correlation.NewID()
 			ids[i%ring] = id
 			i++
-			if err := s.Pending(ctx, id, time.Minute); err != nil {
+			if err := s.Pending(ctx, id, "", time.Minute); err != nil {
 				b.Fatal(err)
 			}
 			if err := s.Complete(ctx, envelope.Reply{CorrelationID: id}); err != nil {
@@ -131,7 +131,7 @@ func BenchmarkMemoryStoreCycle(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			id := correlation.NewID()
-			if err := s.Pending(ctx, id, time.Minute); err != nil {
+			if err := s.Pending(ctx, id, "", time.Minute); err != nil {
 				b.Fatal(err)
 			}
 			if err := s.Complete(ctx, envelope.Reply{CorrelationID: id, Body: body}); err != nil {
@@ -164,7 +164,7 @@ func BenchmarkMemoryStoreRoom(b *testing.B) {
 				n = 1000
 			}
 			for range n {
-				if err := s.Pending(b.Context(), correlation.NewID(), time.Hour); err != nil {
+				if err := s.Pending(b.Context(), correlation.NewID(), "", time.Hour); err != nil {
 					b.Fatal(err)
 				}
 			}

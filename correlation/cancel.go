@@ -5,16 +5,18 @@ import (
 	"time"
 )
 
-// Cancel marks a pending request cancelled: a later Complete fails with
-// ErrCancelled and Get reports StateCancelled until the result TTL passes.
-// It returns ErrNotFound when no live record exists and ErrCompleted when the
-// reply is stored already. Cancelling a cancelled request is a no-op.
-func (s *MemoryStore) Cancel(_ context.Context, id string) error {
+// Cancel marks a pending request cancelled for principal: a later
+// Complete fails with ErrCancelled and Get reports StateCancelled until the
+// result TTL passes. It returns ErrNotFound when no live record exists or
+// the record is not VisibleTo principal (the same answer: no existence
+// oracle), and ErrCompleted when the reply is stored already. Cancelling a
+// cancelled request is a no-op.
+func (s *MemoryStore) Cancel(_ context.Context, id, principal string) error {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, ok := s.live(id, now)
-	if !ok {
+	if !ok || !r.VisibleTo(principal) {
 		return ErrNotFound
 	}
 	switch r.State {

@@ -56,7 +56,7 @@ func ExampleMemoryStore() {
 	})
 	id := "0190f1c4-8a2b-7c3d-9e4f-5a6b7c8d9e0f"
 
-	_ = store.Pending(ctx, id, time.Minute) // the gateway answered 202
+	_ = store.Pending(ctx, id, "", time.Minute) // the gateway answered 202
 	res, _ := store.Get(ctx, id)
 	fmt.Println(res.State)
 
@@ -90,7 +90,7 @@ func ExampleMemoryRouter() {
 	l, _ := router.Listen(ctx, "a", func(rep envelope.Reply) { got <- rep })
 	defer l.Close()
 	id := correlation.NewID()
-	_ = router.ClaimPending(ctx, id, "a", time.Minute, time.Minute)
+	_ = router.ClaimPending(ctx, id, "a", "", time.Minute, time.Minute)
 
 	// Node b has the reply: forwarding is at most once, so it stores first.
 	rep := envelope.Reply{CorrelationID: id, Status: 200, Body: []byte("hello")}

@@ -68,14 +68,14 @@ func (r *MemoryRouter) Claim(_ context.Context, id, node string, ttl time.Durati
 	return nil
 }
 
-// ClaimPending is Claim plus the results store's Pending(id, pendingTTL):
-// what a node does before publishing a request of a pollable route. The
-// claim is made even when the store refuses the record (full).
-func (r *MemoryRouter) ClaimPending(ctx context.Context, id, node string, ttl, pendingTTL time.Duration) error {
+// ClaimPending is Claim plus the results store's Pending(id, principal,
+// pendingTTL): what a node does before publishing a request of a pollable
+// route. The claim is made even when the store refuses the record (full).
+func (r *MemoryRouter) ClaimPending(ctx context.Context, id, node, principal string, ttl, pendingTTL time.Duration) error {
 	if err := r.Claim(ctx, id, node, ttl); err != nil {
 		return err
 	}
-	return r.results.Pending(ctx, id, max(pendingTTL, time.Millisecond))
+	return r.results.Pending(ctx, id, principal, max(pendingTTL, time.Millisecond))
 }
 
 // Owner returns the node that claimed id, or ErrNoOwner.

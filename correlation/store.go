@@ -59,6 +59,18 @@ type Result struct {
 	State   State
 	Reply   envelope.Reply // set when State is StateDone
 	Expires time.Time
+	// Principal is who made the request ("" when anonymous), as given to
+	// Pending. See VisibleTo.
+	Principal string
+}
+
+// VisibleTo reports whether principal may read or cancel the request: its
+// own principal may, and anybody may an anonymous one (as before callers
+// had identities: whoever holds its id). A request with a principal is
+// never anybody else's, anonymous callers included; the gateway answers
+// them as for an unknown id.
+func (r Result) VisibleTo(principal string) bool {
+	return r.Principal == "" || r.Principal == principal
 }
 
 // MemoryStoreConfig bounds a MemoryStore.
@@ -144,12 +156,13 @@ func NewMemoryStore(cfg MemoryStoreConfig) *MemoryStore {
 	return s
 }
 
-// Pending records that id was accepted and may be polled for ttl. It is a
-// no-op when a live record exists (a reply that already landed is never
-// hidden). It fails with an error wrapping ErrFull when the store is full
-// of live records: nothing is evicted to make room.
-func (s *MemoryStore) Pending(_ context.Context, id string, ttl time.Duration) error {
-	if !s.pending(id, ttl, true) {
+// Pending records that id was accepted for principal ("" when anonymous)
+// and may be polled for ttl. It is a no-op when a live record exists (a
+// reply that already landed is never hidden). It fails with an error
+// wrapping ErrFull when the store is full of live records: nothing is
+// evicted to make room.
+func (s *MemoryStore) Pending(_ context.Context, id, principal string, ttl time.Duration) error {
+	if !s.pending(id, principal, ttl, true) {
 		return s.fullError()
 	}
 	return nil
@@ -161,14 +174,14 @@ func (s *MemoryStore) Pending(_ context.Context, id string, ttl time.Duration) e
 // and it has reached its service. The store may hold more than MaxEntries
 // records by the requests that were waiting at once (bounded by the HTTP
 // in-flight limit); new records are refused until it is back below.
-func (s *MemoryStore) Promise(_ context.Context, id string, ttl time.Duration) error {
-	s.pending(id, ttl, false)
+func (s *MemoryStore) Promise(_ context.Context, id, principal string, ttl time.Duration) error {
+	s.pending(id, principal, ttl, false)
 	return nil
 }
 
 // pending stores a pending record for id unless a live one exists, and
 // reports false when strict and the store is full.
-func (s *MemoryStore) pending(id string, ttl time.Duration, strict bool) bool {
+func (s *MemoryStore) pending(id, principal string, ttl time.Duration, strict bool) bool {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -186,11 +199,11 @@ func (s *MemoryStore) pending(id string, ttl time.Duration, strict bool) bool {
 			break
 		}
 	}
-	size := s.pendingSize(id)
+	size := s.pendingSize(id) + int64(len(principal))
 	if strict && !s.makeRoom(now, size) {
 		return false
 	}
-	r := &record{id: id, size: size, Result: Result{State: StatePending, Expires: now.Add(ttl)}}
+	r := &record{id: id, size: size, Result: Result{State: StatePending, Expires: now.Add(ttl), Principal: principal}}
 	s.expiry.push(r)
 	s.items[id] = r
 	s.n.Add(1)
@@ -316,10 +329,10 @@ func (s *MemoryStore) Complete(_ context.Context, rep envelope.Reply) error {
 	case StateCancelled:
 		return ErrCancelled
 	}
-	size := recordSize(r.id, &rep)
+	size := recordSize(r.id, &rep) + int64(len(r.Principal))
 	s.size.Add(size - r.size)
 	r.size = size
-	s.learnReplySize(size - recordSize(r.id, nil))
+	s.learnReplySize(size - recordSize(r.id, nil) - int64(len(r.Principal)))
 	r.State, r.Reply, r.Expires = StateDone, rep, now.Add(s.cfg.ResultTTL)
 	s.expiry.fix(r)
 	s.noteExpiry()

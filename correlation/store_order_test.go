@@ -66,7 +66,7 @@ func TestMemoryStoreIndex(t *testing.T) {
 			case op < 8:
 				_, existed := s.items[id]
 				n, size := len(s.items), s.Bytes()
-				err := s.Pending(ctx, id, ttl)
+				err := s.Pending(ctx, id, "", ttl)
 				if err == nil && !existed && len(s.items) > n && (len(s.items) > max || s.Bytes() > maxBytes) {
 					t.Fatalf("op %d: Pending stored a record beyond the bounds: %d records, %d bytes (before: %d, %d)",
 						i, len(s.items), s.Bytes(), n, size)
@@ -75,13 +75,13 @@ func TestMemoryStoreIndex(t *testing.T) {
 					t.Fatalf("op %d: Pending: %v", i, err)
 				}
 			case op < 9:
-				if err := s.Promise(ctx, id, ttl); err != nil {
+				if err := s.Promise(ctx, id, "", ttl); err != nil {
 					t.Fatalf("op %d: Promise: %v", i, err)
 				}
 			case op < 14:
 				_ = s.Complete(ctx, envelope.Reply{CorrelationID: id, Body: make([]byte, rng.IntN(2048))})
 			case op < 15:
-				_ = s.Cancel(ctx, id)
+				_ = s.Cancel(ctx, id, "")
 			case op < 16:
 				_ = s.Delete(ctx, id)
 			case op < 17:
@@ -115,8 +115,8 @@ func TestExpiryKey(t *testing.T) {
 	// A record with a TTL of centuries is kept, and ordered last.
 	s := NewMemoryStore(MemoryStoreConfig{MaxEntries: 3})
 	ctx := t.Context()
-	_ = s.Pending(ctx, "forever", math.MaxInt64)
-	_ = s.Pending(ctx, "minute", time.Minute)
+	_ = s.Pending(ctx, "forever", "", math.MaxInt64)
+	_ = s.Pending(ctx, "minute", "", time.Minute)
 	if _, err := s.Get(ctx, "forever"); err != nil {
 		t.Fatal(err)
 	}
@@ -134,10 +134,10 @@ func TestSweepRemakesIndex(t *testing.T) {
 		ctx := t.Context()
 		s := NewMemoryStore(MemoryStoreConfig{})
 		for i := range 3000 {
-			_ = s.Pending(ctx, fmt.Sprint("short-", i), time.Second)
+			_ = s.Pending(ctx, fmt.Sprint("short-", i), "", time.Second)
 		}
 		for i := range 10 {
-			_ = s.Pending(ctx, fmt.Sprint("long-", i), time.Hour)
+			_ = s.Pending(ctx, fmt.Sprint("long-", i), "", time.Hour)
 		}
 		time.Sleep(time.Second)
 		sweeps := 0

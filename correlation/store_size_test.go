@@ -32,7 +32,7 @@ func TestRecordOverhead(t *testing.T) {
 			before := heapAlloc()
 			s := NewMemoryStore(MemoryStoreConfig{MaxEntries: n})
 			for _, id := range ids {
-				if err := s.Pending(ctx, id, 1<<40); err != nil {
+				if err := s.Pending(ctx, id, "", 1<<40); err != nil {
 					t.Fatal(err)
 				}
 				if rep := tc.reply(id); rep != nil {

@@ -32,7 +32,7 @@ func TestMemoryStoreReclaimsInBackground(t *testing.T) {
 		base := heapInUse()
 		for range n {
 			id := correlation.NewID()
-			if err := s.Pending(ctx, id, ttl); err != nil {
+			if err := s.Pending(ctx, id, "", ttl); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.Complete(ctx, envelope.Reply{CorrelationID: id, Body: make([]byte, size)}); err != nil {

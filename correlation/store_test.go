@@ -40,7 +40,7 @@ func TestMemoryStoreLifecycle(t *testing.T) {
 		id := correlation.NewID()
 		wantNotFound(t, s, id)
 
-		if err := s.Pending(ctx, id, time.Minute); err != nil {
+		if err := s.Pending(ctx, id, "", time.Minute); err != nil {
 			t.Fatalf("Pending: %v", err)
 		}
 		res := mustGet(t, s, id)
@@ -92,7 +92,7 @@ func TestMemoryStoreComplete(t *testing.T) {
 
 	t.Run("twice", func(t *testing.T) {
 		id := correlation.NewID()
-		if err := s.Pending(ctx, id, time.Minute); err != nil {
+		if err := s.Pending(ctx, id, "", time.Minute); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.Complete(ctx, reply(id)); err != nil {
@@ -107,14 +107,14 @@ func TestMemoryStoreComplete(t *testing.T) {
 
 	t.Run("Pending after Complete", func(t *testing.T) {
 		id := correlation.NewID()
-		if err := s.Pending(ctx, id, time.Minute); err != nil {
+		if err := s.Pending(ctx, id, "", time.Minute); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.Complete(ctx, reply(id)); err != nil {
 			t.Fatal(err)
 		}
 		// The reply may land before the gateway records the 202.
-		if err := s.Pending(ctx, id, time.Minute); err != nil {
+		if err := s.Pending(ctx, id, "", time.Minute); err != nil {
 			t.Fatalf("Pending: %v", err)
 		}
 		res := mustGet(t, s, id)
@@ -131,7 +131,7 @@ func TestMemoryStoreTTL(t *testing.T) {
 			ctx := t.Context()
 			s := correlation.NewMemoryStore(correlation.MemoryStoreConfig{})
 			id := correlation.NewID()
-			if err := s.Pending(ctx, id, time.Minute); err != nil {
+			if err := s.Pending(ctx, id, "", time.Minute); err != nil {
 				t.Fatal(err)
 			}
 			time.Sleep(time.Minute - time.Nanosecond)
@@ -142,7 +142,7 @@ func TestMemoryStoreTTL(t *testing.T) {
 				t.Fatalf("Complete after the pending TTL = %v, want ErrNotFound", err)
 			}
 			// Accepting the id again starts a new record.
-			if err := s.Pending(ctx, id, time.Minute); err != nil {
+			if err := s.Pending(ctx, id, "", time.Minute); err != nil {
 				t.Fatal(err)
 			}
 			if res := mustGet(t, s, id); res.State != correlation.StatePending {
@@ -156,7 +156,7 @@ func TestMemoryStoreTTL(t *testing.T) {
 			ctx := t.Context()
 			s := correlation.NewMemoryStore(correlation.MemoryStoreConfig{})
 			id := correlation.NewID()
-			if err := s.Pending(ctx, id, time.Second); err != nil {
+			if err := s.Pending(ctx, id, "", time.Second); err != nil {
 				t.Fatal(err)
 			}
 			time.Sleep(time.Second)
@@ -173,7 +173,7 @@ func TestMemoryStoreTTL(t *testing.T) {
 			ctx := t.Context()
 			s := correlation.NewMemoryStore(correlation.MemoryStoreConfig{ResultTTL: 10 * time.Second})
 			id := correlation.NewID()
-			if err := s.Pending(ctx, id, time.Hour); err != nil {
+			if err := s.Pending(ctx, id, "", time.Hour); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.Complete(ctx, reply(id)); err != nil {
@@ -194,7 +194,7 @@ func TestMemoryStoreTTL(t *testing.T) {
 			ctx := t.Context()
 			s := correlation.NewMemoryStore(correlation.MemoryStoreConfig{})
 			id := correlation.NewID()
-			if err := s.Pending(ctx, id, time.Second); err != nil {
+			if err := s.Pending(ctx, id, "", time.Second); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.Complete(ctx, reply(id)); err != nil {
@@ -213,12 +213,12 @@ func TestMemoryStoreTTL(t *testing.T) {
 			s := correlation.NewMemoryStore(correlation.MemoryStoreConfig{ResultTTL: time.Minute})
 			// A long-lived record first, so the short-lived ones behind it
 			// are not at the old end of the insertion order.
-			if err := s.Pending(ctx, "long", time.Hour); err != nil {
+			if err := s.Pending(ctx, "long", "", time.Hour); err != nil {
 				t.Fatal(err)
 			}
 			for i := range 100 {
 				id := fmt.Sprint("short-", i)
-				if err := s.Pending(ctx, id, time.Second); err != nil {
+				if err := s.Pending(ctx, id, "", time.Second); err != nil {
 					t.Fatal(err)
 				}
 				if i%2 == 0 {
@@ -231,7 +231,7 @@ func TestMemoryStoreTTL(t *testing.T) {
 			// Each insert drops some expired records, so inserts alone,
 			// with no Get, bring the dead records down.
 			for i := range 100 {
-				if err := s.Pending(ctx, fmt.Sprint("new-", i), time.Hour); err != nil {
+				if err := s.Pending(ctx, fmt.Sprint("new-", i), "", time.Hour); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -249,13 +249,13 @@ func TestMemoryStoreMaxEntries(t *testing.T) {
 		const max = 10
 		s := correlation.NewMemoryStore(correlation.MemoryStoreConfig{MaxEntries: max})
 		promised := correlation.NewID()
-		if err := s.Pending(ctx, promised, time.Hour); err != nil {
+		if err := s.Pending(ctx, promised, "", time.Hour); err != nil {
 			t.Fatal(err)
 		}
 		stored, refused := 0, 0
 		for i := range 10 * max {
 			id := correlation.NewID()
-			switch err := s.Pending(ctx, id, time.Hour); {
+			switch err := s.Pending(ctx, id, "", time.Hour); {
 			case err == nil:
 				stored++
 				if i%2 == 0 {
@@ -288,16 +288,16 @@ func TestMemoryStoreMaxEntries(t *testing.T) {
 	t.Run("Promise is never refused", func(t *testing.T) {
 		ctx := t.Context()
 		s := correlation.NewMemoryStore(correlation.MemoryStoreConfig{MaxEntries: 1})
-		if err := s.Pending(ctx, correlation.NewID(), time.Hour); err != nil {
+		if err := s.Pending(ctx, correlation.NewID(), "", time.Hour); err != nil {
 			t.Fatal(err)
 		}
 		// A request published while there was room, answered 202 now.
 		late := correlation.NewID()
-		if err := s.Promise(ctx, late, time.Hour); err != nil {
+		if err := s.Promise(ctx, late, "", time.Hour); err != nil {
 			t.Fatalf("Promise on a full store: %v", err)
 		}
 		mustGet(t, s, late)
-		if err := s.Pending(ctx, correlation.NewID(), time.Hour); !errors.Is(err, correlation.ErrFull) {
+		if err := s.Pending(ctx, correlation.NewID(), "", time.Hour); !errors.Is(err, correlation.ErrFull) {
 			t.Fatalf("Pending over the cap = %v, want ErrFull", err)
 		}
 	})
@@ -307,15 +307,15 @@ func TestMemoryStoreMaxEntries(t *testing.T) {
 			ctx := t.Context()
 			s := correlation.NewMemoryStore(correlation.MemoryStoreConfig{MaxEntries: 2})
 			a, b := correlation.NewID(), correlation.NewID()
-			_ = s.Pending(ctx, a, time.Second)
-			_ = s.Pending(ctx, b, time.Hour)
+			_ = s.Pending(ctx, a, "", time.Second)
+			_ = s.Pending(ctx, b, "", time.Hour)
 			time.Sleep(time.Second)
-			if err := s.Pending(ctx, a, time.Hour); err != nil { // re-accept the expired a
+			if err := s.Pending(ctx, a, "", time.Hour); err != nil { // re-accept the expired a
 				t.Fatal(err)
 			}
 			mustGet(t, s, a)
 			mustGet(t, s, b)
-			if err := s.Pending(ctx, b, time.Hour); err != nil { // a no-op on a live record
+			if err := s.Pending(ctx, b, "", time.Hour); err != nil { // a no-op on a live record
 				t.Fatal(err)
 			}
 		})
@@ -326,9 +326,9 @@ func TestMemoryStoreMaxEntries(t *testing.T) {
 			ctx := t.Context()
 			s := correlation.NewMemoryStore(correlation.MemoryStoreConfig{MaxEntries: 3, ResultTTL: time.Hour})
 			old, short, done := correlation.NewID(), correlation.NewID(), correlation.NewID()
-			_ = s.Pending(ctx, old, time.Hour)     // oldest, but alive
-			_ = s.Pending(ctx, short, time.Second) // newer, expires first
-			_ = s.Pending(ctx, done, time.Second)  // completed: lives on
+			_ = s.Pending(ctx, old, "", time.Hour)     // oldest, but alive
+			_ = s.Pending(ctx, short, "", time.Second) // newer, expires first
+			_ = s.Pending(ctx, done, "", time.Second)  // completed: lives on
 			if err := s.Complete(ctx, reply(done)); err != nil {
 				t.Fatal(err)
 			}
@@ -337,7 +337,7 @@ func TestMemoryStoreMaxEntries(t *testing.T) {
 			if err := s.Room(); err != nil {
 				t.Fatalf("Room() with an expired record = %v", err)
 			}
-			if err := s.Pending(ctx, correlation.NewID(), time.Hour); err != nil {
+			if err := s.Pending(ctx, correlation.NewID(), "", time.Hour); err != nil {
 				t.Fatal(err)
 			}
 			if s.Len() > 3 {
@@ -360,7 +360,7 @@ func TestMemoryStoreMaxBytes(t *testing.T) {
 		s := correlation.NewMemoryStore(correlation.MemoryStoreConfig{MaxBytes: budget, ResultTTL: time.Minute})
 		a, b := correlation.NewID(), correlation.NewID()
 		for _, id := range []string{a, b} {
-			if err := s.Pending(ctx, id, time.Hour); err != nil {
+			if err := s.Pending(ctx, id, "", time.Hour); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -383,7 +383,7 @@ func TestMemoryStoreMaxBytes(t *testing.T) {
 		if s.Bytes() <= budget {
 			t.Fatalf("Bytes() = %d, want over the %d budget", s.Bytes(), budget)
 		}
-		if err := s.Pending(ctx, correlation.NewID(), time.Hour); !errors.Is(err, correlation.ErrFull) {
+		if err := s.Pending(ctx, correlation.NewID(), "", time.Hour); !errors.Is(err, correlation.ErrFull) {
 			t.Fatalf("Pending over the byte budget = %v, want ErrFull", err)
 		}
 		if err := s.Room(); !errors.Is(err, correlation.ErrFull) {
@@ -393,7 +393,7 @@ func TestMemoryStoreMaxBytes(t *testing.T) {
 		mustGet(t, s, b)
 
 		time.Sleep(time.Minute) // the results expire: their bytes make room
-		if err := s.Pending(ctx, correlation.NewID(), time.Hour); err != nil {
+		if err := s.Pending(ctx, correlation.NewID(), "", time.Hour); err != nil {
 			t.Fatalf("Pending once the results expired: %v", err)
 		}
 		// The new pending record reserves room for a reply like the others.
@@ -414,7 +414,7 @@ func TestMemoryStoreReservesReplies(t *testing.T) {
 	const budget, reply = 1 << 20, 64 << 10
 	s := correlation.NewMemoryStore(correlation.MemoryStoreConfig{MaxBytes: budget})
 	first := correlation.NewID()
-	if err := s.Pending(ctx, first, time.Hour); err != nil {
+	if err := s.Pending(ctx, first, "", time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Complete(ctx, envelope.Reply{CorrelationID: first, Body: make([]byte, reply)}); err != nil {
@@ -423,7 +423,7 @@ func TestMemoryStoreReservesReplies(t *testing.T) {
 	var burst []string
 	for range 100 {
 		id := correlation.NewID()
-		if err := s.Pending(ctx, id, time.Hour); err == nil {
+		if err := s.Pending(ctx, id, "", time.Hour); err == nil {
 			burst = append(burst, id)
 		} else if !errors.Is(err, correlation.ErrFull) {
 			t.Fatal(err)
@@ -462,7 +462,7 @@ func TestMemoryStoreConcurrent(t *testing.T) {
 		wg.Go(func() {
 			for i := range perWorker {
 				id := fmt.Sprintf("w%d-%d", w, i)
-				if err := s.Pending(ctx, id, time.Hour); errors.Is(err, correlation.ErrFull) {
+				if err := s.Pending(ctx, id, "", time.Hour); errors.Is(err, correlation.ErrFull) {
 					refused.Add(1)
 					continue
 				} else if err != nil {

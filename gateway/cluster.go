@@ -16,9 +16,9 @@ import (
 type Router interface {
 	// Claim records that node waits for id, for ttl.
 	Claim(ctx context.Context, id, node string, ttl time.Duration) error
-	// ClaimPending is Claim plus the Store's Pending(id, pendingTTL): it
-	// must write the very record Store.Pending would.
-	ClaimPending(ctx context.Context, id, node string, ttl, pendingTTL time.Duration) error
+	// ClaimPending is Claim plus the Store's Pending(id, principal,
+	// pendingTTL): it must write the very record Store.Pending would.
+	ClaimPending(ctx context.Context, id, node, principal string, ttl, pendingTTL time.Duration) error
 	// ForwardToOwner hands rep to the node that claimed its id, unless
 	// that is from itself: owner "" with correlation.ErrNoOwner when none
 	// did; delivered false when the owner is from or is gone. Delivery is
@@ -76,12 +76,12 @@ func (g *Gateway) clusterErr(ctx context.Context, op int, id string, err error) 
 // pollable route, the pending record (so that node can store it), in one
 // round trip. Redis being down degrades rather than fails: the reply
 // normally comes back to this node directly.
-func (g *Gateway) clusterBegin(ctx context.Context, r *Route, id string, keyed bool) {
+func (g *Gateway) clusterBegin(ctx context.Context, r *Route, id, principal string, keyed bool) {
 	c := g.cfg.Cluster
 	ttl := r.Timeout + c.ClaimMargin
 	var err error
 	if r.Pollable() && !keyed { // a keyed request has its record already
-		err = c.Router.ClaimPending(ctx, id, c.Node, ttl, r.Timeout)
+		err = c.Router.ClaimPending(ctx, id, c.Node, principal, ttl, r.Timeout)
 	} else {
 		err = c.Router.Claim(ctx, id, c.Node, ttl)
 	}

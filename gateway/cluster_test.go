@@ -79,7 +79,7 @@ var errDown = errors.New("cluster state unreachable")
 type downRouter struct{}
 
 func (downRouter) Claim(context.Context, string, string, time.Duration) error { return errDown }
-func (downRouter) ClaimPending(context.Context, string, string, time.Duration, time.Duration) error {
+func (downRouter) ClaimPending(context.Context, string, string, string, time.Duration, time.Duration) error {
 	return errDown
 }
 func (downRouter) ForwardToOwner(context.Context, string, envelope.Reply) (string, bool, error) {
@@ -88,13 +88,13 @@ func (downRouter) ForwardToOwner(context.Context, string, envelope.Reply) (strin
 
 type downStore struct{}
 
-func (downStore) Pending(context.Context, string, time.Duration) error { return errDown }
-func (downStore) Complete(context.Context, envelope.Reply) error       { return errDown }
+func (downStore) Pending(context.Context, string, string, time.Duration) error { return errDown }
+func (downStore) Complete(context.Context, envelope.Reply) error               { return errDown }
 func (downStore) Get(context.Context, string) (correlation.Result, error) {
 	return correlation.Result{}, errDown
 }
-func (downStore) Delete(context.Context, string) error { return errDown }
-func (downStore) Cancel(context.Context, string) error { return errDown }
+func (downStore) Delete(context.Context, string) error         { return errDown }
+func (downStore) Cancel(context.Context, string, string) error { return errDown }
 
 // dispatch hands the reply to m (body) to node n's reply consumer.
 func (n *clusterNode) dispatch(t *testing.T, m brokers.Message, body string) gateway.ReplyOutcome {
@@ -149,7 +149,7 @@ func TestClusterForwardsToTheWaitingNode(t *testing.T) {
 				t.Errorf("a took %d forwarded replies, want 1", got)
 			}
 			// A pollable request's reply was stored before it was forwarded.
-			res2, err := a.gw.Result(t.Context(), r.out.ID)
+			res2, err := a.gw.Result(t.Context(), r.out.ID, "")
 			switch mode {
 			case gateway.ModeAuto:
 				if err != nil || res2.State != correlation.StateDone || string(res2.Reply.Body) != "from b" {
@@ -196,7 +196,7 @@ func TestClusterInvalidReplyForwarded(t *testing.T) {
 			}
 			wantInvalidReplyProblem(t, r.out.Reply, id)
 			if mode == gateway.ModeAuto {
-				got, err := a.gw.Result(t.Context(), id)
+				got, err := a.gw.Result(t.Context(), id, "")
 				if err != nil || got.State != correlation.StateDone {
 					t.Fatalf("stored result = %+v, %v; want done", got, err)
 				}
@@ -251,7 +251,7 @@ func TestClusterOwnerGone(t *testing.T) {
 	if out := b.dispatch(t, m, "for the poll"); out != gateway.ReplyStored {
 		t.Fatalf("async reply on b = %v, want stored", out)
 	}
-	if got, err := a.gw.Result(t.Context(), r.out.ID); err != nil || string(got.Reply.Body) != "for the poll" {
+	if got, err := a.gw.Result(t.Context(), r.out.ID, ""); err != nil || string(got.Reply.Body) != "for the poll" {
 		t.Fatalf("poll on a = %+v, %v", got, err)
 	}
 }
@@ -297,13 +297,13 @@ func TestClusterStateDown(t *testing.T) {
 	}
 	// Polls, long polls and cancels answer 503 (ErrStore), not 500.
 	id := correlation.NewID()
-	if _, err := a.gw.Result(t.Context(), id); !errors.Is(err, gateway.ErrStore) {
+	if _, err := a.gw.Result(t.Context(), id, ""); !errors.Is(err, gateway.ErrStore) {
 		t.Errorf("Result with the state down: %v, want ErrStore", err)
 	}
-	if _, err := a.gw.Await(t.Context(), id, time.Second); !errors.Is(err, gateway.ErrStore) {
+	if _, err := a.gw.Await(t.Context(), id, "", time.Second); !errors.Is(err, gateway.ErrStore) {
 		t.Errorf("Await with the state down: %v, want ErrStore", err)
 	}
-	if err := a.gw.Cancel(t.Context(), id); !errors.Is(err, gateway.ErrStore) {
+	if err := a.gw.Cancel(t.Context(), id, ""); !errors.Is(err, gateway.ErrStore) {
 		t.Errorf("Cancel with the state down: %v, want ErrStore", err)
 	}
 }

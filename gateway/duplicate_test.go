@@ -57,7 +57,7 @@ func TestDuplicateMemoryIsBounded(t *testing.T) {
 	// the gateway's memory can tell a second reply from an orphan.
 	answer := func(id string) {
 		t.Helper()
-		if err := store.Pending(t.Context(), id, time.Hour); err != nil {
+		if err := store.Pending(t.Context(), id, "", time.Hour); err != nil {
 			t.Fatal(err)
 		}
 		if out := dispatch(id); out != gateway.ReplyStored {

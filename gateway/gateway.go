@@ -38,16 +38,19 @@ type Publisher interface {
 // Store keeps the state of requests answered with 202, so that any node can
 // serve the poll. correlation.MemoryStore implements it.
 type Store interface {
-	// Pending records an accepted request for ttl; a no-op if a record exists.
-	Pending(ctx context.Context, id string, ttl time.Duration) error
+	// Pending records an accepted request of principal ("" when
+	// anonymous) for ttl; a no-op if a record exists. Get returns the
+	// principal with the record.
+	Pending(ctx context.Context, id, principal string, ttl time.Duration) error
 	// Complete stores a reply: correlation.ErrNotFound if no record,
 	// correlation.ErrCompleted if one is stored already.
 	Complete(ctx context.Context, rep envelope.Reply) error
 	Get(ctx context.Context, id string) (correlation.Result, error)
 	Delete(ctx context.Context, id string) error
-	// Cancel marks a pending record cancelled: correlation.ErrNotFound if no
-	// record, correlation.ErrCompleted if the reply is stored.
-	Cancel(ctx context.Context, id string) error
+	// Cancel marks a pending record of principal cancelled:
+	// correlation.ErrNotFound if no record or another principal's,
+	// correlation.ErrCompleted if the reply is stored.
+	Cancel(ctx context.Context, id, principal string) error
 }
 
 // boundedStore is a Store that bounds its own room and refuses new records
@@ -59,7 +62,7 @@ type boundedStore interface {
 	Room() error
 	// Promise is Pending for a request already published: never refused
 	// for room.
-	Promise(ctx context.Context, id string, ttl time.Duration) error
+	Promise(ctx context.Context, id, principal string, ttl time.Duration) error
 }
 
 // durableStore is a Store that says whether its records outlive this
@@ -166,6 +169,12 @@ type Request struct {
 	// body. Its CorrelationID, ReplyTo and Deadline are set by the gateway.
 	Message envelope.Request
 	Prefer  Preferences
+	// Principal is the authenticated caller ("" when anonymous). It owns
+	// the request (nobody else can poll or cancel it, unless it is ""),
+	// scopes its Idempotency-Key, and is what the service sees as the
+	// principal: the gateway sets Message.Principal from it, whatever
+	// Message held.
+	Principal string
 }
 
 // Outcome is the result of Do: either a Reply, or Accepted (202).
@@ -205,7 +214,7 @@ func (g *Gateway) Do(ctx context.Context, req Request) (Outcome, error) {
 			return c.out, err
 		}
 		if attached {
-			return g.attach(ctx, c.r, c.out, c.wait, c.async)
+			return g.attach(ctx, c.r, c.req.Principal, c.out, c.wait, c.async)
 		}
 	}
 	msg := c.message()
@@ -261,7 +270,7 @@ func (c *call) admit() error {
 // bound finds the record too, and waits on it.
 func (c *call) bindKey(ctx context.Context) (attached bool, err error) {
 	g, id := c.g, c.out.ID
-	if err := g.store.Pending(ctx, id, max(c.r.Timeout, g.cfg.IdempotencyTTL)); err != nil {
+	if err := g.store.Pending(ctx, id, c.req.Principal, max(c.r.Timeout, g.cfg.IdempotencyTTL)); err != nil {
 		return false, storeError(err)
 	}
 	rec, created, err := g.reserve(ctx, c.req, id)
@@ -283,6 +292,7 @@ func (c *call) message() envelope.Request {
 	c.deadline = time.Now().Add(c.r.Timeout)
 	msg := c.req.Message
 	msg.CorrelationID, msg.ReplyTo, msg.Deadline = c.out.ID, c.g.cfg.ReplyTo, c.deadline
+	msg.Principal = c.req.Principal
 	return msg
 }
 
@@ -296,7 +306,7 @@ func (c *call) makeRoom(ctx context.Context) error {
 	switch {
 	case c.keyed:
 	case c.async:
-		if err := g.store.Pending(ctx, c.out.ID, c.r.Timeout); err != nil {
+		if err := g.store.Pending(ctx, c.out.ID, c.req.Principal, c.r.Timeout); err != nil {
 			return storeError(err)
 		}
 	case c.r.Pollable() && g.bounded != nil:
@@ -337,7 +347,7 @@ func (c *call) publishAndWait(ctx context.Context, msg envelope.Request) (Outcom
 		}
 		return c.fail(ctx, fmt.Errorf("gateway: register %s: %w", id, err))
 	}
-	g.place.begin(ctx, c.r, id, c.keyed)
+	g.place.begin(ctx, c.r, id, c.req.Principal, c.keyed)
 	c.out.Sent = time.Now()
 	if err := g.publish(ctx, c.r, msg, c.deadline); err != nil {
 		w.Cancel()
@@ -412,7 +422,7 @@ func (c *call) giveUp(ctx context.Context, w *correlation.Waiter, cause error) (
 		return c.out, cause
 	}
 	ttl := time.Until(c.deadline)
-	storeErr := g.promise(context.WithoutCancel(ctx), c.out.ID, max(ttl, time.Second))
+	storeErr := g.promise(context.WithoutCancel(ctx), c.out.ID, c.req.Principal, max(ttl, time.Second))
 	if rep, ok := w.Cancel(); ok {
 		if storeErr == nil {
 			// The record is written already: make it tell the truth.
@@ -433,11 +443,11 @@ func (c *call) giveUp(ctx context.Context, w *correlation.Waiter, cause error) (
 // promise writes the pending record of a request answered 202 after its
 // wait. The request was admitted with room (Do checks Room) and has been
 // published, so a bounded store must not refuse it now.
-func (g *Gateway) promise(ctx context.Context, id string, ttl time.Duration) error {
+func (g *Gateway) promise(ctx context.Context, id, principal string, ttl time.Duration) error {
 	if g.bounded != nil {
-		return g.bounded.Promise(ctx, id, ttl)
+		return g.bounded.Promise(ctx, id, principal, ttl)
 	}
-	return g.store.Pending(ctx, id, ttl)
+	return g.store.Pending(ctx, id, principal, ttl)
 }
 
 // storeError wraps a store's refusal to write a record: ErrStoreFull when

@@ -155,7 +155,7 @@ func TestAutoRoute202ThenPoll(t *testing.T) {
 		if r.elapsed != rt.Wait {
 			t.Errorf("202 after %v, want the route wait %v", r.elapsed, rt.Wait)
 		}
-		got, err := f.gw.Result(t.Context(), r.out.ID)
+		got, err := f.gw.Result(t.Context(), r.out.ID, "")
 		if err != nil || got.State != correlation.StatePending {
 			t.Fatalf("Result before the reply = %+v, %v; want pending", got, err)
 		}
@@ -163,7 +163,7 @@ func TestAutoRoute202ThenPoll(t *testing.T) {
 		if out := f.reply(t, m, "late"); out != gateway.ReplyStored {
 			t.Fatalf("late reply outcome = %v, want stored", out)
 		}
-		got, err = f.gw.Result(t.Context(), r.out.ID)
+		got, err = f.gw.Result(t.Context(), r.out.ID, "")
 		if err != nil || got.State != correlation.StateDone || string(got.Reply.Body) != "late" || got.Reply.Status != 201 {
 			t.Fatalf("Result after the reply = %+v, %v", got, err)
 		}
@@ -171,7 +171,7 @@ func TestAutoRoute202ThenPoll(t *testing.T) {
 		if out := f.reply(t, m, "again"); out != gateway.ReplyDuplicate {
 			t.Errorf("duplicate outcome = %v", out)
 		}
-		if got, _ := f.gw.Result(t.Context(), r.out.ID); string(got.Reply.Body) != "late" {
+		if got, _ := f.gw.Result(t.Context(), r.out.ID, ""); string(got.Reply.Body) != "late" {
 			t.Errorf("duplicate overwrote the stored reply: %q", got.Reply.Body)
 		}
 	})
@@ -184,7 +184,7 @@ func TestPendingExpiresWithTheBudget(t *testing.T) {
 		r := <-f.do(t.Context(), rt, gateway.Preferences{})
 		m := <-f.pub.msgs
 		time.Sleep(rt.Timeout) // past the request's deadline
-		if _, err := f.gw.Result(t.Context(), r.out.ID); !errors.Is(err, gateway.ErrNotFound) {
+		if _, err := f.gw.Result(t.Context(), r.out.ID, ""); !errors.Is(err, gateway.ErrNotFound) {
 			t.Fatalf("Result after the budget = %v, want ErrNotFound", err)
 		}
 		if out := f.reply(t, m, "too late"); out != gateway.ReplyOrphan {
@@ -222,7 +222,7 @@ func TestAsyncRoute(t *testing.T) {
 		if r.err != nil || !r.out.Accepted || r.elapsed != 0 {
 			t.Fatalf("Do = %+v, %v after %v; want 202 at once", r.out, r.err, r.elapsed)
 		}
-		got, err := f.gw.Result(t.Context(), r.out.ID)
+		got, err := f.gw.Result(t.Context(), r.out.ID, "")
 		if err != nil || string(got.Reply.Body) != "fast" {
 			t.Fatalf("Result = %+v, %v", got, err)
 		}

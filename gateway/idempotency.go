@@ -3,11 +3,14 @@ package gateway
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/syncgate/syncgate/brokers/envelope"
@@ -26,7 +29,8 @@ var (
 
 // IdempotencyStore binds Idempotency-Keys to the first request that used
 // them (draft-ietf-httpapi-idempotency-key-header). Keys are scoped (the
-// gateway scopes them by route) and expire after the store's TTL.
+// gateway scopes them by route and principal: see keyScope) and expire
+// after the store's TTL.
 // correlation.MemoryIdempotency implements it; the Redis store does it with
 // SET NX.
 type IdempotencyStore interface {
@@ -38,22 +42,52 @@ type IdempotencyStore interface {
 }
 
 // fingerprint identifies a request's payload: method, path, query, content
-// type and body. The same key with another fingerprint is ErrKeyMismatch.
+// type, the forwarded headers (they can change the reply) and body. The
+// same key with another fingerprint is ErrKeyMismatch. Every part but the
+// last is length-prefixed, and the headers go in the order of their names,
+// so that two different payloads never hash the same input.
 func fingerprint(m envelope.Request) string {
 	h := sha256.New()
 	for _, s := range []string{m.Method, m.Path, m.Query, m.ContentType} {
-		_, _ = io.WriteString(h, s)
-		_, _ = h.Write([]byte{0})
+		writeField(h, s)
+	}
+	names := slices.Sorted(maps.Keys(m.Header))
+	writeLen(h, len(names))
+	for _, k := range names {
+		writeField(h, k)
+		writeField(h, m.Header[k])
 	}
 	_, _ = h.Write(m.Body)
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// keyScope is the scope of an Idempotency-Key: the route and the
+// principal, so that nobody attaches to another caller's request. It is
+// the hex SHA-256 of both, length-prefixed: any route name and principal
+// (whatever characters they hold) give a scope of one fixed form, which
+// the stores can join to the key with a delimiter ("{scope}:{key}")
+// without two pairs colliding.
+func keyScope(route, principal string) string {
+	h := sha256.New()
+	writeField(h, route)
+	writeField(h, principal)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func writeField(w io.Writer, s string) {
+	writeLen(w, len(s))
+	_, _ = io.WriteString(w, s)
+}
+
+func writeLen(w io.Writer, n int) {
+	_, _ = w.Write(binary.AppendUvarint(nil, uint64(n)))
 }
 
 // reserve binds the request's key to id. It returns the record of the first
 // request when the key was bound already.
 func (g *Gateway) reserve(ctx context.Context, req Request, id string) (correlation.IdempotencyRecord, bool, error) {
 	fp := fingerprint(req.Message)
-	rec, created, err := g.idem.Reserve(ctx, req.Route.Name, req.Message.IdempotencyKey,
+	rec, created, err := g.idem.Reserve(ctx, keyScope(req.Route.Name, req.Principal), req.Message.IdempotencyKey,
 		correlation.IdempotencyRecord{ID: id, Fingerprint: fp})
 	if err != nil {
 		return rec, false, storeError(fmt.Errorf("idempotency: %w", err))
@@ -67,20 +101,21 @@ func (g *Gateway) reserve(ctx context.Context, req Request, id string) (correlat
 // release undoes reserve when nothing was published.
 func (g *Gateway) release(ctx context.Context, req Request, id string) {
 	ctx = context.WithoutCancel(ctx)
-	_ = g.idem.Release(ctx, req.Route.Name, req.Message.IdempotencyKey)
+	_ = g.idem.Release(ctx, keyScope(req.Route.Name, req.Principal), req.Message.IdempotencyKey)
 	_ = g.store.Delete(ctx, id)
 }
 
 // attach answers a request whose key is bound to the request out.ID: it
 // waits for that request's result as the route and preferences allow, and
 // answers as that request would: the stored reply, 202 with the same
-// Location, or the route's timeout.
-func (g *Gateway) attach(ctx context.Context, r *Route, out Outcome, wait time.Duration, async bool) (Outcome, error) {
+// Location, or the route's timeout. The key's scope holds the principal,
+// so out.ID is principal's own request; the read checks it all the same.
+func (g *Gateway) attach(ctx context.Context, r *Route, principal string, out Outcome, wait time.Duration, async bool) (Outcome, error) {
 	if async {
 		out.Accepted = true
 		return out, nil
 	}
-	res, err := g.awaitResult(ctx, out.ID, wait)
+	res, err := g.awaitResult(ctx, out.ID, principal, wait)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return out, ErrKeyConflict

@@ -155,7 +155,7 @@ func TestInvalidReplyAnswers502(t *testing.T) {
 					t.Fatalf("Do = %+v, %v; want 202", out, err)
 				}
 				start = time.Now()
-				res, err := f.gw.Await(t.Context(), out.ID, 5*time.Second)
+				res, err := f.gw.Await(t.Context(), out.ID, "", 5*time.Second)
 				if err != nil || res.State != correlation.StateDone {
 					t.Fatalf("Await = %+v, %v; want done", res, err)
 				}

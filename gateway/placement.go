@@ -13,7 +13,7 @@ import (
 // the implementation once: alone without Config.Cluster, member with it.
 type placement interface {
 	// begin runs before a waited-for request is published.
-	begin(ctx context.Context, r *Route, id string, keyed bool)
+	begin(ctx context.Context, r *Route, id, principal string, keyed bool)
 	// unpublished undoes begin when the publish failed.
 	unpublished(ctx context.Context, r *Route, id string, keyed bool)
 	// storedElsewhere returns a reply stored for id by another node, after
@@ -31,8 +31,8 @@ type placement interface {
 // store, nothing to claim or forward.
 type alone struct{ g *Gateway }
 
-func (alone) begin(context.Context, *Route, string, bool)       {}
-func (alone) unpublished(context.Context, *Route, string, bool) {}
+func (alone) begin(context.Context, *Route, string, string, bool) {}
+func (alone) unpublished(context.Context, *Route, string, bool)   {}
 func (alone) storedElsewhere(context.Context, string) (envelope.Reply, bool) {
 	return envelope.Reply{}, false
 }
@@ -49,8 +49,8 @@ func (a alone) unwaited(ctx context.Context, rep envelope.Reply) (ReplyOutcome, 
 // member is a node of a cluster (see Cluster and cluster.go).
 type member struct{ g *Gateway }
 
-func (m member) begin(ctx context.Context, r *Route, id string, keyed bool) {
-	m.g.clusterBegin(ctx, r, id, keyed)
+func (m member) begin(ctx context.Context, r *Route, id, principal string, keyed bool) {
+	m.g.clusterBegin(ctx, r, id, principal, keyed)
 }
 
 // unpublished removes the pending record begin wrote with the claim.

@@ -19,35 +19,45 @@ var (
 	errWaitOver = errors.New("gateway: wait over")
 )
 
-// Result returns the stored state of a request accepted earlier.
-func (g *Gateway) Result(ctx context.Context, id string) (correlation.Result, error) {
+// Result returns the stored state of a request accepted earlier, as
+// principal ("" when anonymous) sees it: a request another principal made
+// is ErrNotFound, as an unknown id is (see correlation.Result.VisibleTo).
+func (g *Gateway) Result(ctx context.Context, id, principal string) (correlation.Result, error) {
 	if _, err := envelope.ValidateID(id); err != nil {
 		return correlation.Result{}, ErrNotFound
 	}
-	return g.storeGet(ctx, id)
+	return g.storeGet(ctx, id, principal)
 }
 
-// storeGet reads the store; a failure of the store itself (not an unknown
-// or cancelled id) wraps ErrStore, so the poll answers 503, not 500.
-func (g *Gateway) storeGet(ctx context.Context, id string) (correlation.Result, error) {
+// storeGet reads the record of id as principal sees it: another
+// principal's record is ErrNotFound, decided on the same read (no second
+// round trip that would time differently from an unknown id). A failure
+// of the store itself (not an unknown or cancelled id) wraps ErrStore, so
+// the poll answers 503, not 500.
+func (g *Gateway) storeGet(ctx context.Context, id, principal string) (correlation.Result, error) {
 	res, err := g.store.Get(ctx, id)
 	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrCancelled) && ctx.Err() == nil {
 		return res, fmt.Errorf("%w: %w", ErrStore, err)
 	}
+	if err == nil && !res.VisibleTo(principal) {
+		return correlation.Result{}, ErrNotFound
+	}
 	return res, err
 }
 
-// Await is a long poll: it returns the stored state of a request as soon as
-// it is no longer pending, or after d with the request still pending. It
+// Await is a long poll: it returns the stored state of a request as
+// principal sees it as soon as it is no longer pending, or after d with
+// the request still pending; a request another principal made is
+// ErrNotFound at once, as an unknown id is. It
 // wakes on the reply (no polling loop) when the reply reaches this node; a
 // reply stored by another node (cluster mode) is seen at the next read of
 // the store, at most a second later. On Close it returns
 // the pending state at once.
-func (g *Gateway) Await(ctx context.Context, id string, d time.Duration) (correlation.Result, error) {
+func (g *Gateway) Await(ctx context.Context, id, principal string, d time.Duration) (correlation.Result, error) {
 	if _, err := envelope.ValidateID(id); err != nil {
 		return correlation.Result{}, ErrNotFound
 	}
-	res, err := g.awaitResult(ctx, id, d)
+	res, err := g.awaitResult(ctx, id, principal, d)
 	if errors.Is(err, errWaitOver) || errors.Is(err, ErrShuttingDown) {
 		return res, nil
 	}
@@ -55,8 +65,9 @@ func (g *Gateway) Await(ctx context.Context, id string, d time.Duration) (correl
 }
 
 // awaitResult waits until the stored result of id is not pending, d passes
-// (errWaitOver), the gateway closes (ErrShuttingDown) or ctx ends.
-func (g *Gateway) awaitResult(ctx context.Context, id string, d time.Duration) (correlation.Result, error) {
+// (errWaitOver), the gateway closes (ErrShuttingDown) or ctx ends. A
+// record principal may not see is ErrNotFound at the first read.
+func (g *Gateway) awaitResult(ctx context.Context, id, principal string, d time.Duration) (correlation.Result, error) {
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	// In cluster mode another node may store the reply, and nothing wakes
@@ -69,7 +80,7 @@ func (g *Gateway) awaitResult(ctx context.Context, id string, d time.Duration) (
 	// expired) or one recheck, and rechecks end with the timer.
 	for {
 		e := g.hub.subscribe(id)
-		res, err := g.storeGet(ctx, id)
+		res, err := g.storeGet(ctx, id, principal)
 		if err != nil || res.State != correlation.StatePending {
 			g.hub.release(id, e)
 			return res, err
@@ -96,14 +107,16 @@ func (g *Gateway) awaitResult(ctx context.Context, id string, d time.Duration) (
 	}
 }
 
-// Cancel cancels a request accepted earlier: its late reply is discarded
-// and later polls answer ErrCancelled. It fails with ErrNotFound (unknown or
-// expired) or ErrCompleted (the reply is in). Cancelling twice is fine.
-func (g *Gateway) Cancel(ctx context.Context, id string) error {
+// Cancel cancels a request accepted earlier, for principal: its late
+// reply is discarded and later polls answer ErrCancelled. It fails with
+// ErrNotFound (unknown, expired or another principal's: the store checks
+// in the same step) or ErrCompleted (the reply is in). Cancelling twice
+// is fine.
+func (g *Gateway) Cancel(ctx context.Context, id, principal string) error {
 	if _, err := envelope.ValidateID(id); err != nil {
 		return ErrNotFound
 	}
-	if err := g.store.Cancel(ctx, id); err != nil {
+	if err := g.store.Cancel(ctx, id, principal); err != nil {
 		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrCompleted) {
 			return err
 		}

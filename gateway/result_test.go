@@ -22,7 +22,7 @@ func (f *fixture) await(ctx context.Context, id string, d time.Duration) <-chan 
 	got := make(chan awaited, 1)
 	go func() {
 		start := time.Now()
-		res, err := f.gw.Await(ctx, id, d)
+		res, err := f.gw.Await(ctx, id, "", d)
 		got <- awaited{res, err, time.Since(start)}
 	}()
 	return got
@@ -49,13 +49,13 @@ func TestAwaitTimesOutPendingAndCloses(t *testing.T) {
 		r := <-f.do(t.Context(), route(gateway.ModeAsync), gateway.Preferences{})
 		<-f.pub.msgs
 		start := time.Now()
-		res, err := f.gw.Await(t.Context(), r.out.ID, 3*time.Second)
+		res, err := f.gw.Await(t.Context(), r.out.ID, "", 3*time.Second)
 		if err != nil || res.State != correlation.StatePending || time.Since(start) != 3*time.Second {
 			t.Fatalf("Await = %+v, %v after %v", res, err, time.Since(start))
 		}
 		done := make(chan error, 1)
 		go func() {
-			_, err := f.gw.Await(t.Context(), r.out.ID, time.Hour)
+			_, err := f.gw.Await(t.Context(), r.out.ID, "", time.Hour)
 			done <- err
 		}()
 		synctest.Wait()
@@ -65,7 +65,7 @@ func TestAwaitTimesOutPendingAndCloses(t *testing.T) {
 		}
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
-		if _, err := f.gw.Await(ctx, "nope", time.Second); !errors.Is(err, gateway.ErrNotFound) {
+		if _, err := f.gw.Await(ctx, "nope", "", time.Second); !errors.Is(err, gateway.ErrNotFound) {
 			t.Errorf("bad id: %v", err)
 		}
 	})
@@ -78,35 +78,35 @@ func TestCancel(t *testing.T) {
 		m := <-f.pub.msgs
 		waiting := make(chan error, 1)
 		go func() {
-			res, err := f.gw.Await(t.Context(), r.out.ID, time.Hour)
+			res, err := f.gw.Await(t.Context(), r.out.ID, "", time.Hour)
 			if err == nil && res.State != correlation.StateCancelled {
 				err = errors.New("state " + res.State.String())
 			}
 			waiting <- err
 		}()
 		synctest.Wait()
-		if err := f.gw.Cancel(t.Context(), r.out.ID); err != nil {
+		if err := f.gw.Cancel(t.Context(), r.out.ID, ""); err != nil {
 			t.Fatal(err)
 		}
 		if err := <-waiting; err != nil {
 			t.Fatalf("a long poll must wake on cancel: %v", err)
 		}
-		if err := f.gw.Cancel(t.Context(), r.out.ID); err != nil {
+		if err := f.gw.Cancel(t.Context(), r.out.ID, ""); err != nil {
 			t.Errorf("second cancel: %v", err)
 		}
 		if out := f.reply(t, m, "late"); out != gateway.ReplyCancelled {
 			t.Errorf("late reply = %v, want cancelled", out)
 		}
-		if res, _ := f.gw.Result(t.Context(), r.out.ID); res.State != correlation.StateCancelled {
+		if res, _ := f.gw.Result(t.Context(), r.out.ID, ""); res.State != correlation.StateCancelled {
 			t.Errorf("state after the late reply = %v", res.State)
 		}
 		// A completed request cannot be cancelled; an unknown one is not found.
 		r2 := <-f.do(t.Context(), route(gateway.ModeAsync), gateway.Preferences{})
 		f.reply(t, <-f.pub.msgs, "done")
-		if err := f.gw.Cancel(t.Context(), r2.out.ID); !errors.Is(err, gateway.ErrCompleted) {
+		if err := f.gw.Cancel(t.Context(), r2.out.ID, ""); !errors.Is(err, gateway.ErrCompleted) {
 			t.Errorf("cancel after the reply: %v", err)
 		}
-		if err := f.gw.Cancel(t.Context(), correlation.NewID()); !errors.Is(err, gateway.ErrNotFound) {
+		if err := f.gw.Cancel(t.Context(), correlation.NewID(), ""); !errors.Is(err, gateway.ErrNotFound) {
 			t.Errorf("cancel unknown: %v", err)
 		}
 	})

@@ -13,9 +13,13 @@ import (
 // (instrument.Ports) wraps it, both through this one definition.
 type Service interface {
 	Do(ctx context.Context, req Request) (Outcome, error)
-	Result(ctx context.Context, id string) (correlation.Result, error)
-	Await(ctx context.Context, id string, d time.Duration) (correlation.Result, error)
-	Cancel(ctx context.Context, id string) error
+	// Result, Await and Cancel act for principal, the authenticated
+	// caller ("" when anonymous): a request another principal made
+	// answers ErrNotFound, exactly as an unknown id (an anonymous request
+	// is anybody's; see correlation.Result.VisibleTo).
+	Result(ctx context.Context, id, principal string) (correlation.Result, error)
+	Await(ctx context.Context, id, principal string, d time.Duration) (correlation.Result, error)
+	Cancel(ctx context.Context, id, principal string) error
 }
 
 var _ Service = (*Gateway)(nil)

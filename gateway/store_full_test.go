@@ -92,7 +92,7 @@ func TestFullStoreKeepsAdmittedAutoRequest(t *testing.T) {
 		if out := f.reply(t, m, "late"); out != gateway.ReplyStored {
 			t.Fatalf("reply outcome %v, want stored", out)
 		}
-		res, err := f.gw.Result(t.Context(), r.out.ID)
+		res, err := f.gw.Result(t.Context(), r.out.ID, "")
 		if err != nil || res.State != correlation.StateDone || string(res.Reply.Body) != "late" {
 			t.Fatalf("Result = %+v, %v", res, err)
 		}

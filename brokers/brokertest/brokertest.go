@@ -64,6 +64,7 @@ func Run(t *testing.T, setup Setup, f Features) {
 	}{
 		{"RoundTrip", s.testRoundTrip},
 		{"Payloads", s.testPayloads},
+		{"Envelope", s.testEnvelope},
 		{"PublishCopiesMessage", s.testPublishCopiesMessage},
 		{"OrderPerKey", s.testOrderPerKey},
 		{"RedeliveryAfterHandlerError", s.testRedeliveryAfterHandlerError},

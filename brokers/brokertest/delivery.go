@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/syncgate/syncgate/brokers"
+	"github.com/syncgate/syncgate/brokers/envelope"
 )
 
 // testRoundTrip: a message published after Ready reaches the handler intact.
@@ -77,6 +80,33 @@ func (s *suite) testPayloads(t *testing.T) {
 		}
 		delete(want, id)
 		s.checkMessage(t, w, m)
+	}
+}
+
+// testEnvelope: a request as the gateway encodes it decodes, on the
+// consumer's side, to the same request: the principal header included,
+// and a forwarded HTTP header of the same name kept apart from it.
+func (s *suite) testEnvelope(t *testing.T) {
+	pub, sub := s.pair(t)
+	dest := s.dest(t)
+	got := make(chan brokers.Message, 1)
+	s.subscribe(t, sub, dest, collect(got))
+
+	want := envelope.Request{
+		CorrelationID: "0190f1c4-8a2b-7c3d-9e4f-5a6b7c8d9e0f", ReplyTo: "replies.node-1",
+		Deadline: time.Now().Add(time.Hour).UTC().Truncate(time.Millisecond), ContentType: "application/json",
+		Method: "POST", Path: "/pay", Query: "a=1", IdempotencyKey: "k-1",
+		Header:    map[string]string{"principal": "mallory", "x-tenant": "t1"},
+		Principal: "alice ✓",
+		Body:      []byte(`{"amount":10}`),
+	}
+	s.publish(t, pub, dest, want.Message())
+	req, err := envelope.DecodeRequest(receive(t, s, got, "delivery"))
+	if err != nil {
+		t.Fatalf("brokertest: the request does not decode: %v", err)
+	}
+	if !reflect.DeepEqual(req, want) {
+		t.Errorf("brokertest: envelope round trip:\n got %+v\nwant %+v", req, want)
 	}
 }
 

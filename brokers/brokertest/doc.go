@@ -13,6 +13,9 @@
 //   - Payloads: key, headers (32 of them, unicode, an empty value, 4 KiB
 //     values) and bodies (all 256 byte values, nil, empty, one NUL, 1 MiB)
 //     arrive byte-exact. A nil and an empty body are equal.
+//   - Envelope: an envelope.Request with every field (the principal and a
+//     forwarded HTTP header of the same name among them) decodes on the
+//     consumer's side to the request that was published.
 //   - PublishCopiesMessage: the caller may reuse body and headers once
 //     Publish returned.
 //   - OrderPerKey: 200 messages over 4 keys, one subscription with

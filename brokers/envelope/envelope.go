@@ -26,6 +26,7 @@ const (
 	HeaderPrefix   = "http-header-"    // both ways: allow-listed HTTP headers
 	Status         = "status"          // reply: HTTP status (default 200)
 	IdempotencyKey = "idempotency-key" // request: the client's Idempotency-Key
+	Principal      = "principal"       // request: the authenticated caller; absent when anonymous
 )
 
 // DeadlineFormat is the layout of the deadline header.
@@ -56,7 +57,11 @@ type Request struct {
 	TraceParent    string
 	TraceState     string
 	IdempotencyKey string
-	Body           []byte
+	// Principal is the caller the gateway authenticated ("" when
+	// anonymous). Only the gateway sets it: callers' HTTP headers travel
+	// under HeaderPrefix and can never produce it.
+	Principal string
+	Body      []byte
 }
 
 // Reply is what a service answers. Status 0 means 200.
@@ -98,6 +103,7 @@ func (r Request) Message() brokers.Message {
 	setIf(h, TraceParent, r.TraceParent)
 	setIf(h, TraceState, r.TraceState)
 	setIf(h, IdempotencyKey, r.IdempotencyKey)
+	setIf(h, Principal, r.Principal)
 	for k, v := range r.Header {
 		h[HeaderPrefix+strings.ToLower(k)] = v
 	}
@@ -134,6 +140,7 @@ func DecodeRequest(m brokers.Message) (Request, error) {
 		TraceParent:    m.Headers[TraceParent],
 		TraceState:     m.Headers[TraceState],
 		IdempotencyKey: m.Headers[IdempotencyKey],
+		Principal:      m.Headers[Principal],
 		Body:           m.Body,
 	}
 	if d := m.Headers[Deadline]; d != "" {

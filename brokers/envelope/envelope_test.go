@@ -25,10 +25,11 @@ func TestRequestRoundTrip(t *testing.T) {
 		Method:         "POST",
 		Path:           "/orders/42",
 		Query:          "dry-run=1&x=%20",
-		Header:         map[string]string{"Accept-Language": "de", "x-request-id": "r-1"},
+		Header:         map[string]string{"Accept-Language": "de", "x-request-id": "r-1", "Principal": "mallory"},
 		TraceParent:    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
 		TraceState:     "vendor=opaque",
 		IdempotencyKey: "k-7",
+		Principal:      "alice",
 		Body:           []byte(`{"qty":1}`),
 	}
 	m := req.Message()
@@ -48,6 +49,10 @@ func TestRequestRoundTrip(t *testing.T) {
 		"traceparent":                 "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
 		"tracestate":                  "vendor=opaque",
 		"idempotency-key":             "k-7",
+		// A forwarded HTTP header named Principal stays an HTTP header:
+		// it cannot produce the gateway's principal header.
+		"http-header-principal": "mallory",
+		"principal":             "alice",
 	}
 	if !maps.Equal(m.Headers, want) {
 		t.Errorf("headers:\n got %v\nwant %v", m.Headers, want)
@@ -60,7 +65,7 @@ func TestRequestRoundTrip(t *testing.T) {
 	// What comes back is the request in canonical form: deadline in UTC,
 	// header names in lower case.
 	req.Deadline = deadline.UTC()
-	req.Header = map[string]string{"accept-language": "de", "x-request-id": "r-1"}
+	req.Header = map[string]string{"accept-language": "de", "x-request-id": "r-1", "principal": "mallory"}
 	if !reflect.DeepEqual(got, req) {
 		t.Errorf("round trip:\n got %+v\nwant %+v", got, req)
 	}

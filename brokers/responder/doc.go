@@ -9,6 +9,11 @@
 // with the same correlation id. A returned error (or a panic) becomes a 500
 // problem reply; the error text is logged, not sent.
 //
+// req.Principal is the caller the gateway authenticated ("" when
+// anonymous): the gateway alone sets it, from the credential, never from
+// what the caller sent (a forwarded HTTP header named Principal is in
+// req.Header["principal"], a different thing).
+//
 // # A reply the broker cannot take yet
 //
 // When publishing the reply fails with brokers.ErrUnavailable (the

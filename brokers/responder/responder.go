@@ -13,7 +13,8 @@ import (
 )
 
 // Request is what the gateway forwarded: the original method, path, query,
-// allow-listed headers, content type and body.
+// allow-listed headers, content type and body, and the authenticated
+// caller (Principal, "" when anonymous).
 type Request = envelope.Request
 
 // Reply is what the service answers. Status 0 means 200. CorrelationID and

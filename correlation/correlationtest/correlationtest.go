@@ -16,7 +16,7 @@ import (
 // Router is what the suite calls of an implementation's router.
 type Router interface {
 	Claim(ctx context.Context, id, node string, ttl time.Duration) error
-	ClaimPending(ctx context.Context, id, node string, ttl, pendingTTL time.Duration) error
+	ClaimPending(ctx context.Context, id, node, principal string, ttl, pendingTTL time.Duration) error
 	Owner(ctx context.Context, id string) (string, error)
 	Release(ctx context.Context, id, node string) error
 	Forward(ctx context.Context, node string, rep envelope.Reply) (bool, error)
@@ -47,8 +47,10 @@ type Lease interface {
 
 // Store is the results store that ClaimPending writes to.
 type Store interface {
+	Pending(ctx context.Context, id, principal string, ttl time.Duration) error
 	Get(ctx context.Context, id string) (correlation.Result, error)
 	Complete(ctx context.Context, rep envelope.Reply) error
+	Cancel(ctx context.Context, id, principal string) error
 }
 
 // Cluster is one implementation under test. Listen and Join wrap the
@@ -71,6 +73,7 @@ func Run(t *testing.T, setup Setup) {
 	}{
 		{"Claim", testClaim},
 		{"ClaimPending", testClaimPending},
+		{"Principal", testPrincipal},
 		{"Forward", testForward},
 		{"ForwardToOwner", testForwardToOwner},
 		{"ListenerStopsWithContext", testListenerStops},
@@ -144,7 +147,7 @@ func testClaim(t *testing.T, c Cluster) {
 func testClaimPending(t *testing.T, c Cluster) {
 	r, s, ctx := c.Router, c.Store, t.Context()
 	id := correlation.NewID()
-	if err := r.ClaimPending(ctx, id, "a", 30*time.Second, 20*time.Second); err != nil {
+	if err := r.ClaimPending(ctx, id, "a", "", 30*time.Second, 20*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if node, err := r.Owner(ctx, id); err != nil || node != "a" {
@@ -158,7 +161,7 @@ func testClaimPending(t *testing.T, c Cluster) {
 	if err := s.Complete(ctx, envelope.Reply{CorrelationID: id, Status: 200, Body: []byte("x")}); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.ClaimPending(ctx, id, "b", time.Second, time.Second); err != nil {
+	if err := r.ClaimPending(ctx, id, "b", "", time.Second, time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if res, err := s.Get(ctx, id); err != nil || res.State != correlation.StateDone || string(res.Reply.Body) != "x" {
@@ -166,6 +169,72 @@ func testClaimPending(t *testing.T, c Cluster) {
 	}
 	if node, err := r.Owner(ctx, id); err != nil || node != "b" {
 		t.Fatalf("Owner after b's ClaimPending = %q, %v", node, err)
+	}
+}
+
+func testPrincipal(t *testing.T, c Cluster) {
+	r, s, ctx := c.Router, c.Store, t.Context()
+	principal := func(id, want string) {
+		t.Helper()
+		res, err := s.Get(ctx, id)
+		if err != nil || res.Principal != want {
+			t.Fatalf("Get(%s) = %+v, %v; want principal %q", id, res, err, want)
+		}
+	}
+	// Pending, ClaimPending and Complete keep who made the request,
+	// whatever bytes its name holds.
+	for _, p := range []string{"", "alice", "a:b\x00c ü"} {
+		id := correlation.NewID()
+		if err := s.Pending(ctx, id, p, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		principal(id, p)
+		if err := s.Complete(ctx, FullReply(id)); err != nil {
+			t.Fatal(err)
+		}
+		principal(id, p)
+		claimed := correlation.NewID()
+		if err := r.ClaimPending(ctx, claimed, "a", p, time.Minute, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		principal(claimed, p)
+	}
+	// A second Pending of another principal leaves the record, and its
+	// principal, alone.
+	id := correlation.NewID()
+	if err := s.Pending(ctx, id, "alice", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Pending(ctx, id, "bob", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	principal(id, "alice")
+	// Only the request's principal cancels it: anybody else, anonymous
+	// included, finds no such request, and the record stays pending.
+	for _, other := range []string{"bob", "", "Alice", "alice "} {
+		if err := s.Cancel(ctx, id, other); !errors.Is(err, correlation.ErrNotFound) {
+			t.Fatalf("Cancel by %q = %v, want ErrNotFound", other, err)
+		}
+	}
+	if res, err := s.Get(ctx, id); err != nil || res.State != correlation.StatePending {
+		t.Fatalf("after refused cancels: %+v, %v; want pending", res, err)
+	}
+	if err := s.Cancel(ctx, id, "alice"); err != nil {
+		t.Fatalf("Cancel by its principal: %v", err)
+	}
+	if res, err := s.Get(ctx, id); err != nil || res.State != correlation.StateCancelled || res.Principal != "alice" {
+		t.Fatalf("after Cancel: %+v, %v; want cancelled, alice's", res, err)
+	}
+	// An anonymous request is anybody's, as before callers had
+	// identities (correlation.Result.VisibleTo).
+	for _, who := range []string{"alice", ""} {
+		anon := correlation.NewID()
+		if err := s.Pending(ctx, anon, "", time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Cancel(ctx, anon, who); err != nil {
+			t.Fatalf("Cancel of an anonymous request by %q: %v", who, err)
+		}
 	}
 }
 

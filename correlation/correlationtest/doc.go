@@ -16,6 +16,11 @@
 //   - ClaimPending: the claim plus the very pending record the results
 //     store's Pending writes (Get sees it pending, Complete finds it); a
 //     second ClaimPending leaves a stored reply alone.
+//   - Principal: Pending, ClaimPending and Complete keep the request's
+//     principal (any bytes, "" for anonymous) and Get returns it; a second
+//     Pending leaves it alone; Cancel by anyone else (anonymous included)
+//     is ErrNotFound and leaves the record as it was; an anonymous record
+//     is anybody's to cancel.
 //   - Forward: a Forward issued after Listen returned is delivered, byte
 //     exact, to that node's listener only; a node nobody listens for gets
 //     nothing (delivered false, no error); a reply without correlation id

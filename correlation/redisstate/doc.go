@@ -9,13 +9,16 @@
 //
 // Keys live under Config.Prefix (default "syncgate:"):
 //
-//	{prefix}result:{id}        hash: state, status, content type, headers (JSON), trace, body
+//	{prefix}result:{id}        hash: state, principal, status, content type, headers (JSON), trace, body
 //	{prefix}idem:{scope}:{key} string: JSON of the correlation.IdempotencyRecord
 //	{prefix}owner:{id}         string: the node waiting for the reply
 //	{prefix}node:{node}        pub/sub channel of the node's forwarded replies
 //	{prefix}lease:{node}       string: the process holding the node id (Join, Lease)
 //	{prefix}nodes              hash: node id → reply address of the members
 //	{prefix}adopt:{node}       string: the node consuming a dead node's reply address
+//
+// The gateway's idempotency scope is the hex SHA-256 of the route and the
+// principal (so it holds no ':', and the key is whatever follows it).
 //
 // Every check-and-set runs as one Lua script or one SET NX, so two nodes
 // completing the same id store exactly one reply. Errors caused by Redis

@@ -27,7 +27,7 @@ func Example() {
 		return
 	}
 	defer l.Close()
-	_ = store.Pending(ctx, id, time.Minute)
+	_ = store.Pending(ctx, id, "", time.Minute)
 	_ = router.Claim(ctx, id, "a", time.Minute)
 	defer router.Release(ctx, id, "a")
 	defer store.Delete(ctx, id)

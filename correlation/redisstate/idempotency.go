@@ -36,9 +36,9 @@ type idemValue struct {
 	Fingerprint string `json:"fingerprint"`
 }
 
-// key is {prefix}idem:{scope}:{key}. The gateway scopes by route name; a
-// scope holding ':' could collide with another scope's keys, so route
-// names must not contain ':'.
+// key is {prefix}idem:{scope}:{key}. A scope holding ':' could collide
+// with another scope's keys; the gateway's scopes are hex digests of the
+// route and the principal (gateway.keyScope), which never do.
 func (s *Idempotency) key(scope, key string) string {
 	return s.prefix + "idem:" + scope + ":" + key
 }

@@ -56,23 +56,24 @@ func (r *Router) Claim(ctx context.Context, id, node string, ttl time.Duration) 
 }
 
 // claimPendingScript: KEYS[1] owner key, KEYS[2] result key; ARGV[1]
-// node, ARGV[2] claim TTL in ms, ARGV[3] pending TTL in ms. The pending
-// record is written as pendingScript writes it (left alone if one exists).
+// node, ARGV[2] claim TTL in ms, ARGV[3] pending TTL in ms, ARGV[4] the
+// request's principal. The pending record is written as pendingScript
+// writes it (left alone if one exists).
 var claimPendingScript = goredis.NewScript(`
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 if redis.call('EXISTS', KEYS[2]) == 0 then
-  redis.call('HSET', KEYS[2], 'state', 'pending')
+  redis.call('HSET', KEYS[2], 'state', 'pending', 'principal', ARGV[4])
   redis.call('PEXPIRE', KEYS[2], ARGV[3])
 end
 return 1
 `)
 
-// ClaimPending is Claim plus Store.Pending(id, pendingTTL) of a Store on
-// the same client and prefix, in one round trip: what a node does before
-// publishing a request of a pollable route.
-func (r *Router) ClaimPending(ctx context.Context, id, node string, ttl, pendingTTL time.Duration) error {
+// ClaimPending is Claim plus Store.Pending(id, principal, "", pendingTTL) of a
+// Store on the same client and prefix, in one round trip: what a node does
+// before publishing a request of a pollable route.
+func (r *Router) ClaimPending(ctx context.Context, id, node, principal string, ttl, pendingTTL time.Duration) error {
 	keys := []string{r.ownerKey(id), r.prefix + "result:" + id}
-	if err := claimPendingScript.Run(ctx, r.rdb, keys, node, ms(max(ttl, time.Millisecond)), ms(max(pendingTTL, time.Millisecond))).Err(); err != nil {
+	if err := claimPendingScript.Run(ctx, r.rdb, keys, node, ms(max(ttl, time.Millisecond)), ms(max(pendingTTL, time.Millisecond)), principal).Err(); err != nil {
 		return unavailable("claim "+id, err)
 	}
 	return nil

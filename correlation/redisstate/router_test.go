@@ -185,7 +185,7 @@ func TestRouterClaimPending(t *testing.T) {
 	s := redisstate.NewStore(rdb, cfg)
 	ctx := t.Context()
 	id := correlation.NewID()
-	if err := r.ClaimPending(ctx, id, "a", 30*time.Second, 20*time.Second); err != nil {
+	if err := r.ClaimPending(ctx, id, "a", "", 30*time.Second, 20*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if node, err := r.Owner(ctx, id); err != nil || node != "a" {
@@ -201,7 +201,7 @@ func TestRouterClaimPending(t *testing.T) {
 	if err := s.Complete(ctx, envelope.Reply{CorrelationID: id, Status: 200, Body: []byte("x")}); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.ClaimPending(ctx, id, "b", time.Second, time.Second); err != nil {
+	if err := r.ClaimPending(ctx, id, "b", "", time.Second, time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if res, err := s.Get(ctx, id); err != nil || res.State != correlation.StateDone || string(res.Reply.Body) != "x" {

@@ -15,8 +15,10 @@ import (
 )
 
 // A result record is a hash with the fields state (pending, done,
-// cancelled) and, once done, status, content_type, header (JSON object),
-// traceparent, tracestate and body. Only the scripts below write it.
+// cancelled), principal (who made the request; absent or "" when
+// anonymous) and, once done, status, content_type, header (JSON object),
+// traceparent, tracestate and body. Only the scripts below write it. A
+// record written before principal existed reads as anonymous.
 
 // Script results, mapped to the correlation sentinels.
 const (
@@ -26,12 +28,12 @@ const (
 	rCancelled = "cancelled"
 )
 
-// pendingScript: KEYS[1] result key; ARGV[1] TTL in ms. A record that exists
-// (pending, done or cancelled) is left alone: a reply that landed before
-// the 202 was recorded is never hidden.
+// pendingScript: KEYS[1] result key; ARGV[1] TTL in ms, ARGV[2] principal.
+// A record that exists (pending, done or cancelled) is left alone: a reply
+// that landed before the 202 was recorded is never hidden.
 var pendingScript = goredis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'pending')
+redis.call('HSET', KEYS[1], 'state', 'pending', 'principal', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 `)
@@ -50,11 +52,15 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 'ok'
 `)
 
-// cancelScript: KEYS[1] result key; ARGV[1] result TTL in ms. Cancelling a
-// cancelled record is a no-op and keeps its expiry.
+// cancelScript: KEYS[1] result key; ARGV[1] result TTL in ms, ARGV[2] the
+// principal cancelling. A record another principal made is not_found
+// (correlation.Result.VisibleTo), read in the same step as the state.
+// Cancelling a cancelled record is a no-op and keeps its expiry.
 var cancelScript = goredis.NewScript(`
-local st = redis.call('HGET', KEYS[1], 'state')
+local v = redis.call('HMGET', KEYS[1], 'state', 'principal')
+local st, p = v[1], v[2] or ''
 if not st then return 'not_found' end
+if p ~= '' and p ~= ARGV[2] then return 'not_found' end
 if st == 'done' then return 'completed' end
 if st == 'cancelled' then return 'ok' end
 redis.call('HSET', KEYS[1], 'state', 'cancelled')
@@ -65,8 +71,8 @@ return 'ok'
 // getScript reads the fields and the remaining TTL in one step, so Expires
 // belongs to the record that was read.
 var getScript = goredis.NewScript(`
-local v = redis.call('HMGET', KEYS[1], 'state', 'status', 'content_type', 'header', 'traceparent', 'tracestate', 'body')
-v[8] = redis.call('PTTL', KEYS[1])
+local v = redis.call('HMGET', KEYS[1], 'state', 'status', 'content_type', 'header', 'traceparent', 'tracestate', 'body', 'principal')
+v[9] = redis.call('PTTL', KEYS[1])
 return v
 `)
 
@@ -90,14 +96,14 @@ func NewStore(rdb goredis.UniversalClient, cfg Config) *Store {
 
 func (s *Store) key(id string) string { return s.prefix + "result:" + id }
 
-// Pending records that id was accepted and may be polled for ttl. It is a
-// no-op when a record exists, and when ttl is not positive (the record
-// would be expired at once).
-func (s *Store) Pending(ctx context.Context, id string, ttl time.Duration) error {
+// Pending records that id was accepted for principal ("" when anonymous)
+// and may be polled for ttl. It is a no-op when a record exists, and when
+// ttl is not positive (the record would be expired at once).
+func (s *Store) Pending(ctx context.Context, id, principal string, ttl time.Duration) error {
 	if ttl <= 0 {
 		return nil
 	}
-	if err := pendingScript.Run(ctx, s.rdb, []string{s.key(id)}, ms(ttl)).Err(); err != nil {
+	if err := pendingScript.Run(ctx, s.rdb, []string{s.key(id)}, ms(ttl), principal).Err(); err != nil {
 		return unavailable("pending "+id, err)
 	}
 	return nil
@@ -121,13 +127,13 @@ func (s *Store) Complete(ctx context.Context, rep envelope.Reply) error {
 	return scriptErr(res)
 }
 
-// Cancel marks a pending request cancelled for the result TTL: a later
-// Complete fails with correlation.ErrCancelled. It returns
-// correlation.ErrNotFound when no live record exists and
-// correlation.ErrCompleted when the reply is stored already. Cancelling a
-// cancelled request is a no-op.
-func (s *Store) Cancel(ctx context.Context, id string) error {
-	res, err := cancelScript.Run(ctx, s.rdb, []string{s.key(id)}, ms(s.resultTTL)).Text()
+// Cancel marks a pending request cancelled for principal, for the result
+// TTL: a later Complete fails with correlation.ErrCancelled. It returns
+// correlation.ErrNotFound when no live record exists or it is not
+// VisibleTo principal, and correlation.ErrCompleted when the reply is
+// stored already. Cancelling a cancelled request is a no-op.
+func (s *Store) Cancel(ctx context.Context, id, principal string) error {
+	res, err := cancelScript.Run(ctx, s.rdb, []string{s.key(id)}, ms(s.resultTTL), principal).Text()
 	if err != nil {
 		return unavailable("cancel "+id, err)
 	}
@@ -145,15 +151,15 @@ func (s *Store) Get(ctx context.Context, id string) (correlation.Result, error) 
 	if err != nil {
 		return correlation.Result{}, unavailable("get "+id, err)
 	}
-	if len(v) != 8 {
-		return correlation.Result{}, unavailable("get "+id, fmt.Errorf("script returned %d values, want 8", len(v)))
+	if len(v) != 9 {
+		return correlation.Result{}, unavailable("get "+id, fmt.Errorf("script returned %d values, want 9", len(v)))
 	}
 	if v[0] == nil {
 		return correlation.Result{}, correlation.ErrNotFound
 	}
 	str := func(i int) string { s, _ := v[i].(string); return s }
-	var res correlation.Result
-	if pttl, ok := v[7].(int64); ok && pttl > 0 {
+	res := correlation.Result{Principal: str(7)}
+	if pttl, ok := v[8].(int64); ok && pttl > 0 {
 		res.Expires = now.Add(time.Duration(pttl) * time.Millisecond)
 	}
 	switch str(0) {

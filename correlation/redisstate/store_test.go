@@ -51,7 +51,7 @@ func TestStoreLifecycle(t *testing.T) {
 	id := correlation.NewID()
 	wantNotFound(t, s, id)
 
-	if err := s.Pending(ctx, id, time.Minute); err != nil {
+	if err := s.Pending(ctx, id, "", time.Minute); err != nil {
 		t.Fatalf("Pending: %v", err)
 	}
 	res := mustGet(t, s, id)
@@ -93,7 +93,7 @@ func TestStoreSemantics(t *testing.T) {
 	s, _, _ := newStore(t, time.Hour)
 	pending := func(t *testing.T, s *redisstate.Store, id string) {
 		t.Helper()
-		if err := s.Pending(t.Context(), id, time.Minute); err != nil {
+		if err := s.Pending(t.Context(), id, "", time.Minute); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -105,7 +105,7 @@ func TestStoreSemantics(t *testing.T) {
 	}
 	cancel := func(t *testing.T, s *redisstate.Store, id string) {
 		t.Helper()
-		if err := s.Cancel(t.Context(), id); err != nil {
+		if err := s.Cancel(t.Context(), id, ""); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -126,7 +126,7 @@ func TestStoreSemantics(t *testing.T) {
 		{"cancel unknown", nil, cancelOp, correlation.ErrNotFound, 0},
 		{"cancel done", []func(*testing.T, *redisstate.Store, string){pending, complete}, cancelOp, correlation.ErrCompleted, correlation.StateDone},
 		{"complete cancelled", []func(*testing.T, *redisstate.Store, string){pending, cancel}, completeOther(500), correlation.ErrCancelled, correlation.StateCancelled},
-		{"pending with no ttl stores nothing", nil, func(ctx context.Context, s *redisstate.Store, id string) error { return s.Pending(ctx, id, 0) }, nil, 0},
+		{"pending with no ttl stores nothing", nil, func(ctx context.Context, s *redisstate.Store, id string) error { return s.Pending(ctx, id, "", 0) }, nil, 0},
 		{"delete", []func(*testing.T, *redisstate.Store, string){pending, complete}, func(ctx context.Context, s *redisstate.Store, id string) error { return s.Delete(ctx, id) }, nil, 0},
 	}
 	for _, tt := range tests {
@@ -162,10 +162,12 @@ func completeOther(status int) func(context.Context, *redisstate.Store, string) 
 }
 
 func pendingOp(ctx context.Context, s *redisstate.Store, id string) error {
-	return s.Pending(ctx, id, time.Minute)
+	return s.Pending(ctx, id, "", time.Minute)
 }
 
-func cancelOp(ctx context.Context, s *redisstate.Store, id string) error { return s.Cancel(ctx, id) }
+func cancelOp(ctx context.Context, s *redisstate.Store, id string) error {
+	return s.Cancel(ctx, id, "")
+}
 
 func TestStoreTTL(t *testing.T) {
 	ctx := t.Context()
@@ -173,10 +175,10 @@ func TestStoreTTL(t *testing.T) {
 
 	t.Run("cancel keeps the record for the result TTL", func(t *testing.T) {
 		id := correlation.NewID()
-		if err := s.Pending(ctx, id, time.Minute); err != nil {
+		if err := s.Pending(ctx, id, "", time.Minute); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Cancel(ctx, id); err != nil {
+		if err := s.Cancel(ctx, id, ""); err != nil {
 			t.Fatal(err)
 		}
 		wantTTL(t, rdb, key(id), 10*time.Minute)
@@ -184,7 +186,7 @@ func TestStoreTTL(t *testing.T) {
 
 	t.Run("pending expires", func(t *testing.T) {
 		id := correlation.NewID()
-		if err := s.Pending(ctx, id, 100*time.Millisecond); err != nil {
+		if err := s.Pending(ctx, id, "", 100*time.Millisecond); err != nil {
 			t.Fatal(err)
 		}
 		testenv.Eventually(t, 10*time.Second, "pending record expired", func() bool {
@@ -196,7 +198,7 @@ func TestStoreTTL(t *testing.T) {
 		}
 		wantNotFound(t, s, id) // an orphan is not stored
 		// Accepting the id again starts a new record.
-		if err := s.Pending(ctx, id, time.Minute); err != nil {
+		if err := s.Pending(ctx, id, "", time.Minute); err != nil {
 			t.Fatal(err)
 		}
 		if res := mustGet(t, s, id); res.State != correlation.StatePending {
@@ -208,7 +210,7 @@ func TestStoreTTL(t *testing.T) {
 		rdb, cfg := newClient(t)
 		s := redisstate.NewStore(rdb, cfg)
 		id := correlation.NewID()
-		if err := s.Pending(ctx, id, time.Second); err != nil {
+		if err := s.Pending(ctx, id, "", time.Second); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.Complete(ctx, reply(id)); err != nil {
@@ -226,7 +228,7 @@ func TestStoreConcurrentComplete(t *testing.T) {
 	const racers = 50
 	for round := range 3 {
 		id := fmt.Sprint(correlation.NewID(), "-", round)
-		if err := s.Pending(ctx, id, time.Minute); err != nil {
+		if err := s.Pending(ctx, id, "", time.Minute); err != nil {
 			t.Fatal(err)
 		}
 		var (

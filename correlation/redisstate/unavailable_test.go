@@ -23,11 +23,11 @@ func TestUnavailable(t *testing.T) {
 		name string
 		op   func(context.Context) error
 	}{
-		{"Pending", func(ctx context.Context) error { return s.Pending(ctx, id, time.Minute) }},
+		{"Pending", func(ctx context.Context) error { return s.Pending(ctx, id, "", time.Minute) }},
 		{"Complete", func(ctx context.Context) error { return s.Complete(ctx, envelope.Reply{CorrelationID: id}) }},
 		{"Get", func(ctx context.Context) error { _, err := s.Get(ctx, id); return err }},
 		{"Delete", func(ctx context.Context) error { return s.Delete(ctx, id) }},
-		{"Cancel", func(ctx context.Context) error { return s.Cancel(ctx, id) }},
+		{"Cancel", func(ctx context.Context) error { return s.Cancel(ctx, id, "") }},
 		{"Reserve", func(ctx context.Context) error {
 			_, _, err := idem.Reserve(ctx, "r", "k", correlation.IdempotencyRecord{ID: id})
 			return err

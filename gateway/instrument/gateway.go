@@ -78,22 +78,22 @@ func (g *Instrumented) Do(ctx context.Context, req gateway.Request) (gateway.Out
 }
 
 // Result calls the gateway's Result and counts the poll.
-func (g *Instrumented) Result(ctx context.Context, id string) (correlation.Result, error) {
-	res, err := g.next.Result(ctx, id)
+func (g *Instrumented) Result(ctx context.Context, id, principal string) (correlation.Result, error) {
+	res, err := g.next.Result(ctx, id, principal)
 	g.polls.WithLabelValues(pollResult(res, err)).Inc()
 	return res, err
 }
 
 // Await calls the gateway's Await and counts the poll.
-func (g *Instrumented) Await(ctx context.Context, id string, d time.Duration) (correlation.Result, error) {
-	res, err := g.next.Await(ctx, id, d)
+func (g *Instrumented) Await(ctx context.Context, id, principal string, d time.Duration) (correlation.Result, error) {
+	res, err := g.next.Await(ctx, id, principal, d)
 	g.polls.WithLabelValues(pollResult(res, err)).Inc()
 	return res, err
 }
 
 // Cancel calls the gateway's Cancel and counts it.
-func (g *Instrumented) Cancel(ctx context.Context, id string) error {
-	err := g.next.Cancel(ctx, id)
+func (g *Instrumented) Cancel(ctx context.Context, id, principal string) error {
+	err := g.next.Cancel(ctx, id, principal)
 	result := "cancelled"
 	switch {
 	case err == nil:
