@@ -216,6 +216,7 @@ func base() Config {
 	c.HTTP.MaxInFlight = DefaultMaxInFlight
 	c.Shutdown.ReadinessDelay = DefaultReadinessDelay
 	c.Shutdown.DrainTimeout = DefaultDrainTimeout
+	c.Auth.JWT.Leeway = DefaultJWTLeeway
 	return c
 }
 
@@ -324,6 +325,7 @@ func (c *Config) SetDefaults() {
 		c.Results.MaxBytes = correlation.DefaultMaxBytes
 	}
 	defDur(&c.Results.RetryAfter, time.Second)
+	c.Auth.JWT.setDefaults()
 	defDur(&c.Idempotency.TTL, c.Results.TTL)
 	if c.Idempotency.MaxEntries == 0 {
 		c.Idempotency.MaxEntries = 100_000
