@@ -364,3 +364,59 @@ func keyHash(key string) string {
 	s := sha256.Sum256([]byte(key))
 	return hex.EncodeToString(s[:])
 }
+
+// FuzzAuthenticate runs Authorization headers through the whole credential
+// path (ParseBearer, then API keys, then JWT against a live JWKS): it
+// never panics, never reports the keys unavailable while they are not,
+// and names a principal only for the API key or a JWT whose signed part
+// (header and claims) is one the issuer signed.
+func FuzzAuthenticate(f *testing.F) {
+	is := testenv.NewIssuer(f)
+	rsaKey := is.NewRSA(f, "k", true)
+	is.NewEC(f, "e", "ES256", true)
+	keys, err := middleware.NewAPIKeys([]middleware.APIKeyHash{{Principal: "alice", SHA256: keyHash("alice-key")}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	j := runJWT(f, is, true, nil)
+	chain := middleware.Chain{keys, j}
+	good, goodEC := is.Sign(f, "k", is.Claims("carol")), is.Sign(f, "e", is.Claims("carol"))
+	signed := good[:strings.LastIndexByte(good, '.')]
+	signedEC := goodEC[:strings.LastIndexByte(goodEC, '.')]
+	expired := is.Claims("carol")
+	expired["exp"] = time.Now().Add(-time.Hour).Unix()
+	pub, err := x509.MarshalPKIXPublicKey(&rsaKey.PublicKey)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range []string{
+		"", "Bearer alice-key", "bearer  alice-key", "Bearer alice-key=", "Basic YWxpY2U6a2V5",
+		"Bearer " + good, "Bearer " + goodEC,
+		"Bearer " + is.Sign(f, "k", expired),
+		"Bearer " + signed + ".", "Bearer " + signed, "Bearer " + good + "A", "Bearer " + good[:len(good)-2],
+		"Bearer " + testenv.SignJWT(f, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, "k", is.Claims("carol")),
+		"Bearer " + testenv.SignJWT(f, jwt.SigningMethodHS256, pub, "k", is.Claims("carol")),
+		"Bearer eyJhbGciOiJSUzI1NiIsImtpZCI6Im5vcGUifQ.e30.c2ln", "Bearer a.b.c", "Bearer ..", "Bearer \xff",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		got := verdict(chain, h)
+		p, ok := strings.CutPrefix(got, "ok:")
+		if !ok {
+			if got == "unavailable" {
+				t.Fatalf("%q: keys reported unavailable", h)
+			}
+			return
+		}
+		tok, err := middleware.ParseBearer(h)
+		switch {
+		case err != nil:
+			t.Fatalf("%q passed as %s without a bearer token: %v", h, p, err)
+		case p == "alice" && tok == "alice-key":
+		case p == "carol" && (strings.HasPrefix(tok, signed+".") || strings.HasPrefix(tok, signedEC+".")):
+		default:
+			t.Fatalf("%q passed as %s", h, p)
+		}
+	})
+}
