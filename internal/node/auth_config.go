@@ -2,7 +2,11 @@ package node
 
 import (
 	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
 	"strings"
+	"time"
 
 	"github.com/syncgate/syncgate/api/middleware"
 )
@@ -15,6 +19,59 @@ type AuthConfig struct {
 	// APIKeys are the accepted API keys, as SHA-256 hashes only
 	// (printf %s KEY | sha256sum).
 	APIKeys []APIKeyConfig `yaml:"api_keys"`
+	// JWT accepts JWTs signed by a key of an issuer's JWKS; set by
+	// jwks_url.
+	JWT JWTConfig `yaml:"jwt"`
+}
+
+// JWTConfig accepts JWTs (auth.jwt). The node starts whether or not the
+// JWKS can be fetched: until it is, a JWT is answered 503 auth-unavailable
+// (API keys keep working), never let through.
+type JWTConfig struct {
+	// JWKSURL is the issuer's JSON Web Key Set: https, or http on
+	// loopback only.
+	JWKSURL string `yaml:"jwks_url"`
+	// Issuer must equal the token's iss; Audience must be in its aud.
+	Issuer   string `yaml:"issuer"`
+	Audience string `yaml:"audience"`
+	// PrincipalClaim names the string claim that is the principal.
+	PrincipalClaim string `yaml:"principal_claim"`
+	// Algorithms are the accepted alg values (asymmetric only).
+	Algorithms []string `yaml:"algorithms"`
+	// RefreshInterval: how often the JWKS is fetched in the background.
+	RefreshInterval time.Duration `yaml:"refresh_interval"`
+	// UnknownKIDInterval: at most one extra fetch per interval for tokens
+	// naming a kid the cached set lacks (a key rotation).
+	UnknownKIDInterval time.Duration `yaml:"unknown_kid_interval"`
+	// FetchTimeout bounds one fetch of the JWKS.
+	FetchTimeout time.Duration `yaml:"fetch_timeout"`
+	// MaxKeyAge: how long fetched keys stay trusted while the JWKS cannot
+	// be fetched; after it, every JWT is answered 503.
+	MaxKeyAge time.Duration `yaml:"max_key_age"`
+	// Leeway is the clock skew allowed on exp and nbf; 0: none.
+	Leeway time.Duration `yaml:"leeway"`
+}
+
+// DefaultJWTLeeway is auth.jwt.leeway's default (set in base: 0 means
+// none).
+const DefaultJWTLeeway = 30 * time.Second
+
+func (j *JWTConfig) setDefaults() {
+	defDur := func(p *time.Duration, v time.Duration) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	defDur(&j.RefreshInterval, middleware.DefaultJWTRefreshInterval)
+	defDur(&j.UnknownKIDInterval, middleware.DefaultJWTUnknownKIDInterval)
+	defDur(&j.FetchTimeout, middleware.DefaultJWTFetchTimeout)
+	defDur(&j.MaxKeyAge, middleware.DefaultJWTMaxKeyAge)
+	if j.PrincipalClaim == "" {
+		j.PrincipalClaim = middleware.DefaultJWTPrincipalClaim
+	}
+	if len(j.Algorithms) == 0 {
+		j.Algorithms = append([]string(nil), middleware.JWTAlgorithms...)
+	}
 }
 
 // APIKeyConfig is one accepted API key.
@@ -26,26 +83,77 @@ type APIKeyConfig struct {
 }
 
 // Configured reports whether the auth section asks for credentials.
-func (a AuthConfig) Configured() bool { return len(a.APIKeys) > 0 }
+func (a AuthConfig) Configured() bool { return len(a.APIKeys) > 0 || a.JWT.JWKSURL != "" }
 
-// authenticator builds the api's authenticator; nil when auth is not
-// configured.
-func (a AuthConfig) authenticator() (middleware.Authenticator, error) {
+// authenticator builds the api's authenticator: API keys first, then JWT.
+// nil when auth is not configured. The JWT authenticator, when there is
+// one, is returned too: its Run fetches the keys.
+func (a AuthConfig) authenticator(log *slog.Logger) (middleware.Authenticator, *middleware.JWT, error) {
 	if !a.Configured() {
-		return nil, nil
+		return nil, nil, nil
 	}
 	var chain middleware.Chain
 	if len(a.APIKeys) > 0 {
 		keys, err := middleware.NewAPIKeys(a.apiKeyHashes())
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		chain = append(chain, keys)
 	}
-	return chain, nil
+	var jwt *middleware.JWT
+	if j := a.JWT; j.JWKSURL != "" {
+		var err error
+		jwt, err = middleware.NewJWT(middleware.JWTConfig{
+			JWKSURL: j.JWKSURL, Issuer: j.Issuer, Audience: j.Audience, PrincipalClaim: j.PrincipalClaim,
+			Algorithms: j.Algorithms, RefreshInterval: j.RefreshInterval, UnknownKIDInterval: j.UnknownKIDInterval,
+			FetchTimeout: j.FetchTimeout, MaxKeyAge: j.MaxKeyAge, Leeway: j.Leeway, Logger: log,
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		chain = append(chain, jwt)
+	}
+	return chain, jwt, nil
+}
+
+func validateJWT(j JWTConfig, bad func(field, format string, args ...any)) {
+	if j.JWKSURL == "" {
+		if j.Issuer != "" || j.Audience != "" {
+			bad("auth.jwt.jwks_url", "is empty: auth.jwt needs the URL of the issuer's JSON Web Key Set")
+		}
+		return
+	}
+	if err := middleware.CheckJWKSURL(j.JWKSURL); err != nil {
+		bad("auth.jwt.jwks_url", "%v", err)
+	} else if u, _ := url.Parse(j.JWKSURL); u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		bad("auth.jwt.jwks_url", "must be https (http only on loopback): keys fetched over plain http can be replaced on the way")
+	}
+	if j.Issuer == "" {
+		bad("auth.jwt.issuer", "is required: it ties a token to your issuer (a shared identity provider's keys sign tokens for every tenant)")
+	}
+	if j.Audience == "" {
+		bad("auth.jwt.audience", "is required: without it a token the issuer made for any other service would be accepted here")
+	}
+	for i, alg := range j.Algorithms {
+		if err := middleware.CheckJWTAlgorithm(alg); err != nil {
+			bad(fmt.Sprintf("auth.jwt.algorithms[%d]", i), "%v", err)
+		}
+	}
+	if j.MaxKeyAge < j.RefreshInterval {
+		bad("auth.jwt.max_key_age", "%s is shorter than refresh_interval (%s): the keys would go stale between two fetches", j.MaxKeyAge, j.RefreshInterval)
+	}
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func validateAuth(c *Config, bad func(field, format string, args ...any)) {
+	validateJWT(c.Auth.JWT, bad)
 	keysOK := true
 	for i, k := range c.Auth.APIKeys {
 		if k.Principal == "" {
@@ -75,7 +183,7 @@ func validateAuth(c *Config, bad func(field, format string, args ...any)) {
 		case "", middleware.AuthNone:
 		case middleware.AuthRequired, middleware.AuthOptional:
 			if !c.Auth.Configured() {
-				bad(fmt.Sprintf("routes[%d].auth", i), "%s needs the auth section (api_keys)", rc.Auth)
+				bad(fmt.Sprintf("routes[%d].auth", i), "%s needs the auth section (api_keys or jwt)", rc.Auth)
 			}
 		default:
 			bad(fmt.Sprintf("routes[%d].auth", i), "%q is not required, optional or none", rc.Auth)

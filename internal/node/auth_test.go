@@ -5,8 +5,11 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/syncgate/syncgate/brokers/responder/demo"
 	"github.com/syncgate/syncgate/internal/node"
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 // examples/auth.yaml runs as documented: the keys in its comments open the
@@ -58,6 +61,14 @@ func TestAuthConfigErrors(t *testing.T) {
 			"routes: [{name: e, method: POST, path: /e, destination: d, forward_headers: [authorization]}]\n", "routes[0].forward_headers: forwards Authorization"},
 		{"credential forwarded by the global list", "auth: {api_keys: [{principal: a, sha256: " + strings.Repeat("ab", 32) + "}]}\n" +
 			"forward_headers: [Authorization]\nroutes: [{name: e, method: POST, path: /e, destination: d, auth: optional}]\n", "routes[0].forward_headers"},
+		{"jwt without jwks_url", "auth: {jwt: {issuer: i, audience: a}}\n", "auth.jwt.jwks_url: is empty"},
+		{"jwks_url not a URL", "auth: {jwt: {jwks_url: idp.example.com/jwks, issuer: i, audience: a}}\n", "auth.jwt.jwks_url"},
+		{"jwks_url over plain http", "auth: {jwt: {jwks_url: http://idp.example.com/jwks, issuer: i, audience: a}}\n", "auth.jwt.jwks_url: must be https"},
+		{"jwt without issuer", "auth: {jwt: {jwks_url: https://idp.example.com/jwks, audience: a}}\n", "auth.jwt.issuer: is required"},
+		{"jwt without audience", "auth: {jwt: {jwks_url: https://idp.example.com/jwks, issuer: i}}\n", "auth.jwt.audience: is required"},
+		{"HMAC algorithm", "auth: {jwt: {jwks_url: https://idp.example.com/jwks, issuer: i, audience: a, algorithms: [RS256, HS256]}}\n", "auth.jwt.algorithms[1]"},
+		{"keys stale between fetches", "auth: {jwt: {jwks_url: https://idp.example.com/jwks, issuer: i, audience: a, refresh_interval: 2h}}\n", "auth.jwt.max_key_age"},
+		{"explicit zero refresh", "auth: {jwt: {jwks_url: https://idp.example.com/jwks, issuer: i, audience: a, refresh_interval: 0s}}\n", "auth.jwt.refresh_interval"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := node.Parse([]byte(tc.yaml))
@@ -82,6 +93,55 @@ func TestAuthorizationForwardedWhereTheGatewayDoesNotCheck(t *testing.T) {
 	}
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// auth.jwt through the node: it starts while the JWKS is down (JWTs get
+// 503, /readyz says degraded), and once the keys arrive a good token
+// passes and an expired one is a 401.
+func TestJWTAuthNode(t *testing.T) {
+	is := testenv.NewIssuer(t)
+	is.NewRSA(t, "k", true)
+	is.SetStatus(http.StatusInternalServerError)
+	cfg, err := node.Parse([]byte(`
+addr: 127.0.0.1:0
+shutdown: {readiness_delay: 0s}
+demo: {enabled: true}
+auth:
+  jwt: {jwks_url: "` + is.URL + `", issuer: "` + is.Name + `", audience: ` + is.Audience + `,
+        refresh_interval: 50ms, unknown_kid_interval: 20ms}
+routes:
+  - {name: echo, method: POST, path: /demo/echo, destination: ` + demo.EchoDestination + `, mode: sync}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, cfg)
+	good := map[string]string{"Authorization": "Bearer " + is.Sign(t, "k", is.Claims("alice"))}
+	resp, body := send(t, "POST", r.base+"/demo/echo", []byte("hi"), good)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "auth-unavailable") {
+		t.Fatalf("JWKS down: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := send(t, "GET", r.base+"/readyz", nil, nil); resp.StatusCode != http.StatusOK || string(body) != "ready (degraded)\njwks\n" {
+		t.Fatalf("readyz while the JWKS is down: %d %s", resp.StatusCode, body)
+	}
+
+	is.SetStatus(http.StatusOK)
+	testenv.Eventually(t, 5*time.Second, "the keys fetched", func() bool {
+		resp, body := send(t, "GET", r.base+"/readyz", nil, nil)
+		return resp.StatusCode == http.StatusOK && string(body) == "ok\n"
+	})
+	if resp, body := send(t, "POST", r.base+"/demo/echo", []byte("hi"), good); resp.StatusCode != http.StatusOK || string(body) != "hi" {
+		t.Fatalf("good token: %d %s", resp.StatusCode, body)
+	}
+	expired := is.Claims("alice")
+	expired["exp"] = time.Now().Add(-time.Hour).Unix()
+	resp, body = send(t, "POST", r.base+"/demo/echo", []byte("hi"), map[string]string{"Authorization": "Bearer " + is.Sign(t, "k", expired)})
+	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != `Bearer realm="syncgate", error="invalid_token"` {
+		t.Fatalf("expired token: %d %s %q", resp.StatusCode, body, resp.Header.Get("WWW-Authenticate"))
+	}
+	if err := r.stop(); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -217,6 +217,7 @@ func base() Config {
 	c.HTTP.MaxInFlight = DefaultMaxInFlight
 	c.Shutdown.ReadinessDelay = DefaultReadinessDelay
 	c.Shutdown.DrainTimeout = DefaultDrainTimeout
+	c.Auth.JWT.Leeway = DefaultJWTLeeway
 	return c
 }
 
@@ -325,6 +326,7 @@ func (c *Config) SetDefaults() {
 		c.Results.MaxBytes = correlation.DefaultMaxBytes
 	}
 	defDur(&c.Results.RetryAfter, time.Second)
+	c.Auth.JWT.setDefaults()
 	defDur(&c.Idempotency.TTL, c.Results.TTL)
 	if c.Idempotency.MaxEntries == 0 {
 		c.Idempotency.MaxEntries = 100_000

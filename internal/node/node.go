@@ -67,6 +67,8 @@ type Node struct {
 	// results is the in-memory result store (not cluster mode), whose
 	// expired records Run reclaims in the background.
 	results *correlation.MemoryStore
+	// jwt, when auth.jwt is set, fetches the JWKS while Run runs.
+	jwt *middleware.JWT
 
 	ready    chan struct{} // closed once the reply consumer (and demo) are positioned
 	draining atomic.Bool
@@ -172,17 +174,21 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 			Help: "Requests on this node waiting for their reply (correlation registry size).",
 		}, func() float64 { return float64(gw.Waiting()) }),
 	)
-	var err error
-	var apiMetrics http.Handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
-	if cfg.AdminAddr != "" {
-		n.admin = api.NewAdmin(api.AdminOptions{Checks: n.checks, Metrics: apiMetrics, Logger: log})
-		apiMetrics = nil
-	}
-	authn, err := cfg.Auth.authenticator()
+	authn, jwt, err := cfg.Auth.authenticator(log)
 	if err != nil {
 		_ = b.Close()
 		n.leaveCluster()
 		return nil, fmt.Errorf("auth: %w", err)
+	}
+	if jwt != nil {
+		// Keys that cannot be fetched leave API keys working: degraded.
+		n.jwt = jwt
+		n.checks = append(n.checks, api.Check{Name: "jwks", Degrades: true, Check: jwt.Check})
+	}
+	var apiMetrics http.Handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	if cfg.AdminAddr != "" {
+		n.admin = api.NewAdmin(api.AdminOptions{Checks: n.checks, Metrics: apiMetrics, Logger: log})
+		apiMetrics = nil
 	}
 	n.handler, err = api.New(api.Options{
 		Auth:    authn,
@@ -498,6 +504,12 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 		return nil
 	})
+	if n.jwt != nil {
+		consumers.Go(func() error {
+			n.jwt.Run(consumeCtx) // fetches and refreshes the JWKS until shutdown
+			return nil
+		})
+	}
 	if n.results != nil {
 		consumers.Go(func() error {
 			n.results.Run(consumeCtx) // reclaims expired results until shutdown
