@@ -71,7 +71,7 @@ var rules = []rule{
 	},
 	{
 		under: []string{"ratelimit/..."}, except: []string{"ratelimit/redislimit"},
-		forbidden: append([]string{module + "/api/...", module + "/gateway/...", module + "/correlation/...", module + "/ratelimit/redislimit"}, sdks...),
+		forbidden:   append([]string{module + "/api/...", module + "/gateway/...", module + "/correlation/...", module + "/ratelimit/redislimit"}, sdks...),
 		testAllowed: []string{module + "/ratelimit/redislimit"},
 		why:         "the rate limit port and its in-memory limiter know no HTTP layer and no Redis; ratelimit/redislimit holds the Redis one",
 	},
