@@ -37,7 +37,8 @@ type cluster struct {
 	addrs    map[string]string
 	nodes    map[string]*node
 	http     *http.Client
-	started  int // node processes started, for log file names
+	started  int    // node processes started, for log file names
+	extra    string // YAML sections added to the nodes' configuration
 }
 
 // node is one syncgate process.
@@ -61,9 +62,16 @@ func newCluster(t *testing.T, ids ...string) *cluster {
 // hold the shared server already (useRabbitMQ, as onEachBackend does).
 func newClusterOn(t *testing.T, on backend, ids ...string) *cluster {
 	t.Helper()
+	return newClusterWith(t, on, "", ids...)
+}
+
+// newClusterWith is newClusterOn with extra YAML sections (before routes)
+// in the nodes' configuration.
+func newClusterWith(t *testing.T, on backend, extra string, ids ...string) *cluster {
+	t.Helper()
 	redis := startRedis(t)
 	c := &cluster{
-		t: t, on: on, suffix: fmt.Sprintf("%08x", rand.Uint32()), redis: redis, dir: t.TempDir(),
+		t: t, on: on, suffix: fmt.Sprintf("%08x", rand.Uint32()), redis: redis, dir: t.TempDir(), extra: extra,
 		addrs: make(map[string]string), nodes: make(map[string]*node),
 		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: 90 * time.Second},
 	}
@@ -132,12 +140,12 @@ func (c *cluster) yaml() string {
 %sshutdown:
   readiness_delay: 10ms
   drain_timeout: 1s
-routes:
+%sroutes:
   - {name: echo, method: POST, path: %s, destination: %s, mode: auto, wait: 20s, timeout: 30s}
   - {name: echo-sync, method: POST, path: %s, destination: %s, mode: sync, timeout: 30s}
   - {name: brief, method: POST, path: %s, destination: %s, mode: auto, wait: 1s, timeout: 30s}
   - {name: strict, method: POST, path: %s, destination: %s, mode: sync, timeout: 2s}
-`, c.brokerYAML(), c.redis.Addr(), leaseTTL, addrs.String(),
+`, c.brokerYAML(), c.redis.Addr(), leaseTTL, addrs.String(), c.extra,
 		routeEcho, c.requests, routeEchoSync, c.requests, routeBrief, c.requests, routeStrict, c.requests)
 }
 
