@@ -39,34 +39,37 @@ func RateLimit(l ratelimit.Limiter, p RateLimitPolicy, reject func(http.Response
 	keyPrefix := url.QueryEscape(p.Name) + ":" // no ':' in the name: keys cannot collide
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			d, err := l.Allow(r.Context(), keyPrefix+caller(r), p.Limit)
+			kind, id := caller(r)
+			d, err := l.Allow(r.Context(), keyPrefix+kind+id, p.Limit)
 			if err != nil {
 				next.ServeHTTP(w, r)
 				return
 			}
 			h := w.Header()
-			h.Set("RateLimit-Policy", policy)
+			// Canonical names: Set does not allocate a new one per request.
+			h.Set("Ratelimit-Policy", policy)
 			if !d.Allowed {
-				h.Set("RateLimit", name+";r=0;t="+strconv.FormatInt(max(1, ceilSeconds(d.RetryAfter)), 10))
+				h.Set("Ratelimit", name+";r=0;t="+strconv.FormatInt(max(1, ceilSeconds(d.RetryAfter)), 10))
 				reject(w, r, d)
 				return
 			}
-			h.Set("RateLimit", name+";r="+strconv.Itoa(d.Remaining)+";t="+strconv.FormatInt(ceilSeconds(d.ResetAfter), 10))
+			h.Set("Ratelimit", name+";r="+strconv.Itoa(d.Remaining)+";t="+strconv.FormatInt(ceilSeconds(d.ResetAfter), 10))
 			next.ServeHTTP(w, r)
 		})
 	}
 }
 
-// caller is whose bucket a request counts against.
-func caller(r *http.Request) string {
+// caller is whose bucket a request counts against: the kind of caller
+// ("p:" principal, "ip:" address) and its name.
+func caller(r *http.Request) (kind, id string) {
 	if p := Principal(r.Context()); p != "" {
-		return "p:" + p
+		return "p:", p
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
 	}
-	return "ip:" + host
+	return "ip:", host
 }
 
 // ceilSeconds renders d as whole seconds, rounded up.
