@@ -15,6 +15,7 @@ import (
 
 	"github.com/syncgate/syncgate/api/middleware"
 	"github.com/syncgate/syncgate/gateway"
+	"github.com/syncgate/syncgate/ratelimit"
 )
 
 // Gateway is what the HTTP layer needs of the use case.
@@ -37,6 +38,11 @@ type Route struct {
 	// Auth is the route's authentication mode; "" is required when
 	// Options.Auth is set. Without Options.Auth only "" and none are valid.
 	Auth middleware.AuthMode
+	// RateLimit, when set, is the route's own limit, instead of
+	// Options.RateLimit: a bucket per caller for this route alone, under a
+	// policy named after the route. NoRateLimit exempts the route.
+	RateLimit   *ratelimit.Limit
+	NoRateLimit bool
 }
 
 // Options configures the HTTP handler.
@@ -81,6 +87,16 @@ type Options struct {
 	// the principal is then available through Principal. nil: no
 	// authentication, as before auth existed.
 	Auth middleware.Authenticator
+	// RateLimit, when set, limits each caller (principal, or client IP
+	// address when anonymous; see middleware.RateLimit) on the routes and
+	// on GET/DELETE /v1/requests/{id}: one bucket per caller, the policy
+	// "default", shared by every route without a limit of its own. Over
+	// it: 429 rate-limited with Retry-After. nil: no limit but the
+	// routes' own.
+	RateLimit *ratelimit.Limit
+	// RateLimiter decides the limits (default: a ratelimit.Memory, this
+	// node's alone; a cluster passes a redislimit.Limiter).
+	RateLimiter ratelimit.Limiter
 	// AbortUploads, when it ends, gives up on the request bodies still being
 	// read (the end of a graceful shutdown's drain): each such request is
 	// answered 503 shutting-down at once, and nothing is published. nil:
@@ -104,8 +120,9 @@ const PollPath = "/v1/requests/"
 // New returns the gateway's HTTP handler with its middleware stack, outer
 // to inner: request info, metrics, access log, panic recovery, request id,
 // trace context, header limit; then the global in-flight limit on routes
-// and polls, authentication (Options.Auth, per Route.Auth), and each
-// route's own in-flight limit.
+// and polls, authentication (Options.Auth, per Route.Auth), the rate limit
+// (Options.RateLimit, Route.RateLimit), and each route's own in-flight
+// limit.
 func New(o Options) (http.Handler, error) {
 	if o.Gateway == nil {
 		return nil, errors.New("api: no gateway")
@@ -181,9 +198,18 @@ func New(o Options) (http.Handler, error) {
 		default:
 			return nil, fmt.Errorf("api: routes[%d]: auth %q is not required, optional or none", i, rt.Auth)
 		}
+		if rt.RateLimit != nil {
+			if err := validRateLimit(*rt.RateLimit); err != nil {
+				return nil, fmt.Errorf("api: routes[%d]: rate limit: %w", i, err)
+			}
+		}
 		if strings.HasPrefix(rt.Path, PollPath) || rt.Path == "/healthz" || rt.Path == "/readyz" || rt.Path == "/metrics" {
 			return nil, fmt.Errorf("api: routes[%d]: path %s is reserved", i, rt.Path)
 		}
+	}
+	limits, err := newRateLimits(o)
+	if err != nil {
+		return nil, err
 	}
 	r.Group(func(r chi.Router) {
 		r.Use(middleware.InFlight(o.MaxInFlight, s.overloaded(ProblemOverloaded, o.MaxInFlight)))
@@ -192,8 +218,10 @@ func New(o Options) (http.Handler, error) {
 		// poll or cancel (anybody else's 404), so an anonymous poller
 		// reaches the anonymous requests of auth optional and none routes
 		// only.
-		r.With(middleware.Auth(o.Auth, middleware.AuthOptional, s.unauthorized)).Get(PollPath+"{id}", s.poll)
-		r.With(middleware.Auth(o.Auth, middleware.AuthOptional, s.unauthorized)).Delete(PollPath+"{id}", s.cancel)
+		pollAuth := middleware.Auth(o.Auth, middleware.AuthOptional, s.unauthorized)
+		pollLimit := limits.middleware(PollPath+"{id}", "", nil, false)
+		r.With(pollAuth, pollLimit).Get(PollPath+"{id}", s.poll)
+		r.With(pollAuth, pollLimit).Delete(PollPath+"{id}", s.cancel)
 		for _, rt := range o.Routes {
 			mode := rt.Auth
 			if mode == "" {
@@ -201,6 +229,7 @@ func New(o Options) (http.Handler, error) {
 			}
 			h := http.Handler(s.routeHandler(rt))
 			h = middleware.InFlight(rt.MaxInFlight, s.overloaded(ProblemRouteOverloaded, rt.MaxInFlight))(h)
+			h = limits.middleware(rt.Path, rt.Route.Name, rt.RateLimit, rt.NoRateLimit)(h)
 			h = middleware.Auth(o.Auth, mode, s.unauthorized)(h)
 			r.Method(strings.ToUpper(rt.Method), rt.Path, h)
 		}

@@ -17,6 +17,7 @@ var safeDetails = map[ProblemType]string{
 	ProblemRequestCancelled: "the request was cancelled",
 	ProblemRequestCompleted: "the request is complete and cannot be cancelled",
 	ProblemInternal:         "an internal error; quote the correlation id",
+	ProblemRateLimited:      "this caller sent more requests than its rate limit allows; retry after Retry-After seconds (see the RateLimit header)",
 }
 
 // safeDetail returns the caller-safe detail of pt.

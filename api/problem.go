@@ -52,6 +52,10 @@ var (
 	// never a pass.
 	ProblemAuthUnavailable = ProblemType{"auth-unavailable", "Credentials cannot be checked right now", http.StatusServiceUnavailable}
 
+	// Rate limits (auth.rate_limit, a route's rate_limit): comes with
+	// Retry-After, RateLimit-Policy and RateLimit.
+	ProblemRateLimited = ProblemType{"rate-limited", "Too many requests", http.StatusTooManyRequests}
+
 	// Idempotency-Key.
 	ProblemKeyRequired = ProblemType{"idempotency-key-required", "This route requires an Idempotency-Key", http.StatusBadRequest}
 	ProblemKeyInvalid  = ProblemType{"idempotency-key-invalid", "Malformed Idempotency-Key", http.StatusBadRequest}
@@ -77,6 +81,7 @@ func Catalogue() []ProblemType {
 		ProblemOverloaded, ProblemRouteOverloaded, ProblemKeyRequired, ProblemKeyInvalid,
 		ProblemKeyMismatch, ProblemKeyConflict, ProblemRequestCancelled, ProblemRequestCompleted,
 		ProblemInvalidReply, ProblemDeadLettered, ProblemUnauthorized, ProblemAuthUnavailable,
+		ProblemRateLimited,
 	}
 }
 

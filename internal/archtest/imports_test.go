@@ -65,9 +65,15 @@ var rules = []rule{
 		why: "correlation provides ids, the registry and stores to the gateway, not the other way round",
 	},
 	{
-		under: []string{"api/..."}, forbidden: append([]string{module + "/brokers/kafka/...", module + "/brokers/rabbitmq/...", module + "/brokers/memory/...", module + "/correlation/redisstate/...", module + "/cmd/...", module + "/loadtest/..."}, sdks[:3]...),
+		under: []string{"api/..."}, forbidden: append([]string{module + "/brokers/kafka/...", module + "/brokers/rabbitmq/...", module + "/brokers/memory/...", module + "/correlation/redisstate/...", module + "/ratelimit/redislimit/...", module + "/cmd/...", module + "/loadtest/..."}, sdks[:3]...),
 		testAllowed: []string{module + "/brokers/memory"}, // the in-memory stand-in, for end-to-end API tests
 		why:         "the HTTP surface talks to the use case, never to a backend",
+	},
+	{
+		under: []string{"ratelimit/..."}, except: []string{"ratelimit/redislimit"},
+		forbidden:   append([]string{module + "/api/...", module + "/gateway/...", module + "/correlation/...", module + "/ratelimit/redislimit"}, sdks...),
+		testAllowed: []string{module + "/ratelimit/redislimit"},
+		why:         "the rate limit port and its in-memory limiter know no HTTP layer and no Redis; ratelimit/redislimit holds the Redis one",
 	},
 	{
 		under: []string{"loadtest/..."}, forbidden: []string{module + "/gateway/...", module + "/api/...", module + "/correlation/..."},

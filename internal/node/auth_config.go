@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/syncgate/syncgate/api/middleware"
+	"github.com/syncgate/syncgate/ratelimit"
 )
 
 // AuthConfig authenticates callers by an Authorization: Bearer credential.
@@ -22,6 +23,85 @@ type AuthConfig struct {
 	// JWT accepts JWTs signed by a key of an issuer's JWKS; set by
 	// jwks_url.
 	JWT JWTConfig `yaml:"jwt"`
+	// RateLimit is every caller's limit on the routes and polls (429
+	// rate-limited above it); a route may set its own or turn it off.
+	RateLimit RateLimitConfig `yaml:"rate_limit"`
+}
+
+// RateLimitConfig limits each caller to Rate requests per Per on average,
+// up to Burst at once (a token bucket; in cluster mode one bucket in Redis
+// for all nodes). A caller is its principal, or its IP address when
+// anonymous (the connection's, never X-Forwarded-For).
+type RateLimitConfig struct {
+	// Rate is the requests admitted per Per; 0 (the default): no limit.
+	Rate int `yaml:"rate"`
+	// Per is the window, whole seconds (default 1s).
+	Per time.Duration `yaml:"per"`
+	// Burst is the requests admitted at once (default: rate).
+	Burst int `yaml:"burst"`
+}
+
+// RouteRateLimitConfig is a route's own limit (a bucket per caller for the
+// route alone, instead of auth.rate_limit's), or off.
+type RouteRateLimitConfig struct {
+	Rate  int           `yaml:"rate"`
+	Per   time.Duration `yaml:"per"`
+	Burst int           `yaml:"burst"`
+	// Off exempts the route from auth.rate_limit.
+	Off bool `yaml:"off"`
+}
+
+func (r RateLimitConfig) limit() *ratelimit.Limit {
+	if r.Rate == 0 {
+		return nil
+	}
+	return &ratelimit.Limit{Rate: r.Rate, Per: r.Per, Burst: r.Burst}
+}
+
+func (r RouteRateLimitConfig) limit() *ratelimit.Limit {
+	return RateLimitConfig{Rate: r.Rate, Per: r.Per, Burst: r.Burst}.limit()
+}
+
+// RateLimited reports whether any rate limit is configured.
+func (c *Config) RateLimited() bool {
+	if c.Auth.RateLimit.Rate > 0 {
+		return true
+	}
+	for _, r := range c.Routes {
+		if r.RateLimit.Rate > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func defaultRateLimit(rate *int, per *time.Duration, burst *int) {
+	if *rate == 0 {
+		return
+	}
+	if *per == 0 {
+		*per = time.Second
+	}
+	if *burst == 0 {
+		*burst = *rate
+	}
+}
+
+func validateRateLimit(field string, rate int, per time.Duration, burst int, bad func(field, format string, args ...any)) {
+	switch {
+	case rate < 0:
+		bad(field+".rate", "must be positive")
+	case rate == 0 && (per != 0 || burst != 0):
+		bad(field+".rate", "is required with per and burst")
+	}
+	if per < time.Second || per%time.Second != 0 {
+		if rate > 0 {
+			bad(field+".per", "%s is not a whole number of seconds (the window of the RateLimit-Policy header)", per)
+		}
+	}
+	if burst < 0 {
+		bad(field+".burst", "must be positive")
+	}
 }
 
 // JWTConfig accepts JWTs (auth.jwt). The node starts whether or not the
@@ -154,6 +234,15 @@ func isLoopback(host string) bool {
 
 func validateAuth(c *Config, bad func(field, format string, args ...any)) {
 	validateJWT(c.Auth.JWT, bad)
+	rl := c.Auth.RateLimit
+	validateRateLimit("auth.rate_limit", rl.Rate, rl.Per, rl.Burst, bad)
+	for i, rc := range c.Routes {
+		f, r := fmt.Sprintf("routes[%d].rate_limit", i), rc.RateLimit
+		validateRateLimit(f, r.Rate, r.Per, r.Burst, bad)
+		if r.Off && (r.Rate != 0 || r.Per != 0 || r.Burst != 0) {
+			bad(f+".off", "a route's limit is either off or rate/per/burst, not both")
+		}
+	}
 	keysOK := true
 	for i, k := range c.Auth.APIKeys {
 		if k.Principal == "" {

@@ -31,6 +31,11 @@ func TestAuthExample(t *testing.T) {
 		{"no key", "/demo/echo", "", http.StatusUnauthorized},
 		{"wrong key", "/demo/echo", "carol-key", http.StatusUnauthorized},
 		{"open route", "/demo/echo-open", "", http.StatusOK},
+		// The README's 429: a burst of 2, then one request per 10 s.
+		{"limited 1", "/demo/echo-limited", "alice-demo-key-8f3b2a", http.StatusOK},
+		{"limited 2", "/demo/echo-limited", "alice-demo-key-8f3b2a", http.StatusOK},
+		{"limited 3", "/demo/echo-limited", "alice-demo-key-8f3b2a", http.StatusTooManyRequests},
+		{"limited, bob's own bucket", "/demo/echo-limited", "bob-demo-key-41c9de", http.StatusOK},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := map[string]string{"Content-Type": "text/plain"}
@@ -41,6 +46,11 @@ func TestAuthExample(t *testing.T) {
 			if resp.StatusCode != tc.status {
 				t.Fatalf("%d %s, want %d", resp.StatusCode, body, tc.status)
 			}
+			if tc.status == http.StatusTooManyRequests && (resp.Header.Get("Retry-After") != "10" ||
+				resp.Header.Get("RateLimit") != `"echo-limited";r=0;t=10` ||
+				resp.Header.Get("RateLimit-Policy") != `"echo-limited";q=1;w=10;syncgate-burst=2`) {
+				t.Errorf("429 headers %v", resp.Header)
+			}
 			if tc.status == http.StatusUnauthorized && !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
 				t.Errorf("WWW-Authenticate %q", resp.Header.Get("WWW-Authenticate"))
 			}
@@ -49,6 +59,7 @@ func TestAuthExample(t *testing.T) {
 }
 
 func TestAuthConfigErrors(t *testing.T) {
+	const route = "routes: [{name: e, method: POST, path: /e, destination: d}]\n"
 	for _, tc := range []struct {
 		name, yaml, want string
 	}{
@@ -69,6 +80,13 @@ func TestAuthConfigErrors(t *testing.T) {
 		{"HMAC algorithm", "auth: {jwt: {jwks_url: https://idp.example.com/jwks, issuer: i, audience: a, algorithms: [RS256, HS256]}}\n", "auth.jwt.algorithms[1]"},
 		{"keys stale between fetches", "auth: {jwt: {jwks_url: https://idp.example.com/jwks, issuer: i, audience: a, refresh_interval: 2h}}\n", "auth.jwt.max_key_age"},
 		{"explicit zero refresh", "auth: {jwt: {jwks_url: https://idp.example.com/jwks, issuer: i, audience: a, refresh_interval: 0s}}\n", "auth.jwt.refresh_interval"},
+		{"sub-second window", "auth: {rate_limit: {rate: 10, per: 500ms}}\n" + route, "auth.rate_limit.per: 500ms is not a whole number of seconds"},
+		{"negative rate", "auth: {rate_limit: {rate: -1}}\n" + route, "auth.rate_limit.rate: must be positive"},
+		{"burst without rate", "auth: {rate_limit: {burst: 5}}\n" + route, "auth.rate_limit.rate: is required"},
+		{"explicit zero burst", "auth: {rate_limit: {rate: 5, burst: 0}}\n" + route, "auth.rate_limit.burst: 0 is not a valid value"},
+		{"route limit and off", "routes: [{name: e, method: POST, path: /e, destination: d, rate_limit: {rate: 1, off: true}}]\n", "routes[0].rate_limit.off"},
+		{"route window", "routes: [{name: e, method: POST, path: /e, destination: d, rate_limit: {rate: 1, per: 1m30500ms}}]\n", "routes[0].rate_limit.per"},
+		{"misspelt", "auth: {rate_limit: {rat: 5}}\n" + route, `auth.rate_limit.rat: unknown field; did you mean "rate"?`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := node.Parse([]byte(tc.yaml))

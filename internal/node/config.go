@@ -190,6 +190,9 @@ type RouteConfig struct {
 	// Auth is required, optional or none; default required when the auth
 	// section is configured. Without it only none is accepted.
 	Auth string `yaml:"auth"`
+	// RateLimit is the route's own limit per caller, or off: see
+	// auth.rate_limit.
+	RateLimit RouteRateLimitConfig `yaml:"rate_limit"`
 }
 
 // DefaultMaxInFlight is http.max_in_flight when the file, the environment
@@ -338,8 +341,10 @@ func (c *Config) SetDefaults() {
 		defDur(&c.Cluster.LeaseTTL, 10*time.Second)
 		defDur(&c.Cluster.ClaimMargin, 5*time.Second)
 	}
+	defaultRateLimit(&c.Auth.RateLimit.Rate, &c.Auth.RateLimit.Per, &c.Auth.RateLimit.Burst)
 	for i := range c.Routes {
 		r := &c.Routes[i]
+		defaultRateLimit(&r.RateLimit.Rate, &r.RateLimit.Per, &r.RateLimit.Burst)
 		r.Method = strings.ToUpper(r.Method)
 		def(&r.Mode, string(gateway.ModeAuto))
 		defDur(&r.Timeout, 30*time.Second)

@@ -25,6 +25,8 @@ var notInReference = map[string]string{
 	"cluster.redis.idempotency_ttl": "ignored: idempotency.ttl governs",
 	"auth.api_keys[].principal":     "the list is empty by default; shown in a comment and in examples/auth.yaml",
 	"auth.api_keys[].sha256":        "the list is empty by default; shown in a comment and in examples/auth.yaml",
+	"auth.rate_limit.per":           "no limit by default (rate 0); shown in a comment and on a route",
+	"auth.rate_limit.burst":         "no limit by default (rate 0); shown in a comment and on a route",
 }
 
 // examples/syncgate.yaml is the one complete reference: every field of

@@ -31,6 +31,8 @@ import (
 	"github.com/syncgate/syncgate/correlation/redisstate"
 	"github.com/syncgate/syncgate/gateway"
 	"github.com/syncgate/syncgate/gateway/instrument"
+	"github.com/syncgate/syncgate/ratelimit"
+	"github.com/syncgate/syncgate/ratelimit/redislimit"
 )
 
 // Broker is what a node needs of a backend.
@@ -163,7 +165,8 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 				Name: rc.Name, Destination: rc.Destination, Mode: mode, Wait: rc.Wait, Timeout: rc.Timeout,
 				MaxWait: rc.MaxWait, RequireKey: rc.RequireIdempotencyKey,
 			},
-			Auth: middleware.AuthMode(rc.Auth),
+			Auth:      middleware.AuthMode(rc.Auth),
+			RateLimit: rc.RateLimit.limit(), NoRateLimit: rc.RateLimit.Off,
 		})
 	}
 	n.metrics.MustRegister(
@@ -191,7 +194,7 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 		apiMetrics = nil
 	}
 	n.handler, err = api.New(api.Options{
-		Auth:    authn,
+		Auth: authn, RateLimit: cfg.Auth.RateLimit.limit(), RateLimiter: n.rateLimiter(),
 		Gateway: instrument.Gateway(gw, reg), Routes: routes, Logger: log, Checks: n.checks,
 		Metrics: apiMetrics, Registerer: reg, ReadyzNamesOnly: cfg.AdminAddr != "",
 		RetryAfter: cfg.Results.RetryAfter, MaxInFlight: cfg.HTTP.MaxInFlight,
@@ -217,6 +220,28 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 		}
 	}
 	return n, nil
+}
+
+// rateLimiter is the limiter of the rate limits: the node's own, or in
+// cluster mode one in Redis shared by every node, which falls back to the
+// node's own while Redis fails (counted in
+// syncgate_rate_limit_fallbacks_total). nil without rate limits.
+func (n *Node) rateLimiter() ratelimit.Limiter {
+	if !n.cfg.RateLimited() {
+		return nil
+	}
+	local := ratelimit.NewMemory(ratelimit.MemoryConfig{})
+	if n.rdb == nil {
+		return local
+	}
+	fallbacks := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "syncgate_rate_limit_fallbacks_total",
+		Help: "Rate-limit decisions this node made alone because Redis failed (cluster mode).",
+	})
+	n.metrics.MustRegister(fallbacks)
+	return redislimit.New(n.rdb, redislimit.Config{
+		Prefix: n.cfg.Cluster.Redis.Prefix, Fallback: local, Logger: n.log, OnFallback: fallbacks.Inc,
+	})
 }
 
 func (n *Node) redisConfig() redisstate.Config {

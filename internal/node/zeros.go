@@ -48,6 +48,8 @@ var defaultedZeros = sync.OnceValue(func() map[string]string {
 	out["idempotency.ttl"] = "results.ttl"
 	out["routes[].max_body"] = "http.max_body"
 	out["routes[].max_wait"] = "http.max_wait"
+	out["auth.rate_limit.per"], out["routes[].rate_limit.per"] = "1s", "1s"
+	out["auth.rate_limit.burst"], out["routes[].rate_limit.burst"] = "rate", "rate"
 	return out
 })
 

@@ -38,7 +38,7 @@ type cluster struct {
 	nodes    map[string]*node
 	http     *http.Client
 	started  int    // node processes started, for log file names
-	extra    string // appended to the nodes' configuration (newClusterWith)
+	extra    string // YAML sections added to the nodes' configuration
 }
 
 // node is one syncgate process.
@@ -65,8 +65,8 @@ func newClusterOn(t *testing.T, on backend, ids ...string) *cluster {
 	return newClusterWith(t, on, "", ids...)
 }
 
-// newClusterWith is newClusterOn with extra, top-level YAML appended to
-// the nodes' configuration (an auth section).
+// newClusterWith is newClusterOn with extra YAML sections (before routes)
+// in the nodes' configuration.
 func newClusterWith(t *testing.T, on backend, extra string, ids ...string) *cluster {
 	t.Helper()
 	redis := startRedis(t)
@@ -140,13 +140,13 @@ func (c *cluster) yaml() string {
 %sshutdown:
   readiness_delay: 10ms
   drain_timeout: 1s
-routes:
+%sroutes:
   - {name: echo, method: POST, path: %s, destination: %s, mode: auto, wait: 20s, timeout: 30s}
   - {name: echo-sync, method: POST, path: %s, destination: %s, mode: sync, timeout: 30s}
   - {name: brief, method: POST, path: %s, destination: %s, mode: auto, wait: 1s, timeout: 30s}
   - {name: strict, method: POST, path: %s, destination: %s, mode: sync, timeout: 2s}
-%s`, c.brokerYAML(), c.redis.Addr(), leaseTTL, addrs.String(),
-		routeEcho, c.requests, routeEchoSync, c.requests, routeBrief, c.requests, routeStrict, c.requests, c.extra)
+`, c.brokerYAML(), c.redis.Addr(), leaseTTL, addrs.String(), c.extra,
+		routeEcho, c.requests, routeEchoSync, c.requests, routeBrief, c.requests, routeStrict, c.requests)
 }
 
 // start runs a syncgate process as node id, with extra flags.
