@@ -111,14 +111,7 @@ func BenchmarkGatewayVsDirect(b *testing.B) {
 func BenchmarkAPIKeyAuth(b *testing.B) {
 	const clients = 64
 	phase := 2 * time.Second
-	cfg := testConfig()
-	cfg.Auth = node.AuthConfig{APIKeys: []node.APIKeyConfig{
-		{Principal: "alice", SHA256: "23126898a939dbada8c4901583de6ccdf2878683d0d6a452a8f21b0a97c44152"},
-		{Principal: "bob", SHA256: "82658862fcae2f6222b1b14f986ecdf4705702926351a56d99e04973c2353e91"},
-	}}
-	for i := range cfg.Routes {
-		cfg.Routes[i].Auth = "none"
-	}
+	cfg := apiKeyBenchConfig()
 	cfg.Routes = append(cfg.Routes, node.RouteConfig{Name: "echo-key", Method: "POST", Path: "/t/echo-key",
 		Destination: "demo.echo", Mode: "auto", Auth: "required"})
 	n := start(b, cfg)
@@ -159,6 +152,20 @@ func BenchmarkAPIKeyAuth(b *testing.B) {
 	b.ReportMetric(0, "ns/op")
 }
 
+// apiKeyBenchConfig is testConfig with examples/auth.yaml's keys and
+// every route auth: none.
+func apiKeyBenchConfig() node.Config {
+	cfg := testConfig()
+	cfg.Auth = node.AuthConfig{APIKeys: []node.APIKeyConfig{
+		{Principal: "alice", SHA256: "23126898a939dbada8c4901583de6ccdf2878683d0d6a452a8f21b0a97c44152"},
+		{Principal: "bob", SHA256: "82658862fcae2f6222b1b14f986ecdf4705702926351a56d99e04973c2353e91"},
+	}}
+	for i := range cfg.Routes {
+		cfg.Routes[i].Auth = "none"
+	}
+	return cfg
+}
+
 // processCPU returns the process's user+system CPU time so far, in seconds.
 func processCPU(b *testing.B) float64 {
 	var ru syscall.Rusage
@@ -176,14 +183,7 @@ func processCPU(b *testing.B) float64 {
 // count per request is stable under callgrind whatever else the machine
 // does (BENCHMARKS.md gives the command).
 func BenchmarkAPIKeyAuthMemoryPath(b *testing.B) {
-	cfg := testConfig()
-	cfg.Auth = node.AuthConfig{APIKeys: []node.APIKeyConfig{
-		{Principal: "alice", SHA256: "23126898a939dbada8c4901583de6ccdf2878683d0d6a452a8f21b0a97c44152"},
-		{Principal: "bob", SHA256: "82658862fcae2f6222b1b14f986ecdf4705702926351a56d99e04973c2353e91"},
-	}}
-	for i := range cfg.Routes {
-		cfg.Routes[i].Auth = "none"
-	}
+	cfg := apiKeyBenchConfig()
 	// Two routes alike but for auth; both requests carry the key.
 	cfg.Routes = append(cfg.Routes,
 		node.RouteConfig{Name: "echo-none", Method: "POST", Path: "/t/echo-none", Destination: "demo.echo", Mode: "auto", Auth: "none"},
