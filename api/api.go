@@ -211,6 +211,10 @@ func New(o Options) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A refused credential counts against its client address's bucket
+	// under the default limit, as an anonymous request does: guessing keys
+	// or tokens is throttled like any other traffic.
+	s.refusedLimit = limits.middleware("(credential refused)", "", nil, false)
 	r.Group(func(r chi.Router) {
 		r.Use(middleware.InFlight(o.MaxInFlight, s.overloaded(ProblemOverloaded, o.MaxInFlight)))
 		// Polls take a credential when one comes (a bad one is 401) and
@@ -238,6 +242,9 @@ func New(o Options) (http.Handler, error) {
 }
 
 type server struct {
+	// refusedLimit rate-limits the answers to refused credentials (nil:
+	// none).
+	refusedLimit func(http.Handler) http.Handler
 	gw          Gateway
 	log         *slog.Logger
 	checks      []Check

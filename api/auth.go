@@ -27,8 +27,14 @@ func (s *server) unauthorized(w http.ResponseWriter, r *http.Request, err error)
 		WriteProblem(w, r, ProblemUnauthorized, "this route needs an Authorization: Bearer credential", "")
 	case errors.Is(err, middleware.ErrMalformedCredential), errors.Is(err, middleware.ErrInvalidCredential):
 		s.log.InfoContext(r.Context(), "credential refused", slog.Any("error", err))
-		w.Header().Set("WWW-Authenticate", `Bearer realm="syncgate", error="invalid_token"`)
-		WriteProblem(w, r, ProblemUnauthorized, "the credential is malformed, unknown or expired", "")
+		refuse := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="syncgate", error="invalid_token"`)
+			WriteProblem(w, r, ProblemUnauthorized, "the credential is malformed, unknown or expired", "")
+		}))
+		if s.refusedLimit != nil {
+			refuse = s.refusedLimit(refuse) // 429 once the address is over its limit
+		}
+		refuse.ServeHTTP(w, r)
 	default:
 		s.log.WarnContext(r.Context(), "credential could not be checked", slog.Any("error", err))
 		w.Header().Set("Retry-After", retryAfterSeconds(s.retryAfter))

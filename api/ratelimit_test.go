@@ -280,3 +280,27 @@ func rateLimited(t *testing.T, reg *prometheus.Registry, route string) float64 {
 	}
 	return v
 }
+
+// Guessing keys is throttled: a refused credential counts against its
+// client address's bucket under the default limit (401 until it is empty,
+// then 429), so does an anonymous request from that address, and an
+// authenticated caller from the same address keeps its own bucket.
+func TestRefusedCredentialsAreRateLimited(t *testing.T) {
+	gw, _ := countingGateway()
+	h := limited(t, gw, 1, 2, nil)
+	wrong := map[string]string{"Authorization": "Bearer guess"}
+	for i := range 2 {
+		rec := serve(h, "POST", "/r", "x", wrong)
+		if rec.Code != http.StatusUnauthorized || rec.Header().Get("RateLimit") == "" {
+			t.Fatalf("guess %d: %d %q, want 401 with RateLimit", i+1, rec.Code, rec.Header().Get("RateLimit"))
+		}
+	}
+	rec := serve(h, "POST", "/r", "x", wrong)
+	wantProblem(t, rec, api.ProblemRateLimited)
+	if rec.Header().Get("Retry-After") == "" {
+		t.Error("429 without Retry-After")
+	}
+	if rec := serve(h, "POST", "/r", "x", alice()); rec.Code != 200 {
+		t.Errorf("alice from the same address: %d, want 200 (her own bucket)", rec.Code)
+	}
+}
