@@ -31,6 +31,7 @@ import (
 	"github.com/syncgate/syncgate/correlation/redisstate"
 	"github.com/syncgate/syncgate/gateway"
 	"github.com/syncgate/syncgate/gateway/instrument"
+	"github.com/syncgate/syncgate/internal/tlsreload"
 )
 
 // Broker is what a node needs of a backend.
@@ -48,6 +49,8 @@ type Node struct {
 	handler http.Handler
 	metrics *prometheus.Registry
 	ln      net.Listener
+	// tls serves the API listener's certificate when cfg.TLS is enabled.
+	tls *tlsreload.Reloader
 	// admin and adminLn serve the admin surface when cfg.AdminAddr is set.
 	admin   http.Handler
 	adminLn net.Listener
@@ -178,7 +181,7 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 		n.admin = api.NewAdmin(api.AdminOptions{Checks: n.checks, Metrics: apiMetrics, Logger: log})
 		apiMetrics = nil
 	}
-	authn, err := cfg.Auth.authenticator()
+	authn, err := cfg.authenticator()
 	if err != nil {
 		_ = b.Close()
 		n.leaveCluster()
@@ -196,6 +199,13 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 		_ = b.Close()
 		n.leaveCluster()
 		return nil, err
+	}
+	if cfg.TLS.Enabled() {
+		if n.tls, err = tlsreload.New(cfg.TLS.reloaderConfig(log)); err != nil {
+			_ = b.Close()
+			n.leaveCluster()
+			return nil, fmt.Errorf("tls: %w", err)
+		}
 	}
 	if n.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		_ = b.Close()
@@ -515,7 +525,18 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(n.ln) }()
+	if n.tls != nil {
+		// The files are watched until Run returns: a renewal during a long
+		// drain still reaches new handshakes.
+		reloadCtx, stopReload := context.WithCancel(context.WithoutCancel(ctx))
+		reloadDone := make(chan struct{})
+		defer func() { stopReload(); <-reloadDone }()
+		go func() { defer close(reloadDone); n.tls.Run(reloadCtx) }()
+		srv.TLSConfig = n.tls.TLSConfig()
+		go func() { serveErr <- srv.ServeTLS(n.ln, "", "") }()
+	} else {
+		go func() { serveErr <- srv.Serve(n.ln) }()
+	}
 	// The admin listener serves until the API listener has drained, so
 	// that readiness and metrics stay observable during a shutdown.
 	adminDone := make(chan struct{})
