@@ -11,9 +11,10 @@ import (
 // AccessLog logs one line at info per request (at debug for the probes
 // /healthz, /readyz and /metrics), after it was answered:
 // method, path, the matched route pattern, status, response bytes and
-// duration. Run it inside WithInfo and log through ContextHandler to get the
-// correlation id, route, trace id and request id on the line too (read from
-// Info: this middleware sees only the outer context).
+// duration, and the principal of an authenticated request. Run it inside
+// WithInfo and log through ContextHandler to get the correlation id, route,
+// trace id and request id on the line too (read from Info: this middleware
+// sees only the outer context).
 func AccessLog(log *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -39,10 +40,13 @@ func AccessLog(log *slog.Logger) func(http.Handler) http.Handler {
 				size = info.Bytes
 			}
 			status := statusOf(r, info)
-			log.LogAttrs(ctx, level, "request",
-				slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			attrs := []slog.Attr{slog.String("method", r.Method), slog.String("path", r.URL.Path),
 				slog.String("pattern", routePattern(r)), slog.Int("status", status),
-				slog.Int64("bytes", size), slog.Duration("duration", time.Since(start)))
+				slog.Int64("bytes", size), slog.Duration("duration", time.Since(start))}
+			if info != nil && info.Principal != "" {
+				attrs = append(attrs, slog.String("principal", info.Principal))
+			}
+			log.LogAttrs(ctx, level, "request", attrs...)
 		})
 	}
 }

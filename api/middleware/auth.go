@@ -124,7 +124,7 @@ func Auth(a Authenticator, mode AuthMode, fail func(http.ResponseWriter, *http.R
 						fail(w, r, err)
 						return
 					}
-					next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), principal)))
+					next.ServeHTTP(w, r.WithContext(authenticated(r.Context(), principal)))
 					return
 				}
 			}
@@ -141,7 +141,16 @@ func Auth(a Authenticator, mode AuthMode, fail func(http.ResponseWriter, *http.R
 				fail(w, r, err)
 				return
 			}
-			next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), principal)))
+			next.ServeHTTP(w, r.WithContext(authenticated(r.Context(), principal)))
 		})
 	}
+}
+
+// authenticated records principal in the request's context and in its Info
+// (for the access log).
+func authenticated(ctx context.Context, principal string) context.Context {
+	if info := InfoFrom(ctx); info != nil {
+		info.Principal = principal
+	}
+	return WithPrincipal(ctx, principal)
 }

@@ -18,6 +18,7 @@ type Info struct {
 	Mode          string // sync, async or auto; "" off the configured routes
 	CorrelationID string
 	RequestID     string // the caller's X-Request-Id, set by RequestID
+	Principal     string // the authenticated caller, set by Auth
 	Trace         TraceContext
 	Status        int
 	Bytes         int64

@@ -44,6 +44,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// The first signal starts a graceful stop; restoring the default
 	// handling then makes a second one end the process at once.
 	context.AfterFunc(ctx, stop)
+	// SIGHUP reloads the TLS files (node.Reload) instead of ending the
+	// process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	if cfg.Cluster.Enabled {
 		redisstate.SetLibraryLogger(log)
@@ -62,20 +67,32 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		slog.Bool("demo", cfg.Demo.Enabled), slog.Int("routes", len(cfg.Routes)))
 	done := make(chan error, 1)
 	go func() { done <- n.Run(ctx) }()
-	select {
-	case <-n.Ready():
-		log.Info("ready", slog.String("addr", n.Addr()))
-		if cfg.Demo.Enabled {
-			printTryIt(stdout, n.Addr(), cfg.Broker.Kind)
+	ready := n.Ready()
+	for {
+		select {
+		case <-ready:
+			ready = nil
+			log.Info("ready", slog.String("addr", n.Addr()), slog.Bool("tls", cfg.TLS.Enabled()))
+			if cfg.Demo.Enabled {
+				printTryIt(stdout, baseURL(cfg, n.Addr()), cfg.Broker.Kind)
+			}
+		case <-hup:
+			log.Info("SIGHUP: reloading")
+			_ = n.Reload() // logs the outcome; a failure keeps the old certificate
+		case err := <-done:
+			return err
 		}
-	case err := <-done:
-		return err
 	}
-	return <-done
 }
 
-func printTryIt(w io.Writer, addr, broker string) {
-	base := "http://" + addr
+func baseURL(cfg node.Config, addr string) string {
+	if cfg.TLS.Enabled() {
+		return "https://" + addr
+	}
+	return "http://" + addr
+}
+
+func printTryIt(w io.Writer, base, broker string) {
 	fmt.Fprintf(w, `
 syncgate is up on %[1]s with the %[2]s broker and the demo service. Try:
 

@@ -271,8 +271,8 @@ func validateAuth(c *Config, bad func(field, format string, args ...any)) {
 		switch middleware.AuthMode(rc.Auth) {
 		case "", middleware.AuthNone:
 		case middleware.AuthRequired, middleware.AuthOptional:
-			if !c.Auth.Configured() {
-				bad(fmt.Sprintf("routes[%d].auth", i), "%s needs the auth section (api_keys or jwt)", rc.Auth)
+			if !c.authConfigured() {
+				bad(fmt.Sprintf("routes[%d].auth", i), "%s needs a credential source (auth.api_keys, auth.jwt or tls.client_ca_file)", rc.Auth)
 			}
 		default:
 			bad(fmt.Sprintf("routes[%d].auth", i), "%q is not required, optional or none", rc.Auth)

@@ -47,6 +47,9 @@ type Config struct {
 	// Auth authenticates callers (auth_config.go); empty: nobody is asked
 	// for a credential.
 	Auth AuthConfig `yaml:"auth"`
+	// TLS serves the API listener over HTTPS, optionally with client
+	// certificates (tls_config.go).
+	TLS TLSConfig `yaml:"tls"`
 
 	// ForwardHeaders lists request headers forwarded to services on every
 	// route (a route may add its own).
@@ -342,6 +345,7 @@ func (c *Config) SetDefaults() {
 		defDur(&c.Cluster.ClaimMargin, 5*time.Second)
 	}
 	defaultRateLimit(&c.Auth.RateLimit.Rate, &c.Auth.RateLimit.Per, &c.Auth.RateLimit.Burst)
+	c.TLS.setDefaults()
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		defaultRateLimit(&r.RateLimit.Rate, &r.RateLimit.Per, &r.RateLimit.Burst)
@@ -399,6 +403,7 @@ func (c *Config) Validate() error {
 	}
 	negativeDurations(c, bad)
 	validateAuth(c, bad)
+	validateTLS(c, bad)
 	if c.HTTP.MaxInFlight < 0 {
 		bad("http.max_in_flight", "must be positive")
 	}

@@ -157,6 +157,7 @@ func TestReferenceConfigShowsTheDefaults(t *testing.T) {
 		{"cluster.lease_ttl", file.Cluster.LeaseTTL, 10 * time.Second},
 		{"cluster.claim_margin", file.Cluster.ClaimMargin, 5 * time.Second},
 		{"addr", file.Addr, def.Addr},
+		{"tls", file.TLS, def.TLS},
 	} {
 		if !reflect.DeepEqual(c.got, c.want) {
 			t.Errorf("%s in %s is %+v, the default is %+v", c.name, referenceFile, c.got, c.want)

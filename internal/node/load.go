@@ -46,6 +46,9 @@ var settings = []setting{
 	{"max-timeout", "cap on route timeouts", func(c *Config) flag.Value { return (*durationValue)(&c.HTTP.MaxTimeout) }},
 	{"max-wait", "cap on Prefer: wait", func(c *Config) flag.Value { return (*durationValue)(&c.HTTP.MaxWait) }},
 	{"max-poll-wait", "cap on ?wait= of a long poll", func(c *Config) flag.Value { return (*durationValue)(&c.HTTP.MaxPollWait) }},
+	{"tls-cert-file", "PEM certificate chain: serve HTTPS on --addr (with --tls-key-file)", func(c *Config) flag.Value { return (*stringValue)(&c.TLS.CertFile) }},
+	{"tls-key-file", "PEM private key of --tls-cert-file", func(c *Config) flag.Value { return (*stringValue)(&c.TLS.KeyFile) }},
+	{"tls-client-ca-file", "PEM CA bundle: authenticate callers by client certificate (mTLS)", func(c *Config) flag.Value { return (*stringValue)(&c.TLS.ClientCAFile) }},
 	{"idempotency-ttl", "how long an Idempotency-Key is bound, at most result-ttl", func(c *Config) flag.Value { return (*durationValue)(&c.Idempotency.TTL) }},
 }
 

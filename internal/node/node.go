@@ -31,6 +31,7 @@ import (
 	"github.com/syncgate/syncgate/correlation/redisstate"
 	"github.com/syncgate/syncgate/gateway"
 	"github.com/syncgate/syncgate/gateway/instrument"
+	"github.com/syncgate/syncgate/internal/tlsreload"
 	"github.com/syncgate/syncgate/ratelimit"
 	"github.com/syncgate/syncgate/ratelimit/redislimit"
 )
@@ -50,6 +51,8 @@ type Node struct {
 	handler http.Handler
 	metrics *prometheus.Registry
 	ln      net.Listener
+	// tls serves the API listener's certificate when cfg.TLS is enabled.
+	tls *tlsreload.Reloader
 	// admin and adminLn serve the admin surface when cfg.AdminAddr is set.
 	admin   http.Handler
 	adminLn net.Listener
@@ -177,7 +180,7 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 			Help: "Requests on this node waiting for their reply (correlation registry size).",
 		}, func() float64 { return float64(gw.Waiting()) }),
 	)
-	authn, jwt, err := cfg.Auth.authenticator(log)
+	authn, jwt, err := cfg.authenticator(log)
 	if err != nil {
 		_ = b.Close()
 		n.leaveCluster()
@@ -205,6 +208,13 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 		_ = b.Close()
 		n.leaveCluster()
 		return nil, err
+	}
+	if cfg.TLS.Enabled() {
+		if n.tls, err = tlsreload.New(cfg.TLS.reloaderConfig(log)); err != nil {
+			_ = b.Close()
+			n.leaveCluster()
+			return nil, fmt.Errorf("tls: %w", err)
+		}
 	}
 	if n.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		_ = b.Close()
@@ -552,7 +562,18 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(n.ln) }()
+	if n.tls != nil {
+		// The files are watched until Run returns: a renewal during a long
+		// drain still reaches new handshakes.
+		reloadCtx, stopReload := context.WithCancel(context.WithoutCancel(ctx))
+		reloadDone := make(chan struct{})
+		defer func() { stopReload(); <-reloadDone }()
+		go func() { defer close(reloadDone); n.tls.Run(reloadCtx) }()
+		srv.TLSConfig = n.tls.TLSConfig()
+		go func() { serveErr <- srv.ServeTLS(n.ln, "", "") }()
+	} else {
+		go func() { serveErr <- srv.Serve(n.ln) }()
+	}
 	// The admin listener serves until the API listener has drained, so
 	// that readiness and metrics stay observable during a shutdown.
 	adminDone := make(chan struct{})
