@@ -440,7 +440,7 @@ func (n *Node) Run(ctx context.Context) error {
 		// The API answers a 431 problem above the configured limit; this is
 		// the hard backstop (net/http's plain 431) for what it cannot parse.
 		MaxHeaderBytes: 2 * int(n.cfg.HTTP.MaxHeaderBytes),
-		ErrorLog:       slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
+		ErrorLog:       serverErrorLog(n.log),
 	}
 	// Consumers outlive the HTTP server: replies must keep flowing while
 	// in-flight requests drain.
@@ -580,7 +580,7 @@ func (n *Node) Run(ctx context.Context) error {
 	var adminSrv *http.Server
 	if n.adminLn != nil {
 		adminSrv = &http.Server{Handler: n.admin, ReadHeaderTimeout: n.cfg.HTTP.ReadHeaderTimeout,
-			ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
+			ErrorLog: serverErrorLog(n.log)}
 		go func() {
 			defer close(adminDone)
 			if err := adminSrv.Serve(n.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
