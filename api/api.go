@@ -245,12 +245,12 @@ type server struct {
 	// refusedLimit rate-limits the answers to refused credentials (nil:
 	// none).
 	refusedLimit func(http.Handler) http.Handler
-	gw          Gateway
-	log         *slog.Logger
-	checks      []Check
-	retryAfter  time.Duration
-	bodyTimeout time.Duration
-	maxPollWait time.Duration
+	gw           Gateway
+	log          *slog.Logger
+	checks       []Check
+	retryAfter   time.Duration
+	bodyTimeout  time.Duration
+	maxPollWait  time.Duration
 	// abortUploads: see Options.AbortUploads.
 	abortUploads context.Context
 }
