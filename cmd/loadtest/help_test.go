@@ -46,6 +46,11 @@ func TestHelpExitStatus(t *testing.T) {
 		{[]string{"run", "--help"}, 0, "-plot-format"},
 		{[]string{"scenario", "-h"}, 0, "NAME one of direct,"},
 		{[]string{"bench", "--help"}, 0, "usage: loadtest bench [flags]"},
+		{[]string{"help"}, 0, "loadtest naive-gateway -broker kafka|rabbitmq"},
+		{[]string{"naive-gateway", "-h"}, 0, `prints {"addr":"127.0.0.1:PORT"}`},
+		{[]string{"naive-echo", "--help"}, 0, `prints {"ready":true}`},
+		{[]string{"echo-server", "-h"}, 0, "usage: loadtest echo-server [flags]"},
+		{[]string{"naive-echo", "-broker", "nats"}, 1, ""},
 		{nil, 2, ""},
 		{[]string{"nope"}, 1, ""},
 	} {

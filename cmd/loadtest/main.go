@@ -33,6 +33,12 @@ const usage = `usage:
   loadtest scenario NAME [flags]    run one scenario: %s (loadtest scenario -h)
   loadtest bench [flags]            run every scenario, write BENCHMARKS.md and plots (loadtest bench -h)
   loadtest help                     this text (also -h, --help)
+
+The naive floors, as processes a scenario starts (each prints a JSON line once serving,
+and runs until SIGTERM or until its stdin closes; loadtest naive-gateway -h):
+  loadtest naive-gateway -broker kafka|rabbitmq [flags]   net/http + kafka-go or amqp091-go, a map of channels
+  loadtest naive-echo -broker kafka|rabbitmq [flags]      the echo service answering it (and syncgate's gateway)
+  loadtest echo-server [flags]                            a plain net/http echo, the memory path's floor
 `
 
 // errUsage is returned for a command line without a command; the usage
@@ -114,6 +120,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("serve-node: %s: %w", scenario.WaitersEnv, err)
 		}
 		return scenario.ServeNode(ctx, os.Stdin, stdout, n)
+	case "naive-gateway", "naive-echo", "echo-server": // the naive floors, started by scenarios
+		return runFloor(ctx, args[0], args[1:], os.Stdin, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, usage, strings.Join(scenarioNames(), ", "))
 	return fmt.Errorf("unknown command %q", args[0])
