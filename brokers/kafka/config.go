@@ -91,7 +91,10 @@ type Config struct {
 	// broker's default.replication.factor).
 	ReplicationFactor int `yaml:"replication_factor"`
 	// InboxPartitions is the partition count of a reply inbox topic (default
-	// 4): up to that many replies are handled at once.
+	// 1). Replies are handled in parallel whatever the count (by correlation
+	// id, see Subscriber); each partition costs a fetch stream on the node
+	// and a produce share in every service's reply, so one partition makes
+	// the fewest, fullest requests. A topic that exists keeps its count.
 	InboxPartitions int `yaml:"inbox_partitions"`
 	// InboxRetention is the retention.ms of a reply inbox topic (default
 	// 24h, the result store's TTL): replies that arrive while the node is
@@ -189,7 +192,7 @@ func (c *Config) SetDefaults() {
 	brokers.SetDefault(&c.MaxAttempts, 3)
 	brokers.SetDefault(&c.Partitions, 4)
 	brokers.SetDefault(&c.ReplicationFactor, -1)
-	brokers.SetDefault(&c.InboxPartitions, 4)
+	brokers.SetDefault(&c.InboxPartitions, 1)
 	brokers.SetDefault(&c.InboxRetention, 24*time.Hour)
 	brokers.SetDefault(&c.MaxWait, 500*time.Millisecond)
 	brokers.SetDefault(&c.CommitInterval, time.Second)

@@ -27,7 +27,7 @@ func TestConfigDefaults(t *testing.T) {
 		{"commit_interval", c.CommitInterval, time.Second},
 		{"max_wait", c.MaxWait, 500 * time.Millisecond},
 		{"read_backoff_min", c.ReadBackoffMin, 50 * time.Millisecond},
-		{"inbox_partitions", c.InboxPartitions, 4},
+		{"inbox_partitions", c.InboxPartitions, 1},
 		{"replication_factor", c.ReplicationFactor, -1},
 		{"max_deliveries", c.MaxDeliveries, 5},
 		{"dead_letter_topic", DeadLetterTopic(c, "orders"), "orders.dlt"},

@@ -97,7 +97,7 @@ func (d *deadLetters) give(hctx context.Context, j job, cause error, attempts in
 		}
 	}
 	log.Warn("kafka: handler kept failing, record dead-lettered", "err", cause)
-	d.notify(hctx, j.m.Clone(), cause)
+	d.notify(hctx, j.message(), cause)
 	return true
 }
 

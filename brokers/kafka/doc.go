@@ -10,12 +10,14 @@
 // "none" is refused. Keys are hashed with murmur2, as by the Java client, so
 // one key keeps one partition and its order.
 //
-// Batching follows the load, not a timer: each partition has at most one
-// produce request in flight; a record published to an idle partition is
-// sent at once, and the records published while a request is in flight go
-// together in the next one. At concurrency 1 a publish costs one broker
-// round trip (kafka-go's Writer would add its BatchTimeout: 1s by default, a
-// 2s request/reply); under load requests grow to batch_size records. A
+// Batching follows the load, not a timer: each topic has at most one round
+// of produce requests in flight, one request per partition leader carrying
+// the pending records of every partition it leads; a record published to an
+// idle topic is sent at once, and the records published while a round is in
+// flight go together in the next one. At concurrency 1 a publish costs one
+// broker round trip (kafka-go's Writer would add its BatchTimeout: 1s by
+// default, a 2s request/reply); under load a partition's share of a request
+// grows to batch_size records. A
 // fixed linger cannot do both: short, it makes requests smaller than the
 // load once the broker is slower than the linger, and the queue of batches
 // grows without bound; long, it is added to every request at low load.

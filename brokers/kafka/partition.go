@@ -92,7 +92,7 @@ func (p *partition) run(stop context.Context) {
 		p.pos.Store(km.Offset + 1)
 		p.pending.add(km.Offset)
 		p.running.Add(1)
-		if !p.workers.dispatch(stop, job{p: p, offset: km.Offset, m: fromKafka(km), key: km.Key, km: km}) {
+		if !p.workers.dispatch(stop, job{p: p, offset: km.Offset, key: km.Key, km: km}) {
 			p.running.Done()
 			return
 		}
@@ -111,9 +111,8 @@ func (p *partition) handled(offset int64) {
 type job struct {
 	p      *partition
 	offset int64
-	m      brokers.Message
 	key    []byte
-	km     kafkago.Message // as read: what a dead letter carries
+	km     kafkago.Message // as read: what each attempt and a dead letter get
 }
 
 // workers run a subscription's handler calls: Concurrency of them, each
@@ -180,8 +179,9 @@ func (w *workers) deliver(j job) bool {
 	stop := j.p.stop
 	for attempt := 1; stop.Err() == nil; attempt++ {
 		// Each attempt gets its own copy: a handler's edits must not reach
-		// the redelivery.
-		err := w.handler(w.hctx, j.m.Clone())
+		// the redelivery (nor the dead letter). Converting the record again
+		// costs no more than copying a converted one.
+		err := w.handler(w.hctx, j.message())
 		if err == nil {
 			return true
 		}
@@ -212,7 +212,16 @@ func fnv1a(b []byte) uint64 {
 	return h
 }
 
-// fromKafka converts a record. A header key the record carries several
+// message returns a copy of j's record as a brokers.Message.
+func (j job) message() brokers.Message {
+	m := fromKafka(j.km)
+	if m.Body != nil {
+		m.Body = append([]byte(nil), m.Body...)
+	}
+	return m
+}
+
+// fromKafka converts a record (its Body is km.Value, not a copy). A header key the record carries several
 // times becomes one value, its values in record order joined by "\n" (the
 // brokers.Message contract; newRecord splits it again).
 func fromKafka(km kafkago.Message) brokers.Message {

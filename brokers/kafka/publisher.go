@@ -25,18 +25,18 @@ func (cfg Config) logger(component string) *slog.Logger {
 }
 
 // Publisher publishes records and returns from each Publish once the broker
-// acknowledged it (Config.Acks). Each partition has at most one produce
-// request in flight: a record published while its partition is idle is sent
-// at once, and records published while a request is in flight go together
-// in the next one. Batches thus grow with the load and the broker's latency
-// instead of with a timer (see lane), and per-partition order holds.
+// acknowledged it (Config.Acks). Each topic has at most one round of
+// produce requests in flight (one request per partition leader): a record
+// published while its topic is idle is sent at once, and records published
+// while a round is in flight go together in the next one. Batches thus grow
+// with the load and the broker's latency instead of with a timer (see
+// lane), and per-partition order holds.
 type Publisher struct {
 	cfg       Config
 	sec       security
 	addr      net.Addr
 	log       *slog.Logger
 	transport *kafkago.Transport
-	client    *kafkago.Client
 	balancer  kafkago.Murmur2Balancer
 
 	mu       sync.RWMutex
@@ -48,7 +48,7 @@ type Publisher struct {
 	once     sync.Once
 
 	lanesMu sync.Mutex
-	lanes   map[laneKey]*lane
+	lanes   map[string]*lane // by topic
 
 	probeMu sync.Mutex
 	missing map[string]time.Time // topic → when a probe last found it missing
@@ -69,11 +69,10 @@ func NewPublisher(cfg Config) (*Publisher, error) {
 		sec:     sec,
 		addr:    kafkago.TCP(cfg.Brokers...),
 		log:     cfg.logger("kafka.publisher"),
-		lanes:   make(map[laneKey]*lane),
+		lanes:   make(map[string]*lane),
 		missing: make(map[string]time.Time),
 	}
 	p.transport = cfg.transport(sec)
-	p.client = &kafkago.Client{Addr: p.addr, Transport: p.transport, Timeout: cfg.WriteTimeout}
 	p.stop, p.cancel = context.WithCancel(context.Background())
 	return p, nil
 }
@@ -111,7 +110,8 @@ func (p *Publisher) publish(ctx context.Context, dest string, r *record, partiti
 		if part < 0 || part >= n {
 			part = p.balancer.Balance(kafkago.Message{Key: r.key}, partitionList(n)...)
 		}
-		p.lane(dest, part).enqueue(r)
+		r.partition = part
+		p.lane(dest).enqueue(r)
 		select {
 		case err = <-r.done:
 		case <-ctx.Done():
@@ -138,26 +138,54 @@ func (p *Publisher) enter() bool {
 // cached metadata (asking the broker, and letting it create the topic, when
 // auto-creation is on and the topic is not cached).
 func (p *Publisher) partitions(ctx context.Context, topic string) (int, error) {
+	t, err := p.metadata(ctx, topic)
+	if err != nil {
+		return 0, err
+	}
+	return len(t.Partitions), nil
+}
+
+// leaders returns the leader's broker id of each partition of topic, by
+// partition id (-1: none known), from the transport's cached metadata.
+func (p *Publisher) leaders(ctx context.Context, topic string) ([]int32, error) {
+	t, err := p.metadata(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]int32, len(t.Partitions))
+	for i := range ids {
+		ids[i] = -1
+	}
+	for _, part := range t.Partitions {
+		if i := int(part.PartitionIndex); i >= 0 && i < len(ids) {
+			ids[i] = part.LeaderID
+		}
+	}
+	return ids, nil
+}
+
+// metadata returns topic's metadata, with at least one partition.
+func (p *Publisher) metadata(ctx context.Context, topic string) (*metadataAPI.ResponseTopic, error) {
 	r, err := p.transport.RoundTrip(ctx, p.addr, &metadataAPI.Request{
 		TopicNames:             []string{topic},
 		AllowAutoTopicCreation: p.cfg.AutoCreateTopics,
 	})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	for _, t := range r.(*metadataAPI.Response).Topics {
+	for i, t := range r.(*metadataAPI.Response).Topics {
 		if t.Name != topic {
 			continue
 		}
 		if t.ErrorCode != 0 {
-			return 0, kafkago.Error(t.ErrorCode)
+			return nil, kafkago.Error(t.ErrorCode)
 		}
 		if len(t.Partitions) == 0 {
-			return 0, kafkago.LeaderNotAvailable
+			return nil, kafkago.LeaderNotAvailable
 		}
-		return len(t.Partitions), nil
+		return &r.(*metadataAPI.Response).Topics[i], nil
 	}
-	return 0, kafkago.UnknownTopicOrPartition
+	return nil, kafkago.UnknownTopicOrPartition
 }
 
 // refreshTopic handles a topic created after the transport's metadata was
