@@ -91,7 +91,9 @@ func (p *proc) tailText() string {
 	return strings.Join(p.tail, "\n")
 }
 
-func (p *proc) process() loadtest.Process { return loadtest.Process{Name: p.name, PID: p.cmd.Process.Pid} }
+func (p *proc) process() loadtest.Process {
+	return loadtest.Process{Name: p.name, PID: p.cmd.Process.Pid}
+}
 
 // stop sends SIGTERM, closes stdin and waits (bounded: killed after 20 s).
 func (p *proc) stop() error {
@@ -109,7 +111,7 @@ func (p *proc) stop() error {
 
 // Readiness lines of the programs the scenarios start.
 var (
-	listeningRE = regexp.MustCompile(`listening on (127\.0\.0\.1:\d+)`) // kafka-embedded
+	listeningRE = regexp.MustCompile(`listening on (127\.0\.0\.1:\d+)`)   // kafka-embedded
 	readyAddrRE = regexp.MustCompile(`msg=ready addr=(127\.0\.0\.1:\d+)`) // syncgate
 )
 
