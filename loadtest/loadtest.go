@@ -41,6 +41,10 @@ type Config struct {
 	// Progress, when set, receives a line every ProgressEvery (default 1s).
 	Progress      io.Writer
 	ProgressEvery time.Duration
+	// Processes, when set, are sampled (with this process, the load
+	// generator) at the start and the end of the measured part: the
+	// Result's CPU gives each one's CPU time per completed request.
+	Processes []Process
 }
 
 // ErrConfig is returned for a Config that cannot be run.
@@ -132,6 +136,16 @@ func Run(ctx context.Context, cfg Config, op Op) (*Result, error) {
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The measured part starts after the warm-up: the CPU is sampled then,
+	// from a timer, whatever the loop is doing.
+	cpu := newCPUSampler(cfg.Processes)
+	var began chan struct{}
+	var sampleTimer *time.Timer
+	if cpu != nil {
+		began = make(chan struct{})
+		sampleTimer = time.AfterFunc(cfg.Warmup, func() { cpu.begin(); close(began) })
+		defer sampleTimer.Stop()
+	}
 	progressDone := make(chan struct{})
 	if cfg.Progress != nil {
 		go func() {
@@ -152,6 +166,15 @@ func Run(ctx context.Context, cfg Config, op Op) (*Result, error) {
 		return nil, err
 	}
 	res := r.rec.result(cfg)
+	if cpu != nil {
+		if sampleTimer.Stop() {
+			cpu.begin() // ended within the warm-up: nothing measured
+		} else {
+			<-began
+		}
+		// Every operation started has finished: the CPU they cost is in.
+		res.CPU = cpu.end(res.Requests)
+	}
 	return res, nil
 }
 

@@ -41,6 +41,9 @@ type Result struct {
 	Percentiles []Percentile `json:"percentiles"`
 	// Series is latency over time, one point per Config.Interval.
 	Series []Point `json:"series"`
+	// CPU is each sampled process's CPU time per completed request
+	// (Config.Processes); empty when none were given.
+	CPU []ProcessCPU `json:"cpu_per_process,omitempty"`
 
 	hist, svc *hdrhistogram.Histogram // for Merge
 }
@@ -136,6 +139,7 @@ func Merge(name string, rs ...*Result) *Result {
 			out.svc.Merge(r.svc)
 		}
 	}
+	out.CPU = mergeCPU(out.Requests, rs)
 	out.Latency, out.ServiceTime = summarize(out.hist), summarize(out.svc)
 	out.Percentiles = spectrum(out.hist)
 	return &out
@@ -151,8 +155,13 @@ func WriteJSON(w io.Writer, rs ...*Result) error {
 // MarkdownTable renders one row per result.
 func MarkdownTable(rs ...*Result) string {
 	var b strings.Builder
-	b.WriteString("| run | mode | load | requests | throughput (req/s) | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | errors | statuses |\n")
-	b.WriteString("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	withCPU := slices.ContainsFunc(rs, func(r *Result) bool { return len(r.CPU) > 0 })
+	cpuHead, cpuRule := "", ""
+	if withCPU {
+		cpuHead, cpuRule = " CPU µs per request |", "---|"
+	}
+	b.WriteString("| run | mode | load | requests | throughput (req/s) | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | errors | statuses |" + cpuHead + "\n")
+	b.WriteString("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|" + cpuRule + "\n")
 	for _, r := range rs {
 		load := fmt.Sprintf("%d workers", r.Workers)
 		switch {
@@ -161,10 +170,14 @@ func MarkdownTable(rs ...*Result) string {
 		case r.Workers == 1:
 			load = "1 worker"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %d | %s | %s | %s | %s | %s | %s | %d | %s |\n",
+		fmt.Fprintf(&b, "| %s | %s | %s | %d | %s | %s | %s | %s | %s | %s | %d | %s |",
 			r.Name, r.Mode, load, r.Requests, fmtNum(r.Throughput),
 			fmtMs(r.Latency.P50), fmtMs(r.Latency.P90), fmtMs(r.Latency.P99), fmtMs(r.Latency.P999), fmtMs(r.Latency.Max),
 			r.Errors, StatusText(r.Status))
+		if withCPU {
+			fmt.Fprintf(&b, " %s |", CPUText(r.CPU))
+		}
+		b.WriteString("\n")
 	}
 	return b.String()
 }

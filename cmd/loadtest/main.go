@@ -169,6 +169,13 @@ func runURL(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.Int64Var(&cfg.Requests, "requests", 0, "stop after this many measured requests (0: duration only)")
 	fs.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "warm-up before measuring (not recorded)")
 	fs.DurationVar(&cfg.Timeout, "timeout", 30*time.Second, "timeout of one request (with its polls)")
+	fs.Func("pid", "NAME=PID: a process whose CPU time per request to report, e.g. gateway=1234 (repeatable; the load generator is added)", func(v string) error {
+		p, err := loadtest.ParseProcess(v)
+		if err == nil {
+			cfg.Processes = append(cfg.Processes, p)
+		}
+		return err
+	})
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}

@@ -26,6 +26,10 @@ type Options struct {
 	// process (argv; see ServeNode). Default: this executable with the
 	// argument "serve-node".
 	NodeCommand []string
+	// FloorCommand is the argv prefix of the naive floors the multi-process
+	// scenarios start (naive-gateway, naive-echo, echo-server). Default:
+	// this executable (cmd/loadtest).
+	FloorCommand []string
 }
 
 func (o Options) dur(short, full time.Duration) time.Duration {
@@ -123,6 +127,8 @@ func All() []Scenario {
 		{"rabbitmq", "gateway over RabbitMQ (127.0.0.1:5672), with its defaults and with a classic queue and transient messages, vs direct HTTP, the memory broker and raw amqp091-go RPC loops on the same server", RabbitMQ},
 		{"auto-poll", "auto route over a slow service: 202, then polling until done (time to result)", AutoPoll},
 		{"many-waiters", "10 000 requests held open on a slow route while a fast route is measured", ManyWaiters},
+		{"memory-procs", "the gateway with its demo service as its own process vs a plain echo-server process: CPU per request of each", MemoryProcs},
+		{"kafka-procs", "kafka-embedded, cmd/demo and the gateway as three processes vs a naive kafka-go gateway and echo service on their own kafka-embedded: throughput, latency and CPU per request of every process", KafkaProcs},
 	}
 }
 

@@ -2,18 +2,30 @@ package scenario_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/syncgate/syncgate/loadtest"
+	"github.com/syncgate/syncgate/loadtest/floor"
 	"github.com/syncgate/syncgate/loadtest/scenario"
 )
 
 // TestMain lets the test binary serve the many-waiters node when a test
 // starts it as a child process.
 func TestMain(m *testing.M) {
+	if os.Getenv(echoServerEnv) != "" {
+		// The floor of memory-procs, as `loadtest echo-server` serves it.
+		listening := func(addr string) { fmt.Printf("{\"addr\":%q}\n", addr) }
+		if err := floor.EchoServer(context.Background(), floor.EchoServerConfig{Addr: "127.0.0.1:0", Listening: listening}); err != nil {
+			os.Stderr.WriteString(err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if n := os.Getenv(scenario.WaitersEnv); n != "" {
 		waiters, err := strconv.Atoi(n)
 		if err == nil {
@@ -128,5 +140,45 @@ func TestUpdateSection(t *testing.T) {
 	b, _ = os.ReadFile(path)
 	if string(b) != "# B\n\ntext\n\n"+scenario.BeginMarker+"\nthree\n"+scenario.EndMarker+"\n" {
 		t.Errorf("append: %q", b)
+	}
+}
+
+// echoServerEnv makes this test binary the echo-server floor (TestMain).
+const echoServerEnv = "SCENARIO_TEST_ECHO_SERVER"
+
+// memory-procs at a tenth of its short length: the gateway built and run
+// as its own process, the floor this test binary; every echo checked, and
+// every process's CPU per request reported and compared.
+func TestMemoryProcsSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds cmd/syncgate and runs it as a process")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(echoServerEnv, "1") // inherited by the floor's process only: this one has started
+	rep, err := scenario.Run(t.Context(), "memory-procs", scenario.Options{Short: true, Scale: 0.1, FloorCommand: []string{exe}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 4 {
+		t.Fatalf("%d results, want 4", len(rep.Results))
+	}
+	for _, r := range rep.Results {
+		if r.Requests == 0 || r.Errors != 0 || r.Status["200"] != r.Requests {
+			t.Errorf("%s: %d requests, %d errors, statuses %v", r.Name, r.Requests, r.Errors, r.Status)
+		}
+		if len(r.CPU) != 2 || r.CPU[0].Name != loadtest.LoadGenerator {
+			t.Fatalf("%s: CPU %+v, want the load generator and one process", r.Name, r.CPU)
+		}
+		for _, c := range r.CPU {
+			if c.Err != "" || c.PerRequestUS <= 0 {
+				t.Errorf("%s: %s: %.1f µs per request (%s)", r.Name, c.Name, c.PerRequestUS, c.Err)
+			}
+		}
+	}
+	if c := rep.Comparisons[0]; c.Met == nil || c.Ratio <= 0 || c.Unit != "µs" {
+		t.Errorf("CPU comparison %+v", c)
 	}
 }

@@ -1,0 +1,210 @@
+package scenario
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/syncgate/syncgate/loadtest"
+)
+
+// procsBody is the multi-process scenarios' request: 256 bytes of JSON.
+var procsBody = []byte(`{"order":42,"currency":"EUR","note":"` + strings.Repeat("x", 256-40) + `"}`)
+
+// echoOp posts procsBody to url and fails unless the answer is 200 with
+// the same body: every echo is checked.
+func echoOp(client *http.Client, url string) loadtest.Op {
+	return func(ctx context.Context) (int, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(procsBody))
+		if err != nil {
+			return 0, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		body, err := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if err != nil {
+			return resp.StatusCode, err
+		}
+		if resp.StatusCode == http.StatusOK && !bytes.Equal(body, procsBody) {
+			return resp.StatusCode, fmt.Errorf("echo differs: %.40q", body)
+		}
+		return resp.StatusCode, nil
+	}
+}
+
+// procsSide is one side of a multi-process comparison.
+type procsSide struct {
+	name  string
+	stack *stack
+}
+
+// procsRuns measures each side, interleaved (A, B, A, B, ...), closed loop
+// with Connections workers and with one, and returns the merged results
+// by side: [side][0] the c=Connections run, [side][1] the c=1 run.
+func procsRuns(ctx context.Context, o Options, sides []procsSide) ([][2]*loadtest.Result, error) {
+	rounds := o.pick(1, 2)
+	warmup, d := o.dur(time.Second, 2*time.Second), o.dur(5*time.Second, 12*time.Second)
+	runs := make([][2][]*loadtest.Result, len(sides))
+	clients := make([]*http.Client, len(sides))
+	for i := range sides {
+		clients[i] = loadtest.NewClient(Connections)
+		defer clients[i].CloseIdleConnections()
+	}
+	for range rounds {
+		for _, workers := range []int{Connections, 1} {
+			for i, s := range sides {
+				res, err := loadtest.Run(ctx, loadtest.Config{
+					Name: s.name, Workers: workers, Warmup: warmup, Duration: d, Timeout: 10 * time.Second,
+					Progress: o.Progress, Processes: s.stack.processes(),
+				}, echoOp(clients[i], s.stack.url))
+				if err != nil {
+					return nil, err
+				}
+				k := 0
+				if workers == 1 {
+					k = 1
+				}
+				runs[i][k] = append(runs[i][k], res)
+			}
+		}
+	}
+	out := make([][2]*loadtest.Result, len(sides))
+	for i, s := range sides {
+		out[i][0] = loadtest.Merge(fmt.Sprintf("%s, %d workers", s.name, Connections), runs[i][0]...)
+		out[i][1] = loadtest.Merge(s.name+", 1 worker", runs[i][1]...)
+	}
+	return out, nil
+}
+
+// cpuOf returns the CPU µs per request of the named process in r, 0 when
+// it is not there.
+func cpuOf(r *loadtest.Result, name string) float64 {
+	for _, c := range r.CPU {
+		if c.Name == name {
+			return c.PerRequestUS
+		}
+	}
+	return 0
+}
+
+// MemoryProcs compares the gateway with its in-process demo service (the
+// embedded configuration, `go run ./cmd/syncgate`) against a plain
+// net/http echo server, each its own process: the gateway's CPU per
+// request against the floor's (issue 17 aims at ≤ 1.4×).
+func MemoryProcs(ctx context.Context, o Options) (*Report, error) {
+	progs, err := buildPrograms(ctx, o, "syncgate")
+	if err != nil {
+		return nil, err
+	}
+	defer progs.close()
+	gw := &stack{}
+	addr, err := gw.add("gateway", []string{progs.bin("syncgate"), "--addr", "127.0.0.1:0"}, matchRE(readyAddrRE))
+	if err != nil {
+		return nil, err
+	}
+	defer gw.stop()
+	gw.url = "http://" + addr + "/demo/echo"
+	floor := &stack{}
+	addr, err = floor.add("echo-server", progs.floor("echo-server", "-addr", "127.0.0.1:0"), jsonField("addr"))
+	if err != nil {
+		return nil, err
+	}
+	defer floor.stop()
+	floor.url = "http://" + addr + "/echo"
+
+	res, err := procsRuns(ctx, o, []procsSide{{"gateway/memory (process)", gw}, {"echo-server (process)", floor}})
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{Command: "go run ./cmd/loadtest scenario memory-procs"}
+	for _, r := range res {
+		rep.Results = append(rep.Results, r[0], r[1])
+	}
+	g, f := res[0][0], res[1][0]
+	rep.Comparisons = append(rep.Comparisons,
+		compare("gateway CPU per request, 64 workers", cpuOf(g, "gateway"), "echo-server", cpuOf(f, "echo-server"), "µs").atMost(1.4),
+		compare("throughput, 64 workers", g.Throughput, "echo-server", f.Throughput, "req/s"),
+	)
+	rep.Notes = append(rep.Notes, "Each process on its own: the gateway (with the demo service in it, as `go run ./cmd/syncgate` runs) and a plain net/http echo server; 256-byte JSON bodies, every echo checked. CPU is user+system time from /proc/<pid>/stat over the measured part, per completed request.")
+	return rep, nil
+}
+
+// KafkaProcs runs the Kafka path as production does, each part its own
+// process: kafka-embedded, the demo service (cmd/demo) and the gateway
+// (cmd/syncgate), and, on a kafka-embedded of their own, the naive floor a
+// user might write in an afternoon (loadtest naive-gateway and naive-echo:
+// kafka-go with a 1 ms batch timeout, a map of channels). Both sides are
+// measured interleaved, with the CPU per request of every process.
+func KafkaProcs(ctx context.Context, o Options) (*Report, error) {
+	progs, err := buildPrograms(ctx, o, "syncgate", "demo", "kafka-embedded")
+	if err != nil {
+		return nil, err
+	}
+	defer progs.close()
+	startBroker := func(s *stack) (string, error) {
+		return s.add("broker", []string{progs.bin("kafka-embedded"), "-listen", "127.0.0.1:0", "-topics", "demo.echo,demo.sleep"}, matchRE(listeningRE))
+	}
+
+	sg := &stack{}
+	defer sg.stop()
+	kaddr, err := startBroker(sg)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := sg.add("service", []string{progs.bin("demo"), "--broker", "kafka", "--kafka-brokers", kaddr}, contains("demo service ready")); err != nil {
+		return nil, err
+	}
+	addr, err := sg.add("gateway", []string{progs.bin("syncgate"), "--addr", "127.0.0.1:0", "--broker", "kafka",
+		"--kafka-brokers", kaddr, "--demo=false", "--node", "lt-procs-" + randomSuffix()}, matchRE(readyAddrRE))
+	if err != nil {
+		return nil, err
+	}
+	sg.url = "http://" + addr + "/demo/echo"
+
+	naive := &stack{}
+	defer naive.stop()
+	naddr, err := startBroker(naive)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := naive.add("service", progs.floor("naive-echo", "-broker", "kafka", "-kafka-brokers", naddr, "-topic", "demo.echo"), jsonField("ready")); err != nil {
+		return nil, err
+	}
+	addr, err = naive.add("gateway", progs.floor("naive-gateway", "-broker", "kafka", "-kafka-brokers", naddr, "-topic", "demo.echo", "-addr", "127.0.0.1:0"), jsonField("addr"))
+	if err != nil {
+		return nil, err
+	}
+	naive.url = "http://" + addr + "/echo"
+
+	res, err := procsRuns(ctx, o, []procsSide{{"syncgate/kafka (3 processes)", sg}, {"naive kafka-go (3 processes)", naive}})
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{Command: "go run ./cmd/loadtest scenario kafka-procs"}
+	for _, r := range res {
+		rep.Results = append(rep.Results, r[0], r[1])
+	}
+	g, n := res[0][0], res[1][0]
+	g1, n1 := res[0][1], res[1][1]
+	const naiveName = "naive"
+	rep.Comparisons = append(rep.Comparisons,
+		compare("throughput, 64 workers", g.Throughput, naiveName, n.Throughput, "req/s").atLeast(1.3),
+		compare("p99, 64 workers", g.Latency.P99, naiveName, n.Latency.P99, "ms").atMost(1.0),
+		compare("gateway CPU per request", cpuOf(g, "gateway"), "naive gateway", cpuOf(n, "gateway"), "µs").atMost(1.0),
+		compare("service CPU per request (cmd/demo)", cpuOf(g, "service"), "naive echo", cpuOf(n, "service"), "µs").atMost(1.5),
+		compare("broker CPU per request", cpuOf(g, "broker"), "broker under the naive pair", cpuOf(n, "broker"), "µs").atMost(1.2),
+		compare("p50, 1 worker", g1.Latency.P50, naiveName, n1.Latency.P50, "ms"),
+	)
+	met := g1.Latency.P50 <= 1
+	rep.Comparisons[len(rep.Comparisons)-1].Aim, rep.Comparisons[len(rep.Comparisons)-1].Met = "p50 ≤ 1 ms", &met
+	rep.Notes = append(rep.Notes, "Two stacks of three processes each, on their own kafka-embedded: syncgate (cmd/demo, cmd/syncgate with its default Kafka settings and info-level logs, one access line per request) and the naive floor (loadtest naive-echo and naive-gateway: kafka-go, 1 ms batch timeout, leader acks, a mutex-guarded map of channels). 256-byte JSON bodies, every echo checked; the sides alternate. CPU is user+system time from /proc/<pid>/stat over the measured part, per completed request.")
+	return rep, nil
+}
