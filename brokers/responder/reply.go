@@ -57,7 +57,7 @@ var (
 // It returns nil once published, errReplyExpired once until passed,
 // errReplyNowhere once the address stayed unroutable, ctx's error when ctx
 // ended, and at once any other publish error (ErrClosed).
-func (s *Service) publishReply(ctx context.Context, log *slog.Logger, dest string, m brokers.Message, until time.Time) error {
+func (s *Service) publishReply(ctx context.Context, log requestLog, dest string, m brokers.Message, until time.Time) error {
 	timeout := s.ReplyTimeout
 	if timeout <= 0 {
 		timeout = 5 * time.Second
@@ -74,7 +74,7 @@ func (s *Service) publishReply(ctx context.Context, log *slog.Logger, dest strin
 		cancel()
 		if err == nil {
 			if attempt > 1 {
-				log.InfoContext(ctx, "reply published after the broker was unavailable", slog.Int("attempts", attempt))
+				log.Info(ctx, "reply published after the broker was unavailable", slog.Int("attempts", attempt))
 			}
 			return nil
 		}
@@ -91,7 +91,7 @@ func (s *Service) publishReply(ctx context.Context, log *slog.Logger, dest strin
 			return fmt.Errorf("responder: publish reply to %q: %w", dest, err)
 		}
 		if attempt == 1 {
-			log.WarnContext(ctx, "cannot publish the reply yet; retrying until the request's deadline",
+			log.Warn(ctx, "cannot publish the reply yet; retrying until the request's deadline",
 				slog.String("reply_to", dest), slog.Any("error", err), slog.Time("until", until))
 		}
 		// Jitter spreads the retries of the many handlers a reconnection
