@@ -67,10 +67,10 @@ func (s *Service) publishReply(ctx context.Context, log requestLog, dest string,
 	for attempt := 1; ; attempt++ {
 		// An attempt outlives ctx: a handler's reply is worth sending while
 		// the subscription stops; only the retrying ends with ctx.
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
-		pctx, cancelUntil := context.WithDeadline(pctx, until)
+		// One context for both bounds (the attempt's timeout and until):
+		// the earlier decides, as two nested ones would, at half the cost.
+		pctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), earlier(time.Now().Add(timeout), until))
 		err := s.Publisher.Publish(pctx, dest, m)
-		cancelUntil()
 		cancel()
 		if err == nil {
 			if attempt > 1 {
@@ -103,6 +103,14 @@ func (s *Service) publishReply(ctx context.Context, log requestLog, dest string,
 		}
 		backoff = min(2*backoff, maxReplyBackoff)
 	}
+}
+
+// earlier returns the earlier of a and b.
+func earlier(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // sleep waits for d, or returns ctx.Err() when ctx ends first.
