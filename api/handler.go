@@ -108,7 +108,7 @@ func (s *server) answer(w http.ResponseWriter, r *http.Request, info *middleware
 	if out.Attached {
 		h.Set(HeaderIdempotentReplayed, "true")
 	}
-	h.Set(HeaderCorrelationID, id)
+	h[HeaderCorrelationID] = []string{id} // canonical (TestHeaderKeysCanonical)
 	switch {
 	case err != nil:
 		if r.Context().Err() != nil {
