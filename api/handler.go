@@ -56,7 +56,10 @@ func (s *server) request(w http.ResponseWriter, r *http.Request, rt *Route, mode
 	}
 	id := correlation.NewID()
 	info.Route, info.Mode, info.CorrelationID = rt.Route.Name, mode, id
-	key, err := idempotencyKey(r.Header.Values("Idempotency-Key"))
+	// Incoming header keys are canonical (net/http makes them so), and so
+	// are these (TestHeaderKeysCanonical): indexing the map skips
+	// canonicalizing the key again on every request.
+	key, err := idempotencyKey(r.Header[headerIdempotencyKey])
 	if err != nil {
 		WriteProblem(w, r, ProblemKeyInvalid, err.Error(), id)
 		return false
@@ -67,10 +70,10 @@ func (s *server) request(w http.ResponseWriter, r *http.Request, rt *Route, mode
 		return false
 	}
 	*req = gateway.Request{
-		Route: rt.Route, ID: id, Prefer: parsePrefer(r.Header.Values("Prefer")),
+		Route: rt.Route, ID: id, Prefer: parsePrefer(r.Header[headerPrefer]),
 		Principal: middleware.Principal(r.Context()),
 		Message: envelope.Request{
-			ContentType:    r.Header.Get("Content-Type"),
+			ContentType:    first(r.Header[headerContentType]),
 			Method:         r.Method,
 			Path:           r.URL.Path,
 			Query:          r.URL.RawQuery,
@@ -81,7 +84,7 @@ func (s *server) request(w http.ResponseWriter, r *http.Request, rt *Route, mode
 		},
 	}
 	for _, name := range forward {
-		if v := r.Header.Values(name); len(v) > 0 {
+		if v := r.Header[name]; len(v) > 0 { // canonical: see routeHandler
 			if req.Message.Header == nil {
 				req.Message.Header = make(map[string]string, len(forward))
 			}
@@ -131,6 +134,15 @@ func (s *server) answer(w http.ResponseWriter, r *http.Request, info *middleware
 	default:
 		writeReply(w, out.Reply)
 	}
+}
+
+// first returns the first of a header's values, or "" (Header.Get
+// without canonicalizing the key).
+func first(values []string) string {
+	if len(values) == 0 {
+		return ""
+	}
+	return values[0]
 }
 
 // readBody reads the body within the route's size limit and the body

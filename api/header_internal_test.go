@@ -12,7 +12,8 @@ import (
 // only right for keys that are canonical already.
 func TestHeaderKeysCanonical(t *testing.T) {
 	for _, k := range []string{HeaderCorrelationID, middleware.HeaderTraceParent, middleware.HeaderTraceState,
-		headerNoSniff, headerContentType, headerContentLength} {
+		headerNoSniff, headerContentType, headerContentLength, headerIdempotencyKey, headerPrefer,
+		middleware.HeaderRequestID} {
 		if c := http.CanonicalHeaderKey(k); c != k {
 			t.Errorf("%q is not canonical (%q)", k, c)
 		}

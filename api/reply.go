@@ -28,11 +28,15 @@ var replyHeaderDenied = map[string]bool{
 	"x-content-type-options": true,
 }
 
-// Canonical header keys that writeReply and answer assign directly.
+// Canonical header keys that writeReply and answer assign, and the
+// handler reads, directly (TestHeaderKeysCanonical).
 const (
 	headerNoSniff       = "X-Content-Type-Options"
 	headerContentType   = "Content-Type"
 	headerContentLength = "Content-Length"
+	// Read from requests.
+	headerIdempotencyKey = "Idempotency-Key"
+	headerPrefer         = "Prefer"
 )
 
 // writeReply writes a service's reply as the HTTP response: its status, its

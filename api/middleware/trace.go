@@ -49,9 +49,9 @@ func Trace(next http.Handler) http.Handler {
 //
 //go:noinline
 func startSpan(w http.ResponseWriter, r *http.Request) {
-	tc, ok := ParseTraceParent(r.Header.Get(HeaderTraceParent))
+	tc, ok := ParseTraceParent(first(r.Header[HeaderTraceParent])) // canonical key: see first
 	if ok {
-		if st := strings.Join(r.Header.Values(HeaderTraceState), ","); ValidTraceState(st) {
+		if st := strings.Join(r.Header[HeaderTraceState], ","); ValidTraceState(st) {
 			tc.State = st
 		}
 	} else {
