@@ -77,7 +77,7 @@ func (s *server) request(w http.ResponseWriter, r *http.Request, rt *Route, mode
 			Method:         r.Method,
 			Path:           r.URL.Path,
 			Query:          r.URL.RawQuery,
-			TraceParent:    info.Trace.TraceParent(),
+			TraceParent:    info.TraceParent(),
 			TraceState:     info.Trace.State,
 			IdempotencyKey: key,
 			Body:           body,

@@ -58,11 +58,12 @@ func startSpan(w http.ResponseWriter, r *http.Request) {
 		tc = TraceContext{TraceID: newHex(16), Flags: "00"}
 	}
 	tc.SpanID = newHex(8)
+	tp := tc.TraceParent()
 	if info := InfoFrom(r.Context()); info != nil {
-		info.Trace = tc
+		info.Trace, info.traced, info.traceParent = tc, tc, tp
 	}
 	h := w.Header()
-	h.Set(HeaderTraceParent, tc.TraceParent())
+	h.Set(HeaderTraceParent, tp)
 	if tc.State != "" {
 		h.Set(HeaderTraceState, tc.State)
 	}
