@@ -24,13 +24,13 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // stub is an api.Gateway whose answers the test chooses.
 type stub struct {
-	do     func(ctx context.Context, req gateway.Request) (gateway.Outcome, error)
+	do     func(ctx context.Context, req *gateway.Request) (gateway.Outcome, error)
 	result func(id string) (correlation.Result, error)
 	await  func(ctx context.Context, id string, d time.Duration) (correlation.Result, error)
 	cancel func(id string) error
 }
 
-func (s *stub) Do(ctx context.Context, req gateway.Request) (gateway.Outcome, error) {
+func (s *stub) Do(ctx context.Context, req *gateway.Request) (gateway.Outcome, error) {
 	if s.do == nil {
 		return gateway.Outcome{ID: req.ID, Reply: envelope.Reply{Body: req.Message.Body}}, nil
 	}

@@ -35,7 +35,7 @@ func keysAuth(t testing.TB) *middleware.APIKeys {
 
 // principalGateway echoes the principal the api saw as the reply body.
 func principalGateway() *stub {
-	return &stub{do: func(ctx context.Context, req gateway.Request) (gateway.Outcome, error) {
+	return &stub{do: func(ctx context.Context, req *gateway.Request) (gateway.Outcome, error) {
 		return gateway.Outcome{ID: req.ID, Reply: envelope.Reply{Body: []byte("principal=" + api.Principal(ctx))}}, nil
 	}}
 }
@@ -109,7 +109,7 @@ func (failingAuth) Authenticate(context.Context, string) (string, error) {
 
 func TestAuthUnavailableNeverLetsThrough(t *testing.T) {
 	called := false
-	gw := &stub{do: func(ctx context.Context, req gateway.Request) (gateway.Outcome, error) {
+	gw := &stub{do: func(ctx context.Context, req *gateway.Request) (gateway.Outcome, error) {
 		called = true
 		return gateway.Outcome{ID: req.ID}, nil
 	}}

@@ -28,7 +28,7 @@ import (
 // cheapest possible use case, so that the middleware's share shows fully.
 type echoGateway struct{}
 
-func (echoGateway) Do(_ context.Context, req gateway.Request) (gateway.Outcome, error) {
+func (echoGateway) Do(_ context.Context, req *gateway.Request) (gateway.Outcome, error) {
 	return gateway.Outcome{ID: req.ID, Reply: envelope.Reply{ContentType: req.Message.ContentType, Body: req.Message.Body}}, nil
 }
 func (echoGateway) Result(context.Context, string, string) (correlation.Result, error) {

@@ -32,7 +32,7 @@ func TestGatewayErrorsBecomeProblems(t *testing.T) {
 		{gateway.ErrCancelled, api.ProblemRequestCancelled},
 		{errors.New("bug"), api.ProblemInternal},
 	} {
-		h := newHandler(t, &stub{do: func(_ context.Context, req gateway.Request) (gateway.Outcome, error) {
+		h := newHandler(t, &stub{do: func(_ context.Context, req *gateway.Request) (gateway.Outcome, error) {
 			return gateway.Outcome{ID: req.ID}, tt.err
 		}}, nil)
 		p := wantProblem(t, serve(h, "POST", "/r", "x", nil), tt.want)
@@ -44,7 +44,7 @@ func TestGatewayErrorsBecomeProblems(t *testing.T) {
 
 func TestIdempotencyKeyHeader(t *testing.T) {
 	var got string
-	h := newHandler(t, &stub{do: func(_ context.Context, req gateway.Request) (gateway.Outcome, error) {
+	h := newHandler(t, &stub{do: func(_ context.Context, req *gateway.Request) (gateway.Outcome, error) {
 		got = req.Message.IdempotencyKey
 		return gateway.Outcome{ID: someID, Attached: true, Reply: envelope.Reply{Body: []byte("first")}}, nil
 	}}, nil)
@@ -150,7 +150,7 @@ func TestReadiness(t *testing.T) {
 }
 
 func TestPanicIsInternalProblem(t *testing.T) {
-	h := newHandler(t, &stub{do: func(context.Context, gateway.Request) (gateway.Outcome, error) {
+	h := newHandler(t, &stub{do: func(context.Context, *gateway.Request) (gateway.Outcome, error) {
 		panic("bug")
 	}}, nil)
 	wantProblem(t, serve(h, "POST", "/r", "x", nil), api.ProblemInternal)

@@ -27,7 +27,7 @@ func TestProblemDetailHidesTheError(t *testing.T) {
 		t.Run(tc.pt.Slug, func(t *testing.T) {
 			var logs bytes.Buffer
 			log := slog.New(middleware.ContextHandler(slog.NewTextHandler(&logs, nil)))
-			gw := &stub{do: func(context.Context, gateway.Request) (gateway.Outcome, error) { return gateway.Outcome{}, tc.err }}
+			gw := &stub{do: func(context.Context, *gateway.Request) (gateway.Outcome, error) { return gateway.Outcome{}, tc.err }}
 			h := newHandler(t, gw, func(o *api.Options) { o.Logger = log })
 			rec := serve(h, "POST", "/r", "x", nil)
 			p := wantProblem(t, rec, tc.pt)

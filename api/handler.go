@@ -31,79 +31,118 @@ func (s *server) routeHandler(rt Route) http.HandlerFunc {
 	}
 	mode := string(rt.Route.Mode)
 	return func(w http.ResponseWriter, r *http.Request) {
-		id := correlation.NewID()
-		info := middleware.InfoFrom(r.Context())
-		if info == nil {
-			info = &middleware.Info{} // served without the stack (benchmarks)
-		}
-		info.Route, info.Mode, info.CorrelationID = rt.Route.Name, mode, id
-		key, err := idempotencyKey(r.Header.Values("Idempotency-Key"))
-		if err != nil {
-			WriteProblem(w, r, ProblemKeyInvalid, err.Error(), id)
+		// A request waits for its reply inside s.gw.Do, on this stack, and
+		// thousands may wait at once: what is needed before Do and after it
+		// lives in frames of their own (request, answer), so that the
+		// waiting stack holds little beyond the request Do is given
+		// (issue 17).
+		info := middleware.InfoFrom(r.Context()) // nil without the stack (benchmarks)
+		var req gateway.Request
+		if !s.request(w, r, &rt, mode, forward, info, &req) {
 			return
 		}
-		body, pt, detail := s.readBody(w, r, rt.MaxBody)
-		if pt != nil {
-			WriteProblem(w, r, *pt, detail, id)
-			return
-		}
-		msg := envelope.Request{
-			ContentType:    r.Header.Get("Content-Type"),
+		out, err := s.gw.Do(r.Context(), &req)
+		s.answer(w, r, info, req.ID, &out, err)
+	}
+}
+
+// request reads the gateway request of rt from r into req; on failure it
+// answers with a problem and reports false.
+//
+//go:noinline
+func (s *server) request(w http.ResponseWriter, r *http.Request, rt *Route, mode string, forward []string, info *middleware.Info, req *gateway.Request) bool {
+	if info == nil {
+		info = &middleware.Info{} // served without the stack (benchmarks)
+	}
+	id := correlation.NewID()
+	info.Route, info.Mode, info.CorrelationID = rt.Route.Name, mode, id
+	// Incoming header keys are canonical (net/http makes them so), and so
+	// are these (TestHeaderKeysCanonical): indexing the map skips
+	// canonicalizing the key again on every request.
+	key, err := idempotencyKey(r.Header[headerIdempotencyKey])
+	if err != nil {
+		WriteProblem(w, r, ProblemKeyInvalid, err.Error(), id)
+		return false
+	}
+	body, pt, detail := s.readBody(w, r, rt.MaxBody)
+	if pt != nil {
+		WriteProblem(w, r, *pt, detail, id)
+		return false
+	}
+	*req = gateway.Request{
+		Route: rt.Route, ID: id, Prefer: parsePrefer(r.Header[headerPrefer]),
+		Principal: middleware.Principal(r.Context()),
+		Message: envelope.Request{
+			ContentType:    first(r.Header[headerContentType]),
 			Method:         r.Method,
 			Path:           r.URL.Path,
 			Query:          r.URL.RawQuery,
-			TraceParent:    info.Trace.TraceParent(),
+			TraceParent:    info.TraceParent(),
 			TraceState:     info.Trace.State,
 			IdempotencyKey: key,
 			Body:           body,
-		}
-		for _, name := range forward {
-			if v := r.Header.Values(name); len(v) > 0 {
-				if msg.Header == nil {
-					msg.Header = make(map[string]string, len(forward))
-				}
-				msg.Header[name] = strings.Join(v, ", ")
+		},
+	}
+	for _, name := range forward {
+		if v := r.Header[name]; len(v) > 0 { // canonical: see routeHandler
+			if req.Message.Header == nil {
+				req.Message.Header = make(map[string]string, len(forward))
 			}
-		}
-		out, err := s.gw.Do(r.Context(), gateway.Request{
-			Route: rt.Route, ID: id, Message: msg, Prefer: parsePrefer(r.Header.Values("Prefer")),
-			Principal: middleware.Principal(r.Context()),
-		})
-		if out.ID != "" {
-			id = out.ID // an idempotent retry answers as the first request
-			info.CorrelationID = id
-		}
-		h := w.Header()
-		if out.PreferenceApplied != "" {
-			h.Set("Preference-Applied", out.PreferenceApplied)
-		}
-		if out.Attached {
-			h.Set(HeaderIdempotentReplayed, "true")
-		}
-		h.Set(HeaderCorrelationID, id)
-		switch {
-		case err != nil:
-			if r.Context().Err() != nil {
-				return // the client is gone: nobody to answer
-			}
-			pt := problemFor(err)
-			// The error stays in the log (with the correlation id); the
-			// caller gets the problem's safe detail.
-			if pt.Status >= 500 {
-				s.log.WarnContext(r.Context(), "request failed", slog.Any("error", err))
-			} else {
-				s.log.DebugContext(r.Context(), "request refused", slog.Any("error", err))
-			}
-			if pt == ProblemStoreFull {
-				h.Set("Retry-After", retryAfterSeconds(s.retryAfter))
-			}
-			WriteProblem(w, r, pt, safeDetail(pt), id)
-		case out.Accepted:
-			writeAccepted(w, id, out.RetryAfter)
-		default:
-			writeReply(w, out.Reply)
+			req.Message.Header[name] = strings.Join(v, ", ")
 		}
 	}
+	return true
+}
+
+// answer writes the outcome of the request id.
+//
+//go:noinline
+func (s *server) answer(w http.ResponseWriter, r *http.Request, info *middleware.Info, id string, out *gateway.Outcome, err error) {
+	if out.ID != "" {
+		id = out.ID // an idempotent retry answers as the first request
+		if info != nil {
+			info.CorrelationID = id
+		}
+	}
+	h := w.Header()
+	if out.PreferenceApplied != "" {
+		h.Set("Preference-Applied", out.PreferenceApplied)
+	}
+	if out.Attached {
+		h.Set(HeaderIdempotentReplayed, "true")
+	}
+	h[HeaderCorrelationID] = []string{id} // canonical (TestHeaderKeysCanonical)
+	switch {
+	case err != nil:
+		if r.Context().Err() != nil {
+			return // the client is gone: nobody to answer
+		}
+		pt := problemFor(err)
+		// The error stays in the log (with the correlation id); the
+		// caller gets the problem's safe detail.
+		if pt.Status >= 500 {
+			s.log.WarnContext(r.Context(), "request failed", slog.Any("error", err))
+		} else {
+			s.log.DebugContext(r.Context(), "request refused", slog.Any("error", err))
+		}
+		if pt == ProblemStoreFull {
+			h.Set("Retry-After", retryAfterSeconds(s.retryAfter))
+		}
+		WriteProblem(w, r, pt, safeDetail(pt), id)
+	case out.Accepted:
+		writeAccepted(w, id, out.RetryAfter)
+	default:
+		writeReply(w, out.Reply)
+	}
+}
+
+// first returns the first of a header's values, or "" (Header.Get
+// without canonicalizing the key).
+func first(values []string) string {
+	if len(values) == 0 {
+		return ""
+	}
+	return values[0]
 }
 
 // readBody reads the body within the route's size limit and the body

@@ -16,7 +16,7 @@ import (
 // blocking is a gateway whose Do holds every request until release closes.
 func blocking() (*stub, chan struct{}, chan struct{}) {
 	entered, release := make(chan struct{}, 16), make(chan struct{})
-	return &stub{do: func(ctx context.Context, req gateway.Request) (gateway.Outcome, error) {
+	return &stub{do: func(ctx context.Context, req *gateway.Request) (gateway.Outcome, error) {
 		entered <- struct{}{}
 		<-release
 		return gateway.Outcome{ID: req.ID}, nil

@@ -25,7 +25,7 @@ func countingGateway() (*stub, *atomic.Int32) {
 	var n atomic.Int32
 	gw := principalGateway()
 	do := gw.do
-	gw.do = func(ctx context.Context, req gateway.Request) (gateway.Outcome, error) {
+	gw.do = func(ctx context.Context, req *gateway.Request) (gateway.Outcome, error) {
 		n.Add(1)
 		return do(ctx, req)
 	}

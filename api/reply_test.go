@@ -14,7 +14,7 @@ import (
 
 // replying is a gateway whose every request is answered with rep.
 func replying(rep envelope.Reply, out gateway.Outcome) *stub {
-	return &stub{do: func(_ context.Context, req gateway.Request) (gateway.Outcome, error) {
+	return &stub{do: func(_ context.Context, req *gateway.Request) (gateway.Outcome, error) {
 		out.ID, out.Reply = req.ID, rep
 		return out, nil
 	}}

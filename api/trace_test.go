@@ -19,7 +19,7 @@ const callerTrace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 func TestTraceContext(t *testing.T) {
 	var sent envelope.Request
 	var replyTrace string
-	h := newHandler(t, &stub{do: func(_ context.Context, req gateway.Request) (gateway.Outcome, error) {
+	h := newHandler(t, &stub{do: func(_ context.Context, req *gateway.Request) (gateway.Outcome, error) {
 		sent = req.Message
 		return gateway.Outcome{ID: req.ID, Reply: envelope.Reply{TraceParent: replyTrace, TraceState: "svc=1"}}, nil
 	}}, nil)
@@ -87,7 +87,7 @@ func TestValidTraceState(t *testing.T) {
 func TestLogsCarryRequestAttributes(t *testing.T) {
 	var buf bytes.Buffer
 	log := slog.New(middleware.ContextHandler(slog.NewJSONHandler(&buf, nil))).With("node", "n1")
-	h := newHandler(t, &stub{do: func(ctx context.Context, req gateway.Request) (gateway.Outcome, error) {
+	h := newHandler(t, &stub{do: func(ctx context.Context, req *gateway.Request) (gateway.Outcome, error) {
 		slog.New(middleware.ContextHandler(slog.NewJSONHandler(&buf, nil))).InfoContext(ctx, "inside")
 		return gateway.Outcome{ID: req.ID}, gateway.ErrUnavailable
 	}}, func(o *api.Options) { o.Logger = log })

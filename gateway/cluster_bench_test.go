@@ -81,7 +81,7 @@ func BenchmarkClusterReply(b *testing.B) {
 				for i := range paths {
 					p := &paths[i]
 					start := time.Now()
-					out, err := p.gw.Do(ctx, gateway.Request{Route: route, Message: envelope.Request{Method: "POST", Path: "/x", Body: body}})
+					out, err := p.gw.Do(ctx, &gateway.Request{Route: route, Message: envelope.Request{Method: "POST", Path: "/x", Body: body}})
 					if err != nil || out.Accepted {
 						b.Fatalf("%s: Do = %+v, %v", p.name, out, err)
 					}

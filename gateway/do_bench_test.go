@@ -39,7 +39,7 @@ func BenchmarkDo(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					if _, err := gw.Do(context.Background(), gateway.Request{Route: r,
+					if _, err := gw.Do(context.Background(), &gateway.Request{Route: r,
 						Message: envelope.Request{Method: "POST", Path: "/x", Body: body}}); err != nil {
 						b.Fatal(err)
 					}

@@ -203,52 +203,72 @@ type Outcome struct {
 //
 // One path for every node: what differs between a node alone and a node of
 // a cluster is behind g.place (see placement).
-func (g *Gateway) Do(ctx context.Context, req Request) (Outcome, error) {
-	c := g.newCall(req)
+func (g *Gateway) Do(ctx context.Context, req *Request) (Outcome, error) {
+	// The call works on req in place and keeps the outcome: the steps
+	// below take c by pointer and return an error, so that no frame but
+	// this one holds the outcome and none a copy of the request. A request
+	// waits for its reply on this stack, thousands at once: every frame
+	// here is memory per waiting request.
+	c := call{g: g, r: req.Route, req: req}
+	c.init()
+	err := c.do(ctx)
+	return c.out, err
+}
+
+func (c *call) do(ctx context.Context) error {
 	if err := c.admit(); err != nil {
-		return c.out, err
+		return err
 	}
 	if c.keyed {
 		attached, err := c.bindKey(ctx)
 		if err != nil {
-			return c.out, err
+			return err
 		}
 		if attached {
-			return g.attach(ctx, c.r, c.req.Principal, c.out, c.wait, c.async)
+			return c.attach(ctx)
 		}
 	}
-	msg := c.message()
+	c.message()
 	if err := c.makeRoom(ctx); err != nil {
-		return c.out, err
+		return err
 	}
 	if c.async {
-		return c.publishOnly(ctx, msg)
+		return c.publishOnly(ctx)
 	}
-	return c.publishAndWait(ctx, msg)
+	return c.publishAndWait(ctx)
 }
 
 // call is one request on its way through Do.
 type call struct {
 	g        *Gateway
 	r        *Route
-	req      Request
-	keyed    bool          // it carries an Idempotency-Key
-	async    bool          // 202 at once, no wait
-	wait     time.Duration // how long to hold the connection
-	deadline time.Time     // the request's budget, set by message
+	req      *Request        // the caller's, its Message completed by message
+	msg      brokers.Message // req.Message encoded, by message
+	keyed    bool            // it carries an Idempotency-Key
+	async    bool            // 202 at once, no wait
+	wait     time.Duration   // how long to hold the connection
+	deadline time.Time       // the request's budget, set by message
 	out      Outcome
 }
 
-func (g *Gateway) newCall(req Request) call {
+func (c *call) init() {
+	req := c.req
 	id := req.ID
 	if id == "" {
 		id = correlation.NewID()
 	}
-	wait, async, applied := req.Route.plan(req.Prefer)
-	return call{
-		g: g, r: req.Route, req: req, keyed: req.Message.IdempotencyKey != "", async: async, wait: wait,
-		out: Outcome{ID: id, PreferenceApplied: applied, RetryAfter: g.cfg.RetryAfter},
-	}
+	var applied string
+	c.wait, c.async, applied = req.Route.plan(req.Prefer)
+	c.keyed = req.Message.IdempotencyKey != ""
+	c.out = Outcome{ID: id, PreferenceApplied: applied, RetryAfter: c.g.cfg.RetryAfter}
+}
+
+// attach answers as the earlier request the key is bound to (see
+// Gateway.attach).
+func (c *call) attach(ctx context.Context) error {
+	var err error
+	c.out, err = c.g.attach(ctx, c.r, c.req.Principal, c.out, c.wait, c.async)
+	return err
 }
 
 // admit refuses what cannot start: a 202 from a stopping node whose
@@ -287,13 +307,16 @@ func (c *call) bindKey(ctx context.Context) (attached bool, err error) {
 	return false, nil
 }
 
-// message is the request as published, its budget starting now.
-func (c *call) message() envelope.Request {
+// message completes and encodes the request as published, its budget
+// starting now. Encoding here, not in publish, keeps the deepest point of
+// a request's stack (building the header map) a few frames higher: that
+// depth decides the stack every waiting request keeps.
+func (c *call) message() {
 	c.deadline = time.Now().Add(c.r.Timeout)
-	msg := c.req.Message
+	msg := &c.req.Message
 	msg.CorrelationID, msg.ReplyTo, msg.Deadline = c.out.ID, c.g.cfg.ReplyTo, c.deadline
 	msg.Principal = c.req.Principal
-	return msg
+	c.msg = msg.Message()
 }
 
 // makeRoom writes the record of an async request before it is published
@@ -318,27 +341,27 @@ func (c *call) makeRoom(ctx context.Context) error {
 }
 
 // fail undoes what Do wrote for a request that was not published.
-func (c *call) fail(ctx context.Context, err error) (Outcome, error) {
+func (c *call) fail(ctx context.Context, err error) error {
 	if c.keyed {
 		c.g.release(ctx, c.req, c.out.ID)
 	} else if c.async {
 		_ = c.g.store.Delete(context.WithoutCancel(ctx), c.out.ID)
 	}
-	return c.out, err
+	return err
 }
 
 // publishOnly publishes an async request: 202 at once.
-func (c *call) publishOnly(ctx context.Context, msg envelope.Request) (Outcome, error) {
+func (c *call) publishOnly(ctx context.Context) error {
 	c.out.Sent = time.Now()
-	if err := c.g.publish(ctx, c.r, msg, c.deadline); err != nil {
+	if err := c.g.publish(ctx, c.r, c.msg, c.deadline); err != nil {
 		return c.fail(ctx, err)
 	}
 	c.out.Accepted = true
-	return c.out, nil
+	return nil
 }
 
 // publishAndWait registers the request's waiter, publishes, and waits.
-func (c *call) publishAndWait(ctx context.Context, msg envelope.Request) (Outcome, error) {
+func (c *call) publishAndWait(ctx context.Context) error {
 	g, id := c.g, c.out.ID
 	w, err := g.registry.Register(id)
 	if err != nil {
@@ -349,7 +372,7 @@ func (c *call) publishAndWait(ctx context.Context, msg envelope.Request) (Outcom
 	}
 	g.place.begin(ctx, c.r, id, c.req.Principal, c.keyed)
 	c.out.Sent = time.Now()
-	if err := g.publish(ctx, c.r, msg, c.deadline); err != nil {
+	if err := g.publish(ctx, c.r, c.msg, c.deadline); err != nil {
 		w.Cancel()
 		g.place.unpublished(ctx, c.r, id, c.keyed)
 		return c.fail(ctx, err)
@@ -359,7 +382,7 @@ func (c *call) publishAndWait(ctx context.Context, msg envelope.Request) (Outcom
 
 // await waits for the reply, the end of the wait (giveUp), the gateway's
 // Close, or the client going away.
-func (c *call) await(ctx context.Context, w *correlation.Waiter) (Outcome, error) {
+func (c *call) await(ctx context.Context, w *correlation.Waiter) error {
 	timer := time.NewTimer(c.wait)
 	defer timer.Stop()
 	for {
@@ -384,18 +407,18 @@ func (c *call) await(ctx context.Context, w *correlation.Waiter) (Outcome, error
 			if rep, ok := w.Cancel(); ok {
 				return c.got(ctx, rep)
 			}
-			return c.out, ctx.Err()
+			return ctx.Err()
 		}
 	}
 }
 
 // got answers with the reply (and keeps it for replays of the key).
-func (c *call) got(ctx context.Context, rep envelope.Reply) (Outcome, error) {
+func (c *call) got(ctx context.Context, rep envelope.Reply) error {
 	c.out.Reply, c.out.Replied = rep, time.Now()
 	if c.keyed {
 		c.g.completed(ctx, rep)
 	}
-	return c.out, nil
+	return nil
 }
 
 // holdWhileDraining reports whether a request of r whose wait ran out must
@@ -409,7 +432,7 @@ func (g *Gateway) holdWhileDraining(r *Route) bool {
 // On pollable routes the pending record is written before the waiter is
 // removed, so a reply arriving in between is either returned by Cancel or
 // finds the record and is stored: never lost.
-func (c *call) giveUp(ctx context.Context, w *correlation.Waiter, cause error) (Outcome, error) {
+func (c *call) giveUp(ctx context.Context, w *correlation.Waiter, cause error) error {
 	g := c.g
 	if !c.r.Pollable() || g.holdWhileDraining(c.r) {
 		if rep, ok := w.Cancel(); ok {
@@ -417,9 +440,9 @@ func (c *call) giveUp(ctx context.Context, w *correlation.Waiter, cause error) (
 		}
 		if c.r.Pollable() {
 			// See holdWhileDraining: no 202 the process cannot keep.
-			return c.out, ErrShuttingDown
+			return ErrShuttingDown
 		}
-		return c.out, cause
+		return cause
 	}
 	ttl := time.Until(c.deadline)
 	storeErr := g.promise(context.WithoutCancel(ctx), c.out.ID, c.req.Principal, max(ttl, time.Second))
@@ -431,13 +454,13 @@ func (c *call) giveUp(ctx context.Context, w *correlation.Waiter, cause error) (
 		return c.got(ctx, rep)
 	}
 	if storeErr != nil {
-		return c.out, storeError(storeErr)
+		return storeError(storeErr)
 	}
 	if rep, ok := g.place.storedElsewhere(context.WithoutCancel(ctx), c.out.ID); ok {
 		return c.got(ctx, rep)
 	}
 	c.out.Accepted = true
-	return c.out, nil
+	return nil
 }
 
 // promise writes the pending record of a request answered 202 after its
@@ -460,13 +483,13 @@ func storeError(err error) error {
 	return fmt.Errorf("%w: %w", ErrStore, err)
 }
 
-func (g *Gateway) publish(ctx context.Context, r *Route, msg envelope.Request, deadline time.Time) error {
+func (g *Gateway) publish(ctx context.Context, r *Route, m brokers.Message, deadline time.Time) error {
 	if d := time.Now().Add(g.cfg.PublishTimeout); d.Before(deadline) {
 		deadline = d
 	}
 	pctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	if err := g.pub.Publish(pctx, r.Destination, msg.Message()); err != nil {
+	if err := g.pub.Publish(pctx, r.Destination, m); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err() // the client went away, not the broker
 		}

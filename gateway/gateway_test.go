@@ -74,7 +74,7 @@ func (f *fixture) do(ctx context.Context, route *gateway.Route, prefer gateway.P
 	ch := make(chan result, 1)
 	go func() {
 		start := time.Now()
-		out, err := f.gw.Do(ctx, gateway.Request{
+		out, err := f.gw.Do(ctx, &gateway.Request{
 			Route:   route,
 			Message: envelope.Request{Method: "POST", Path: "/x", Body: []byte("ping")},
 			Prefer:  prefer,
@@ -273,7 +273,7 @@ func TestPublishFailure(t *testing.T) {
 		t.Run(string(mode), func(t *testing.T) {
 			f := newFixture(t)
 			f.pub.err = brokers.ErrUnavailable
-			_, err := f.gw.Do(t.Context(), gateway.Request{Route: route(mode)})
+			_, err := f.gw.Do(t.Context(), &gateway.Request{Route: route(mode)})
 			if !errors.Is(err, gateway.ErrUnavailable) || !errors.Is(err, brokers.ErrUnavailable) {
 				t.Fatalf("err = %v, want ErrUnavailable wrapping the broker's error", err)
 			}
@@ -319,7 +319,7 @@ func TestCloseAnswersWaiters(t *testing.T) {
 		if r := <-auto; !errors.Is(r.err, gateway.ErrShuttingDown) || r.out.Accepted {
 			t.Errorf("auto route on Close: %+v, %v; want ErrShuttingDown, no 202", r.out, r.err)
 		}
-		if _, err := f.gw.Do(t.Context(), gateway.Request{Route: route(gateway.ModeSync)}); !errors.Is(err, gateway.ErrShuttingDown) {
+		if _, err := f.gw.Do(t.Context(), &gateway.Request{Route: route(gateway.ModeSync)}); !errors.Is(err, gateway.ErrShuttingDown) {
 			t.Errorf("Do after Close = %v, want ErrShuttingDown", err)
 		}
 	})

@@ -85,7 +85,7 @@ func writeLen(w io.Writer, n int) {
 
 // reserve binds the request's key to id. It returns the record of the first
 // request when the key was bound already.
-func (g *Gateway) reserve(ctx context.Context, req Request, id string) (correlation.IdempotencyRecord, bool, error) {
+func (g *Gateway) reserve(ctx context.Context, req *Request, id string) (correlation.IdempotencyRecord, bool, error) {
 	fp := fingerprint(req.Message)
 	rec, created, err := g.idem.Reserve(ctx, keyScope(req.Route.Name, req.Principal), req.Message.IdempotencyKey,
 		correlation.IdempotencyRecord{ID: id, Fingerprint: fp})
@@ -99,7 +99,7 @@ func (g *Gateway) reserve(ctx context.Context, req Request, id string) (correlat
 }
 
 // release undoes reserve when nothing was published.
-func (g *Gateway) release(ctx context.Context, req Request, id string) {
+func (g *Gateway) release(ctx context.Context, req *Request, id string) {
 	ctx = context.WithoutCancel(ctx)
 	_ = g.idem.Release(ctx, keyScope(req.Route.Name, req.Principal), req.Message.IdempotencyKey)
 	_ = g.store.Delete(ctx, id)

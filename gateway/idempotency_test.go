@@ -11,8 +11,8 @@ import (
 	"github.com/syncgate/syncgate/gateway"
 )
 
-func keyed(rt *gateway.Route, key, body string) gateway.Request {
-	return gateway.Request{Route: rt, Message: envelope.Request{
+func keyed(rt *gateway.Route, key, body string) *gateway.Request {
+	return &gateway.Request{Route: rt, Message: envelope.Request{
 		Method: "POST", Path: "/pay", IdempotencyKey: key, Body: []byte(body),
 	}}
 }
@@ -117,7 +117,7 @@ func TestIdempotencyRequiredKey(t *testing.T) {
 	f := newFixture(t)
 	rt := route(gateway.ModeSync)
 	rt.RequireKey = true
-	if _, err := f.gw.Do(t.Context(), gateway.Request{Route: rt}); !errors.Is(err, gateway.ErrKeyRequired) {
+	if _, err := f.gw.Do(t.Context(), &gateway.Request{Route: rt}); !errors.Is(err, gateway.ErrKeyRequired) {
 		t.Fatalf("err = %v, want ErrKeyRequired", err)
 	}
 	if len(f.pub.msgs) != 0 {

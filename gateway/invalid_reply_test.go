@@ -138,7 +138,7 @@ func TestInvalidReplyAnswers502(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				f := newBrokerFixture(t, func(envelope.Request) map[string]string { return bad })
 				start := time.Now()
-				out, err := f.gw.Do(t.Context(), gateway.Request{Route: route(gateway.ModeAuto),
+				out, err := f.gw.Do(t.Context(), &gateway.Request{Route: route(gateway.ModeAuto),
 					Message: envelope.Request{Method: "POST", Path: "/x"}})
 				if err != nil || out.Accepted {
 					t.Fatalf("Do = %+v, %v; want the reply", out, err)
@@ -149,7 +149,7 @@ func TestInvalidReplyAnswers502(t *testing.T) {
 				wantInvalidReplyProblem(t, out.Reply, out.ID)
 
 				// A request answered 202 finds the failure stored for its poll.
-				out, err = f.gw.Do(t.Context(), gateway.Request{Route: route(gateway.ModeAsync),
+				out, err = f.gw.Do(t.Context(), &gateway.Request{Route: route(gateway.ModeAsync),
 					Message: envelope.Request{Method: "POST", Path: "/x"}})
 				if err != nil || !out.Accepted {
 					t.Fatalf("Do = %+v, %v; want 202", out, err)
@@ -186,7 +186,7 @@ func TestInvalidReplyWithoutIDDropped(t *testing.T) {
 		})
 		res := make(chan error, 1)
 		go func() {
-			_, err := f.gw.Do(t.Context(), gateway.Request{Route: route(gateway.ModeSync),
+			_, err := f.gw.Do(t.Context(), &gateway.Request{Route: route(gateway.ModeSync),
 				Message: envelope.Request{Method: "POST", Path: "/x"}})
 			res <- err
 		}()

@@ -12,7 +12,7 @@ import (
 	"github.com/syncgate/syncgate/gateway"
 )
 
-func as(principal string, req gateway.Request) gateway.Request {
+func as(principal string, req *gateway.Request) *gateway.Request {
 	req.Principal = principal
 	return req
 }
@@ -136,7 +136,7 @@ func TestIdempotencyKeysAreScopedByPrincipal(t *testing.T) {
 func TestFingerprintCoversForwardedHeaders(t *testing.T) {
 	f := newFixture(t)
 	rt := route(gateway.ModeAsync)
-	withHeader := func(key string, h map[string]string) gateway.Request {
+	withHeader := func(key string, h map[string]string) *gateway.Request {
 		req := as("alice", keyed(rt, key, "same body"))
 		req.Message.Header = h
 		return req

@@ -12,7 +12,12 @@ import (
 // (api.Gateway) consumes it and the metrics decorator
 // (instrument.Ports) wraps it, both through this one definition.
 type Service interface {
-	Do(ctx context.Context, req Request) (Outcome, error)
+	// Do runs req. It completes req.Message as published (correlation
+	// id, reply address, deadline, principal) and keeps no reference to
+	// req after it returns. A pointer, not a copy: a waiting request's
+	// stack holds every frame between the handler and the wait, and a
+	// Request is large (issue 17).
+	Do(ctx context.Context, req *Request) (Outcome, error)
 	// Result, Await and Cancel act for principal, the authenticated
 	// caller ("" when anonymous): a request another principal made
 	// answers ErrNotFound, exactly as an unknown id (an anonymous request

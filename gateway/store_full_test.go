@@ -55,7 +55,7 @@ func TestFullStoreRefusesNewRecords(t *testing.T) {
 		wantStoreFull(t, "respond-async", <-f.do(t.Context(), route(gateway.ModeAuto), gateway.Preferences{RespondAsync: true}))
 		keyed := make(chan result, 1)
 		go func() {
-			out, err := f.gw.Do(t.Context(), gateway.Request{Route: route(gateway.ModeSync),
+			out, err := f.gw.Do(t.Context(), &gateway.Request{Route: route(gateway.ModeSync),
 				Message: envelope.Request{Method: "POST", Path: "/x", IdempotencyKey: "k", Body: []byte("ping")}})
 			keyed <- result{out: out, err: err}
 		}()
@@ -108,7 +108,7 @@ func TestFullIdempotencyStore(t *testing.T) {
 		do := func(key string) <-chan result {
 			ch := make(chan result, 1)
 			go func() {
-				out, err := f.gw.Do(context.WithoutCancel(t.Context()), gateway.Request{Route: route(gateway.ModeSync),
+				out, err := f.gw.Do(context.WithoutCancel(t.Context()), &gateway.Request{Route: route(gateway.ModeSync),
 					Message: envelope.Request{Method: "POST", Path: "/x", IdempotencyKey: key, Body: []byte("ping")}})
 				ch <- result{out: out, err: err}
 			}()

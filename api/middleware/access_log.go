@@ -35,20 +35,29 @@ func AccessLog(log *slog.Logger) func(http.Handler) http.Handler {
 				start = time.Now()
 			}
 			next.ServeHTTP(w, r)
-			var size int64
-			if info != nil {
-				size = info.Bytes
-			}
-			status := statusOf(r, info)
-			attrs := []slog.Attr{slog.String("method", r.Method), slog.String("path", r.URL.Path),
-				slog.String("pattern", routePattern(r)), slog.Int("status", status),
-				slog.Int64("bytes", size), slog.Duration("duration", time.Since(start))}
-			if info != nil && info.Principal != "" {
-				attrs = append(attrs, slog.String("principal", info.Principal))
-			}
-			log.LogAttrs(ctx, level, "request", attrs...)
+			logRequest(log, level, r, info, start)
 		})
 	}
+}
+
+// logRequest writes the access line. It is a function of its own, kept out
+// of line, so that its attributes take stack only once the request is
+// answered, not in the frame every waiting request holds (issue 17).
+//
+//go:noinline
+func logRequest(log *slog.Logger, level slog.Level, r *http.Request, info *Info, start time.Time) {
+	var size int64
+	if info != nil {
+		size = info.Bytes
+	}
+	status := statusOf(r, info)
+	attrs := []slog.Attr{slog.String("method", r.Method), slog.String("path", r.URL.Path),
+		slog.String("pattern", routePattern(r)), slog.Int("status", status),
+		slog.Int64("bytes", size), slog.Duration("duration", time.Since(start))}
+	if info != nil && info.Principal != "" {
+		attrs = append(attrs, slog.String("principal", info.Principal))
+	}
+	log.LogAttrs(r.Context(), level, "request", attrs...)
 }
 
 // probePaths are polled by orchestrators and scrapers every few seconds:

@@ -25,6 +25,19 @@ type Info struct {
 	Start         time.Time // when WithInfo saw the request
 
 	rec recorder // allocated with Info: one allocation per request, not two
+	// traceParent is traced formatted, once, by the Trace middleware.
+	traceParent string
+	traced      TraceContext
+}
+
+// TraceParent returns Trace formatted as a traceparent header ("" when
+// there is no trace context), without formatting it again when the Trace
+// middleware did and it has not changed since.
+func (i *Info) TraceParent() string {
+	if i.traceParent != "" && i.Trace == i.traced {
+		return i.traceParent
+	}
+	return i.Trace.TraceParent()
 }
 
 type infoKey struct{}

@@ -61,20 +61,27 @@ func Metrics(reg prometheus.Registerer) func(http.Handler) http.Handler {
 			inFlight.Inc()
 			defer inFlight.Dec()
 			next.ServeHTTP(w, r)
-			route := routePattern(r)
-			if route == "" {
-				route = "unmatched"
-			}
-			var mode string
-			if info != nil {
-				mode = info.Mode
-			}
-			status := statusOf(r, info)
-			p := lookup(route, mode, status)
-			p.requests.Inc()
-			p.duration.Observe(time.Since(start).Seconds())
+			observe(lookup, r, info, start)
 		})
 	}
+}
+
+// observe counts the answered request and its duration. Out of line, so
+// that its frame is not on the stack of every waiting request (issue 17).
+//
+//go:noinline
+func observe(lookup func(route, mode string, status int) *seriesPair, r *http.Request, info *Info, start time.Time) {
+	route := routePattern(r)
+	if route == "" {
+		route = "unmatched"
+	}
+	var mode string
+	if info != nil {
+		mode = info.Mode
+	}
+	p := lookup(route, mode, statusOf(r, info))
+	p.requests.Inc()
+	p.duration.Observe(time.Since(start).Seconds())
 }
 
 type seriesKey struct {

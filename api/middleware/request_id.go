@@ -19,7 +19,7 @@ type requestIDKey struct{}
 // characters outside visible ASCII are ignored.
 func RequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if id := r.Header.Get(HeaderRequestID); validRequestID(id) {
+		if id := first(r.Header[HeaderRequestID]); validRequestID(id) { // canonical key: see first
 			w.Header().Set(HeaderRequestID, id)
 			// In Info too: the access log and the metrics run outside this
 			// middleware and see only the outer context.
@@ -48,4 +48,15 @@ func validRequestID(id string) bool {
 		}
 	}
 	return true
+}
+
+// first returns the first of a request header's values, or "": Header.Get
+// without canonicalizing the key, for the constant keys of this package,
+// which are canonical (as net/http makes every incoming key), on every
+// request.
+func first(values []string) string {
+	if len(values) == 0 {
+		return ""
+	}
+	return values[0]
 }

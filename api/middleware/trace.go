@@ -38,25 +38,35 @@ func (tc TraceContext) TraceParent() string {
 // W3C recommendation says; an invalid tracestate is dropped.
 func Trace(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tc, ok := ParseTraceParent(r.Header.Get(HeaderTraceParent))
-		if ok {
-			if st := strings.Join(r.Header.Values(HeaderTraceState), ","); ValidTraceState(st) {
-				tc.State = st
-			}
-		} else {
-			tc = TraceContext{TraceID: newHex(16), Flags: "00"}
-		}
-		tc.SpanID = newHex(8)
-		if info := InfoFrom(r.Context()); info != nil {
-			info.Trace = tc
-		}
-		h := w.Header()
-		h.Set(HeaderTraceParent, tc.TraceParent())
-		if tc.State != "" {
-			h.Set(HeaderTraceState, tc.State)
-		}
+		startSpan(w, r)
 		next.ServeHTTP(w, r)
 	})
+}
+
+// startSpan sets the request's trace context in its Info and on the
+// response. Out of line: its frame is gone before the request waits, so
+// it costs nothing per waiting request (issue 17).
+//
+//go:noinline
+func startSpan(w http.ResponseWriter, r *http.Request) {
+	tc, ok := ParseTraceParent(first(r.Header[HeaderTraceParent])) // canonical key: see first
+	if ok {
+		if st := strings.Join(r.Header[HeaderTraceState], ","); ValidTraceState(st) {
+			tc.State = st
+		}
+	} else {
+		tc = TraceContext{TraceID: newHex(16), Flags: "00"}
+	}
+	tc.SpanID = newHex(8)
+	tp := tc.TraceParent()
+	if info := InfoFrom(r.Context()); info != nil {
+		info.Trace, info.traced, info.traceParent = tc, tc, tp
+	}
+	h := w.Header()
+	h.Set(HeaderTraceParent, tp)
+	if tc.State != "" {
+		h.Set(HeaderTraceState, tc.State)
+	}
 }
 
 // ParseTraceParent validates a traceparent header value

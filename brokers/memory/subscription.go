@@ -20,10 +20,10 @@ type subscription struct {
 	deadLetter    func(context.Context, brokers.Message, error)
 
 	// Keyed dispatch, for workers > 1. One worker at a time takes messages
-	// from the group (recvMu), so a message parked behind its key is parked
-	// in the order it was taken. The worker that owns a key hands the parked
+	// from the group (recvMu, the latest idle worker first), so a message
+	// parked behind its key is parked in the order it was taken. The worker that owns a key hands the parked
 	// messages of that key to the handler in order before it takes new ones.
-	recvMu    sync.Mutex
+	recvMu    lifoMutex
 	mu        sync.Mutex
 	busy      map[string][]brokers.Message // key in flight → messages parked behind it
 	parked    atomic.Int32                 // messages in busy, written under mu
@@ -81,9 +81,10 @@ func (s *subscription) serial(ctx context.Context) {
 // keyed is one of several workers that keep order per key.
 func (s *subscription) keyed(ctx context.Context) {
 	done := ctx.Done()
+	wake := make(chan struct{}, 1) // this worker's turn at recvMu
 	var back []brokers.Message
 	for {
-		m, ok := s.next(done)
+		m, ok := s.next(done, wake)
 		if !ok {
 			return
 		}
@@ -106,9 +107,9 @@ func (s *subscription) keyed(ctx context.Context) {
 
 // next takes the next message whose key is not in flight and marks its key
 // busy. Messages whose key is in flight are parked behind it.
-func (s *subscription) next(done <-chan struct{}) (brokers.Message, bool) {
-	s.recvMu.Lock()
-	defer s.recvMu.Unlock()
+func (s *subscription) next(done <-chan struct{}, wake chan struct{}) (brokers.Message, bool) {
+	s.recvMu.lock(wake)
+	defer s.recvMu.unlock()
 	for {
 		for s.parked.Load() >= s.maxParked {
 			select {

@@ -33,25 +33,24 @@ func (s *Service) DeadLettered(ctx context.Context, m brokers.Message, cause err
 		log.WarnContext(ctx, "invalid request dead-lettered; nobody to answer", slog.Any("error", err), slog.Any("cause", cause))
 		return
 	}
-	rlog := reqLogger{log, req.CorrelationID}
-	log = rlog.get()
+	rlog := requestLog{log, req.CorrelationID}
 	switch {
 	case req.ReplyTo == "":
-		log.WarnContext(ctx, "request without reply-to dead-lettered", slog.Any("cause", cause))
+		rlog.Warn(ctx, "request without reply-to dead-lettered", slog.Any("cause", cause))
 		return
 	case !req.Deadline.IsZero() && !time.Now().Before(req.Deadline):
-		log.WarnContext(ctx, "expired request dead-lettered; its caller waits no more", slog.Any("cause", cause))
+		rlog.Warn(ctx, "expired request dead-lettered; its caller waits no more", slog.Any("cause", cause))
 		return
 	}
-	log.WarnContext(ctx, "request dead-lettered after failing on every attempt; answering 502", slog.Any("cause", cause))
+	rlog.Warn(ctx, "request dead-lettered after failing on every attempt; answering 502", slog.Any("cause", cause))
 	rep := envelope.FailureReply(req.CorrelationID, envelope.FailureDeadLettered, deadLetteredDetail)
 	rep.TraceParent, rep.TraceState = req.TraceParent, req.TraceState
 	err = s.publishReply(ctx, rlog, req.ReplyTo, rep.Message(), s.replyUntil(req))
 	switch {
 	case errors.Is(err, errReplyExpired):
-		log.WarnContext(ctx, "dropping the dead-letter reply: the broker was unavailable until the request's deadline", slog.Any("error", err))
+		rlog.Warn(ctx, "dropping the dead-letter reply: the broker was unavailable until the request's deadline", slog.Any("error", err))
 	case err != nil:
-		log.WarnContext(ctx, "cannot send the dead-letter reply; the caller waits out its deadline", slog.Any("error", err))
+		rlog.Warn(ctx, "cannot send the dead-letter reply; the caller waits out its deadline", slog.Any("error", err))
 	}
 }
 

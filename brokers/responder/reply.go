@@ -57,7 +57,7 @@ var (
 // It returns nil once published, errReplyExpired once until passed,
 // errReplyNowhere once the address stayed unroutable, ctx's error when ctx
 // ended, and at once any other publish error (ErrClosed).
-func (s *Service) publishReply(ctx context.Context, log reqLogger, dest string, m brokers.Message, until time.Time) error {
+func (s *Service) publishReply(ctx context.Context, log requestLog, dest string, m brokers.Message, until time.Time) error {
 	timeout := s.ReplyTimeout
 	if timeout <= 0 {
 		timeout = 5 * time.Second
@@ -67,18 +67,14 @@ func (s *Service) publishReply(ctx context.Context, log reqLogger, dest string, 
 	for attempt := 1; ; attempt++ {
 		// An attempt outlives ctx: a handler's reply is worth sending while
 		// the subscription stops; only the retrying ends with ctx.
-		// One context for both bounds: a second one would cost each reply
-		// another timer.
-		deadline := time.Now().Add(timeout)
-		if until.Before(deadline) {
-			deadline = until
-		}
-		pctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
+		// One context for both bounds (the attempt's timeout and until):
+		// the earlier decides, as two nested ones would, at half the cost.
+		pctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), earlier(time.Now().Add(timeout), until))
 		err := s.Publisher.Publish(pctx, dest, m)
 		cancel()
 		if err == nil {
 			if attempt > 1 {
-				log.get().InfoContext(ctx, "reply published after the broker was unavailable", slog.Int("attempts", attempt))
+				log.Info(ctx, "reply published after the broker was unavailable", slog.Int("attempts", attempt))
 			}
 			return nil
 		}
@@ -95,7 +91,7 @@ func (s *Service) publishReply(ctx context.Context, log reqLogger, dest string, 
 			return fmt.Errorf("responder: publish reply to %q: %w", dest, err)
 		}
 		if attempt == 1 {
-			log.get().WarnContext(ctx, "cannot publish the reply yet; retrying until the request's deadline",
+			log.Warn(ctx, "cannot publish the reply yet; retrying until the request's deadline",
 				slog.String("reply_to", dest), slog.Any("error", err), slog.Time("until", until))
 		}
 		// Jitter spreads the retries of the many handlers a reconnection
@@ -107,6 +103,14 @@ func (s *Service) publishReply(ctx context.Context, log reqLogger, dest string, 
 		}
 		backoff = min(2*backoff, maxReplyBackoff)
 	}
+}
+
+// earlier returns the earlier of a and b.
+func earlier(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // sleep waits for d, or returns ctx.Err() when ctx ends first.

@@ -84,13 +84,13 @@ func (s *Service) Handler(h Handler) brokers.Handler {
 			log.WarnContext(ctx, "dropping invalid request", slog.Any("error", err))
 			return nil
 		}
-		log := reqLogger{log, req.CorrelationID}
+		log := requestLog{log, req.CorrelationID}
 		if req.ReplyTo == "" {
-			log.get().WarnContext(ctx, "dropping request without reply-to")
+			log.Warn(ctx, "dropping request without reply-to")
 			return nil
 		}
 		if !req.Deadline.IsZero() && !time.Now().Before(req.Deadline) {
-			log.get().InfoContext(ctx, "dropping expired request", slog.Time("deadline", req.Deadline))
+			log.Info(ctx, "dropping expired request", slog.Time("deadline", req.Deadline))
 			return nil
 		}
 		rep, ok := call(ctx, log, h, req)
@@ -108,14 +108,14 @@ func (s *Service) Handler(h Handler) brokers.Handler {
 		}
 		err = s.publishReply(ctx, log, req.ReplyTo, rep.Message(), s.replyUntil(req))
 		if errors.Is(err, errReplyExpired) {
-			log.get().WarnContext(ctx, "dropping the reply: the broker was unavailable until the request's deadline",
+			log.Warn(ctx, "dropping the reply: the broker was unavailable until the request's deadline",
 				slog.Any("error", err))
 			return nil
 		}
 		if errors.Is(err, errReplyNowhere) {
 			// Handling the request again would not make its reply address
 			// exist, and would repeat its side effects.
-			log.get().WarnContext(ctx, "dropping the reply: the broker knows no such reply address (the gateway node that sent the request is gone)",
+			log.Warn(ctx, "dropping the reply: the broker knows no such reply address (the gateway node that sent the request is gone)",
 				slog.String("reply_to", req.ReplyTo), slog.Any("error", err))
 			return nil
 		}
@@ -127,7 +127,7 @@ func (s *Service) Handler(h Handler) brokers.Handler {
 // call runs h. It reports false when h failed because its context ended
 // (the request's deadline passed, or the subscription is stopping): then no
 // reply is owed.
-func call(ctx context.Context, log reqLogger, h Handler, req Request) (rep Reply, ok bool) {
+func call(ctx context.Context, log requestLog, h Handler, req Request) (rep Reply, ok bool) {
 	if !req.Deadline.IsZero() {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, req.Deadline)
@@ -135,21 +135,21 @@ func call(ctx context.Context, log reqLogger, h Handler, req Request) (rep Reply
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			log.get().ErrorContext(ctx, "handler panicked", slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
+			log.Error(ctx, "handler panicked", slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
 			rep, ok = errorReply(http500), true
 		}
 	}()
 	rep, err := h(ctx, req)
 	if err != nil {
 		if se, isStatus := errors.AsType[*StatusError](err); isStatus {
-			log.get().InfoContext(ctx, "handler returned status error", slog.Int("status", se.Status), slog.Any("error", se.Err))
+			log.Info(ctx, "handler returned status error", slog.Int("status", se.Status), slog.Any("error", se.Err))
 			return errorReply(se.Status), true
 		}
 		if ctx.Err() != nil {
-			log.get().InfoContext(ctx, "context ended while handling; no reply sent", slog.Any("error", err))
+			log.Info(ctx, "context ended while handling; no reply sent", slog.Any("error", err))
 			return Reply{}, false
 		}
-		log.get().ErrorContext(ctx, "handler failed", slog.Any("error", err))
+		log.Error(ctx, "handler failed", slog.Any("error", err))
 		return errorReply(http500), true
 	}
 	return rep, true
@@ -174,16 +174,4 @@ func errorReply(status int) Reply {
 	}
 	body := fmt.Appendf(nil, `{"type":"about:blank","status":%d,"title":"service error"}`, status)
 	return Reply{Status: status, ContentType: "application/problem+json", Body: body}
-}
-
-// reqLogger logs with a request's correlation id. The logger carrying it is
-// built only when a line is logged: most requests log nothing, and With
-// copies the handler's state for each.
-type reqLogger struct {
-	base *slog.Logger
-	id   string
-}
-
-func (l reqLogger) get() *slog.Logger {
-	return l.base.With(slog.String("correlation_id", l.id))
 }

@@ -283,3 +283,38 @@ func TestUnroutableReplyDropped(t *testing.T) {
 		t.Errorf("%d attempts, %d published; want retries and nothing published", pub.attempts, len(pub.out))
 	}
 }
+
+// TestLogLinesCarryTheCorrelationID: a line about a request names its
+// correlation id and the component, and its source is the SDK's call site,
+// not the helper that adds the id.
+func TestLogLinesCarryTheCorrelationID(t *testing.T) {
+	var buf strings.Builder
+	svc := service(&recorder{})
+	svc.Logger = slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{AddSource: true}))
+	m := request(nil)
+	failing := func(context.Context, responder.Request) (responder.Reply, error) {
+		return responder.Reply{}, errors.New("db down")
+	}
+	if err := svc.Handler(failing)(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	var line struct {
+		Msg           string `json:"msg"`
+		Component     string `json:"component"`
+		CorrelationID string `json:"correlation_id"`
+		Error         string `json:"error"`
+		Source        struct {
+			File string `json:"file"`
+		} `json:"source"`
+	}
+	if err := json.Unmarshal([]byte(buf.String()), &line); err != nil {
+		t.Fatalf("log %q: %v", buf.String(), err)
+	}
+	if line.Msg != "handler failed" || line.Component != "responder" || line.Error != "db down" ||
+		line.CorrelationID != m.Headers[envelope.CorrelationID] {
+		t.Errorf("log line %+v, want handler failed, component responder, the error and correlation id %s", line, m.Headers[envelope.CorrelationID])
+	}
+	if !strings.HasSuffix(line.Source.File, "responder/responder.go") {
+		t.Errorf("source %q, want the SDK's call site in responder.go", line.Source.File)
+	}
+}

@@ -30,7 +30,7 @@ func Example() {
 	api := instrument.Gateway(gw, reg) // what the HTTP layer calls
 
 	route := &gateway.Route{Name: "orders", Destination: "orders", Mode: gateway.ModeAsync, Timeout: time.Minute}
-	out, _ := api.Do(context.Background(), gateway.Request{Route: route})
+	out, _ := api.Do(context.Background(), &gateway.Request{Route: route})
 	_ = replies(context.Background(), envelope.Reply{CorrelationID: out.ID, Body: []byte("ok")}.Message())
 	_ = replies(context.Background(), brokers.Message{}) // no correlation id
 

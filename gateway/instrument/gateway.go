@@ -62,9 +62,18 @@ type Instrumented struct {
 }
 
 // Do calls the gateway's Do and observes its outcome.
-func (g *Instrumented) Do(ctx context.Context, req gateway.Request) (gateway.Outcome, error) {
+func (g *Instrumented) Do(ctx context.Context, req *gateway.Request) (gateway.Outcome, error) {
 	out, err := g.next.Do(ctx, req)
-	route := req.Route.Name
+	g.observe(req.Route.Name, &out, err)
+	return out, err
+}
+
+// observe counts the outcome of a request of route. Out of line: Do's
+// frame is on the stack of every waiting request, observe's only after
+// the wait (issue 17).
+//
+//go:noinline
+func (g *Instrumented) observe(route string, out *gateway.Outcome, err error) {
 	if out.Attached {
 		g.attached.WithLabelValues(route).Inc()
 	}
@@ -74,7 +83,6 @@ func (g *Instrumented) Do(ctx context.Context, req gateway.Request) (gateway.Out
 	if !out.Replied.IsZero() && !out.Sent.IsZero() {
 		g.roundTrip.WithLabelValues(route).Observe(out.Replied.Sub(out.Sent).Seconds())
 	}
-	return out, err
 }
 
 // Result calls the gateway's Result and counts the poll.
