@@ -449,6 +449,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s\n", *out)
+	if sf.jsonOut != "" && sf.jsonOut != "-" {
+		// Scenarios without plots (the multi-process ones) make no plot
+		// directory, where results.json goes by default.
+		if err := os.MkdirAll(filepath.Dir(sf.jsonOut), 0o755); err != nil {
+			return err
+		}
+	}
 	return writeOut(sf.jsonOut, stdout, func(w io.Writer) error { return writeJSON(w, reps) })
 }
 

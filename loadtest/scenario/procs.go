@@ -199,14 +199,17 @@ func (p *programs) close() { _ = os.RemoveAll(p.dir) }
 type stack struct {
 	procs []*proc
 	url   string // the gateway's echo route
+	// shared are processes the stack uses but did not start (a RabbitMQ
+	// server): sampled, never stopped.
+	shared []loadtest.Process
 }
 
 func (s *stack) processes() []loadtest.Process {
-	out := make([]loadtest.Process, len(s.procs))
-	for i, p := range s.procs {
-		out[i] = p.process()
+	out := make([]loadtest.Process, 0, len(s.procs)+len(s.shared))
+	for _, p := range s.procs {
+		out = append(out, p.process())
 	}
-	return out
+	return append(out, s.shared...)
 }
 
 func (s *stack) stop() error {

@@ -3,23 +3,36 @@ package scenario
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/syncgate/syncgate/loadtest"
 )
 
-// procsBody is the multi-process scenarios' request: 256 bytes of JSON.
-var procsBody = []byte(`{"order":42,"currency":"EUR","note":"` + strings.Repeat("x", 256-40) + `"}`)
+// procsBody returns the multi-process scenarios' request number n: 256
+// bytes of JSON, each request's own, so that a reply matched to the wrong
+// request fails the echo check.
+func procsBody(n uint64) []byte {
+	head := fmt.Sprintf(`{"order":%d,"currency":"EUR","note":"`, n)
+	return []byte(head + strings.Repeat("x", 256-len(head)-2) + `"}`)
+}
 
-// echoOp posts procsBody to url and fails unless the answer is 200 with
-// the same body: every echo is checked.
+// echoOp posts a fresh procsBody to url and fails unless the answer is 200
+// with the same body: every echo is checked.
 func echoOp(client *http.Client, url string) loadtest.Op {
+	var seq atomic.Uint64
 	return func(ctx context.Context) (int, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(procsBody))
+		body := procsBody(seq.Add(1))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 		if err != nil {
 			return 0, err
 		}
@@ -28,13 +41,13 @@ func echoOp(client *http.Client, url string) loadtest.Op {
 		if err != nil {
 			return 0, err
 		}
-		body, err := io.ReadAll(resp.Body)
+		got, err := io.ReadAll(resp.Body)
 		_ = resp.Body.Close()
 		if err != nil {
 			return resp.StatusCode, err
 		}
-		if resp.StatusCode == http.StatusOK && !bytes.Equal(body, procsBody) {
-			return resp.StatusCode, fmt.Errorf("echo differs: %.40q", body)
+		if resp.StatusCode == http.StatusOK && !bytes.Equal(got, body) {
+			return resp.StatusCode, fmt.Errorf("echo differs: %.40q", got)
 		}
 		return resp.StatusCode, nil
 	}
@@ -207,4 +220,102 @@ func KafkaProcs(ctx context.Context, o Options) (*Report, error) {
 	rep.Comparisons[len(rep.Comparisons)-1].Aim, rep.Comparisons[len(rep.Comparisons)-1].Met = "p50 ≤ 1 ms", &met
 	rep.Notes = append(rep.Notes, "Two stacks of three processes each, on their own kafka-embedded: syncgate (cmd/demo, cmd/syncgate with its default Kafka settings and info-level logs, one access line per request) and the naive floor (loadtest naive-echo and naive-gateway: kafka-go, 1 ms batch timeout, leader acks, a mutex-guarded map of channels). 256-byte JSON bodies, every echo checked; the sides alternate. CPU is user+system time from /proc/<pid>/stat over the measured part, per completed request.")
 	return rep, nil
+}
+
+// RabbitMQProcs is KafkaProcs over the RabbitMQ server on 127.0.0.1:5672:
+// cmd/demo and the gateway as processes, with syncgate's defaults (quorum
+// work queue, persistent requests and replies, confirms, mandatory), vs the
+// naive amqp091-go pair (persistent requests on a classic queue, confirms,
+// mandatory, acks) on a queue of its own. The server is shared: its CPU is
+// sampled, never stopped, and counts whatever else uses it.
+func RabbitMQProcs(ctx context.Context, o Options) (*Report, error) {
+	c, err := net.DialTimeout("tcp", RabbitMQAddr, 2*time.Second)
+	if err != nil {
+		return &Report{Skipped: fmt.Sprintf("no RabbitMQ on %s (%v); .ci/run starts one", RabbitMQAddr, err)}, nil
+	}
+	_ = c.Close()
+	rep := &Report{Command: "go run ./cmd/loadtest scenario rabbitmq-procs"}
+	var server []loadtest.Process
+	if pid, err := rabbitMQPID(ctx); err != nil {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("RabbitMQ server CPU not measured: %v.", err))
+	} else {
+		server = []loadtest.Process{{Name: "broker", PID: pid}}
+	}
+	progs, err := buildPrograms(ctx, o, "syncgate", "demo")
+	if err != nil {
+		return nil, err
+	}
+	defer progs.close()
+	const url = "amqp://guest:guest@" + RabbitMQAddr + "/"
+	node := "lt-procs-" + randomSuffix()
+	queue := "loadtest.naive.echo." + randomSuffix()
+	// Deferred first, so it runs last: once both stacks have stopped (a
+	// live gateway would declare its reply queue again).
+	defer func() {
+		if err := deleteQueues(url, queue, "syncgate.reply."+node); err != nil {
+			rep.Notes = append(rep.Notes, err.Error())
+		}
+	}()
+
+	sg := &stack{shared: server}
+	defer sg.stop()
+	if _, err := sg.add("service", []string{progs.bin("demo"), "--broker", "rabbitmq", "--rabbitmq-url", url}, contains("demo service ready")); err != nil {
+		return nil, err
+	}
+	addr, err := sg.add("gateway", []string{progs.bin("syncgate"), "--addr", "127.0.0.1:0", "--broker", "rabbitmq",
+		"--rabbitmq-url", url, "--demo=false", "--node", node}, matchRE(readyAddrRE))
+	if err != nil {
+		return nil, err
+	}
+	sg.url = "http://" + addr + "/demo/echo"
+
+	naive := &stack{shared: server}
+	defer naive.stop()
+	if _, err := naive.add("service", progs.floor("naive-echo", "-broker", "rabbitmq", "-rabbitmq-url", url, "-queue", queue), jsonField("ready")); err != nil {
+		return nil, err
+	}
+	addr, err = naive.add("gateway", progs.floor("naive-gateway", "-broker", "rabbitmq", "-rabbitmq-url", url, "-queue", queue, "-persistent", "-addr", "127.0.0.1:0"), jsonField("addr"))
+	if err != nil {
+		return nil, err
+	}
+	naive.url = "http://" + addr + "/echo"
+
+	res, err := procsRuns(ctx, o, []procsSide{{"syncgate/rabbitmq (2 processes)", sg}, {"naive amqp091-go (2 processes)", naive}})
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range res {
+		rep.Results = append(rep.Results, r[0], r[1])
+	}
+	g, n := res[0][0], res[1][0]
+	rep.Comparisons = append(rep.Comparisons,
+		compare("throughput, 64 workers", g.Throughput, "naive", n.Throughput, "req/s"),
+		compare("gateway CPU per request", cpuOf(g, "gateway"), "naive gateway", cpuOf(n, "gateway"), "µs"),
+		compare("service CPU per request (cmd/demo)", cpuOf(g, "service"), "naive echo", cpuOf(n, "service"), "µs"),
+		compare("RabbitMQ server CPU per request", cpuOf(g, "broker"), "server under the naive pair", cpuOf(n, "broker"), "µs").atMost(1.3),
+	)
+	gwAim := cpuOf(g, "gateway") <= 100
+	rep.Comparisons[1].Aim, rep.Comparisons[1].Met = "gateway ≤ 100 µs", &gwAim
+	rep.Notes = append(rep.Notes, "syncgate runs its RabbitMQ defaults (quorum work queue: replicated and on disk; persistent requests and replies; publisher confirms; mandatory); the naive pair publishes persistent, confirmed, mandatory requests to a classic durable queue, acks each after its reply is confirmed, and reads replies with auto-ack from an exclusive queue. The quorum queue is a stronger guarantee than the naive pair's and costs the server more. The RabbitMQ server is shared with whatever else uses it on this machine: its CPU per request counts that traffic too, and another demo service consuming demo.echo would take part of the requests.")
+	return rep, nil
+}
+
+// rabbitMQPID finds the RabbitMQ server's process: the one beam.smp, else
+// what `rabbitmqctl status` says.
+func rabbitMQPID(ctx context.Context) (int, error) {
+	out, err := exec.CommandContext(ctx, "pgrep", "-x", "beam.smp").Output()
+	if fields := strings.Fields(string(out)); err == nil && len(fields) == 1 {
+		return strconv.Atoi(fields[0])
+	}
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	out, err = exec.CommandContext(sctx, "rabbitmqctl", "status").Output()
+	if err != nil {
+		return 0, fmt.Errorf("no single beam.smp process, and rabbitmqctl status: %w", err)
+	}
+	m := regexp.MustCompile(`OS PID: (\d+)`).FindSubmatch(out)
+	if m == nil {
+		return 0, errors.New("rabbitmqctl status names no OS PID")
+	}
+	return strconv.Atoi(string(m[1]))
 }
