@@ -58,6 +58,7 @@ func runFloor(ctx context.Context, name string, args []string, stdin io.Reader, 
 		registerBroker(fs, &cfg.Broker)
 		fs.StringVar(&cfg.Group, "group", "naive-echo", "Kafka: the consumer group")
 		fs.IntVar(&cfg.Prefetch, "prefetch", 256, "RabbitMQ: unacked requests at once")
+		fs.StringVar(&cfg.QueueType, "queue-type", "classic", "RabbitMQ: the x-queue-type of the queue when it must be declared: classic or quorum")
 		start = func(ctx context.Context, log *slog.Logger, printed func(any)) error {
 			cfg.Logger = log
 			cfg.Ready = func() { printed(map[string]bool{"ready": true}) }

@@ -81,7 +81,12 @@ type EchoConfig struct {
 	Broker
 	Group    string // Kafka: the consumer group (default naive-echo)
 	Prefetch int    // RabbitMQ: unacked deliveries at once (default 256)
-	Logger   *slog.Logger
+	// QueueType is the x-queue-type the service declares its RabbitMQ
+	// queue with when it is missing: "classic" (default, as the RPC
+	// tutorial) or "quorum" (replicated, on disk: syncgate's default, for
+	// a like-for-like comparison).
+	QueueType string
+	Logger    *slog.Logger
 	// Ready, when set, is called once the service consumes: the Kafka
 	// group is joined, or the RabbitMQ consumer registered.
 	Ready func()
@@ -94,6 +99,9 @@ func (c *EchoConfig) setDefaults() {
 	if c.Prefetch == 0 {
 		c.Prefetch = 256
 	}
+	if c.QueueType == "" {
+		c.QueueType = "classic"
+	}
 	c.Logger = logger(c.Logger)
 }
 
@@ -101,6 +109,9 @@ func (c *EchoConfig) setDefaults() {
 func (c EchoConfig) Validate() error {
 	if c.Prefetch < 0 {
 		return fmt.Errorf("floor: Prefetch %d is negative", c.Prefetch)
+	}
+	if c.QueueType != "" && c.QueueType != "classic" && c.QueueType != "quorum" {
+		return fmt.Errorf("floor: QueueType %q is not classic or quorum", c.QueueType)
 	}
 	return c.Broker.validate()
 }

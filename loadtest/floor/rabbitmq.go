@@ -149,7 +149,7 @@ func rabbitEcho(ctx context.Context, cfg EchoConfig) error {
 		_ = conn.Close() // ends the deliveries, the returns and the confirms waited for
 		workers.Wait()
 	}()
-	if err := declareIfMissing(conn, cfg.Queue); err != nil {
+	if err := declareIfMissing(conn, cfg.Queue, cfg.QueueType); err != nil {
 		return err
 	}
 	ch, err := conn.Channel()
@@ -221,10 +221,10 @@ func echoDelivery(ctx context.Context, ch *amqp.Channel, d amqp.Delivery, log *s
 	_ = d.Ack(false)
 }
 
-// declareIfMissing declares queue (durable, no arguments) unless it
-// exists, on a channel of its own: a failed passive declaration closes
-// its channel.
-func declareIfMissing(conn *amqp.Connection, queue string) error {
+// declareIfMissing declares queue (durable, of the given x-queue-type)
+// unless it exists, on a channel of its own: a failed passive declaration
+// closes its channel.
+func declareIfMissing(conn *amqp.Connection, queue, queueType string) error {
 	ch, err := conn.Channel()
 	if err != nil {
 		return fmt.Errorf("floor: open a channel: %w", err)
@@ -242,7 +242,11 @@ func declareIfMissing(conn *amqp.Connection, queue string) error {
 		return fmt.Errorf("floor: open a channel: %w", err)
 	}
 	defer ch.Close()
-	if _, err := ch.QueueDeclare(queue, true, false, false, false, nil); err != nil {
+	var args amqp.Table
+	if queueType == "quorum" {
+		args = amqp.Table{"x-queue-type": "quorum"}
+	}
+	if _, err := ch.QueueDeclare(queue, true, false, false, false, args); err != nil {
 		return fmt.Errorf("floor: declare queue %s: %w", queue, err)
 	}
 	return nil

@@ -225,8 +225,9 @@ func KafkaProcs(ctx context.Context, o Options) (*Report, error) {
 // RabbitMQProcs is KafkaProcs over the RabbitMQ server on 127.0.0.1:5672:
 // cmd/demo and the gateway as processes, with syncgate's defaults (quorum
 // work queue, persistent requests and replies, confirms, mandatory), vs the
-// naive amqp091-go pair (persistent requests on a classic queue, confirms,
-// mandatory, acks) on a queue of its own. The server is shared: its CPU is
+// naive amqp091-go pair at the same guarantees for the request (persistent
+// requests on a quorum queue, confirms, mandatory, acks) on a queue of its
+// own. The server is shared: its CPU is
 // sampled, never stopped, and counts whatever else uses it.
 func RabbitMQProcs(ctx context.Context, o Options) (*Report, error) {
 	c, err := net.DialTimeout("tcp", RabbitMQAddr, 2*time.Second)
@@ -271,7 +272,7 @@ func RabbitMQProcs(ctx context.Context, o Options) (*Report, error) {
 
 	naive := &stack{shared: server}
 	defer naive.stop()
-	if _, err := naive.add("service", progs.floor("naive-echo", "-broker", "rabbitmq", "-rabbitmq-url", url, "-queue", queue), jsonField("ready")); err != nil {
+	if _, err := naive.add("service", progs.floor("naive-echo", "-broker", "rabbitmq", "-rabbitmq-url", url, "-queue", queue, "-queue-type", "quorum"), jsonField("ready")); err != nil {
 		return nil, err
 	}
 	addr, err = naive.add("gateway", progs.floor("naive-gateway", "-broker", "rabbitmq", "-rabbitmq-url", url, "-queue", queue, "-persistent", "-addr", "127.0.0.1:0"), jsonField("addr"))
@@ -296,7 +297,7 @@ func RabbitMQProcs(ctx context.Context, o Options) (*Report, error) {
 	)
 	gwAim := cpuOf(g, "gateway") <= 100
 	rep.Comparisons[1].Aim, rep.Comparisons[1].Met = "gateway ≤ 100 µs", &gwAim
-	rep.Notes = append(rep.Notes, "syncgate runs its RabbitMQ defaults (quorum work queue: replicated and on disk; persistent requests and replies; publisher confirms; mandatory); the naive pair publishes persistent, confirmed, mandatory requests to a classic durable queue, acks each after its reply is confirmed, and reads replies with auto-ack from an exclusive queue. The quorum queue is a stronger guarantee than the naive pair's and costs the server more. The RabbitMQ server is shared with whatever else uses it on this machine: its CPU per request counts that traffic too, and another demo service consuming demo.echo would take part of the requests.")
+	rep.Notes = append(rep.Notes, "syncgate runs its RabbitMQ defaults (quorum work queue: replicated and on disk; persistent requests and replies; publisher confirms; mandatory); the naive pair publishes persistent, confirmed, mandatory requests to a quorum queue of its own, acks each after its reply is confirmed, and reads replies with auto-ack from an exclusive queue (syncgate's reply queue outlives a connection and is acked, so a reply waits for a node that reconnects: a stronger guarantee than the pair's). The RabbitMQ server is shared with whatever else uses it on this machine: its CPU per request counts that traffic too, and another demo service consuming demo.echo would take part of the requests.")
 	return rep, nil
 }
 
