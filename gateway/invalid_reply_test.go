@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -17,25 +16,8 @@ import (
 	"github.com/syncgate/syncgate/brokers/memory"
 	"github.com/syncgate/syncgate/correlation"
 	"github.com/syncgate/syncgate/gateway"
+	"github.com/syncgate/syncgate/internal/testenv"
 )
-
-// syncBuffer is a log sink the gateway's goroutines and the test share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // brokerFixture runs a gateway on the in-memory broker with its reply
 // consumer, and a service on "svc" that answers every request with the
@@ -43,7 +25,7 @@ func (b *syncBuffer) String() string {
 // reply sets one).
 type brokerFixture struct {
 	gw   *gateway.Gateway
-	logs *syncBuffer
+	logs *testenv.SyncBuffer
 
 	mu       sync.Mutex
 	outcomes map[gateway.ReplyOutcome]int // of the reply consumer's DispatchReply calls
@@ -59,7 +41,7 @@ func (f *brokerFixture) counts() map[gateway.ReplyOutcome]int {
 func newBrokerFixture(t *testing.T, reply func(req envelope.Request) map[string]string) *brokerFixture {
 	t.Helper()
 	b := memory.New(memory.Config{})
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	store := correlation.NewMemoryStore(correlation.MemoryStoreConfig{})
 	gw := gateway.New(gateway.Config{ReplyTo: "replies.test",
 		Logger: slog.New(slog.NewJSONHandler(logs, nil))}, b, store)

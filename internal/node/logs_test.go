@@ -15,6 +15,7 @@ import (
 
 	"github.com/syncgate/syncgate/brokers/kafka"
 	"github.com/syncgate/syncgate/internal/node"
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 // duplicateKey returns the first key that occurs twice in one object of
@@ -76,7 +77,7 @@ func TestLogHygiene(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	n, err := node.New(cfg, slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)

@@ -21,7 +21,7 @@ import (
 // tlsNode runs the test configuration over HTTPS with the files of ca's
 // server certificate (and ca as the client CA when mTLS) and returns the
 // running node and its log.
-func tlsNode(t *testing.T, ca *tlstest.CA, mTLS bool, edit func(*node.Config)) (*running, tlstest.Files, *syncBuffer) {
+func tlsNode(t *testing.T, ca *tlstest.CA, mTLS bool, edit func(*node.Config)) (*running, tlstest.Files, *testenv.SyncBuffer) {
 	t.Helper()
 	var clientCA *tlstest.CA
 	if mTLS {
@@ -37,7 +37,7 @@ func tlsNode(t *testing.T, ca *tlstest.CA, mTLS bool, edit func(*node.Config)) (
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	n, err := node.New(cfg, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)

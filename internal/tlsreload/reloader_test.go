@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,24 +16,6 @@ import (
 	"github.com/syncgate/syncgate/internal/tlsreload"
 	"github.com/syncgate/syncgate/internal/tlsreload/tlstest"
 )
-
-// syncBuffer is a log sink the reloader and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // serve runs an HTTPS server on r's configuration until the test ends and
 // returns its address.
@@ -67,7 +48,7 @@ func TestReloadOnFileChange(t *testing.T) {
 	ca := tlstest.NewCA(t, "test CA")
 	first := ca.Server(t)
 	files := tlstest.WriteFiles(t, t.TempDir(), first, nil)
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	r, err := tlsreload.New(tlsreload.Config{CertFile: files.Cert, KeyFile: files.Key, Interval: 10 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
