@@ -214,7 +214,7 @@ func New(o Options) (http.Handler, error) {
 	// A refused credential counts against its client address's bucket
 	// under the default limit, as an anonymous request does: guessing keys
 	// or tokens is throttled like any other traffic.
-	s.refusedLimit = limits.middleware("(credential refused)", "", nil, false)
+	s.refused = limits.middleware("(credential refused)", "", nil, false)(invalidToken)
 	r.Group(func(r chi.Router) {
 		r.Use(middleware.InFlight(o.MaxInFlight, s.overloaded(ProblemOverloaded, o.MaxInFlight)))
 		// Polls take a credential when one comes (a bad one is 401) and
@@ -242,15 +242,15 @@ func New(o Options) (http.Handler, error) {
 }
 
 type server struct {
-	// refusedLimit rate-limits the answers to refused credentials (nil:
-	// none).
-	refusedLimit func(http.Handler) http.Handler
-	gw           Gateway
-	log          *slog.Logger
-	checks       []Check
-	retryAfter   time.Duration
-	bodyTimeout  time.Duration
-	maxPollWait  time.Duration
+	// refused answers refused credentials: invalidToken behind the
+	// default rate limit (nil outside New: invalidToken alone).
+	refused     http.Handler
+	gw          Gateway
+	log         *slog.Logger
+	checks      []Check
+	retryAfter  time.Duration
+	bodyTimeout time.Duration
+	maxPollWait time.Duration
 	// abortUploads: see Options.AbortUploads.
 	abortUploads context.Context
 }

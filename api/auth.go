@@ -27,12 +27,9 @@ func (s *server) unauthorized(w http.ResponseWriter, r *http.Request, err error)
 		WriteProblem(w, r, ProblemUnauthorized, "this route needs an Authorization: Bearer credential", "")
 	case errors.Is(err, middleware.ErrMalformedCredential), errors.Is(err, middleware.ErrInvalidCredential):
 		s.log.InfoContext(r.Context(), "credential refused", slog.Any("error", err))
-		refuse := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="syncgate", error="invalid_token"`)
-			WriteProblem(w, r, ProblemUnauthorized, "the credential is malformed, unknown or expired", "")
-		}))
-		if s.refusedLimit != nil {
-			refuse = s.refusedLimit(refuse) // 429 once the address is over its limit
+		refuse := s.refused // rate-limited: 429 once the address is over its limit
+		if refuse == nil {
+			refuse = invalidToken
 		}
 		refuse.ServeHTTP(w, r)
 	default:
@@ -41,3 +38,9 @@ func (s *server) unauthorized(w http.ResponseWriter, r *http.Request, err error)
 		WriteProblem(w, r, ProblemAuthUnavailable, "the credential could not be checked; retry later", "")
 	}
 }
+
+// invalidToken answers a refused credential: 401 invalid_token.
+var invalidToken = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="syncgate", error="invalid_token"`)
+	WriteProblem(w, r, ProblemUnauthorized, "the credential is malformed, unknown or expired", "")
+})
