@@ -60,9 +60,10 @@ type procsSide struct {
 }
 
 // procsRuns measures each side, interleaved (A, B, A, B, ...), closed loop
-// with Connections workers and with one, and returns the merged results
-// by side: [side][0] the c=Connections run, [side][1] the c=1 run.
-func procsRuns(ctx context.Context, o Options, sides []procsSide) ([][2]*loadtest.Result, error) {
+// with Connections workers and with one, adds the merged results to rep
+// and returns them by side: [side][0] the c=Connections run, [side][1]
+// the c=1 run.
+func procsRuns(ctx context.Context, o Options, rep *Report, sides []procsSide) ([][2]*loadtest.Result, error) {
 	rounds := o.pick(1, 2)
 	warmup, d := o.dur(time.Second, 2*time.Second), o.dur(5*time.Second, 12*time.Second)
 	runs := make([][2][]*loadtest.Result, len(sides))
@@ -93,6 +94,7 @@ func procsRuns(ctx context.Context, o Options, sides []procsSide) ([][2]*loadtes
 	for i, s := range sides {
 		out[i][0] = loadtest.Merge(fmt.Sprintf("%s, %d workers", s.name, Connections), runs[i][0]...)
 		out[i][1] = loadtest.Merge(s.name+", 1 worker", runs[i][1]...)
+		rep.Results = append(rep.Results, out[i][0], out[i][1])
 	}
 	return out, nil
 }
@@ -133,13 +135,10 @@ func MemoryProcs(ctx context.Context, o Options) (*Report, error) {
 	defer floor.stop()
 	floor.url = "http://" + addr + "/echo"
 
-	res, err := procsRuns(ctx, o, []procsSide{{"gateway/memory (process)", gw}, {"echo-server (process)", floor}})
+	rep := &Report{Command: "go run ./cmd/loadtest scenario memory-procs"}
+	res, err := procsRuns(ctx, o, rep, []procsSide{{"gateway/memory (process)", gw}, {"echo-server (process)", floor}})
 	if err != nil {
 		return nil, err
-	}
-	rep := &Report{Command: "go run ./cmd/loadtest scenario memory-procs"}
-	for _, r := range res {
-		rep.Results = append(rep.Results, r[0], r[1])
 	}
 	g, f := res[0][0], res[1][0]
 	rep.Comparisons = append(rep.Comparisons,
@@ -197,13 +196,10 @@ func KafkaProcs(ctx context.Context, o Options) (*Report, error) {
 	}
 	naive.url = "http://" + addr + "/echo"
 
-	res, err := procsRuns(ctx, o, []procsSide{{"syncgate/kafka (3 processes)", sg}, {"naive kafka-go (3 processes)", naive}})
+	rep := &Report{Command: "go run ./cmd/loadtest scenario kafka-procs"}
+	res, err := procsRuns(ctx, o, rep, []procsSide{{"syncgate/kafka (3 processes)", sg}, {"naive kafka-go (3 processes)", naive}})
 	if err != nil {
 		return nil, err
-	}
-	rep := &Report{Command: "go run ./cmd/loadtest scenario kafka-procs"}
-	for _, r := range res {
-		rep.Results = append(rep.Results, r[0], r[1])
 	}
 	g, n := res[0][0], res[1][0]
 	g1, n1 := res[0][1], res[1][1]
@@ -281,12 +277,9 @@ func RabbitMQProcs(ctx context.Context, o Options) (*Report, error) {
 	}
 	naive.url = "http://" + addr + "/echo"
 
-	res, err := procsRuns(ctx, o, []procsSide{{"syncgate/rabbitmq (2 processes)", sg}, {"naive amqp091-go (2 processes)", naive}})
+	res, err := procsRuns(ctx, o, rep, []procsSide{{"syncgate/rabbitmq (2 processes)", sg}, {"naive amqp091-go (2 processes)", naive}})
 	if err != nil {
 		return nil, err
-	}
-	for _, r := range res {
-		rep.Results = append(rep.Results, r[0], r[1])
 	}
 	g, n := res[0][0], res[1][0]
 	rep.Comparisons = append(rep.Comparisons,
