@@ -261,7 +261,7 @@ func validateAuth(c *Config, bad func(field, format string, args ...any)) {
 	}
 	for i, rc := range c.Routes {
 		if c.Auth.Configured() && rc.Auth != string(middleware.AuthNone) {
-			for _, h := range append(append([]string(nil), c.ForwardHeaders...), rc.ForwardHeaders...) {
+			for _, h := range c.forwardHeaders(rc) {
 				if strings.EqualFold(h, "Authorization") {
 					bad(fmt.Sprintf("routes[%d].forward_headers", i),
 						"forwards Authorization, the caller's credential, which the gateway checks on this route: services learn the caller from the principal header; remove it (or set auth: none on the route)")

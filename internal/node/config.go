@@ -506,3 +506,9 @@ func defaultNodeID() string {
 	_, _ = rand.Read(b[:])
 	return host + "-" + hex.EncodeToString(b[:])
 }
+
+// forwardHeaders is the request headers route rc forwards: the global list
+// and the route's own.
+func (c *Config) forwardHeaders(rc RouteConfig) []string {
+	return append(append([]string(nil), c.ForwardHeaders...), rc.ForwardHeaders...)
+}

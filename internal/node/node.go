@@ -163,7 +163,7 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 		mode, _ := gateway.ParseMode(rc.Mode) // validated
 		routes = append(routes, api.Route{
 			Method: rc.Method, Path: rc.Path, MaxBody: int64(rc.MaxBody), MaxInFlight: rc.MaxInFlight,
-			ForwardHeaders: append(append([]string(nil), cfg.ForwardHeaders...), rc.ForwardHeaders...),
+			ForwardHeaders: cfg.forwardHeaders(rc),
 			Route: &gateway.Route{
 				Name: rc.Name, Destination: rc.Destination, Mode: mode, Wait: rc.Wait, Timeout: rc.Timeout,
 				MaxWait: rc.MaxWait, RequireKey: rc.RequireIdempotencyKey,
