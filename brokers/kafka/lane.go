@@ -72,12 +72,21 @@ func newRecord(ctx context.Context, m brokers.Message) *record {
 	}
 	r.size = len(r.key) + len(r.value)
 	if len(m.Headers) > 0 {
+		// The values are copied into one buffer that the headers slice:
+		// one allocation rather than one per header.
+		n := 0
+		for _, v := range m.Headers {
+			n += len(v)
+		}
+		buf := make([]byte, 0, n)
 		r.headers = make([]kafkago.Header, 0, len(m.Headers))
 		for k, v := range m.Headers {
 			// A value of several lines is a repeated header (see
 			// brokers.Message): one record header per line, in order.
 			for line := range strings.SplitSeq(v, "\n") {
-				r.headers = append(r.headers, kafkago.Header{Key: k, Value: []byte(line)})
+				start := len(buf)
+				buf = append(buf, line...)
+				r.headers = append(r.headers, kafkago.Header{Key: k, Value: buf[start:len(buf):len(buf)]})
 				r.size += len(k) + len(line)
 			}
 		}
