@@ -154,8 +154,10 @@ func (p *Publisher) enter() bool {
 // to end when Close starts: the rest never blocks, so most publishes need
 // no context of their own (issue 17).
 func (p *Publisher) partitionsOf(ctx context.Context, dest string) (int, error) {
-	if c, ok := p.counts.Load(dest); ok && time.Now().Before(c.(partitionCount).expires) {
-		return c.(partitionCount).n, nil
+	if c, ok := p.counts.Load(dest); ok {
+		if c := c.(partitionCount); time.Now().Before(c.expires) {
+			return c.n, nil
+		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -174,8 +176,7 @@ func (p *Publisher) partitions(ctx context.Context, topic string) (int, error) {
 	now := time.Now()
 	t, err := p.metadata(ctx, topic)
 	if err != nil {
-		p.counts.Delete(topic)
-		return 0, err
+		return 0, err // publish drops the cached count on any error
 	}
 	p.counts.Store(topic, partitionCount{n: len(t.Partitions), expires: now.Add(p.cfg.MetadataTTL)})
 	return len(t.Partitions), nil
