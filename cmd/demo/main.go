@@ -52,6 +52,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	kafkaBrokers := fs.String("kafka-brokers", "127.0.0.1:9092", "Kafka bootstrap brokers, comma-separated")
 	rabbitURL := fs.String("rabbitmq-url", "", "RabbitMQ URL (default amqp://guest:guest@127.0.0.1:5672/)")
 	latency := fs.Bool("rabbitmq-latency", false, "RabbitMQ latency profile: classic work queues, transient requests and replies (brokers/rabbitmq/doc.go)")
+	transientReplies := fs.Bool("rabbitmq-transient-replies", false, "RabbitMQ: publish replies with delivery mode 1 (transient_replies: a reply queued when the broker restarts is lost)")
 	concurrency := fs.Int("concurrency", 256, "handlers at once per demo route")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -81,6 +82,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if *latency {
 			cfg.QueueType = rabbitmq.QueueTypeClassic
 			cfg.TransientRequests, cfg.TransientReplies = true, true
+		}
+		if *transientReplies {
+			cfg.TransientReplies = true
 		}
 		cfg.SetDefaults()
 		if err := cfg.Validate(); err != nil {

@@ -128,7 +128,7 @@ func All() []Scenario {
 		{"auto-poll", "auto route over a slow service: 202, then polling until done (time to result)", AutoPoll},
 		{"many-waiters", "10 000 requests held open on a slow route while a fast route is measured", ManyWaiters},
 		{"memory-procs", "the gateway with its demo service as its own process vs a plain echo-server process: CPU per request of each", MemoryProcs},
-		{"rabbitmq-procs", "cmd/demo and the gateway as processes over RabbitMQ (127.0.0.1:5672, its defaults: quorum queue, persistent messages) vs the naive amqp091-go gateway and echo service (persistent, confirmed, mandatory): CPU per request of each, and of the RabbitMQ server", RabbitMQProcs},
+		{"rabbitmq-procs", "cmd/demo and the gateway as processes over RabbitMQ (127.0.0.1:5672, its defaults: quorum queue, persistent messages) vs the naive amqp091-go gateway and echo service (persistent, confirmed, mandatory), then with transient replies as the pair's: CPU per request of each, and of the RabbitMQ server", RabbitMQProcs},
 		{"kafka-procs", "kafka-embedded, cmd/demo and the gateway as three processes vs a naive kafka-go gateway and echo service on their own kafka-embedded: throughput, latency and CPU per request of every process", KafkaProcs},
 	}
 }
