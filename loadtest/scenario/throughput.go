@@ -28,10 +28,12 @@ type target struct {
 	// an HTTP request: closed loop only (64 workers and 1 worker, in the
 	// interleaved rounds), compared as the floor of the targets named in
 	// vs rather than with every target before it; aim, when > 0, is the
-	// throughput ratio those targets should reach.
-	raw loadtest.Op
-	vs  []string
-	aim float64
+	// throughput ratio those targets should reach; ceiling adds the row
+	// that says what the machine allows against this floor.
+	raw     loadtest.Op
+	vs      []string
+	aim     float64
+	ceiling bool
 }
 
 func echoTarget(name, url string) target {
@@ -155,7 +157,7 @@ func compareTargets(ctx context.Context, o Options, rep *Report, ph phases, targ
 			rep.Comparisons = append(rep.Comparisons, tput, p50,
 				compare(m.single[i].Name+": p99", m.single[i].Latency.P99, m.single[j].Name+": p99", m.single[j].Latency.P99, "ms"))
 		}
-		if mem := slices.IndexFunc(targets, func(t target) bool { return t.backend == "memory" }); f.aim > 0 && mem >= 0 {
+		if mem := slices.IndexFunc(targets, func(t target) bool { return t.backend == "memory" }); f.ceiling && mem >= 0 {
 			c, note := m.ceiling(targets, mem, j)
 			rep.Comparisons = append(rep.Comparisons, c)
 			rep.Notes = append(rep.Notes, note)
