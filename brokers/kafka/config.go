@@ -2,12 +2,10 @@ package kafka
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"strings"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 	"github.com/segmentio/kafka-go/sasl/scram"
 
 	"github.com/syncgate/syncgate/brokers"
+	"github.com/syncgate/syncgate/internal/clienttls"
 )
 
 // Acknowledgement levels accepted by Config.Acks. There is deliberately no
@@ -164,21 +163,9 @@ type SASL struct {
 	Password  string `yaml:"password"`
 }
 
-// TLS configures encrypted connections to the brokers.
-type TLS struct {
-	// Enable turns TLS on; the other fields are ignored without it.
-	Enable bool `yaml:"enable"`
-	// CAFile is a PEM bundle of the CAs that sign the brokers' certificates
-	// (default: the system pool).
-	CAFile string `yaml:"ca_file"`
-	// CertFile and KeyFile are a PEM client certificate and key (mutual TLS).
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
-	// ServerName overrides the name checked against the brokers' certificates.
-	ServerName string `yaml:"server_name"`
-	// InsecureSkipVerify disables certificate verification. Tests only.
-	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
-}
+// TLS configures encrypted connections to the brokers (see
+// internal/clienttls; the same block as a Redis client's).
+type TLS = clienttls.Config
 
 // SetDefaults fills every unset field with its default.
 func (c *Config) SetDefaults() {
@@ -280,7 +267,7 @@ func (c *Config) Validate() error {
 	if err := c.SASL.validate(); err != nil {
 		return err
 	}
-	return c.TLS.validate()
+	return c.TLS.Validate("kafka.tls")
 }
 
 func (s SASL) validate() error {
@@ -296,16 +283,6 @@ func (s SASL) validate() error {
 	}
 	if s.Password == "" {
 		return errors.New("kafka.sasl.password: required with a SASL mechanism")
-	}
-	return nil
-}
-
-func (t TLS) validate() error {
-	if !t.Enable {
-		return nil
-	}
-	if (t.CertFile == "") != (t.KeyFile == "") {
-		return errors.New("kafka.tls.cert_file: cert_file and key_file go together")
 	}
 	return nil
 }
@@ -335,7 +312,7 @@ type security struct {
 func (c *Config) security() (security, error) {
 	var s security
 	if c.TLS.Enable {
-		tc, err := c.TLS.build()
+		tc, err := c.TLS.Build("kafka.tls")
 		if err != nil {
 			return s, err
 		}
@@ -357,33 +334,6 @@ func (c *Config) security() (security, error) {
 		s.sasl = m
 	}
 	return s, nil
-}
-
-func (t TLS) build() (*tls.Config, error) {
-	tc := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		ServerName:         t.ServerName,
-		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // opt-in, documented as tests only
-	}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("kafka.tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("kafka.tls.ca_file: no PEM certificate in %s", t.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("kafka.tls.cert_file: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
 }
 
 // prepare returns a defaulted, validated copy of c and its security settings.
