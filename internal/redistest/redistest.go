@@ -1,0 +1,531 @@
+// Package redistest starts the Redis deployments the tests run cluster
+// mode on, besides the shared single server (testenv.RequireRedis): a Redis
+// Cluster of three masters with a replica each, and a Sentinel set (one
+// master, one replica, three sentinels). Both are redis-server processes of
+// this machine on free loopback ports, children of the test binary, with
+// nothing on disk but their config files in a temporary directory.
+//
+// A test binary starts each at most once (Cluster, Sentinel) and stops them
+// in TestMain (Stop), so that the packages' tests share them the way they
+// share the single server: every test keeps to a key prefix of its own.
+package redistest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/syncgate/syncgate/internal/testenv"
+)
+
+// startTimeout bounds starting a deployment, from the first process to the
+// cluster being ok or the sentinels knowing each other.
+const startTimeout = 60 * time.Second
+
+// proc is one redis-server child.
+type proc struct {
+	addr string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func (p *proc) stop() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+// start runs redis-server with args (a config file, or flags) in dir.
+func start(dir string, port int, args ...string) (*proc, error) {
+	cmd := exec.Command("redis-server", args...)
+	cmd.Dir = dir
+	log, err := os.Create(filepath.Join(dir, "redis-"+strconv.Itoa(port)+".log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		_ = log.Close()
+		return nil, fmt.Errorf("redistest: start redis-server: %w", err)
+	}
+	p := &proc{addr: "127.0.0.1:" + strconv.Itoa(port), cmd: cmd, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		_ = log.Close()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// serverArgs are the flags every data node gets: loopback only, nothing on
+// disk.
+func serverArgs(port int) []string {
+	return []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--protected-mode", "no", "--daemonize", "no"}
+}
+
+// freePorts returns n consecutive ports that are free, and whose ports
+// +10000 (a cluster node's bus) are free too.
+func freePorts(n int) (int, error) {
+	for range 200 {
+		base := 20000 + rand.N(20000)
+		ok := true
+		for i := range n {
+			for _, p := range []int{base + i, base + i + 10000} {
+				ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+				if err != nil {
+					ok = false
+					break
+				}
+				_ = ln.Close()
+			}
+			if !ok {
+				break
+			}
+		}
+		if ok {
+			return base, nil
+		}
+	}
+	return 0, errors.New("redistest: no free ports")
+}
+
+// waitFor polls cond every 50 ms until it returns nil or ctx ends.
+func waitFor(ctx context.Context, what string, cond func(context.Context) error) error {
+	for {
+		err := cond(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("redistest: %s: %w (last: %v)", what, ctx.Err(), err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func ping(ctx context.Context, addr string) error {
+	c := goredis.NewClient(&goredis.Options{Addr: addr, DialerRetries: 1, MaxRetries: -1})
+	defer c.Close()
+	return c.Ping(ctx).Err()
+}
+
+var (
+	mu       sync.Mutex
+	cluster  *RedisCluster
+	sentinel *RedisSentinel
+	dirs     []string
+)
+
+// Cluster returns the test binary's Redis Cluster, starting it on first
+// use. Without redis-server the test fails under CI=true and is skipped
+// elsewhere; under -short it is skipped.
+func Cluster(t testing.TB) *RedisCluster {
+	t.Helper()
+	need(t, "a Redis Cluster")
+	mu.Lock()
+	defer mu.Unlock()
+	if cluster == nil {
+		dir, err := tempDir()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := StartCluster(dir)
+		if err != nil {
+			t.Fatalf("redistest: start a Redis Cluster: %v (logs in %s)", err, dir)
+		}
+		cluster = c
+	}
+	return cluster
+}
+
+// Sentinel returns the test binary's Sentinel set, starting it on first
+// use, as Cluster does.
+func Sentinel(t testing.TB) *RedisSentinel {
+	t.Helper()
+	need(t, "a Redis Sentinel set")
+	mu.Lock()
+	defer mu.Unlock()
+	if sentinel == nil {
+		dir, err := tempDir()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := StartSentinel(dir)
+		if err != nil {
+			t.Fatalf("redistest: start a Sentinel set: %v (logs in %s)", err, dir)
+		}
+		sentinel = s
+	}
+	return sentinel
+}
+
+func need(t testing.TB, what string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("this test needs %s; -short (make check) runs only the tests that need no server", what)
+	}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		testenv.Unavailable(t, "this test needs redis-server on PATH to start %s: %v", what, err)
+	}
+}
+
+func tempDir() (string, error) {
+	dir, err := os.MkdirTemp("", "syncgate-redistest-")
+	if err == nil {
+		dirs = append(dirs, dir)
+	}
+	return dir, err
+}
+
+// Stop stops what Cluster and Sentinel started and removes their
+// directories. TestMain calls it after m.Run.
+func Stop() {
+	mu.Lock()
+	defer mu.Unlock()
+	if cluster != nil {
+		cluster.Stop()
+		cluster = nil
+	}
+	if sentinel != nil {
+		sentinel.Stop()
+		sentinel = nil
+	}
+	for _, d := range dirs {
+		_ = os.RemoveAll(d)
+	}
+	dirs = nil
+}
+
+// Main is a TestMain body for the packages that use this one: it runs the
+// tests, stops the deployments and exits with the tests' status.
+func Main(m *testing.M) {
+	code := m.Run()
+	Stop()
+	os.Exit(code)
+}
+
+// RedisCluster is a Redis Cluster of three masters, each with one replica.
+type RedisCluster struct {
+	// Addrs are every node's host:port, the masters first as created.
+	Addrs []string
+	procs []*proc
+}
+
+// StartCluster starts the six nodes in dir and joins them with
+// redis-cli --cluster create; it returns once every slot is served and
+// every replica is in sync.
+func StartCluster(dir string) (*RedisCluster, error) {
+	const nodes = 6
+	base, err := freePorts(nodes)
+	if err != nil {
+		return nil, err
+	}
+	c := &RedisCluster{}
+	for i := range nodes {
+		port := base + i
+		args := append(serverArgs(port), "--cluster-enabled", "yes",
+			"--cluster-config-file", "nodes-"+strconv.Itoa(port)+".conf", "--cluster-node-timeout", "2000")
+		p, err := start(dir, port, args...)
+		if err != nil {
+			c.Stop()
+			return nil, err
+		}
+		c.procs = append(c.procs, p)
+		c.Addrs = append(c.Addrs, p.addr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	for _, a := range c.Addrs {
+		if err := waitFor(ctx, "node "+a+" answers", func(ctx context.Context) error { return ping(ctx, a) }); err != nil {
+			c.Stop()
+			return nil, err
+		}
+	}
+	out, err := exec.CommandContext(ctx, "redis-cli", append(append([]string{"--cluster", "create"}, c.Addrs...),
+		"--cluster-replicas", "1", "--cluster-yes")...).CombinedOutput()
+	if err != nil {
+		c.Stop()
+		return nil, fmt.Errorf("redis-cli --cluster create: %w: %s", err, out)
+	}
+	if err := c.WaitHealthy(ctx); err != nil {
+		c.Stop()
+		return nil, err
+	}
+	return c, nil
+}
+
+// WaitHealthy waits until every node reports cluster_state:ok, sees three
+// replicas and no failed node, and each of the three replicas has its
+// link to its master up.
+func (c *RedisCluster) WaitHealthy(ctx context.Context) error {
+	return waitFor(ctx, "cluster healthy", func(ctx context.Context) error {
+		synced := 0
+		for _, a := range c.Addrs {
+			n := goredis.NewClient(&goredis.Options{Addr: a, DialerRetries: 1, MaxRetries: -1})
+			info, err := n.ClusterInfo(ctx).Result()
+			var repl, nodes string
+			if err == nil {
+				repl, err = n.Info(ctx, "replication").Result()
+			}
+			if err == nil {
+				nodes, err = n.ClusterNodes(ctx).Result()
+			}
+			_ = n.Close()
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(info, "cluster_state:ok") {
+				return fmt.Errorf("%s: cluster_state not ok", a)
+			}
+			replicas := 0
+			for _, line := range strings.Split(strings.TrimSpace(nodes), "\n") {
+				f := strings.Fields(line)
+				if len(f) < 3 || strings.Contains(f[2], "fail") {
+					return fmt.Errorf("%s sees %q", a, line)
+				}
+				if strings.Contains(f[2], "slave") {
+					replicas++
+				}
+			}
+			if replicas < 3 {
+				return fmt.Errorf("%s sees %d replicas", a, replicas)
+			}
+			if strings.Contains(repl, "role:slave") && strings.Contains(repl, "master_link_status:up") {
+				synced++
+			}
+		}
+		if synced < 3 {
+			return fmt.Errorf("%d of 3 replicas in sync", synced)
+		}
+		return nil
+	})
+}
+
+// Client returns a cluster client of c, closed when t ends.
+func (c *RedisCluster) Client(t testing.TB) *goredis.ClusterClient {
+	rdb := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: c.Addrs})
+	t.Cleanup(func() { _ = rdb.Close() })
+	return rdb
+}
+
+// Failover promotes the replica of the master serving key's slot with
+// CLUSTER FAILOVER (a coordinated switch, no write lost) and waits until
+// the cluster is healthy again with the old master as a replica. It
+// returns the addresses of the old and the new master.
+func (c *RedisCluster) Failover(ctx context.Context, key string) (oldMaster, newMaster string, err error) {
+	rdb := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: c.Addrs})
+	defer rdb.Close()
+	slot, err := rdb.ClusterKeySlot(ctx, key).Result()
+	if err != nil {
+		return "", "", err
+	}
+	// CLUSTER NODES, not CLUSTER SLOTS: Redis 7 leaves out of the latter a
+	// replica whose replication offset is still 0 (nothing written yet).
+	any0 := goredis.NewClient(&goredis.Options{Addr: c.Addrs[0]})
+	nodes, err := any0.ClusterNodes(ctx).Result()
+	_ = any0.Close()
+	if err != nil {
+		return "", "", err
+	}
+	var masterID string
+	lines := strings.Split(strings.TrimSpace(nodes), "\n")
+	for _, line := range lines {
+		f := strings.Fields(line)
+		if len(f) < 8 || !strings.Contains(f[2], "master") {
+			continue
+		}
+		for _, r := range f[8:] {
+			lo, hi, ok := strings.Cut(r, "-")
+			if !ok {
+				hi = lo
+			}
+			l, err1 := strconv.ParseInt(lo, 10, 64)
+			h, err2 := strconv.ParseInt(hi, 10, 64)
+			if err1 == nil && err2 == nil && l <= slot && slot <= h {
+				masterID, oldMaster = f[0], strings.Split(f[1], "@")[0]
+			}
+		}
+	}
+	for _, line := range lines {
+		if f := strings.Fields(line); len(f) > 3 && masterID != "" && f[3] == masterID {
+			newMaster = strings.Split(f[1], "@")[0]
+		}
+	}
+	if newMaster == "" {
+		return "", "", fmt.Errorf("redistest: no replica of the master of slot %d in %s", slot, nodes)
+	}
+	r := goredis.NewClient(&goredis.Options{Addr: newMaster})
+	defer r.Close()
+	if err := r.Do(ctx, "CLUSTER", "FAILOVER").Err(); err != nil {
+		return "", "", fmt.Errorf("redistest: CLUSTER FAILOVER on %s: %w", newMaster, err)
+	}
+	err = waitFor(ctx, "replica "+newMaster+" promoted", func(ctx context.Context) error {
+		role, err := r.Do(ctx, "ROLE").Slice()
+		if err != nil {
+			return err
+		}
+		if len(role) == 0 || role[0] != "master" {
+			return fmt.Errorf("role %v", role)
+		}
+		return nil
+	})
+	if err == nil {
+		err = c.WaitHealthy(ctx)
+	}
+	return oldMaster, newMaster, err
+}
+
+// Stop kills every node.
+func (c *RedisCluster) Stop() {
+	for _, p := range c.procs {
+		p.stop()
+	}
+}
+
+// RedisSentinel is one master with one replica, watched by three sentinels
+// under the master name MasterName.
+type RedisSentinel struct {
+	MasterName    string
+	SentinelAddrs []string
+	data          []*proc // master, replica
+	sentinels     []*proc
+}
+
+// StartSentinel starts the set in dir; it returns once every sentinel
+// knows the replica and the two other sentinels, so a failover can be
+// agreed.
+func StartSentinel(dir string) (*RedisSentinel, error) {
+	base, err := freePorts(5)
+	if err != nil {
+		return nil, err
+	}
+	s := &RedisSentinel{MasterName: "syncgate-test"}
+	master := base
+	for i, port := range []int{base, base + 1} {
+		args := serverArgs(port)
+		if i == 1 {
+			args = append(args, "--replicaof", "127.0.0.1", strconv.Itoa(master))
+		}
+		p, err := start(dir, port, args...)
+		if err != nil {
+			s.Stop()
+			return nil, err
+		}
+		s.data = append(s.data, p)
+	}
+	for _, port := range []int{base + 2, base + 3, base + 4} {
+		conf := filepath.Join(dir, "sentinel-"+strconv.Itoa(port)+".conf")
+		text := fmt.Sprintf("port %d\nbind 127.0.0.1\nprotected-mode no\ndaemonize no\n"+
+			"sentinel monitor %s 127.0.0.1 %d 2\nsentinel down-after-milliseconds %s 1000\n"+
+			"sentinel failover-timeout %s 5000\nsentinel parallel-syncs %s 1\n",
+			port, s.MasterName, master, s.MasterName, s.MasterName, s.MasterName)
+		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+			s.Stop()
+			return nil, err
+		}
+		p, err := start(dir, port, conf, "--sentinel")
+		if err != nil {
+			s.Stop()
+			return nil, err
+		}
+		s.sentinels = append(s.sentinels, p)
+		s.SentinelAddrs = append(s.SentinelAddrs, p.addr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	if err := s.WaitHealthy(ctx); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// WaitHealthy waits until every sentinel sees the master, its replica in
+// sync and the two other sentinels.
+func (s *RedisSentinel) WaitHealthy(ctx context.Context) error {
+	return waitFor(ctx, "sentinels agreed", func(ctx context.Context) error {
+		for _, a := range s.SentinelAddrs {
+			sc := goredis.NewSentinelClient(&goredis.Options{Addr: a, DialerRetries: 1, MaxRetries: -1})
+			replicas, err := sc.Replicas(ctx, s.MasterName).Result()
+			var peers []map[string]string
+			if err == nil {
+				peers, err = sc.Sentinels(ctx, s.MasterName).Result()
+			}
+			_ = sc.Close()
+			if err != nil {
+				return fmt.Errorf("sentinel %s: %w", a, err)
+			}
+			up := 0
+			for _, r := range replicas {
+				if !strings.Contains(r["flags"], "down") && !strings.Contains(r["flags"], "disconnected") && r["master-link-status"] == "ok" {
+					up++
+				}
+			}
+			if up < 1 || len(peers) < 2 {
+				return fmt.Errorf("sentinel %s sees %d replicas in sync and %d other sentinels", a, up, len(peers))
+			}
+		}
+		return nil
+	})
+}
+
+// Master asks a sentinel for the current master's address.
+func (s *RedisSentinel) Master(ctx context.Context) (string, error) {
+	sc := goredis.NewSentinelClient(&goredis.Options{Addr: s.SentinelAddrs[0]})
+	defer sc.Close()
+	hp, err := sc.GetMasterAddrByName(ctx, s.MasterName).Result()
+	if err != nil {
+		return "", err
+	}
+	return net.JoinHostPort(hp[0], hp[1]), nil
+}
+
+// Failover makes a sentinel promote the replica (SENTINEL FAILOVER) and
+// waits until the sentinels name the new master and see the old one as its
+// replica in sync. It returns the old and the new master's addresses.
+func (s *RedisSentinel) Failover(ctx context.Context) (oldMaster, newMaster string, err error) {
+	oldMaster, err = s.Master(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	sc := goredis.NewSentinelClient(&goredis.Options{Addr: s.SentinelAddrs[0]})
+	defer sc.Close()
+	if err := sc.Failover(ctx, s.MasterName).Err(); err != nil {
+		return "", "", fmt.Errorf("redistest: SENTINEL FAILOVER: %w", err)
+	}
+	err = waitFor(ctx, "a new master", func(ctx context.Context) error {
+		m, err := s.Master(ctx)
+		if err != nil {
+			return err
+		}
+		if m == oldMaster {
+			return errors.New("still the old master")
+		}
+		newMaster = m
+		return nil
+	})
+	if err == nil {
+		err = s.WaitHealthy(ctx)
+	}
+	return oldMaster, newMaster, err
+}
+
+// Stop kills the sentinels and the data nodes.
+func (s *RedisSentinel) Stop() {
+	for _, p := range append(s.sentinels, s.data...) {
+		p.stop()
+	}
+}
