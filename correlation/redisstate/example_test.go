@@ -14,7 +14,10 @@ import (
 func Example() {
 	ctx := context.Background()
 	cfg := redisstate.Config{Prefix: "syncgate-example:"}
-	rdb := redisstate.NewClient(cfg)
+	rdb, err := redisstate.NewClient(cfg)
+	if err != nil {
+		panic(err)
+	}
 	defer rdb.Close()
 	store, router := redisstate.NewStore(rdb, cfg), redisstate.NewRouter(rdb, cfg)
 

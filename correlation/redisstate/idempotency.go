@@ -40,7 +40,7 @@ type idemValue struct {
 // with another scope's keys; the gateway's scopes are hex digests of the
 // route and the principal (gateway.keyScope), which never do.
 func (s *Idempotency) key(scope, key string) string {
-	return s.prefix + "idem:" + scope + ":" + key
+	return s.prefix + "idem:{" + scope + ":" + key + "}"
 }
 
 // Reserve binds key within scope to rec unless it is bound already, in one

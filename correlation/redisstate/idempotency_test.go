@@ -22,11 +22,11 @@ func TestIdempotency(t *testing.T) {
 	if got, ok, err := s.Reserve(ctx, "r", "k", a); err != nil || !ok || got != a {
 		t.Fatalf("first Reserve = %v, %v, %v", got, ok, err)
 	}
-	wantTTL(t, rdb, cfg.Prefix+"idem:r:k", time.Minute)
+	wantTTL(t, rdb, redisstate.IdemKey(cfg.Prefix, "r", "k"), time.Minute)
 	if got, ok, err := s.Reserve(ctx, "r", "k", b); err != nil || ok || got != a {
 		t.Fatalf("second Reserve = %v, %v, %v; want the first record", got, ok, err)
 	}
-	wantTTL(t, rdb, cfg.Prefix+"idem:r:k", time.Minute) // a losing Reserve keeps the TTL
+	wantTTL(t, rdb, redisstate.IdemKey(cfg.Prefix, "r", "k"), time.Minute) // a losing Reserve keeps the TTL
 	if _, ok, _ := s.Reserve(ctx, "other", "k", b); !ok {
 		t.Fatal("keys must be scoped")
 	}
@@ -48,7 +48,7 @@ func TestIdempotency(t *testing.T) {
 			t.Fatalf("Reserve = %v, %v", ok, err)
 		}
 		testenv.Eventually(t, 10*time.Second, "key expired", func() bool {
-			n, err := rdb.Exists(ctx, cfg.Prefix+"idem:r:short").Result()
+			n, err := rdb.Exists(ctx, redisstate.IdemKey(cfg.Prefix, "r", "short")).Result()
 			return err == nil && n == 0
 		})
 		if got, ok, err := s.Reserve(ctx, "r", "short", b); err != nil || !ok || got != b {
@@ -57,7 +57,7 @@ func TestIdempotency(t *testing.T) {
 	})
 
 	t.Run("garbage value is an error", func(t *testing.T) {
-		if err := rdb.Set(ctx, cfg.Prefix+"idem:r:junk", "not json", time.Minute).Err(); err != nil {
+		if err := rdb.Set(ctx, redisstate.IdemKey(cfg.Prefix, "r", "junk"), "not json", time.Minute).Err(); err != nil {
 			t.Fatal(err)
 		}
 		if got, ok, err := s.Reserve(ctx, "r", "junk", a); err == nil || ok {

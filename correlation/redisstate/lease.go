@@ -57,7 +57,7 @@ type Lease struct {
 // for as long as the lease is held, re-registering it at every refresh.
 func (l *Lease) Advertise(replyTo string) { l.replyTo.Store(&replyTo) }
 
-func (r *Router) leaseKey(node string) string { return r.prefix + "lease:" + node }
+func (r *Router) leaseKey(node string) string { return r.prefix + membersTag + ":lease:" + node }
 
 // Join takes node's id for this process, so that two live nodes never
 // share one id (their replies and claims would mix). It fails with

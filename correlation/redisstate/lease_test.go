@@ -38,7 +38,7 @@ func TestLeaseRefusesASecondLiveNode(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := rdb.Exists(ctx, cfg.Prefix+"lease:b").Result(); n != 0 {
+	if n, _ := rdb.Exists(ctx, redisstate.LeaseKey(cfg.Prefix, "b")).Result(); n != 0 {
 		t.Errorf("Close left the lease key")
 	}
 	if err := a.Close(); err != nil {
@@ -55,7 +55,7 @@ func TestLeaseOfADeadProcessLapses(t *testing.T) {
 	r, rdb, cfg := newRouter(t)
 	ctx := t.Context()
 	// A process that died: its key, nobody refreshing it.
-	if err := rdb.Set(ctx, cfg.Prefix+"lease:a", "dead-process", 300*time.Millisecond).Err(); err != nil {
+	if err := rdb.Set(ctx, redisstate.LeaseKey(cfg.Prefix, "a"), "dead-process", 300*time.Millisecond).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.Join(ctx, "a", time.Second, 0); !errors.Is(err, redisstate.ErrNodeTaken) {
@@ -66,7 +66,7 @@ func TestLeaseOfADeadProcessLapses(t *testing.T) {
 		t.Fatalf("Join waiting for the dead lease: %v", err)
 	}
 	defer l.Close()
-	if v, _ := rdb.Get(ctx, cfg.Prefix+"lease:a").Result(); v != l.Token() {
+	if v, _ := rdb.Get(ctx, redisstate.LeaseKey(cfg.Prefix, "a")).Result(); v != l.Token() {
 		t.Fatalf("lease holds %q, want %q", v, l.Token())
 	}
 }
@@ -74,7 +74,7 @@ func TestLeaseOfADeadProcessLapses(t *testing.T) {
 func TestLeaseRefreshes(t *testing.T) {
 	r, rdb, cfg := newRouter(t)
 	ctx := t.Context()
-	key := cfg.Prefix + "lease:a"
+	key := redisstate.LeaseKey(cfg.Prefix, "a")
 	l, err := r.Join(ctx, "a", 300*time.Millisecond, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +135,7 @@ func TestLeaseAdvertises(t *testing.T) {
 		m, _ := r.Members(ctx)
 		return m["a"] == "syncgate.reply.a"
 	})
-	if err := rdb.Del(ctx, cfg.Prefix+"nodes", cfg.Prefix+"lease:a").Err(); err != nil {
+	if err := rdb.Del(ctx, redisstate.MembersKey(cfg.Prefix), redisstate.LeaseKey(cfg.Prefix, "a")).Err(); err != nil {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, 5*time.Second, "a listed again after the members were lost", func() bool {

@@ -13,8 +13,8 @@ import (
 // addressed to it (the replies to its requests in flight) until it comes
 // back or nothing more can matter.
 
-func (r *Router) membersKey() string          { return r.prefix + "nodes" }
-func (r *Router) adoptKey(node string) string { return r.prefix + "adopt:" + node }
+func (r *Router) membersKey() string          { return r.prefix + membersTag }
+func (r *Router) adoptKey(node string) string { return r.prefix + membersTag + ":adopt:" + node }
 
 // adoptScript: KEYS[1] adopt key; ARGV[1] adopter, ARGV[2] TTL in ms.
 // Takes the adoption, or refreshes it if the adopter holds it already.

@@ -11,42 +11,89 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/syncgate/syncgate/correlation/redisstate"
+	"github.com/syncgate/syncgate/internal/redistest"
 	"github.com/syncgate/syncgate/internal/testenv"
 )
 
-// newClient returns a client of the shared server and a Config whose Prefix
-// is unique to the test; every key under it is deleted when the test ends.
-// Without the server the test is skipped, or fails under CI=true
-// (testenv.RequireRedis).
-func newClient(t *testing.T) (*goredis.Client, redisstate.Config) {
+// deployment is a Redis set-up cluster mode runs on: the shared single
+// server, the test binary's Sentinel set, or its Redis Cluster
+// (internal/redistest).
+type deployment struct {
+	name   string
+	config func(t *testing.T) redisstate.Config
+}
+
+var deployments = []deployment{
+	{redisstate.ModeSingle, func(t *testing.T) redisstate.Config {
+		return redisstate.Config{Addr: testenv.RequireRedis(t)}
+	}},
+	{redisstate.ModeSentinel, func(t *testing.T) redisstate.Config {
+		s := redistest.Sentinel(t)
+		return redisstate.Config{MasterName: s.MasterName, SentinelAddrs: s.SentinelAddrs}
+	}},
+	{redisstate.ModeCluster, func(t *testing.T) redisstate.Config {
+		return redisstate.Config{ClusterAddrs: redistest.Cluster(t).Addrs}
+	}},
+}
+
+// onEvery runs test as a subtest on every deployment.
+func onEvery(t *testing.T, test func(t *testing.T, d deployment)) {
+	for _, d := range deployments {
+		t.Run(d.name, func(t *testing.T) { test(t, d) })
+	}
+}
+
+// newClient returns a client of the shared single server and a Config
+// whose Prefix is unique to the test; every key under it is deleted when
+// the test ends. Without the server the test is skipped, or fails under
+// CI=true (testenv.RequireRedis).
+func newClient(t *testing.T) (goredis.UniversalClient, redisstate.Config) {
 	t.Helper()
-	cfg := redisstate.Config{Addr: testenv.RequireRedis(t), Prefix: "syncgate-test:" + randomHex(t) + ":"}
+	return newClientOn(t, deployments[0])
+}
+
+// newClientOn is newClient on deployment d.
+func newClientOn(t *testing.T, d deployment) (goredis.UniversalClient, redisstate.Config) {
+	t.Helper()
+	cfg := d.config(t)
+	cfg.Prefix = "syncgate-test:" + randomHex(t) + ":"
 	cfg.SetDefaults()
-	rdb := goredis.NewClient(cfg.Options())
+	rdb, err := redisstate.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		// t.Context is over by now.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		var keys []string
-		iter := rdb.Scan(ctx, 0, cfg.Prefix+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			keys = append(keys, iter.Val())
-		}
-		if err := iter.Err(); err != nil {
-			t.Errorf("cleanup: scanning %s*: %v", cfg.Prefix, err)
-		}
-		if len(keys) > 0 {
-			if err := rdb.Del(ctx, keys...).Err(); err != nil {
-				t.Errorf("cleanup: deleting %d keys: %v", len(keys), err)
-			}
+		if err := deleteKeys(ctx, rdb, cfg.Prefix); err != nil {
+			t.Errorf("cleanup: deleting %s*: %v", cfg.Prefix, err)
 		}
 		_ = rdb.Close()
 	})
 	return rdb, cfg
 }
 
+// deleteKeys deletes every key under prefix, on every master of a cluster,
+// one key at a time (a cluster refuses a DEL across slots).
+func deleteKeys(ctx context.Context, rdb goredis.UniversalClient, prefix string) error {
+	del := func(ctx context.Context, c goredis.UniversalClient) error {
+		iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+		for iter.Next(ctx) {
+			if err := c.Del(ctx, iter.Val()).Err(); err != nil {
+				return err
+			}
+		}
+		return iter.Err()
+	}
+	if cc, ok := rdb.(*goredis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error { return del(ctx, c) })
+	}
+	return del(ctx, rdb)
+}
+
 // deadClient returns a client of a loopback port nothing listens on.
-func deadClient(t *testing.T) (*goredis.Client, redisstate.Config) {
+func deadClient(t *testing.T) (goredis.UniversalClient, redisstate.Config) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -58,7 +105,10 @@ func deadClient(t *testing.T) (*goredis.Client, redisstate.Config) {
 	}
 	cfg := redisstate.Config{Addr: addr, Prefix: "syncgate-test:" + randomHex(t) + ":"}
 	cfg.SetDefaults()
-	rdb := goredis.NewClient(cfg.Options())
+	rdb, err := redisstate.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = rdb.Close() })
 	return rdb, cfg
 }
@@ -72,7 +122,7 @@ func randomHex(t *testing.T) string {
 
 // pttl returns the remaining TTL of key; it fails the test when the key
 // has none or does not exist.
-func pttl(t *testing.T, rdb *goredis.Client, key string) time.Duration {
+func pttl(t *testing.T, rdb goredis.UniversalClient, key string) time.Duration {
 	t.Helper()
 	d, err := rdb.PTTL(t.Context(), key).Result()
 	if err != nil {
@@ -86,7 +136,7 @@ func pttl(t *testing.T, rdb *goredis.Client, key string) time.Duration {
 
 // wantTTL checks that key expires within want, and not much sooner: the
 // slack absorbs a slow machine between setting the TTL and reading it.
-func wantTTL(t *testing.T, rdb *goredis.Client, key string, want time.Duration) {
+func wantTTL(t *testing.T, rdb goredis.UniversalClient, key string, want time.Duration) {
 	t.Helper()
 	const slack = 5 * time.Second
 	if got := pttl(t, rdb, key); got > want || got < want-slack {

@@ -29,8 +29,14 @@ return 0
 // Router records which node waits for which correlation id and forwards
 // replies to that node over pub/sub. Pub/sub is at-most-once: a reply for a
 // pollable route is stored (Store.Complete) before it is forwarded.
+//
+// On a Redis Cluster (rdb a *goredis.ClusterClient) forwarding uses sharded
+// pub/sub (SPUBLISH, SSUBSCRIBE): a forward reaches only the shard that owns
+// the node's channel instead of being broadcast over the cluster bus to
+// every node. Elsewhere it uses PUBLISH and SUBSCRIBE.
 type Router struct {
 	rdb         goredis.UniversalClient
+	sharded     bool
 	prefix      string
 	readTimeout time.Duration
 	log         *slog.Logger
@@ -40,10 +46,11 @@ type Router struct {
 // (defaults applied). The caller owns rdb.
 func NewRouter(rdb goredis.UniversalClient, cfg Config) *Router {
 	cfg.SetDefaults()
-	return &Router{rdb: rdb, prefix: cfg.Prefix, readTimeout: cfg.ReadTimeout, log: cfg.Logger.With(slog.String("component", "redis"))}
+	_, sharded := rdb.(*goredis.ClusterClient)
+	return &Router{rdb: rdb, sharded: sharded, prefix: cfg.Prefix, readTimeout: cfg.ReadTimeout, log: cfg.Logger.With(slog.String("component", "redis"))}
 }
 
-func (r *Router) ownerKey(id string) string  { return r.prefix + "owner:" + id }
+func (r *Router) ownerKey(id string) string  { return ownerKey(r.prefix, id) }
 func (r *Router) channel(node string) string { return r.prefix + "node:" + node }
 
 // Claim records that node waits for id, for ttl (the request's budget plus
@@ -72,7 +79,7 @@ return 1
 // Store on the same client and prefix, in one round trip: what a node does
 // before publishing a request of a pollable route.
 func (r *Router) ClaimPending(ctx context.Context, id, node, principal string, ttl, pendingTTL time.Duration) error {
-	keys := []string{r.ownerKey(id), r.prefix + "result:" + id}
+	keys := []string{r.ownerKey(id), resultKey(r.prefix, id)}
 	if err := claimPendingScript.Run(ctx, r.rdb, keys, node, ms(max(ttl, time.Millisecond)), ms(max(pendingTTL, time.Millisecond)), principal).Err(); err != nil {
 		return unavailable("claim "+id, err)
 	}
@@ -108,11 +115,20 @@ func (r *Router) Forward(ctx context.Context, node string, rep envelope.Reply) (
 	if err != nil {
 		return false, err
 	}
-	n, err := r.rdb.Publish(ctx, r.channel(node), payload).Result()
+	n, err := r.publish(ctx, r.channel(node), payload)
 	if err != nil {
 		return false, unavailable("forward "+rep.CorrelationID+" to "+node, err)
 	}
 	return n > 0, nil
+}
+
+// publish sends payload on channel, sharded on a Redis Cluster, and
+// returns how many subscribers received it.
+func (r *Router) publish(ctx context.Context, channel string, payload []byte) (int64, error) {
+	if r.sharded {
+		return r.rdb.SPublish(ctx, channel, payload).Result()
+	}
+	return r.rdb.Publish(ctx, channel, payload).Result()
 }
 
 // forwardScript: KEYS[1] owner key; ARGV[1] channel prefix, ARGV[2] the
@@ -126,14 +142,27 @@ if owner == ARGV[2] then return {owner, -1} end
 return {owner, redis.call('PUBLISH', ARGV[1] .. owner, ARGV[3])}
 `)
 
-// ForwardToOwner is Owner then Forward in one round trip: it publishes rep
-// to the node that claimed its id, unless that is from itself. owner is ""
-// (with ErrNoOwner) when nobody claimed it; delivered is false when the
-// owner is from, or no listener received the reply.
+// ForwardToOwner is Owner then Forward: it publishes rep to the node that
+// claimed its id, unless that is from itself. owner is "" (with
+// ErrNoOwner) when nobody claimed it; delivered is false when the owner is
+// from, or no listener received the reply. One round trip, or two on a
+// Redis Cluster, where the owner key and the node's channel live in
+// different slots.
 func (r *Router) ForwardToOwner(ctx context.Context, from string, rep envelope.Reply) (owner string, delivered bool, err error) {
 	payload, err := encodeReply(rep)
 	if err != nil {
 		return "", false, err
+	}
+	if r.sharded {
+		owner, err := r.Owner(ctx, rep.CorrelationID)
+		if err != nil || owner == from {
+			return owner, false, err
+		}
+		n, err := r.publish(ctx, r.channel(owner), payload)
+		if err != nil {
+			return owner, false, unavailable("forward "+rep.CorrelationID+" to "+owner, err)
+		}
+		return owner, n > 0, nil
 	}
 	res, err := forwardScript.Run(ctx, r.rdb, []string{r.ownerKey(rep.CorrelationID)}, r.prefix+"node:", from, payload).Slice()
 	if err != nil {
@@ -155,46 +184,126 @@ func (r *Router) ForwardToOwner(ctx context.Context, from string, rep envelope.R
 // goroutine then calls fn, one reply at a time, for every reply forwarded
 // to node, until ctx ends or the Listener is closed. Messages that are not
 // replies are counted (Listener.Rejected), logged and dropped. After a lost
-// connection the listener reconnects and resubscribes by itself, with
-// back-off; replies published meanwhile are lost (the store has them).
+// connection, or when the server ends the subscription (on a Redis Cluster,
+// the channel's slot moved to another shard), the listener subscribes
+// again by itself, with back-off; replies published meanwhile are lost
+// (the store has them).
 //
 // fn must not block for long: replies wait behind it, and Redis drops a
 // subscriber whose backlog outgrows client-output-buffer-limit pubsub.
 func (r *Router) Listen(ctx context.Context, node string, fn func(envelope.Reply)) (*Listener, error) {
 	ch := r.channel(node)
-	ps := r.rdb.Subscribe(ctx, ch)
-	// Bounded: a server that accepts the connection but never answers must
-	// not hang the node's start.
-	msg, err := ps.ReceiveTimeout(ctx, r.readTimeout)
-	if err == nil {
-		if sub, ok := msg.(*goredis.Subscription); !ok || sub.Kind != "subscribe" || sub.Channel != ch {
-			err = errors.New("unexpected first message")
-		}
-	}
+	ps, err := r.subscribe(ctx, ch)
 	if err != nil {
-		_ = ps.Close()
 		return nil, unavailable("listen "+node, err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	l := &Listener{cancel: cancel, done: make(chan struct{})}
-	// ReceiveMessage does not watch ctx; closing the PubSub unblocks it.
-	closed := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		_ = ps.Close()
-		close(closed)
-	})
+	// Receive does not watch ctx; closing the PubSub unblocks it.
+	cur := &subscription{ps: ps}
+	stop := context.AfterFunc(ctx, cur.close)
 	go func() {
 		defer close(l.done)
 		defer func() {
-			if stop() {
-				_ = ps.Close() // run returned before ctx ended
-			} else {
-				<-closed // the AfterFunc is closing it: wait, so Close proves it
-			}
+			stop()
+			cur.close() // returns once the PubSub is closed, by whichever call
 		}()
-		l.run(ctx, ps, fn, r.log.With(slog.String("node", node)))
+		l.run(ctx, r, ch, cur, fn, r.log.With(slog.String("node", node)))
 	}()
 	return l, nil
+}
+
+// subscribe subscribes to ch (sharded on a Redis Cluster) and waits, at
+// most the read timeout, for the server to confirm it: a server that
+// accepts the connection but never answers must not hang the node's start.
+func (r *Router) subscribe(ctx context.Context, ch string) (*goredis.PubSub, error) {
+	var ps *goredis.PubSub
+	kind := "subscribe"
+	if r.sharded {
+		ps, kind = r.rdb.SSubscribe(ctx, ch), "ssubscribe"
+	} else {
+		ps = r.rdb.Subscribe(ctx, ch)
+	}
+	msg, err := ps.ReceiveTimeout(ctx, r.readTimeout)
+	if err == nil {
+		if sub, ok := msg.(*goredis.Subscription); !ok || sub.Kind != kind || sub.Channel != ch {
+			err = fmt.Errorf("unexpected first message %v", msg)
+		}
+	}
+	if err != nil {
+		_ = ps.Close()
+		return nil, err
+	}
+	return ps, nil
+}
+
+// probePayload is what probe publishes; listeners skip it.
+const probePayload = "syncgate:probe"
+
+// reloadSlots makes a cluster client reload its slot map, which lags
+// behind a failover: a subscription on a stale map lands on the old master,
+// now a replica. It does nothing on other clients.
+func (r *Router) reloadSlots(ctx context.Context) {
+	if cc, ok := r.rdb.(*goredis.ClusterClient); ok {
+		cc.ReloadState(ctx)
+	}
+}
+
+// probe checks, on a Redis Cluster, that ch has a subscriber on the master
+// of its slot: SPUBLISH counts the master's own subscribers only, so a
+// subscription on a replica (which receives, but makes every forward look
+// undelivered) counts 0.
+func (r *Router) probe(ctx context.Context, ch string) error {
+	if !r.sharded {
+		return nil
+	}
+	n, err := r.publish(ctx, ch, []byte(probePayload))
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return errNotOnMaster
+	}
+	return nil
+}
+
+var errNotOnMaster = errors.New("no subscriber on the master of the channel's slot: subscribed on a replica, or not yet")
+
+// subscription is the Listener's current PubSub, replaced when the server
+// ends a subscription, and closed once.
+type subscription struct {
+	mu     sync.Mutex
+	ps     *goredis.PubSub
+	closed bool
+}
+
+func (s *subscription) get() *goredis.PubSub {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ps
+}
+
+func (s *subscription) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.closed = true
+		_ = s.ps.Close()
+	}
+}
+
+// swap makes ps the current PubSub and closes the previous one; false (ps
+// closed) when the listener is closing.
+func (s *subscription) swap(ps *goredis.PubSub) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		_ = ps.Close()
+		return false
+	}
+	_ = s.ps.Close()
+	s.ps = ps
+	return true
 }
 
 // Listener is one node's subscription, started by Router.Listen.
@@ -224,34 +333,107 @@ const (
 	maxBackoff = 500 * time.Millisecond
 )
 
-func (l *Listener) run(ctx context.Context, ps *goredis.PubSub, fn func(envelope.Reply), log *slog.Logger) {
+// probeInterval is how often a listener on a Redis Cluster checks that
+// its subscription is on the master of its channel's slot (see probe).
+const probeInterval = time.Second
+
+func (l *Listener) run(ctx context.Context, r *Router, ch string, cur *subscription, fn func(envelope.Reply), log *slog.Logger) {
 	backoff := minBackoff
+	pause := func() bool {
+		t := time.NewTimer(backoff)
+		defer t.Stop()
+		backoff = min(2*backoff, maxBackoff)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		}
+	}
+	// resubscribe replaces the subscription with a new one on the slot's
+	// current master; false when the listener is stopping.
+	resubscribe := func() bool {
+		for {
+			r.reloadSlots(ctx)
+			if !pause() {
+				return false
+			}
+			ps, err := r.subscribe(ctx, ch)
+			if err == nil {
+				if err = r.probe(ctx, ch); err == nil {
+					return cur.swap(ps)
+				}
+				_ = ps.Close()
+			}
+			if ctx.Err() != nil {
+				return false
+			}
+			log.WarnContext(ctx, "redis listener: subscribing again failed; retrying", slog.Duration("backoff", backoff), slog.Any("error", err))
+		}
+	}
+	lastProbe := time.Now()
 	for {
-		msg, err := ps.ReceiveMessage(ctx)
+		var msg any
+		var err error
+		if r.sharded {
+			// Woken every probeInterval, to probe while nothing arrives.
+			msg, err = cur.get().ReceiveTimeout(ctx, probeInterval)
+		} else {
+			msg, err = cur.get().Receive(ctx)
+		}
 		if ctx.Err() != nil {
 			return
 		}
-		if err != nil {
-			// The PubSub reconnects on the next receive; wait first, so a
-			// Redis outage is not a busy loop.
-			log.WarnContext(ctx, "redis listener: receive failed; retrying", slog.Duration("backoff", backoff), slog.Any("error", err))
-			t := time.NewTimer(backoff)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
+		if r.sharded && time.Since(lastProbe) >= probeInterval {
+			lastProbe = time.Now()
+			if perr := r.probe(ctx, ch); errors.Is(perr, errNotOnMaster) {
+				// After a failover the client re-subscribed (or this
+				// listener did) on the old master, now a replica: replies
+				// still arrive, but forwards count as undelivered.
+				log.WarnContext(ctx, "redis listener: subscribed on a replica; subscribing on the master", slog.String("channel", ch))
+				if !resubscribe() {
+					return
+				}
+				continue
 			}
-			backoff = min(2*backoff, maxBackoff)
+		}
+		var timeout interface{ Timeout() bool }
+		if err != nil && errors.As(err, &timeout) && timeout.Timeout() {
 			continue
 		}
-		backoff = minBackoff
-		rep, err := decodeReply([]byte(msg.Payload))
 		if err != nil {
-			l.rejected.Add(1)
-			log.WarnContext(ctx, "redis listener: dropped a message that is not a reply", slog.Int("bytes", len(msg.Payload)), slog.Any("error", err))
+			// The PubSub reconnects and subscribes again on the next
+			// receive; wait first, so a Redis outage is not a busy loop.
+			log.WarnContext(ctx, "redis listener: receive failed; retrying", slog.Duration("backoff", backoff), slog.Any("error", err))
+			if !pause() {
+				return
+			}
 			continue
 		}
-		fn(rep)
+		switch m := msg.(type) {
+		case *goredis.Message:
+			backoff = minBackoff
+			if m.Payload == probePayload {
+				continue
+			}
+			rep, err := decodeReply([]byte(m.Payload))
+			if err != nil {
+				l.rejected.Add(1)
+				log.WarnContext(ctx, "redis listener: dropped a message that is not a reply", slog.Int("bytes", len(m.Payload)), slog.Any("error", err))
+				continue
+			}
+			fn(rep)
+		case *goredis.Subscription:
+			if m.Count > 0 || m.Kind != "unsubscribe" && m.Kind != "sunsubscribe" {
+				continue
+			}
+			// The server ended the subscription: on a Redis Cluster the
+			// slot of the channel moved (a failover, resharding). A new
+			// PubSub finds the slot's current owner.
+			log.WarnContext(ctx, "redis listener: the server ended the subscription; subscribing again", slog.String("channel", ch))
+			if !resubscribe() {
+				return
+			}
+		}
 	}
 }

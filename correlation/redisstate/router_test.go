@@ -16,7 +16,7 @@ import (
 	"github.com/syncgate/syncgate/internal/testenv"
 )
 
-func newRouter(t *testing.T) (*redisstate.Router, *goredis.Client, redisstate.Config) {
+func newRouter(t *testing.T) (*redisstate.Router, goredis.UniversalClient, redisstate.Config) {
 	t.Helper()
 	rdb, cfg := newClient(t)
 	return redisstate.NewRouter(rdb, cfg), rdb, cfg
@@ -32,7 +32,7 @@ func TestRouterClaim(t *testing.T) {
 	if err := r.Claim(ctx, id, "a", 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	wantTTL(t, rdb, cfg.Prefix+"owner:"+id, 30*time.Second)
+	wantTTL(t, rdb, redisstate.OwnerKey(cfg.Prefix, id), 30*time.Second)
 	if node, err := r.Owner(ctx, id); err != nil || node != "a" {
 		t.Fatalf("Owner = %q, %v; want a", node, err)
 	}
@@ -143,9 +143,12 @@ func TestRouterForward(t *testing.T) {
 // receives again.
 func TestListenerReconnects(t *testing.T) {
 	_, cfg := newClient(t)
-	opts := cfg.Options()
+	opts, err := cfg.Options()
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts.ClientName = "syncgate-test-" + randomHex(t)
-	rdb := goredis.NewClient(opts)
+	rdb := goredis.NewUniversalClient(opts)
 	t.Cleanup(func() { _ = rdb.Close() })
 	r := redisstate.NewRouter(rdb, cfg)
 	ctx := t.Context()
@@ -191,8 +194,8 @@ func TestRouterClaimPending(t *testing.T) {
 	if node, err := r.Owner(ctx, id); err != nil || node != "a" {
 		t.Fatalf("Owner = %q, %v", node, err)
 	}
-	wantTTL(t, rdb, cfg.Prefix+"owner:"+id, 30*time.Second)
-	wantTTL(t, rdb, cfg.Prefix+"result:"+id, 20*time.Second)
+	wantTTL(t, rdb, redisstate.OwnerKey(cfg.Prefix, id), 30*time.Second)
+	wantTTL(t, rdb, redisstate.ResultKey(cfg.Prefix, id), 20*time.Second)
 	if res, err := s.Get(ctx, id); err != nil || res.State != correlation.StatePending {
 		t.Fatalf("Store.Get after ClaimPending = %+v, %v; want pending", res, err)
 	}

@@ -94,7 +94,7 @@ func NewStore(rdb goredis.UniversalClient, cfg Config) *Store {
 	return &Store{rdb: rdb, prefix: cfg.Prefix, resultTTL: cfg.ResultTTL}
 }
 
-func (s *Store) key(id string) string { return s.prefix + "result:" + id }
+func (s *Store) key(id string) string { return resultKey(s.prefix, id) }
 
 // Pending records that id was accepted for principal ("" when anonymous)
 // and may be polled for ttl. It is a no-op when a record exists, and when

@@ -38,11 +38,11 @@ func wantNotFound(t *testing.T, s *redisstate.Store, id string) {
 	}
 }
 
-func newStore(t *testing.T, resultTTL time.Duration) (*redisstate.Store, func(id string) string, *goredis.Client) {
+func newStore(t *testing.T, resultTTL time.Duration) (*redisstate.Store, func(id string) string, goredis.UniversalClient) {
 	t.Helper()
 	rdb, cfg := newClient(t)
 	cfg.ResultTTL = resultTTL
-	return redisstate.NewStore(rdb, cfg), func(id string) string { return cfg.Prefix + "result:" + id }, rdb
+	return redisstate.NewStore(rdb, cfg), func(id string) string { return redisstate.ResultKey(cfg.Prefix, id) }, rdb
 }
 
 func TestStoreLifecycle(t *testing.T) {
@@ -216,7 +216,7 @@ func TestStoreTTL(t *testing.T) {
 		if err := s.Complete(ctx, reply(id)); err != nil {
 			t.Fatal(err)
 		}
-		wantTTL(t, rdb, cfg.Prefix+"result:"+id, 24*time.Hour)
+		wantTTL(t, rdb, redisstate.ResultKey(cfg.Prefix, id), 24*time.Hour)
 	})
 }
 

@@ -123,9 +123,9 @@ func (n *Node) connectOnce(ctx context.Context) (string, error) {
 	if n.router != nil && n.getLease() == nil {
 		if err := n.joinCluster(ctx); err != nil {
 			if goredis.IsAuthError(err) {
-				err = fmt.Errorf("cluster.redis.password: Redis at %s wants another password (waiting does not help): %w", n.cfg.Cluster.Redis.Addr, err)
+				err = fmt.Errorf("cluster.redis.password: Redis (%s) wants another password (waiting does not help): %w", n.cfg.Cluster.Redis.Servers(), err)
 			}
-			return "redis " + n.cfg.Cluster.Redis.Addr, &joinError{err}
+			return "redis " + n.cfg.Cluster.Redis.Servers(), &joinError{err}
 		}
 	}
 	b, err := NewBroker(n.cfg.Broker, n.log)

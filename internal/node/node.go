@@ -59,7 +59,7 @@ type Node struct {
 
 	// Cluster mode only: the Redis client, the router whose Listen takes
 	// forwarded replies, and the lease on this node's id.
-	rdb    *goredis.Client
+	rdb    goredis.UniversalClient
 	router *redisstate.Router
 	lease  *redisstate.Lease // set by connect; read under mu
 	// mu guards lease and waiting (the address connect waits for).
@@ -114,7 +114,11 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 		// is dialled: a second node with the same id must not touch the
 		// broker at all.
 		rcfg := n.redisConfig()
-		n.rdb = redisstate.NewClient(rcfg)
+		rdb, err := redisstate.NewClient(rcfg)
+		if err != nil {
+			return nil, fmt.Errorf("cluster.%w", err)
+		}
+		n.rdb = rdb
 		n.router = redisstate.NewRouter(n.rdb, rcfg)
 		n.addClusterChecks(rcfg)
 		store, idem = redisstate.NewStore(n.rdb, rcfg), redisstate.NewIdempotency(n.rdb, rcfg)
@@ -270,7 +274,7 @@ func (n *Node) joinCluster(ctx context.Context) error {
 	defer cancel()
 	lease, err := n.router.Join(ctx, n.cfg.Node, cc.LeaseTTL, cc.LeaseTTL)
 	if err != nil {
-		return fmt.Errorf("cluster: take node id %q in Redis at %s: %w", n.cfg.Node, rcfg.Addr, err)
+		return fmt.Errorf("cluster: take node id %q in Redis (%s): %w", n.cfg.Node, rcfg.Servers(), err)
 	}
 	if err := n.router.Register(ctx, n.cfg.Node, n.cfg.ReplyTo); err != nil {
 		_ = lease.Close()
@@ -280,7 +284,7 @@ func (n *Node) joinCluster(ctx context.Context) error {
 	n.mu.Lock()
 	n.lease = lease
 	n.mu.Unlock()
-	n.log.Info("joined the cluster", slog.String("redis", rcfg.Addr), slog.String("lease", lease.Token()))
+	n.log.Info("joined the cluster", slog.String("redis", rcfg.Servers()), slog.String("lease", lease.Token()))
 	return nil
 }
 
@@ -297,7 +301,7 @@ func (n *Node) addClusterChecks(rcfg redisstate.Config) {
 		api.Check{Name: "node-id", Check: func(context.Context) error {
 			lease := n.getLease()
 			if lease == nil {
-				return fmt.Errorf("node id %q not taken yet (redis %s)", n.cfg.Node, rcfg.Addr)
+				return fmt.Errorf("node id %q not taken yet (redis %s)", n.cfg.Node, rcfg.Servers())
 			}
 			return lease.Err()
 		}},

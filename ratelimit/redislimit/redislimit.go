@@ -54,7 +54,7 @@ type Limiter struct {
 
 // New returns a Limiter on rdb. It does not connect: the first decision
 // does.
-func New(rdb *goredis.Client, cfg Config) *Limiter {
+func New(rdb goredis.UniversalClient, cfg Config) *Limiter {
 	if cfg.Fallback == nil {
 		cfg.Fallback = ratelimit.NewMemory(ratelimit.MemoryConfig{})
 	}
@@ -111,7 +111,7 @@ func (l *Limiter) fellBack(ctx context.Context, err error) {
 // prefixed puts the limiter's keys under the node's prefix: redis_rate
 // names them rate:<key>, with no option to change it.
 type prefixed struct {
-	*goredis.Client
+	goredis.UniversalClient
 	prefix string
 }
 
@@ -124,21 +124,21 @@ func (p prefixed) keys(keys []string) []string {
 }
 
 func (p prefixed) Eval(ctx context.Context, script string, keys []string, args ...any) *goredis.Cmd {
-	return p.Client.Eval(ctx, script, p.keys(keys), args...)
+	return p.UniversalClient.Eval(ctx, script, p.keys(keys), args...)
 }
 
 func (p prefixed) EvalSha(ctx context.Context, sha1 string, keys []string, args ...any) *goredis.Cmd {
-	return p.Client.EvalSha(ctx, sha1, p.keys(keys), args...)
+	return p.UniversalClient.EvalSha(ctx, sha1, p.keys(keys), args...)
 }
 
 func (p prefixed) EvalRO(ctx context.Context, script string, keys []string, args ...any) *goredis.Cmd {
-	return p.Client.EvalRO(ctx, script, p.keys(keys), args...)
+	return p.UniversalClient.EvalRO(ctx, script, p.keys(keys), args...)
 }
 
 func (p prefixed) EvalShaRO(ctx context.Context, sha1 string, keys []string, args ...any) *goredis.Cmd {
-	return p.Client.EvalShaRO(ctx, sha1, p.keys(keys), args...)
+	return p.UniversalClient.EvalShaRO(ctx, sha1, p.keys(keys), args...)
 }
 
 func (p prefixed) Del(ctx context.Context, keys ...string) *goredis.IntCmd {
-	return p.Client.Del(ctx, p.keys(keys)...)
+	return p.UniversalClient.Del(ctx, p.keys(keys)...)
 }

@@ -28,12 +28,12 @@ func TestMain(m *testing.M) {
 
 // newClient returns a client of the shared server and a prefix unique to
 // the test, whose keys are deleted when the test ends.
-func newClient(t *testing.T) (*goredis.Client, string) {
+func newClient(t *testing.T) (goredis.UniversalClient, string) {
 	t.Helper()
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	cfg := redisstate.Config{Addr: testenv.RequireRedis(t), Prefix: "syncgate-test:" + hex.EncodeToString(b) + ":"}
-	rdb := redisstate.NewClient(cfg)
+	rdb := mustClient(t, cfg)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -72,7 +72,7 @@ func TestRedis(t *testing.T) {
 func TestRedisBucketsAreShared(t *testing.T) {
 	rdb, prefix := newClient(t)
 	a := redislimit.New(rdb, redislimit.Config{Prefix: prefix})
-	other := redisstate.NewClient(redisstate.Config{Addr: rdb.Options().Addr})
+	other := mustClient(t, redisstate.Config{Addr: testenv.RedisAddr})
 	t.Cleanup(func() { _ = other.Close() })
 	b := redislimit.New(other, redislimit.Config{Prefix: prefix})
 	lim := ratelimit.Limit{Rate: 1, Per: time.Hour, Burst: 2}
@@ -96,7 +96,7 @@ func TestRedisDownFallsBackToTheNode(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	_ = ln.Close()
-	rdb := redisstate.NewClient(redisstate.Config{Addr: addr})
+	rdb := mustClient(t, redisstate.Config{Addr: addr})
 	t.Cleanup(func() { _ = rdb.Close() })
 	var logs bytes.Buffer
 	var fallbacks atomic.Int32
@@ -131,4 +131,13 @@ func TestRedisDownFallsBackToTheNode(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("10 decisions took %s with Redis down", d)
 	}
+}
+
+func mustClient(t *testing.T, cfg redisstate.Config) goredis.UniversalClient {
+	t.Helper()
+	rdb, err := redisstate.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rdb
 }

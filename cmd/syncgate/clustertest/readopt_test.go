@@ -42,7 +42,7 @@ func TestAdoptionAfterRedisRestart(t *testing.T) {
 	// Let every node refresh its lease at least once in the new Redis.
 	testenv.Eventually(t, 2*leaseTTL, "the nodes' leases are back", func() bool {
 		for _, id := range nodeIDs {
-			if n, err := c.redis.Exists("clustertest:lease:" + c.nodeID(id)); err != nil || n != 1 {
+			if n, err := c.redis.Exists("clustertest:{nodes}:lease:" + c.nodeID(id)); err != nil || n != 1 {
 				return false
 			}
 		}
