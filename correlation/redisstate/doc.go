@@ -7,15 +7,20 @@
 // the members and adoption keys let a surviving node consume a dead node's
 // reply address.
 //
-// Keys live under Config.Prefix (default "syncgate:"):
+// It runs on a single server, on Sentinel or on a Redis Cluster (Config).
+// Keys live under Config.Prefix (default "syncgate:") and carry Redis
+// Cluster hash tags, so that every script touches one slot (keys.go):
 //
-//	{prefix}result:{id}        hash: state, principal, status, content type, headers (JSON), trace, body
-//	{prefix}idem:{scope}:{key} string: JSON of the correlation.IdempotencyRecord
-//	{prefix}owner:{id}         string: the node waiting for the reply
-//	{prefix}node:{node}        pub/sub channel of the node's forwarded replies
-//	{prefix}lease:{node}       string: the process holding the node id (Join, Lease)
-//	{prefix}nodes              hash: node id → reply address of the members
-//	{prefix}adopt:{node}       string: the node consuming a dead node's reply address
+//	{prefix}result:{{id}}             hash: state, principal, status, content type, headers (JSON), trace, body
+//	{prefix}owner:{{id}}              string: the node waiting for the reply
+//	{prefix}idem:{{scope}:{key}}      string: JSON of the correlation.IdempotencyRecord
+//	{prefix}node:{node}               pub/sub channel of the node's forwarded replies (sharded on a Redis Cluster)
+//	{prefix}{nodes}                   hash: node id → reply address of the members
+//	{prefix}{nodes}:lease:{node}      string: the process holding the node id (Join, Lease)
+//	{prefix}{nodes}:adopt:{node}      string: the node consuming a dead node's reply address
+//
+// where {{id}} is the id between literal braces (the hash tag) and {nodes}
+// is literal.
 //
 // The gateway's idempotency scope is the hex SHA-256 of the route and the
 // principal (so it holds no ':', and the key is whatever follows it).

@@ -74,7 +74,7 @@ func TestClusterNode(t *testing.T) {
 	}
 	rdb := goredis.NewClient(&goredis.Options{Addr: cfg.Cluster.Redis.Addr})
 	defer rdb.Close()
-	if n, err := rdb.Exists(t.Context(), cfg.Cluster.Redis.Prefix+"result:"+strings.TrimPrefix(resp.Header.Get("Location"), "/v1/requests/")).Result(); err != nil || n != 1 {
+	if n, err := rdb.Exists(t.Context(), cfg.Cluster.Redis.Prefix+"result:{"+strings.TrimPrefix(resp.Header.Get("Location"), "/v1/requests/")+"}").Result(); err != nil || n != 1 {
 		t.Errorf("result key in Redis: %d, %v", n, err)
 	}
 	if resp, body := send(t, "POST", r.base+"/demo/echo", []byte("direct"), nil); resp.StatusCode != 200 || string(body) != "direct" {
@@ -106,7 +106,7 @@ func TestClusterNode(t *testing.T) {
 	if err := r.stop(); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := rdb.Exists(t.Context(), cfg.Cluster.Redis.Prefix+"lease:"+cfg.Node).Result(); err != nil || n != 0 {
+	if n, err := rdb.Exists(t.Context(), cfg.Cluster.Redis.Prefix+"{nodes}:lease:"+cfg.Node).Result(); err != nil || n != 0 {
 		t.Fatalf("lease after stop: %d, %v; want it released", n, err)
 	}
 	cfg.Addr = "127.0.0.1:0"

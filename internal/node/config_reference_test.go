@@ -135,6 +135,9 @@ func TestReferenceConfigShowsTheDefaults(t *testing.T) {
 	wantRedis.SetDefaults()
 	gotRedis := file.Cluster.Redis
 	gotRedis.Logger, gotRedis.ResultTTL, gotRedis.IdempotencyTTL = wantRedis.Logger, wantRedis.ResultTTL, wantRedis.IdempotencyTTL
+	if len(gotRedis.ClusterAddrs) == 0 && len(gotRedis.SentinelAddrs) == 0 { // [] in the file, nil by default
+		gotRedis.ClusterAddrs, gotRedis.SentinelAddrs = nil, nil
+	}
 
 	for _, c := range []struct {
 		name      string

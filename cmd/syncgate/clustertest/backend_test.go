@@ -32,13 +32,13 @@ const (
 // RabbitMQ subtest holds the shared server (rabbitmqtest.Shared) from its
 // start, and is skipped when the server cannot be reached (failed under
 // CI=true).
-func onEachBackend(t *testing.T, scenario func(t *testing.T, on backend)) {
+func onEachBackend(t *testing.T, scenario func(t *testing.T, on backend, rk redisKind)) {
 	for _, on := range []backend{onKafka, onRabbitMQ} {
 		t.Run(string(on), func(t *testing.T) {
 			if on == onRabbitMQ {
 				useRabbitMQ(t)
 			}
-			scenario(t, on)
+			scenario(t, on, redisPrivate)
 		})
 	}
 }

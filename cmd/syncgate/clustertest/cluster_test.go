@@ -19,8 +19,10 @@ import (
 	"github.com/syncgate/syncgate/internal/testenv"
 )
 
-// cluster is one broker, one private Redis and syncgate nodes sharing them,
-// all on loopback, stopped when the test ends.
+// cluster is one broker, one Redis deployment and syncgate nodes sharing
+// them, all on loopback, stopped when the test ends. The Redis is a private
+// redis-server, or the test binary's Sentinel set or Redis Cluster
+// (internal/redistest), where the test's keys have a prefix of their own.
 //
 // Tests name nodes "a", "b", "c"; a node's id in the cluster carries a
 // suffix unique to the test (nodeID), and so do its reply address and, on
@@ -31,7 +33,8 @@ type cluster struct {
 	suffix   string   // of the node ids and the broker names
 	kafka    []string // kfake's addresses, on Kafka
 	requests string   // the destination of every route
-	redis    *redisServer
+	rk       redisKind
+	redis    *redisServer // the private server, with redisPrivate
 	dir      string
 	config   string // the nodes' configuration file
 	addrs    map[string]string
@@ -69,9 +72,23 @@ func newClusterOn(t *testing.T, on backend, ids ...string) *cluster {
 // in the nodes' configuration.
 func newClusterWith(t *testing.T, on backend, extra string, ids ...string) *cluster {
 	t.Helper()
-	redis := startRedis(t)
+	return newClusterFull(t, on, redisPrivate, extra, ids...)
+}
+
+// newClusterRedis is newClusterOn on the Redis deployment rk.
+func newClusterRedis(t *testing.T, on backend, rk redisKind, ids ...string) *cluster {
+	t.Helper()
+	return newClusterFull(t, on, rk, "", ids...)
+}
+
+func newClusterFull(t *testing.T, on backend, rk redisKind, extra string, ids ...string) *cluster {
+	t.Helper()
+	var redis *redisServer
+	if rk == redisPrivate {
+		redis = startRedis(t)
+	}
 	c := &cluster{
-		t: t, on: on, suffix: fmt.Sprintf("%08x", rand.Uint32()), redis: redis, dir: t.TempDir(), extra: extra,
+		t: t, on: on, rk: rk, suffix: fmt.Sprintf("%08x", rand.Uint32()), redis: redis, dir: t.TempDir(), extra: extra,
 		addrs: make(map[string]string), nodes: make(map[string]*node),
 		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: 90 * time.Second},
 	}
@@ -132,9 +149,7 @@ func (c *cluster) yaml() string {
 %scluster:
   enabled: true
   redis:
-    addr: %s
-    prefix: "clustertest:"
-  lease_ttl: %s
+%s  lease_ttl: %s
   claim_margin: 5s
   addrs:
 %sshutdown:
@@ -145,7 +160,7 @@ func (c *cluster) yaml() string {
   - {name: echo-sync, method: POST, path: %s, destination: %s, mode: sync, timeout: 30s}
   - {name: brief, method: POST, path: %s, destination: %s, mode: auto, wait: 1s, timeout: 30s}
   - {name: strict, method: POST, path: %s, destination: %s, mode: sync, timeout: 2s}
-`, c.brokerYAML(), c.redis.Addr(), leaseTTL, addrs.String(), c.extra,
+`, c.brokerYAML(), c.redisYAML(), leaseTTL, addrs.String(), c.extra,
 		routeEcho, c.requests, routeEchoSync, c.requests, routeBrief, c.requests, routeStrict, c.requests)
 }
 

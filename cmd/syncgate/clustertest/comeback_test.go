@@ -23,8 +23,8 @@ func TestNodeBackWhileAdopted(t *testing.T) {
 	onEachBackend(t, nodeBackWhileAdopted)
 }
 
-func nodeBackWhileAdopted(t *testing.T, on backend) {
-	c := newClusterOn(t, on, nodeIDs...)
+func nodeBackWhileAdopted(t *testing.T, on backend, rk redisKind) {
+	c := newClusterRedis(t, on, rk, nodeIDs...)
 	svc := startService(t, c, answerToOwner)
 	a, b, cn := c.Node("a"), c.Node("b"), c.Node("c")
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)

@@ -1,7 +1,9 @@
 // Package clustertest holds the multi-process tests of cluster mode: three
 // real syncgate processes (cmd/syncgate, built once per run) on loopback
 // ports, sharing one broker and a private redis-server (a child process
-// per test, never the shared Redis on 6379, so that a test may kill it),
+// per test, never the shared Redis on 6379, so that a test may kill it);
+// the core tests also run on a Sentinel set and on a Redis Cluster
+// (internal/redistest), with a master failover under load on each,
 // with a test service that answers requests to whichever node's reply
 // address a test chooses. The broker is Kafka (kfake, in the test
 // process); the tests that matter most for both networked backends run on

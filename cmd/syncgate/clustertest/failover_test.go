@@ -91,9 +91,9 @@ const (
 	unadoptedWithin = 3 * leaseTTL
 )
 
-func killNodeWithRequestsInFlight(t *testing.T, on backend) {
+func killNodeWithRequestsInFlight(t *testing.T, on backend, rk redisKind) {
 	const inFlight = 24
-	c := newClusterOn(t, on, nodeIDs...)
+	c := newClusterRedis(t, on, rk, nodeIDs...)
 	svc := startService(t, c, holdAll)
 	a, b, cn := c.Node("a"), c.Node("b"), c.Node("c")
 

@@ -36,13 +36,13 @@ func TestMisroutedRepliesReachTheWaitingNode(t *testing.T) {
 	onEachBackend(t, misroutedRepliesReachTheWaitingNode)
 }
 
-func misroutedRepliesReachTheWaitingNode(t *testing.T, on backend) {
+func misroutedRepliesReachTheWaitingNode(t *testing.T, on backend, rk redisKind) {
 	const concurrency = 64
 	requests := 5000
 	if on == onRabbitMQ {
 		requests = 2000 // the server is shared: 5 000 take 11-14s there under -race
 	}
-	c := newClusterOn(t, on, nodeIDs...)
+	c := newClusterRedis(t, on, rk, nodeIDs...)
 	svc := startService(t, c, func(_ envelope.Request, owner string) decision {
 		if rand.IntN(4) == 0 {
 			return decision{node: owner}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/syncgate/syncgate/correlation/redisstate"
+	"github.com/syncgate/syncgate/internal/redistest"
 )
 
 // binary is the syncgate command every test runs as its nodes, built once
@@ -41,5 +42,6 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "clustertest: go build ./cmd/syncgate:", err)
 		return 1
 	}
+	defer redistest.Stop()
 	return m.Run()
 }

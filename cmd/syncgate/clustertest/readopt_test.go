@@ -62,7 +62,7 @@ func TestAdoptionAfterRedisRestart(t *testing.T) {
 			return
 		}
 		if time.Now().After(deadline) {
-			members, _ := c.redis.Exists("clustertest:nodes")
+			members, _ := c.redis.Exists("clustertest:{nodes}")
 			t.Fatalf("poll on node b %v after a was killed: %d %q %v, want 200 %q (adopted nodes: b %.0f, c %.0f; members hash exists: %d)",
 				adoptedWithin, status, got, err, body(0), c.adopted(b), c.adopted(c.Node("c")), members)
 		}

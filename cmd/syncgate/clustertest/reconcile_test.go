@@ -67,9 +67,11 @@ func (k kind) answerTo(owner string) string {
 // requests sent, the nodes' is published = delivered + stored + expired,
 // each outcome counted exactly where it happened, and every 202 is
 // pollable with its reply on another node.
-func TestCountsReconcile(t *testing.T) {
+func TestCountsReconcile(t *testing.T) { countsReconcile(t, redisPrivate) }
+
+func countsReconcile(t *testing.T, rk redisKind) {
 	const perKind = 6 // two per node
-	c := newCluster(t, nodeIDs...)
+	c := newClusterRedis(t, onKafka, rk, nodeIDs...)
 	svc := startService(t, c, func(req envelope.Request, owner string) decision {
 		k := kindOf(req.Body)
 		if k.when != answerNow {

@@ -6,11 +6,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/syncgate/syncgate/internal/redistest"
 	"github.com/syncgate/syncgate/internal/testenv"
 )
 
@@ -84,4 +86,28 @@ func (r *redisServer) Exists(keys ...string) (int64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return rdb.Exists(ctx, keys...).Result()
+}
+
+// redisKind is the Redis deployment a cluster's nodes share.
+type redisKind string
+
+const (
+	redisPrivate  redisKind = "single"   // a private redis-server per test (startRedis)
+	redisSentinel redisKind = "sentinel" // the test binary's Sentinel set
+	redisCluster  redisKind = "cluster"  // the test binary's Redis Cluster
+)
+
+// redisYAML is the lines of cluster.redis for c's deployment. On the
+// shared deployments the prefix is the test's own.
+func (c *cluster) redisYAML() string {
+	switch c.rk {
+	case redisSentinel:
+		s := redistest.Sentinel(c.t)
+		return fmt.Sprintf("    master_name: %s\n    sentinel_addrs: [%s]\n    prefix: \"clustertest-%s:\"\n",
+			s.MasterName, strings.Join(s.SentinelAddrs, ", "), c.suffix)
+	case redisCluster:
+		return fmt.Sprintf("    cluster_addrs: [%s]\n    prefix: \"clustertest-%s:\"\n",
+			strings.Join(redistest.Cluster(c.t).Addrs, ", "), c.suffix)
+	}
+	return fmt.Sprintf("    addr: %s\n    prefix: \"clustertest:\"\n", c.redis.Addr())
 }
