@@ -249,14 +249,12 @@ func (r *Router) reloadSlots(ctx context.Context) {
 	}
 }
 
-// probe checks, on a Redis Cluster, that ch has a subscriber on the master
-// of its slot: SPUBLISH counts the master's own subscribers only, so a
-// subscription on a replica (which receives, but makes every forward look
-// undelivered) counts 0.
+// probe checks that ch has a subscriber on the master (of its slot, on a
+// Redis Cluster): a publish counts the master's own subscribers only, so a
+// subscription left on a node that was demoted to replica by a failover
+// (Sentinel or Redis Cluster) counts 0, and so does every forward to it,
+// which the forwarding node takes for a node that is gone.
 func (r *Router) probe(ctx context.Context, ch string) error {
-	if !r.sharded {
-		return nil
-	}
 	n, err := r.publish(ctx, ch, []byte(probePayload))
 	if err != nil {
 		return err
@@ -333,8 +331,8 @@ const (
 	maxBackoff = 500 * time.Millisecond
 )
 
-// probeInterval is how often a listener on a Redis Cluster checks that
-// its subscription is on the master of its channel's slot (see probe).
+// probeInterval is how often a listener checks that its subscription is on
+// the master (see probe): one publish per node and interval.
 const probeInterval = time.Second
 
 func (l *Listener) run(ctx context.Context, r *Router, ch string, cur *subscription, fn func(envelope.Reply), log *slog.Logger) {
@@ -373,24 +371,18 @@ func (l *Listener) run(ctx context.Context, r *Router, ch string, cur *subscript
 	}
 	lastProbe := time.Now()
 	for {
-		var msg any
-		var err error
-		if r.sharded {
-			// Woken every probeInterval, to probe while nothing arrives.
-			msg, err = cur.get().ReceiveTimeout(ctx, probeInterval)
-		} else {
-			msg, err = cur.get().Receive(ctx)
-		}
+		// Woken every probeInterval, to probe while nothing arrives.
+		msg, err := cur.get().ReceiveTimeout(ctx, probeInterval)
 		if ctx.Err() != nil {
 			return
 		}
-		if r.sharded && time.Since(lastProbe) >= probeInterval {
+		if time.Since(lastProbe) >= probeInterval {
 			lastProbe = time.Now()
 			if perr := r.probe(ctx, ch); errors.Is(perr, errNotOnMaster) {
-				// After a failover the client re-subscribed (or this
-				// listener did) on the old master, now a replica: replies
-				// still arrive, but forwards count as undelivered.
-				log.WarnContext(ctx, "redis listener: subscribed on a replica; subscribing on the master", slog.String("channel", ch))
+				// After a failover the subscription stayed (or the client
+				// made it again) on the old master, now a replica: forwards
+				// count as undelivered there, and may not arrive.
+				log.WarnContext(ctx, "redis listener: not subscribed on the master; subscribing again", slog.String("channel", ch))
 				if !resubscribe() {
 					return
 				}

@@ -47,7 +47,7 @@ func nodeBackWhileAdopted(t *testing.T, on backend, rk redisKind) {
 	}
 	k := c.settle(svc, false, a, b, cn)
 	t.Logf("%d requests sent to a while its adoption held; %v", sent, k)
-	l := reconcile(t, k, 0, false)
+	l := reconcile(t, k, 0, exact)
 	if l.published != float64(sent) || l.delivered != float64(sent) {
 		t.Errorf("ledger %+v, want %d published and delivered", l, sent)
 	}

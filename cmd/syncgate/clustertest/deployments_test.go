@@ -128,7 +128,7 @@ func redisFailoverUnderLoad(t *testing.T, rk redisKind) {
 		t.Errorf("%d requests timed out away from the failover", timeouts-inSwitch)
 	}
 	k := c.settle(svc, true, c.Node("a"), c.Node("b"), c.Node("c"))
-	lg := reconcile(t, k, 0, true)
+	lg := reconcile(t, k, 0, failover)
 	if lg.published != float64(len(calls)) || lg.delivered != float64(okCount) || lg.expired != float64(timeouts) || lg.stored != 0 {
 		t.Errorf("the nodes count %.0f published, %.0f delivered, %.0f stored, %.0f expired; the clients saw %d sent, %d 200, %d 504",
 			lg.published, lg.delivered, lg.stored, lg.expired, len(calls), okCount, timeouts)

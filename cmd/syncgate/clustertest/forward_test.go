@@ -131,7 +131,7 @@ func misroutedRepliesReachTheWaitingNode(t *testing.T, on backend, rk redisKind)
 	if got, want := k.replies["delivered"], float64(requests)-misrouted; got != want {
 		t.Errorf("replies delivered by the node that consumed them: %.0f, want %.0f", got, want)
 	}
-	l := reconcile(t, k, 0, false)
+	l := reconcile(t, k, 0, exact)
 	if l.published != float64(requests) || l.delivered != float64(requests) {
 		t.Errorf("published %.0f, delivered %.0f; want %d each", l.published, l.delivered, requests)
 	}

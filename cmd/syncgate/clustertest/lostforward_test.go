@@ -41,7 +41,7 @@ func TestLostForwardIsReadFromTheStore(t *testing.T) {
 	if k.replies["forwarded"] != 2 || sum(k.forwards) != 0 {
 		t.Errorf("replies %v, forwarded %v: want two forwarded, none arrived", k.replies, k.forwards)
 	}
-	l := reconcile(t, k, 0, true)
+	l := reconcile(t, k, 0, lossy)
 	if l.delivered != 0 || l.inTransit != 2 {
 		t.Errorf("ledger %+v, want both forwards lost in transit", l)
 	}

@@ -182,7 +182,22 @@ type ledger struct {
 // service never replied) count as expired. Outcomes that no test provokes
 // (duplicate, invalid, cancelled replies; failed publishes or reply
 // handling) must be 0; so must lost and in-transit replies unless lossy.
-func reconcile(t *testing.T, k counts, unanswered int, lossy bool) ledger {
+// tolerance is what a reconciliation lets pass besides exact counts.
+type tolerance int
+
+const (
+	exact tolerance = iota
+	// lossy: replies and forwards lost while Redis was unreachable.
+	lossy
+	// failover: lossy, and forwards counted undelivered by the node that
+	// published them but received all the same. Across a master failover a
+	// publish on the new master counts only its own subscribers, while a
+	// subscriber still on the old master, now its replica, receives the
+	// message replicated.
+	failover
+)
+
+func reconcile(t *testing.T, k counts, unanswered int, tol tolerance) ledger {
 	t.Helper()
 	r, f := k.replies, k.forwards
 	l := ledger{
@@ -216,10 +231,10 @@ func reconcile(t *testing.T, k counts, unanswered int, lossy bool) ledger {
 			t.Errorf("%.0f %s; %v", bad.n, bad.what, k)
 		}
 	}
-	if l.inTransit < 0 {
+	if l.inTransit < 0 && tol != failover {
 		t.Errorf("more forwarded replies arrived (%.0f) than were forwarded (%.0f)", sum(f), r["forwarded"])
 	}
-	if !lossy && (l.inTransit != 0 || l.lost != 0 || sum(k.clusterErrors) != 0) {
+	if tol == exact && (l.inTransit != 0 || l.lost != 0 || sum(k.clusterErrors) != 0) {
 		t.Errorf("%.0f replies lost, %.0f forwards lost, cluster errors %v, with Redis up all along; %v",
 			l.lost, l.inTransit, k.clusterErrors, k)
 	}

@@ -142,7 +142,7 @@ func countsReconcile(t *testing.T, rk redisKind) {
 
 	k := c.settle(svc, false, c.Node("a"), c.Node("b"), c.Node("c"))
 	t.Logf("clients: %v; nodes: %v", tally, k)
-	l := reconcile(t, k, perKind, false)
+	l := reconcile(t, k, perKind, exact)
 	want := ledger{published: 10 * perKind, delivered: 3 * perKind, stored: 4 * perKind, expired: 3 * perKind}
 	if l != want {
 		t.Errorf("ledger %+v, want %+v", l, want)
