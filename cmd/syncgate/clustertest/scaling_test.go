@@ -248,11 +248,12 @@ var monitorLine = regexp.MustCompile(`^[0-9.]+ \[\d+ ([^\]]+)\] (.*)$`)
 var quotedArg = regexp.MustCompile(`"((?:[^"\\]|\\.)*)"`)
 
 // add counts one MONITOR line unless it is per-node work: membership,
-// leases and adoptions (keys under {nodes}), readiness pings.
+// leases and adoptions (keys under {nodes}), the listener's probe,
+// readiness pings.
 func (r *scalingRow) add(line string) {
 	m := monitorLine.FindStringSubmatch(line)
-	if m == nil || strings.Contains(line, "{nodes}") {
-		return
+	if m == nil || strings.Contains(line, "{nodes}") || strings.Contains(line, `"syncgate:probe"`) {
+		return // per node: membership, leases, adoptions, the listener's probe
 	}
 	args := quotedArg.FindAllStringSubmatch(m[2], -1)
 	if len(args) == 0 {
