@@ -127,3 +127,45 @@ func TestFailover(t *testing.T) {
 		})
 	}
 }
+
+// The master that holds a node's channel dies without a coordinated
+// failover (SIGKILL): the cluster promotes its replica, and the listener,
+// whose PubSub would reconnect to the dead node for as long as the
+// client's slot map names it, subscribes on the new master by itself.
+func TestClusterMasterKilled(t *testing.T) {
+	rdb, cfg := newClientOn(t, deployments[2])
+	r := redisstate.NewRouter(rdb, cfg)
+	ctx := t.Context()
+	_, got := listen(t, r, ctx, "a")
+	kctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	killed, promoted, restart, err := redistest.Cluster(t).KillMaster(kctx, cfg.Prefix+"node:a")
+	if restart != nil {
+		t.Cleanup(func() {
+			rctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			if err := restart(rctx); err != nil {
+				t.Errorf("restarting the killed master %s: %v", killed, err)
+			}
+		})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	promotedAt := time.Now()
+	t.Logf("killed %s, %s promoted", killed, promoted)
+	// The killed node stays down meanwhile: a listener reconnecting to it
+	// would never get a forward.
+	testenv.Eventually(t, 20*time.Second, "a forward delivered after the master died", func() bool {
+		rep := reply(correlation.NewID())
+		if err := r.Claim(ctx, rep.CorrelationID, "a", time.Minute); err != nil {
+			return false
+		}
+		if _, delivered, err := r.ForwardToOwner(ctx, "b", rep); err != nil || !delivered {
+			return false
+		}
+		receive(t, got)
+		return true
+	})
+	t.Logf("forwarding back %v after the promotion was seen", time.Since(promotedAt).Round(time.Millisecond))
+}

@@ -208,7 +208,7 @@ func (r *Router) Listen(ctx context.Context, node string, fn func(envelope.Reply
 			stop()
 			cur.close() // returns once the PubSub is closed, by whichever call
 		}()
-		l.run(ctx, r, ch, cur, fn, r.log.With(slog.String("node", node)))
+		l.run(ctx, r, ch, cur, fn, r.log.With(slog.String("channel", ch)))
 	}()
 	return l, nil
 }
@@ -337,6 +337,24 @@ const probeInterval = time.Second
 
 func (l *Listener) run(ctx context.Context, r *Router, ch string, cur *subscription, fn func(envelope.Reply), log *slog.Logger) {
 	backoff := minBackoff
+	// failing counts the failed attempts in a row: the first is a
+	// warning, the rest of an outage goes to debug (one line per back-off
+	// step would flood the log), and the recovery is reported once.
+	failing := 0
+	failed := func(msg string, err error) {
+		failing++
+		level := slog.LevelDebug
+		if failing == 1 {
+			level = slog.LevelWarn
+		}
+		log.Log(ctx, level, msg, slog.Duration("backoff", backoff), slog.Any("error", err))
+	}
+	recovered := func() {
+		if failing > 0 {
+			log.InfoContext(ctx, "redis listener: subscribed again", slog.Int("failed_attempts", failing))
+			failing = 0
+		}
+	}
 	pause := func() bool {
 		t := time.NewTimer(backoff)
 		defer t.Stop()
@@ -359,6 +377,8 @@ func (l *Listener) run(ctx context.Context, r *Router, ch string, cur *subscript
 			ps, err := r.subscribe(ctx, ch)
 			if err == nil {
 				if err = r.probe(ctx, ch); err == nil {
+					backoff = minBackoff
+					recovered()
 					return cur.swap(ps)
 				}
 				_ = ps.Close()
@@ -366,7 +386,7 @@ func (l *Listener) run(ctx context.Context, r *Router, ch string, cur *subscript
 			if ctx.Err() != nil {
 				return false
 			}
-			log.WarnContext(ctx, "redis listener: subscribing again failed; retrying", slog.Duration("backoff", backoff), slog.Any("error", err))
+			failed("redis listener: subscribing again failed; retrying", err)
 		}
 	}
 	lastProbe := time.Now()
@@ -382,7 +402,7 @@ func (l *Listener) run(ctx context.Context, r *Router, ch string, cur *subscript
 				// After a failover the subscription stayed (or the client
 				// made it again) on the old master, now a replica: forwards
 				// count as undelivered there, and may not arrive.
-				log.WarnContext(ctx, "redis listener: not subscribed on the master; subscribing again", slog.String("channel", ch))
+				log.WarnContext(ctx, "redis listener: not subscribed on the master; subscribing again")
 				if !resubscribe() {
 					return
 				}
@@ -393,10 +413,20 @@ func (l *Listener) run(ctx context.Context, r *Router, ch string, cur *subscript
 		if err != nil && errors.As(err, &timeout) && timeout.Timeout() {
 			continue
 		}
+		if err != nil && r.sharded {
+			// A cluster PubSub reconnects to the node its slot map names,
+			// which after a master died is the dead node for as long as
+			// nothing reloads the map: reload it, and subscribe anew.
+			failed("redis listener: receive failed; subscribing again", err)
+			if !resubscribe() {
+				return
+			}
+			continue
+		}
 		if err != nil {
 			// The PubSub reconnects and subscribes again on the next
 			// receive; wait first, so a Redis outage is not a busy loop.
-			log.WarnContext(ctx, "redis listener: receive failed; retrying", slog.Duration("backoff", backoff), slog.Any("error", err))
+			failed("redis listener: receive failed; retrying", err)
 			if !pause() {
 				return
 			}
@@ -405,6 +435,7 @@ func (l *Listener) run(ctx context.Context, r *Router, ch string, cur *subscript
 		switch m := msg.(type) {
 		case *goredis.Message:
 			backoff = minBackoff
+			recovered()
 			if m.Payload == probePayload {
 				continue
 			}
@@ -422,7 +453,7 @@ func (l *Listener) run(ctx context.Context, r *Router, ch string, cur *subscript
 			// The server ended the subscription: on a Redis Cluster the
 			// slot of the channel moved (a failover, resharding). A new
 			// PubSub finds the slot's current owner.
-			log.WarnContext(ctx, "redis listener: the server ended the subscription; subscribing again", slog.String("channel", ch))
+			log.WarnContext(ctx, "redis listener: the server ended the subscription; subscribing again")
 			if !resubscribe() {
 				return
 			}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/syncgate/syncgate/correlation/redisstate"
 	"github.com/syncgate/syncgate/internal/node"
 )
 
@@ -217,4 +218,41 @@ func TestEveryExampleConfigValidates(t *testing.T) {
 			t.Fatalf("err = %v, want it to name broker.kafka.brokers", err)
 		}
 	})
+}
+
+// A flag or variable naming one Redis deployment replaces the file's: the
+// cluster example names a single server, and --redis-cluster-addrs (or the
+// Sentinel variables) pick the other deployments without a conflict. Two
+// deployments named at once are refused.
+func TestRedisDeploymentOverride(t *testing.T) {
+	const file = "../../examples/cluster.yaml"
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		mode    string
+		wantErr string
+	}{
+		{name: "file", mode: redisstate.ModeSingle},
+		{name: "cluster flag", args: []string{"--redis-cluster-addrs", "127.0.0.1:7000,127.0.0.1:7001"}, mode: redisstate.ModeCluster},
+		{name: "sentinel variables", env: map[string]string{"SYNCGATE_REDIS_MASTER_NAME": "m", "SYNCGATE_REDIS_SENTINEL_ADDRS": "127.0.0.1:26379"}, mode: redisstate.ModeSentinel},
+		{name: "two deployments", args: []string{"--redis-addr", "127.0.0.1:6379", "--redis-cluster-addrs", "127.0.0.1:7000"}, wantErr: "set one of addr"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := node.Load(append([]string{"--config", file, "--node", "a"}, tt.args...), env(tt.env), io.Discard)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Load = %v, want an error with %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.Cluster.Redis.Mode(); got != tt.mode {
+				t.Fatalf("mode %s, want %s: %+v", got, tt.mode, cfg.Cluster.Redis)
+			}
+		})
+	}
 }

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/syncgate/syncgate/correlation/redisstate"
 )
 
 // setting is one scalar field settable by environment and flag. The same
@@ -111,6 +113,7 @@ func Load(args []string, getenv func(string) string, help io.Writer) (Config, er
 			return Config{}, err
 		}
 	}
+	overrideRedisDeployment(&cfg, getenv, raw)
 	for _, s := range settings {
 		if v, ok := lookupEnv(getenv, EnvName(s.name)); ok {
 			if err := zeroSetting(s, v); err != nil {
@@ -137,6 +140,44 @@ func lookupEnv(getenv func(string) string, name string) (string, bool) {
 	}
 	v := getenv(name)
 	return v, v != ""
+}
+
+// redisModeSettings are the settings that pick a Redis deployment.
+var redisModeSettings = map[string]string{
+	"redis-addr":           redisstate.ModeSingle,
+	"redis-cluster-addrs":  redisstate.ModeCluster,
+	"redis-master-name":    redisstate.ModeSentinel,
+	"redis-sentinel-addrs": redisstate.ModeSentinel,
+}
+
+// overrideRedisDeployment lets the environment or a flag pick another
+// Redis deployment than the file: when they name one deployment only,
+// what the file says about the other two is dropped, so that
+// --redis-cluster-addrs on a file with cluster.redis.addr means the
+// cluster. Two deployments named by flags or variables still conflict,
+// and Validate says so.
+func overrideRedisDeployment(cfg *Config, getenv func(string) string, flags map[string]string) {
+	modes := make(map[string]bool)
+	for name, mode := range redisModeSettings {
+		_, flagged := flags[name]
+		_, env := lookupEnv(getenv, EnvName(name))
+		if flagged || env {
+			modes[mode] = true
+		}
+	}
+	if len(modes) != 1 {
+		return
+	}
+	r := &cfg.Cluster.Redis
+	if !modes[redisstate.ModeSingle] {
+		r.Addr = ""
+	}
+	if !modes[redisstate.ModeCluster] {
+		r.ClusterAddrs = nil
+	}
+	if !modes[redisstate.ModeSentinel] {
+		r.MasterName, r.SentinelAddrs = "", nil
+	}
 }
 
 type stringValue string

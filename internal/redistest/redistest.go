@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,7 +40,14 @@ type proc struct {
 	addr string
 	cmd  *exec.Cmd
 	done chan struct{}
+	// dir, port and args start it again (restart).
+	dir  string
+	port int
+	args []string
 }
+
+// restart starts p's server again with the same arguments, after stop.
+func (p *proc) restart() (*proc, error) { return start(p.dir, p.port, p.args...) }
 
 func (p *proc) stop() {
 	_ = p.cmd.Process.Kill()
@@ -50,7 +58,7 @@ func (p *proc) stop() {
 func start(dir string, port int, args ...string) (*proc, error) {
 	cmd := exec.Command("redis-server", args...)
 	cmd.Dir = dir
-	log, err := os.Create(filepath.Join(dir, "redis-"+strconv.Itoa(port)+".log"))
+	log, err := os.OpenFile(filepath.Join(dir, "redis-"+strconv.Itoa(port)+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +67,7 @@ func start(dir string, port int, args ...string) (*proc, error) {
 		_ = log.Close()
 		return nil, fmt.Errorf("redistest: start redis-server: %w", err)
 	}
-	p := &proc{addr: "127.0.0.1:" + strconv.Itoa(port), cmd: cmd, done: make(chan struct{})}
+	p := &proc{addr: "127.0.0.1:" + strconv.Itoa(port), cmd: cmd, done: make(chan struct{}), dir: dir, port: port, args: args}
 	go func() {
 		_ = cmd.Wait()
 		_ = log.Close()
@@ -321,11 +329,54 @@ func (c *RedisCluster) Client(t testing.TB) *goredis.ClusterClient {
 	return rdb
 }
 
-// Failover promotes the replica of the master serving key's slot with
-// CLUSTER FAILOVER (a coordinated switch, no write lost) and waits until
-// the cluster is healthy again with the old master as a replica. It
-// returns the addresses of the old and the new master.
-func (c *RedisCluster) Failover(ctx context.Context, key string) (oldMaster, newMaster string, err error) {
+// KillMaster kills the master serving key's slot at once (SIGKILL, no
+// coordinated failover) and waits until the cluster has promoted its
+// replica and serves every slot again. It returns the addresses of the
+// killed and the promoted node, and restart, which starts the killed node
+// again (it rejoins as a replica) and waits until the cluster is healthy;
+// the caller must call it, the cluster is shared.
+func (c *RedisCluster) KillMaster(ctx context.Context, key string) (killed, promoted string, restart func(context.Context) error, err error) {
+	killed, promoted, err = c.shardOf(ctx, key)
+	if err != nil {
+		return "", "", nil, err
+	}
+	i := slices.IndexFunc(c.procs, func(p *proc) bool { return p.addr == killed })
+	if i < 0 {
+		return "", "", nil, fmt.Errorf("redistest: %s is not a node of this cluster", killed)
+	}
+	c.procs[i].stop()
+	r := goredis.NewClient(&goredis.Options{Addr: promoted, DialerRetries: 1, MaxRetries: -1})
+	defer r.Close()
+	err = waitFor(ctx, "replica "+promoted+" promoted after its master died", func(ctx context.Context) error {
+		role, err := r.Do(ctx, "ROLE").Slice()
+		if err != nil {
+			return err
+		}
+		if len(role) == 0 || role[0] != "master" {
+			return fmt.Errorf("role %v", role)
+		}
+		info, err := r.ClusterInfo(ctx).Result()
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(info, "cluster_state:ok") {
+			return errors.New("cluster_state not ok")
+		}
+		return nil
+	})
+	restart = func(ctx context.Context) error {
+		p, err := c.procs[i].restart()
+		if err != nil {
+			return err
+		}
+		c.procs[i] = p
+		return c.WaitHealthy(ctx)
+	}
+	return killed, promoted, restart, err
+}
+
+// shardOf returns the master serving key's slot and its replica.
+func (c *RedisCluster) shardOf(ctx context.Context, key string) (master, replica string, err error) {
 	rdb := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: c.Addrs})
 	defer rdb.Close()
 	slot, err := rdb.ClusterKeySlot(ctx, key).Result()
@@ -334,9 +385,15 @@ func (c *RedisCluster) Failover(ctx context.Context, key string) (oldMaster, new
 	}
 	// CLUSTER NODES, not CLUSTER SLOTS: Redis 7 leaves out of the latter a
 	// replica whose replication offset is still 0 (nothing written yet).
-	any0 := goredis.NewClient(&goredis.Options{Addr: c.Addrs[0]})
-	nodes, err := any0.ClusterNodes(ctx).Result()
-	_ = any0.Close()
+	var nodes string
+	for _, a := range c.Addrs {
+		n := goredis.NewClient(&goredis.Options{Addr: a, DialerRetries: 1, MaxRetries: -1})
+		nodes, err = n.ClusterNodes(ctx).Result()
+		_ = n.Close()
+		if err == nil {
+			break
+		}
+	}
 	if err != nil {
 		return "", "", err
 	}
@@ -344,7 +401,7 @@ func (c *RedisCluster) Failover(ctx context.Context, key string) (oldMaster, new
 	lines := strings.Split(strings.TrimSpace(nodes), "\n")
 	for _, line := range lines {
 		f := strings.Fields(line)
-		if len(f) < 8 || !strings.Contains(f[2], "master") {
+		if len(f) < 8 || !strings.Contains(f[2], "master") || strings.Contains(f[2], "fail") {
 			continue
 		}
 		for _, r := range f[8:] {
@@ -355,17 +412,29 @@ func (c *RedisCluster) Failover(ctx context.Context, key string) (oldMaster, new
 			l, err1 := strconv.ParseInt(lo, 10, 64)
 			h, err2 := strconv.ParseInt(hi, 10, 64)
 			if err1 == nil && err2 == nil && l <= slot && slot <= h {
-				masterID, oldMaster = f[0], strings.Split(f[1], "@")[0]
+				masterID, master = f[0], strings.Split(f[1], "@")[0]
 			}
 		}
 	}
 	for _, line := range lines {
-		if f := strings.Fields(line); len(f) > 3 && masterID != "" && f[3] == masterID {
-			newMaster = strings.Split(f[1], "@")[0]
+		if f := strings.Fields(line); len(f) > 3 && masterID != "" && f[3] == masterID && !strings.Contains(f[2], "fail") {
+			replica = strings.Split(f[1], "@")[0]
 		}
 	}
-	if newMaster == "" {
+	if replica == "" {
 		return "", "", fmt.Errorf("redistest: no replica of the master of slot %d in %s", slot, nodes)
+	}
+	return master, replica, nil
+}
+
+// Failover promotes the replica of the master serving key's slot with
+// CLUSTER FAILOVER (a coordinated switch, no write lost) and waits until
+// the cluster is healthy again with the old master as a replica. It
+// returns the addresses of the old and the new master.
+func (c *RedisCluster) Failover(ctx context.Context, key string) (oldMaster, newMaster string, err error) {
+	oldMaster, newMaster, err = c.shardOf(ctx, key)
+	if err != nil {
+		return "", "", err
 	}
 	r := goredis.NewClient(&goredis.Options{Addr: newMaster})
 	defer r.Close()
