@@ -86,6 +86,81 @@ func (l *load) snapshot(keep func(call) bool) []call {
 	return out
 }
 
+// okCall: the request got a 200 (its body is checked by tally).
+func okCall(cl call) bool { return cl.err == nil && cl.resp.status == http.StatusOK }
+
+// startForwardedLoad starts, on c, the service that misroutes every reply
+// (so that each needs Redis to reach its request) and a load of 8 workers
+// on the strict route, and returns once 60 requests succeeded, before what
+// the test does to Redis. The load is stopped when the test ends unless
+// the test stopped it.
+func startForwardedLoad(t *testing.T, ctx context.Context, c *cluster, before string) (*service, *load) {
+	t.Helper()
+	svc := startService(t, c, misrouteAll)
+	l := startLoad(ctx, c, 8, 2000)
+	t.Cleanup(func() {
+		select {
+		case <-l.stop:
+		default:
+			l.Stop()
+		}
+	})
+	testenv.Eventually(t, 30*time.Second, "60 requests succeeded before "+before, func() bool { return len(l.snapshot(okCall)) >= 60 })
+	return svc, l
+}
+
+// waitForwarding waits until a request sent to each node after since got
+// its reply, which another node had to forward, and returns, per node, when
+// the first such request ended, and the longest wait after since.
+func waitForwarding(t *testing.T, l *load, since time.Time, what string) (map[string]time.Time, time.Duration) {
+	t.Helper()
+	recovered := make(map[string]time.Time)
+	testenv.Eventually(t, 30*time.Second, "forwarded requests succeed on every node "+what, func() bool {
+		for _, cl := range l.snapshot(func(cl call) bool { return okCall(cl) && cl.start.After(since) }) {
+			if r, seen := recovered[cl.node]; !seen || cl.end.Before(r) {
+				recovered[cl.node] = cl.end
+			}
+		}
+		return len(recovered) == len(nodeIDs)
+	})
+	var recovery time.Duration
+	for _, at := range recovered {
+		recovery = max(recovery, at.Sub(since))
+	}
+	return recovered, recovery
+}
+
+// tally counts the 200s and 504s of calls; any other outcome, or a 200
+// with another request's body, fails the test.
+func tally(t *testing.T, calls []call) (okCount, timeouts int) {
+	t.Helper()
+	for _, cl := range calls {
+		switch {
+		case cl.err != nil:
+			t.Errorf("request %q on node %s: %v", cl.body, cl.node, cl.err)
+		case cl.resp.status == http.StatusOK:
+			okCount++
+			if cl.resp.body != cl.body {
+				t.Errorf("request %q on node %s got another request's reply: %q", cl.body, cl.node, cl.resp.body)
+			}
+		case cl.resp.status == http.StatusGatewayTimeout:
+			timeouts++
+		default:
+			t.Errorf("request %q on node %s: %d %s", cl.body, cl.node, cl.resp.status, strings.TrimSpace(cl.resp.body))
+		}
+	}
+	return okCount, timeouts
+}
+
+// checkLedger fails the test unless the nodes' counts match the clients'.
+func checkLedger(t *testing.T, lg ledger, calls []call, okCount, timeouts int) {
+	t.Helper()
+	if lg.published != float64(len(calls)) || lg.delivered != float64(okCount) || lg.expired != float64(timeouts) || lg.stored != 0 {
+		t.Errorf("the nodes count %.0f published, %.0f delivered, %.0f stored, %.0f expired; the clients saw %d sent, %d 200, %d 504",
+			lg.published, lg.delivered, lg.stored, lg.expired, len(calls), okCount, timeouts)
+	}
+}
+
 // TestRedisRestart: under a steady load whose every reply must be forwarded
 // through Redis, Redis is killed and started again, empty. No node
 // crashes, readiness reports the outage as degraded, no request gets
@@ -93,19 +168,9 @@ func (l *load) snapshot(keep func(call) bool) []call {
 // every request is accounted for.
 func TestRedisRestart(t *testing.T) {
 	c := newCluster(t, nodeIDs...)
-	svc := startService(t, c, misrouteAll)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-
-	l := startLoad(ctx, c, 8, 2000)
-	stopped := false
-	defer func() {
-		if !stopped {
-			l.Stop()
-		}
-	}()
-	ok := func(cl call) bool { return cl.err == nil && cl.resp.status == http.StatusOK }
-	testenv.Eventually(t, 30*time.Second, "60 requests succeeded before the outage", func() bool { return len(l.snapshot(ok)) >= 60 })
+	svc, l := startForwardedLoad(t, ctx, c, "the outage")
 
 	down := time.Now()
 	c.redis.Kill()
@@ -133,21 +198,7 @@ func TestRedisRestart(t *testing.T) {
 		t.Errorf("no request failed while Redis was down, though every reply needed forwarding: %d ended", len(outage))
 	}
 
-	// Recovered: a request sent to each node after Redis was back got
-	// its reply, which another node had to forward.
-	recovered := make(map[string]time.Time)
-	testenv.Eventually(t, 30*time.Second, "forwarded requests succeed on every node again", func() bool {
-		for _, cl := range l.snapshot(func(cl call) bool { return ok(cl) && cl.start.After(back) }) {
-			if r, seen := recovered[cl.node]; !seen || cl.end.Before(r) {
-				recovered[cl.node] = cl.end
-			}
-		}
-		return len(recovered) == len(nodeIDs)
-	})
-	var recovery time.Duration
-	for _, at := range recovered {
-		recovery = max(recovery, at.Sub(back))
-	}
+	recovered, recovery := waitForwarding(t, l, back, "again")
 	t.Logf("forwarding recovered %v after Redis was back (per node: a %v, b %v, c %v)", recovery.Round(time.Millisecond),
 		recovered["a"].Sub(back).Round(time.Millisecond), recovered["b"].Sub(back).Round(time.Millisecond),
 		recovered["c"].Sub(back).Round(time.Millisecond))
@@ -158,13 +209,12 @@ func TestRedisRestart(t *testing.T) {
 		c.waitReady(c.Node(id)) // "ok", no longer degraded
 	}
 	calls := l.Stop()
-	stopped = true
 
 	// Steady again: every request succeeds.
 	after := startLoad(ctx, c, 12, 5)
 	final := after.Stop()
 	for _, cl := range final {
-		if !ok(cl) || cl.resp.body != cl.body {
+		if !okCall(cl) || cl.resp.body != cl.body {
 			t.Errorf("after recovery, request %q on node %s: %d %q %v", cl.body, cl.node, cl.resp.status, cl.resp.body, cl.err)
 		}
 	}
@@ -181,22 +231,7 @@ func TestRedisRestart(t *testing.T) {
 	}
 
 	// No reply handed to the wrong request; the HTTP tally adds up.
-	var okCount, timeouts int
-	for _, cl := range calls {
-		switch {
-		case cl.err != nil:
-			t.Errorf("request %q on node %s: %v", cl.body, cl.node, cl.err)
-		case cl.resp.status == http.StatusOK:
-			okCount++
-			if cl.resp.body != cl.body {
-				t.Errorf("request %q on node %s got another request's reply: %q", cl.body, cl.node, cl.resp.body)
-			}
-		case cl.resp.status == http.StatusGatewayTimeout:
-			timeouts++
-		default:
-			t.Errorf("request %q on node %s: %d %s", cl.body, cl.node, cl.resp.status, cl.resp.body)
-		}
-	}
+	okCount, timeouts := tally(t, calls)
 	if okCount+timeouts != len(calls) {
 		t.Errorf("%d requests sent, %d answered 200 and %d 504", len(calls), okCount, timeouts)
 	}
@@ -204,10 +239,7 @@ func TestRedisRestart(t *testing.T) {
 	k := c.settle(svc, true, c.Node("a"), c.Node("b"), c.Node("c"))
 	t.Logf("%d requests: %d ok, %d timed out; %v", len(calls), okCount, timeouts, k)
 	lg := reconcile(t, k, 0, lossy)
-	if lg.published != float64(len(calls)) || lg.delivered != float64(okCount) || lg.expired != float64(timeouts) || lg.stored != 0 {
-		t.Errorf("the nodes count %.0f published, %.0f delivered, %.0f stored, %.0f expired; the clients saw %d sent, %d 200, %d 504",
-			lg.published, lg.delivered, lg.stored, lg.expired, len(calls), okCount, timeouts)
-	}
+	checkLedger(t, lg, calls, okCount, timeouts)
 	t.Logf("during the outage: %.0f replies lost (Redis down), %.0f forwards lost in transit; cluster errors %v",
 		lg.lost, lg.inTransit, k.clusterErrors)
 }
