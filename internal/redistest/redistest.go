@@ -142,42 +142,35 @@ var (
 // elsewhere; under -short it is skipped.
 func Cluster(t testing.TB) *RedisCluster {
 	t.Helper()
-	need(t, "a Redis Cluster")
-	mu.Lock()
-	defer mu.Unlock()
-	if cluster == nil {
-		dir, err := tempDir()
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := StartCluster(dir)
-		if err != nil {
-			t.Fatalf("redistest: start a Redis Cluster: %v (logs in %s)", err, dir)
-		}
-		cluster = c
-	}
-	return cluster
+	return shared(t, "a Redis Cluster", &cluster, StartCluster)
 }
 
 // Sentinel returns the test binary's Sentinel set, starting it on first
 // use, as Cluster does.
 func Sentinel(t testing.TB) *RedisSentinel {
 	t.Helper()
-	need(t, "a Redis Sentinel set")
+	return shared(t, "a Redis Sentinel set", &sentinel, StartSentinel)
+}
+
+// shared returns *p, started by start in a directory of its own on first
+// use (Stop removes it).
+func shared[T any](t testing.TB, what string, p **T, start func(dir string) (*T, error)) *T {
+	t.Helper()
+	need(t, what)
 	mu.Lock()
 	defer mu.Unlock()
-	if sentinel == nil {
+	if *p == nil {
 		dir, err := tempDir()
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := StartSentinel(dir)
+		v, err := start(dir)
 		if err != nil {
-			t.Fatalf("redistest: start a Sentinel set: %v (logs in %s)", err, dir)
+			t.Fatalf("redistest: start %s: %v (logs in %s)", what, err, dir)
 		}
-		sentinel = s
+		*p = v
 	}
-	return sentinel
+	return *p
 }
 
 func need(t testing.TB, what string) {
@@ -348,12 +341,8 @@ func (c *RedisCluster) KillMaster(ctx context.Context, key string) (killed, prom
 	r := goredis.NewClient(&goredis.Options{Addr: promoted, DialerRetries: 1, MaxRetries: -1})
 	defer r.Close()
 	err = waitFor(ctx, "replica "+promoted+" promoted after its master died", func(ctx context.Context) error {
-		role, err := r.Do(ctx, "ROLE").Slice()
-		if err != nil {
+		if err := isMaster(ctx, r); err != nil {
 			return err
-		}
-		if len(role) == 0 || role[0] != "master" {
-			return fmt.Errorf("role %v", role)
 		}
 		info, err := r.ClusterInfo(ctx).Result()
 		if err != nil {
@@ -441,20 +430,23 @@ func (c *RedisCluster) Failover(ctx context.Context, key string) (oldMaster, new
 	if err := r.Do(ctx, "CLUSTER", "FAILOVER").Err(); err != nil {
 		return "", "", fmt.Errorf("redistest: CLUSTER FAILOVER on %s: %w", newMaster, err)
 	}
-	err = waitFor(ctx, "replica "+newMaster+" promoted", func(ctx context.Context) error {
-		role, err := r.Do(ctx, "ROLE").Slice()
-		if err != nil {
-			return err
-		}
-		if len(role) == 0 || role[0] != "master" {
-			return fmt.Errorf("role %v", role)
-		}
-		return nil
-	})
+	err = waitFor(ctx, "replica "+newMaster+" promoted", func(ctx context.Context) error { return isMaster(ctx, r) })
 	if err == nil {
 		err = c.WaitHealthy(ctx)
 	}
 	return oldMaster, newMaster, err
+}
+
+// isMaster returns nil when r's server says ROLE master.
+func isMaster(ctx context.Context, r *goredis.Client) error {
+	role, err := r.Do(ctx, "ROLE").Slice()
+	if err != nil {
+		return err
+	}
+	if len(role) == 0 || role[0] != "master" {
+		return fmt.Errorf("role %v", role)
+	}
+	return nil
 }
 
 // Stop kills every node.
