@@ -3,6 +3,7 @@ package redisstate
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -104,6 +105,34 @@ func (c Config) Servers() string {
 		return "master " + c.MasterName + " of sentinels " + strings.Join(c.SentinelAddrs, ",")
 	}
 	return c.Addr
+}
+
+// Explain returns err with a hint at the setting that usually causes it,
+// for the errors Redis' TLS and ACL checks give a client that lacks them:
+// a server that requires TLS closes a plain connection at once (EOF), one
+// that requires a client certificate says so, and the ACL answers NOAUTH or
+// WRONGPASS. Other errors, and nil, are returned as they are.
+func (c Config) Explain(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	var hint string
+	switch {
+	case !c.TLS.Enable && (errors.Is(err, io.EOF) || strings.HasSuffix(msg, "EOF")):
+		hint = "the server closed the connection at once: if it requires TLS, set redis.tls.enable"
+	case strings.Contains(msg, "certificate required"):
+		hint = "the server requires a client certificate: set redis.tls.cert_file and key_file"
+	case strings.Contains(msg, "NOAUTH"):
+		hint = "the server requires a password: set redis.username and redis.password"
+	case strings.Contains(msg, "WRONGPASS") && strings.Contains(msg, "sentinels"):
+		hint = "check redis.sentinel_username and sentinel_password"
+	case strings.Contains(msg, "WRONGPASS"):
+		hint = "check redis.username (an ACL user, or default) and redis.password"
+	default:
+		return err
+	}
+	return fmt.Errorf("%w (%s)", err, hint)
 }
 
 // SetDefaults fills the zero fields.

@@ -11,6 +11,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/syncgate/syncgate/correlation/redisstate"
+	"github.com/syncgate/syncgate/internal/clienttls"
 	"github.com/syncgate/syncgate/internal/redistest"
 	"github.com/syncgate/syncgate/internal/testenv"
 )
@@ -34,6 +35,31 @@ var deployments = []deployment{
 	{redisstate.ModeCluster, func(t *testing.T) redisstate.Config {
 		return redisstate.Config{ClusterAddrs: redistest.Cluster(t).Addrs}
 	}},
+	// The three again, secured: TLS with a client certificate, an ACL user
+	// (the default user off), a password on the sentinels.
+	{redisstate.ModeSingle + "+tls+acl", func(t *testing.T) redisstate.Config {
+		s := redistest.SecureServer(t)
+		return secured(redisstate.Config{Addr: s.Addr}, s.Secure)
+	}},
+	{redisstate.ModeSentinel + "+tls+acl", func(t *testing.T) redisstate.Config {
+		s := redistest.SecureSentinel(t)
+		return secured(redisstate.Config{MasterName: s.MasterName, SentinelAddrs: s.SentinelAddrs}, s.Secure)
+	}},
+	{redisstate.ModeCluster + "+tls+acl", func(t *testing.T) redisstate.Config {
+		c := redistest.SecureCluster(t)
+		return secured(redisstate.Config{ClusterAddrs: c.Addrs}, c.Secure)
+	}},
+}
+
+// secured adds to cfg what sec asks of a client, the way an operator's
+// YAML does (files, user, passwords).
+func secured(cfg redisstate.Config, sec *redistest.Secure) redisstate.Config {
+	cfg.TLS = clienttls.Config{Enable: true, CAFile: sec.CAFile, CertFile: sec.CertFile, KeyFile: sec.KeyFile}
+	cfg.Username, cfg.Password = sec.Username, sec.Password
+	if cfg.MasterName != "" {
+		cfg.SentinelPassword = sec.SentinelPassword
+	}
+	return cfg
 }
 
 // onEvery runs test as a subtest on every deployment.

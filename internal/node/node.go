@@ -274,7 +274,7 @@ func (n *Node) joinCluster(ctx context.Context) error {
 	defer cancel()
 	lease, err := n.router.Join(ctx, n.cfg.Node, cc.LeaseTTL, cc.LeaseTTL)
 	if err != nil {
-		return fmt.Errorf("cluster: take node id %q in Redis (%s): %w", n.cfg.Node, rcfg.Servers(), err)
+		return fmt.Errorf("cluster: take node id %q in Redis (%s): %w", n.cfg.Node, rcfg.Servers(), rcfg.Explain(err))
 	}
 	if err := n.router.Register(ctx, n.cfg.Node, n.cfg.ReplyTo); err != nil {
 		_ = lease.Close()

@@ -8,6 +8,12 @@
 // A test binary starts each at most once (Cluster, Sentinel) and stops them
 // in TestMain (Stop), so that the packages' tests share them the way they
 // share the single server: every test keeps to a key prefix of its own.
+//
+// SecureServer, SecureCluster and SecureSentinel are the same three
+// deployments secured the way production ones are: TLS only (with client
+// certificates, and between the servers), an ACL user with the default
+// user off, a password on the sentinels. Each has a CA of its own, made
+// when it starts.
 package redistest
 
 import (
@@ -76,11 +82,20 @@ func start(dir string, port int, args ...string) (*proc, error) {
 	return p, nil
 }
 
-// serverArgs are the flags every data node gets: loopback only, nothing on
-// disk.
-func serverArgs(port int) []string {
-	return []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+// serverArgs are the arguments every data node gets: loopback only,
+// nothing on disk; with sec, a config file of its TLS and ACL directives
+// first, and the port is its TLS port.
+func serverArgs(dir string, port int, sec *Secure, cluster bool) ([]string, error) {
+	args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 		"--protected-mode", "no", "--daemonize", "no"}
+	if sec == nil {
+		return args, nil
+	}
+	conf, err := sec.dataConf(dir, port, cluster)
+	if err != nil {
+		return nil, err
+	}
+	return append([]string{conf}, args[2:]...), nil
 }
 
 // freePorts returns n consecutive ports that are free, and whose ports
@@ -124,17 +139,20 @@ func waitFor(ctx context.Context, what string, cond func(context.Context) error)
 	}
 }
 
-func ping(ctx context.Context, addr string) error {
-	c := goredis.NewClient(&goredis.Options{Addr: addr, DialerRetries: 1, MaxRetries: -1})
+func ping(ctx context.Context, o *goredis.Options) error {
+	c := goredis.NewClient(o)
 	defer c.Close()
 	return c.Ping(ctx).Err()
 }
 
 var (
-	mu       sync.Mutex
-	cluster  *RedisCluster
-	sentinel *RedisSentinel
-	dirs     []string
+	mu             sync.Mutex
+	cluster        *RedisCluster
+	sentinel       *RedisSentinel
+	secureServer   *RedisServer
+	secureCluster  *RedisCluster
+	secureSentinel *RedisSentinel
+	dirs           []string
 )
 
 // Cluster returns the test binary's Redis Cluster, starting it on first
@@ -150,6 +168,45 @@ func Cluster(t testing.TB) *RedisCluster {
 func Sentinel(t testing.TB) *RedisSentinel {
 	t.Helper()
 	return shared(t, "a Redis Sentinel set", &sentinel, StartSentinel)
+}
+
+// SecureServer returns the test binary's secured single server (TLS with
+// client certificates, an ACL user), starting it on first use.
+func SecureServer(t testing.TB) *RedisServer {
+	t.Helper()
+	return shared(t, "a Redis server with TLS and ACL", &secureServer, func(dir string) (*RedisServer, error) {
+		sec, err := newSecure(dir)
+		if err != nil {
+			return nil, err
+		}
+		return startServer(dir, sec)
+	})
+}
+
+// SecureCluster is Cluster, secured: TLS everywhere (the cluster bus too),
+// client certificates, an ACL user.
+func SecureCluster(t testing.TB) *RedisCluster {
+	t.Helper()
+	return shared(t, "a Redis Cluster with TLS and ACL", &secureCluster, func(dir string) (*RedisCluster, error) {
+		sec, err := newSecure(dir)
+		if err != nil {
+			return nil, err
+		}
+		return startCluster(dir, sec)
+	})
+}
+
+// SecureSentinel is Sentinel, secured: TLS for the data nodes and the
+// sentinels, an ACL user on the data nodes, a password on the sentinels.
+func SecureSentinel(t testing.TB) *RedisSentinel {
+	t.Helper()
+	return shared(t, "a Redis Sentinel set with TLS and passwords", &secureSentinel, func(dir string) (*RedisSentinel, error) {
+		sec, err := newSecure(dir)
+		if err != nil {
+			return nil, err
+		}
+		return startSentinel(dir, sec)
+	})
 }
 
 // shared returns *p, started by start in a directory of its own on first
@@ -204,6 +261,18 @@ func Stop() {
 		sentinel.Stop()
 		sentinel = nil
 	}
+	if secureServer != nil {
+		secureServer.p.stop()
+		secureServer = nil
+	}
+	if secureCluster != nil {
+		secureCluster.Stop()
+		secureCluster = nil
+	}
+	if secureSentinel != nil {
+		secureSentinel.Stop()
+		secureSentinel = nil
+	}
 	for _, d := range dirs {
 		_ = os.RemoveAll(d)
 	}
@@ -218,26 +287,66 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
+// RedisServer is a single redis-server.
+type RedisServer struct {
+	Addr string
+	// Secure is what its clients need, or nil.
+	Secure *Secure
+	p      *proc
+}
+
+func startServer(dir string, sec *Secure) (*RedisServer, error) {
+	port, err := freePorts(1)
+	if err != nil {
+		return nil, err
+	}
+	args, err := serverArgs(dir, port, sec, false)
+	if err != nil {
+		return nil, err
+	}
+	p, err := start(dir, port, args...)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	if err := waitFor(ctx, "server "+p.addr+" answers", func(ctx context.Context) error { return ping(ctx, sec.options(p.addr)) }); err != nil {
+		p.stop()
+		return nil, err
+	}
+	return &RedisServer{Addr: p.addr, Secure: sec, p: p}, nil
+}
+
 // RedisCluster is a Redis Cluster of three masters, each with one replica.
 type RedisCluster struct {
 	// Addrs are every node's host:port, the masters first as created.
 	Addrs []string
-	procs []*proc
+	// Secure is what its clients need, or nil (plain TCP, no ACL).
+	Secure *Secure
+	procs  []*proc
 }
 
 // StartCluster starts the six nodes in dir and joins them with
 // redis-cli --cluster create; it returns once every slot is served and
 // every replica is in sync.
-func StartCluster(dir string) (*RedisCluster, error) {
+func StartCluster(dir string) (*RedisCluster, error) { return startCluster(dir, nil) }
+
+// startCluster is StartCluster, secured when sec is not nil.
+func startCluster(dir string, sec *Secure) (*RedisCluster, error) {
 	const nodes = 6
 	base, err := freePorts(nodes)
 	if err != nil {
 		return nil, err
 	}
-	c := &RedisCluster{}
+	c := &RedisCluster{Secure: sec}
 	for i := range nodes {
 		port := base + i
-		args := append(serverArgs(port), "--cluster-enabled", "yes",
+		args, err := serverArgs(dir, port, sec, true)
+		if err != nil {
+			c.Stop()
+			return nil, err
+		}
+		args = append(args, "--cluster-enabled", "yes",
 			"--cluster-config-file", "nodes-"+strconv.Itoa(port)+".conf", "--cluster-node-timeout", "2000")
 		p, err := start(dir, port, args...)
 		if err != nil {
@@ -250,13 +359,16 @@ func StartCluster(dir string) (*RedisCluster, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	for _, a := range c.Addrs {
-		if err := waitFor(ctx, "node "+a+" answers", func(ctx context.Context) error { return ping(ctx, a) }); err != nil {
+		if err := waitFor(ctx, "node "+a+" answers", func(ctx context.Context) error { return ping(ctx, sec.options(a)) }); err != nil {
 			c.Stop()
 			return nil, err
 		}
 	}
-	out, err := exec.CommandContext(ctx, "redis-cli", append(append([]string{"--cluster", "create"}, c.Addrs...),
-		"--cluster-replicas", "1", "--cluster-yes")...).CombinedOutput()
+	args := append(append([]string{"--cluster", "create"}, c.Addrs...), "--cluster-replicas", "1", "--cluster-yes")
+	if sec != nil {
+		args = append(args, sec.cliArgs()...)
+	}
+	out, err := exec.CommandContext(ctx, "redis-cli", args...).CombinedOutput()
 	if err != nil {
 		c.Stop()
 		return nil, fmt.Errorf("redis-cli --cluster create: %w: %s", err, out)
@@ -275,7 +387,7 @@ func (c *RedisCluster) WaitHealthy(ctx context.Context) error {
 	return waitFor(ctx, "cluster healthy", func(ctx context.Context) error {
 		synced := 0
 		for _, a := range c.Addrs {
-			n := goredis.NewClient(&goredis.Options{Addr: a, DialerRetries: 1, MaxRetries: -1})
+			n := goredis.NewClient(c.Secure.options(a))
 			info, err := n.ClusterInfo(ctx).Result()
 			var repl, nodes string
 			if err == nil {
@@ -317,7 +429,7 @@ func (c *RedisCluster) WaitHealthy(ctx context.Context) error {
 
 // Client returns a cluster client of c, closed when t ends.
 func (c *RedisCluster) Client(t testing.TB) *goredis.ClusterClient {
-	rdb := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: c.Addrs})
+	rdb := goredis.NewClusterClient(c.options())
 	t.Cleanup(func() { _ = rdb.Close() })
 	return rdb
 }
@@ -338,7 +450,7 @@ func (c *RedisCluster) KillMaster(ctx context.Context, key string) (killed, prom
 		return "", "", nil, fmt.Errorf("redistest: %s is not a node of this cluster", killed)
 	}
 	c.procs[i].stop()
-	r := goredis.NewClient(&goredis.Options{Addr: promoted, DialerRetries: 1, MaxRetries: -1})
+	r := goredis.NewClient(c.Secure.options(promoted))
 	defer r.Close()
 	err = waitFor(ctx, "replica "+promoted+" promoted after its master died", func(ctx context.Context) error {
 		if err := isMaster(ctx, r); err != nil {
@@ -366,7 +478,7 @@ func (c *RedisCluster) KillMaster(ctx context.Context, key string) (killed, prom
 
 // shardOf returns the master serving key's slot and its replica.
 func (c *RedisCluster) shardOf(ctx context.Context, key string) (master, replica string, err error) {
-	rdb := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: c.Addrs})
+	rdb := goredis.NewClusterClient(c.options())
 	defer rdb.Close()
 	slot, err := rdb.ClusterKeySlot(ctx, key).Result()
 	if err != nil {
@@ -376,7 +488,7 @@ func (c *RedisCluster) shardOf(ctx context.Context, key string) (master, replica
 	// replica whose replication offset is still 0 (nothing written yet).
 	var nodes string
 	for _, a := range c.Addrs {
-		n := goredis.NewClient(&goredis.Options{Addr: a, DialerRetries: 1, MaxRetries: -1})
+		n := goredis.NewClient(c.Secure.options(a))
 		nodes, err = n.ClusterNodes(ctx).Result()
 		_ = n.Close()
 		if err == nil {
@@ -425,7 +537,7 @@ func (c *RedisCluster) Failover(ctx context.Context, key string) (oldMaster, new
 	if err != nil {
 		return "", "", err
 	}
-	r := goredis.NewClient(&goredis.Options{Addr: newMaster})
+	r := goredis.NewClient(c.Secure.options(newMaster))
 	defer r.Close()
 	if err := r.Do(ctx, "CLUSTER", "FAILOVER").Err(); err != nil {
 		return "", "", fmt.Errorf("redistest: CLUSTER FAILOVER on %s: %w", newMaster, err)
@@ -449,6 +561,15 @@ func isMaster(ctx context.Context, r *goredis.Client) error {
 	return nil
 }
 
+// options are the options of a cluster client of c.
+func (c *RedisCluster) options() *goredis.ClusterOptions {
+	o := &goredis.ClusterOptions{Addrs: c.Addrs}
+	if s := c.Secure; s != nil {
+		o.TLSConfig, o.Username, o.Password = s.TLSConfig(), s.Username, s.Password
+	}
+	return o
+}
+
 // Stop kills every node.
 func (c *RedisCluster) Stop() {
 	for _, p := range c.procs {
@@ -461,22 +582,31 @@ func (c *RedisCluster) Stop() {
 type RedisSentinel struct {
 	MasterName    string
 	SentinelAddrs []string
-	data          []*proc // master, replica
-	sentinels     []*proc
+	// Secure is what its clients need, or nil (plain TCP, no passwords).
+	Secure    *Secure
+	data      []*proc // master, replica
+	sentinels []*proc
 }
 
 // StartSentinel starts the set in dir; it returns once every sentinel
 // knows the replica and the two other sentinels, so a failover can be
 // agreed.
-func StartSentinel(dir string) (*RedisSentinel, error) {
+func StartSentinel(dir string) (*RedisSentinel, error) { return startSentinel(dir, nil) }
+
+// startSentinel is StartSentinel, secured when sec is not nil.
+func startSentinel(dir string, sec *Secure) (*RedisSentinel, error) {
 	base, err := freePorts(5)
 	if err != nil {
 		return nil, err
 	}
-	s := &RedisSentinel{MasterName: "syncgate-test"}
+	s := &RedisSentinel{MasterName: "syncgate-test", Secure: sec}
 	master := base
 	for i, port := range []int{base, base + 1} {
-		args := serverArgs(port)
+		args, err := serverArgs(dir, port, sec, false)
+		if err != nil {
+			s.Stop()
+			return nil, err
+		}
 		if i == 1 {
 			args = append(args, "--replicaof", "127.0.0.1", strconv.Itoa(master))
 		}
@@ -493,6 +623,9 @@ func StartSentinel(dir string) (*RedisSentinel, error) {
 			"sentinel monitor %s 127.0.0.1 %d 2\nsentinel down-after-milliseconds %s 1000\n"+
 			"sentinel failover-timeout %s 5000\nsentinel parallel-syncs %s 1\n",
 			port, s.MasterName, master, s.MasterName, s.MasterName, s.MasterName)
+		if sec != nil {
+			text += sec.sentinelLines(port, s.MasterName)
+		}
 		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 			s.Stop()
 			return nil, err
@@ -519,7 +652,7 @@ func StartSentinel(dir string) (*RedisSentinel, error) {
 func (s *RedisSentinel) WaitHealthy(ctx context.Context) error {
 	return waitFor(ctx, "sentinels agreed", func(ctx context.Context) error {
 		for _, a := range s.SentinelAddrs {
-			sc := goredis.NewSentinelClient(&goredis.Options{Addr: a, DialerRetries: 1, MaxRetries: -1})
+			sc := goredis.NewSentinelClient(s.Secure.sentinelOptions(a))
 			replicas, err := sc.Replicas(ctx, s.MasterName).Result()
 			var peers []map[string]string
 			if err == nil {
@@ -545,7 +678,7 @@ func (s *RedisSentinel) WaitHealthy(ctx context.Context) error {
 
 // Master asks a sentinel for the current master's address.
 func (s *RedisSentinel) Master(ctx context.Context) (string, error) {
-	sc := goredis.NewSentinelClient(&goredis.Options{Addr: s.SentinelAddrs[0]})
+	sc := goredis.NewSentinelClient(s.Secure.sentinelOptions(s.SentinelAddrs[0]))
 	defer sc.Close()
 	hp, err := sc.GetMasterAddrByName(ctx, s.MasterName).Result()
 	if err != nil {
@@ -562,7 +695,7 @@ func (s *RedisSentinel) Failover(ctx context.Context) (oldMaster, newMaster stri
 	if err != nil {
 		return "", "", err
 	}
-	sc := goredis.NewSentinelClient(&goredis.Options{Addr: s.SentinelAddrs[0]})
+	sc := goredis.NewSentinelClient(s.Secure.sentinelOptions(s.SentinelAddrs[0]))
 	defer sc.Close()
 	if err := sc.Failover(ctx, s.MasterName).Err(); err != nil {
 		return "", "", fmt.Errorf("redistest: SENTINEL FAILOVER: %w", err)

@@ -25,6 +25,17 @@ func TestOnSentinelAndRedisCluster(t *testing.T) {
 	}
 }
 
+// TestOnSecuredRedis runs the forwarding test on a Sentinel set and a
+// Redis Cluster that require TLS with client certificates and an ACL user
+// (and a password on the sentinels), configured in the nodes' YAML the way
+// an operator writes it: the nodes join, and replies forwarded through
+// Redis reach the waiting node.
+func TestOnSecuredRedis(t *testing.T) {
+	for _, rk := range []redisKind{redisSecureSentinel, redisSecureCluster} {
+		t.Run(string(rk), func(t *testing.T) { misroutedRepliesReachTheWaitingNode(t, onKafka, rk) })
+	}
+}
+
 // TestRedisFailoverUnderLoad: under a steady load whose every reply must be
 // forwarded through Redis, the Redis master fails over (SENTINEL FAILOVER;
 // on the Redis Cluster, CLUSTER FAILOVER of the shard that holds node a's

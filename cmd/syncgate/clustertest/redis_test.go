@@ -95,7 +95,21 @@ const (
 	redisPrivate  redisKind = "single"   // a private redis-server per test (startRedis)
 	redisSentinel redisKind = "sentinel" // the test binary's Sentinel set
 	redisCluster  redisKind = "cluster"  // the test binary's Redis Cluster
+	// The two again, secured: TLS with a client certificate, an ACL user,
+	// a password on the sentinels.
+	redisSecureSentinel redisKind = "sentinel+tls+acl"
+	redisSecureCluster  redisKind = "cluster+tls+acl"
 )
+
+// secureYAML is the lines of cluster.redis that sec asks for.
+func secureYAML(sec *redistest.Secure, sentinel bool) string {
+	y := fmt.Sprintf("    username: %s\n    password: %s\n    tls:\n      enable: true\n      ca_file: %s\n      cert_file: %s\n      key_file: %s\n",
+		sec.Username, sec.Password, sec.CAFile, sec.CertFile, sec.KeyFile)
+	if sentinel {
+		y += fmt.Sprintf("    sentinel_password: %s\n", sec.SentinelPassword)
+	}
+	return y
+}
 
 // redisYAML is the lines of cluster.redis for c's deployment. On the
 // shared deployments the prefix is the test's own.
@@ -108,6 +122,14 @@ func (c *cluster) redisYAML() string {
 	case redisCluster:
 		return fmt.Sprintf("    cluster_addrs: [%s]\n    prefix: \"clustertest-%s:\"\n",
 			strings.Join(redistest.Cluster(c.t).Addrs, ", "), c.suffix)
+	case redisSecureSentinel:
+		s := redistest.SecureSentinel(c.t)
+		return fmt.Sprintf("    master_name: %s\n    sentinel_addrs: [%s]\n    prefix: \"clustertest-%s:\"\n",
+			s.MasterName, strings.Join(s.SentinelAddrs, ", "), c.suffix) + secureYAML(s.Secure, true)
+	case redisSecureCluster:
+		rc := redistest.SecureCluster(c.t)
+		return fmt.Sprintf("    cluster_addrs: [%s]\n    prefix: \"clustertest-%s:\"\n",
+			strings.Join(rc.Addrs, ", "), c.suffix) + secureYAML(rc.Secure, false)
 	}
 	return fmt.Sprintf("    addr: %s\n    prefix: \"clustertest:\"\n", c.redis.Addr())
 }
