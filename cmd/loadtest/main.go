@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
@@ -24,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/syncgate/syncgate/correlation/redisstate"
 	"github.com/syncgate/syncgate/loadtest"
 	"github.com/syncgate/syncgate/loadtest/scenario"
 )
@@ -46,6 +48,9 @@ and runs until SIGTERM or until its stdin closes; loadtest naive-gateway -h):
 var errUsage = errors.New("usage")
 
 func main() {
+	// The Redis Cluster cluster-procs starts refuses dials until its nodes
+	// listen; go-redis would print each to stderr.
+	redisstate.SetLibraryLogger(slog.Default())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
@@ -291,6 +296,7 @@ type scenarioFlags struct {
 	format  string
 	jsonOut string
 	waiters int
+	nodes   int
 	quiet   bool
 }
 
@@ -300,6 +306,7 @@ func (sf *scenarioFlags) register(fs *flag.FlagSet, plotDir string) {
 	fs.StringVar(&sf.format, "plot-format", "svg", "plot image format: "+strings.Join(loadtest.PlotFormats, ", "))
 	fs.StringVar(&sf.jsonOut, "json", "", "write the reports as JSON to this file (- for stdout)")
 	fs.IntVar(&sf.waiters, "waiters", 10000, "many-waiters: requests held open")
+	fs.IntVar(&sf.nodes, "nodes", scenario.ClusterNodes, "cluster-procs: gateway nodes")
 	fs.BoolVar(&sf.quiet, "quiet", false, "no progress lines")
 }
 
@@ -312,7 +319,7 @@ func (sf *scenarioFlags) check() error {
 }
 
 func (sf *scenarioFlags) options(stderr io.Writer) scenario.Options {
-	o := scenario.Options{Short: sf.short, Waiters: sf.waiters}
+	o := scenario.Options{Short: sf.short, Waiters: sf.waiters, Nodes: sf.nodes}
 	if !sf.quiet {
 		o.Progress = stderr
 	}

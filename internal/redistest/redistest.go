@@ -561,6 +561,15 @@ func isMaster(ctx context.Context, r *goredis.Client) error {
 	return nil
 }
 
+// PIDs returns the process id of each node, in the order of Addrs.
+func (c *RedisCluster) PIDs() []int {
+	pids := make([]int, len(c.procs))
+	for i, p := range c.procs {
+		pids[i] = p.cmd.Process.Pid
+	}
+	return pids
+}
+
 // options are the options of a cluster client of c.
 func (c *RedisCluster) options() *goredis.ClusterOptions {
 	o := &goredis.ClusterOptions{Addrs: c.Addrs}

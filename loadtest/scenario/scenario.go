@@ -22,6 +22,9 @@ type Options struct {
 	Scale float64
 	// Waiters is how many requests many-waiters holds open (default 10000).
 	Waiters int
+	// Nodes is how many gateway nodes cluster-procs runs (default
+	// ClusterNodes).
+	Nodes int
 	// NodeCommand starts the gateway node of many-waiters in a child
 	// process (argv; see ServeNode). Default: this executable with the
 	// argument "serve-node".
@@ -130,6 +133,7 @@ func All() []Scenario {
 		{"memory-procs", "the gateway with its demo service as its own process vs a plain echo-server process: CPU per request of each", MemoryProcs},
 		{"rabbitmq-procs", "cmd/demo and the gateway as processes over RabbitMQ (127.0.0.1:5672, its defaults: quorum queue, persistent messages) vs the naive amqp091-go gateway and echo service (persistent, confirmed, mandatory), then with transient replies as the pair's: CPU per request of each, and of the RabbitMQ server", RabbitMQProcs},
 		{"kafka-procs", "kafka-embedded, cmd/demo and the gateway as three processes vs a naive kafka-go gateway and echo service on their own kafka-embedded: throughput, latency and CPU per request of every process", KafkaProcs},
+		{"cluster-procs", "the scaled-down cluster of docs/scaling.md: gateway nodes in cluster mode (6 unless -nodes) on a Redis Cluster of 3 masters and 3 replicas, kafka-embedded and cmd/demo as processes, the load spread over the nodes: latency, CPU per request of every process, and what Redis does per request", ClusterProcs},
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/syncgate/syncgate/internal/testenv"
 	"github.com/syncgate/syncgate/loadtest"
 	"github.com/syncgate/syncgate/loadtest/floor"
 	"github.com/syncgate/syncgate/loadtest/scenario"
@@ -180,5 +181,40 @@ func TestMemoryProcsSmoke(t *testing.T) {
 	}
 	if c := rep.Comparisons[0]; c.Met == nil || c.Ratio <= 0 || c.Unit != "µs" {
 		t.Errorf("CPU comparison %+v", c)
+	}
+}
+
+// A smoke run of cluster-procs with two nodes: every request answered 200
+// across both, every process's CPU reported (nodes, broker, service, six
+// Redis nodes), and Redis's work per request what TestRedisWorkPerRequest
+// counts for an auto request (1 round trip, 5 commands): the figure
+// docs/scaling.md builds on, checked end to end.
+func TestClusterProcsSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds three commands and starts a Redis Cluster")
+	}
+	rep, err := scenario.Run(t.Context(), "cluster-procs", scenario.Options{Short: true, Scale: 0.2, Nodes: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Skipped != "" {
+		testenv.Unavailable(t, "cluster-procs skipped: %s", rep.Skipped)
+	}
+	r := rep.Results[0]
+	if r.Requests == 0 || r.Errors != 0 || r.Status["200"] != r.Requests {
+		t.Errorf("%d requests, %d errors, statuses %v", r.Requests, r.Errors, r.Status)
+	}
+	if len(r.CPU) != 1+2+2+6 {
+		t.Errorf("CPU of %d processes, want 11 (load generator, broker, service, 2 nodes, 6 Redis): %+v", len(r.CPU), r.CPU)
+	}
+	for _, c := range r.CPU {
+		if c.Err != "" || c.PerRequestUS <= 0 {
+			t.Errorf("%s: %.1f µs per request (%s)", c.Name, c.PerRequestUS, c.Err)
+		}
+	}
+	for _, c := range rep.Comparisons {
+		if c.Met == nil || !*c.Met || c.Ratio < 0.9 {
+			t.Errorf("%s: %.2f per request, want %.0f", c.What, c.Value, c.FloorValue)
+		}
 	}
 }
