@@ -107,11 +107,14 @@ func (c Config) Servers() string {
 	return c.Addr
 }
 
-// Explain returns err with a hint at the setting that usually causes it,
-// for the errors Redis' TLS and ACL checks give a client that lacks them:
-// a server that requires TLS closes a plain connection at once (EOF), one
-// that requires a client certificate says so, and the ACL answers NOAUTH or
-// WRONGPASS. Other errors, and nil, are returned as they are.
+// Explain returns err with a hint at the setting that usually causes it:
+// a deployment of another kind than configured (MOVED from a cluster node
+// configured as addr, a single server configured as cluster_addrs, data
+// nodes or an unknown master name given for Sentinel), and the errors
+// Redis' TLS and ACL checks give a client that lacks them (a server that
+// requires TLS closes a plain connection at once, EOF; one that requires a
+// client certificate says so; the ACL answers NOAUTH or WRONGPASS). Other
+// errors, and nil, are returned as they are.
 func (c Config) Explain(err error) error {
 	if err == nil {
 		return nil
@@ -119,6 +122,14 @@ func (c Config) Explain(err error) error {
 	msg := err.Error()
 	var hint string
 	switch {
+	case strings.Contains(msg, "MOVED "):
+		hint = "the server is a node of a Redis Cluster: list some of its nodes in redis.cluster_addrs instead of addr"
+	case strings.Contains(msg, "cluster support disabled"):
+		hint = "the server is not part of a Redis Cluster: set redis.addr (or master_name and sentinel_addrs) instead of cluster_addrs"
+	case strings.Contains(msg, "unknown command 'sentinel'"):
+		hint = "redis.sentinel_addrs must name the sentinels (port 26379 by default), not the data nodes"
+	case c.Mode() == ModeSentinel && strings.HasSuffix(msg, "redis: nil"):
+		hint = fmt.Sprintf("no sentinel monitors a master named %q: check redis.master_name", c.MasterName)
 	case !c.TLS.Enable && (errors.Is(err, io.EOF) || strings.HasSuffix(msg, "EOF")):
 		hint = "the server closed the connection at once: if it requires TLS, set redis.tls.enable"
 	case strings.Contains(msg, "certificate required"):

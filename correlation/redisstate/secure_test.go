@@ -2,11 +2,14 @@ package redisstate_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/syncgate/syncgate/correlation/redisstate"
+	"github.com/syncgate/syncgate/internal/redistest"
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 // The secured deployments that TestConformance passes on refuse a client
@@ -63,6 +66,52 @@ func TestSecuredDeploymentsRefuseWrongCredentials(t *testing.T) {
 					}
 					t.Logf("refused: %v", cfg.Explain(err))
 				})
+			}
+		})
+	}
+}
+
+// A deployment configured as another kind fails to join with a hint at
+// the setting to change: the mistakes an operator moving between the
+// three kinds makes.
+func TestWrongDeploymentKindExplained(t *testing.T) {
+	single := testenv.RequireRedis(t)
+	cluster, sentinel := redistest.Cluster(t), redistest.Sentinel(t)
+	for _, tc := range []struct {
+		name string
+		cfg  redisstate.Config
+		hint string
+	}{
+		{"a cluster node as addr", redisstate.Config{Addr: cluster.Addrs[0]}, "redis.cluster_addrs instead of addr"},
+		{"a single server as cluster_addrs", redisstate.Config{ClusterAddrs: []string{single}}, "not part of a Redis Cluster"},
+		{"a data node as a sentinel", redisstate.Config{MasterName: sentinel.MasterName, SentinelAddrs: []string{single}}, "must name the sentinels"},
+		{"an unknown master name", redisstate.Config{MasterName: "nobody", SentinelAddrs: sentinel.SentinelAddrs}, `named "nobody"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tc.cfg
+			cfg.Prefix = "syncgate-test:" + randomHex(t) + ":"
+			cfg.SetDefaults()
+			rdb, err := redisstate.NewClient(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rdb.Close()
+			// Every slot: the id's key must land on another master than
+			// the one configured, for MOVED (a third of the ids do not).
+			var joinErr error
+			for i := range 8 {
+				var l *redisstate.Lease
+				l, joinErr = redisstate.NewRouter(rdb, cfg).Join(t.Context(), fmt.Sprintf("kind-%d", i), 10*time.Second, time.Second)
+				if joinErr != nil {
+					break
+				}
+				_ = l.Close()
+			}
+			if joinErr == nil {
+				t.Fatal("Join succeeded on the wrong kind of deployment")
+			}
+			if got := cfg.Explain(joinErr).Error(); !strings.Contains(got, tc.hint) {
+				t.Fatalf("Explain: %s\nwant a hint with %q", got, tc.hint)
 			}
 		})
 	}
