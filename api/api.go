@@ -43,6 +43,9 @@ type Route struct {
 	// policy named after the route. NoRateLimit exempts the route.
 	RateLimit   *ratelimit.Limit
 	NoRateLimit bool
+	// Key, when set, builds each request's message key (ParseKeyTemplate);
+	// nil keys messages by their correlation id.
+	Key *KeyTemplate
 }
 
 // Options configures the HTTP handler.

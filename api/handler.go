@@ -69,6 +69,13 @@ func (s *server) request(w http.ResponseWriter, r *http.Request, rt *Route, mode
 		WriteProblem(w, r, *pt, detail, id)
 		return false
 	}
+	var msgKey string
+	if rt.Key != nil {
+		if msgKey, err = rt.Key.Expand(r, body); err != nil {
+			WriteProblem(w, r, ProblemMessageKey, err.Error(), id)
+			return false
+		}
+	}
 	*req = gateway.Request{
 		Route: rt.Route, ID: id, Prefer: parsePrefer(r.Header[headerPrefer]),
 		Principal: middleware.Principal(r.Context()),
@@ -80,6 +87,7 @@ func (s *server) request(w http.ResponseWriter, r *http.Request, rt *Route, mode
 			TraceParent:    info.TraceParent(),
 			TraceState:     info.Trace.State,
 			IdempotencyKey: key,
+			Key:            msgKey,
 			Body:           body,
 		},
 	}

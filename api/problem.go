@@ -62,6 +62,10 @@ var (
 	ProblemKeyMismatch = ProblemType{"idempotency-key-mismatch", "Idempotency-Key reused with a different payload", http.StatusUnprocessableEntity}
 	ProblemKeyConflict = ProblemType{"idempotency-key-conflict", "The request with this Idempotency-Key has no retrievable outcome", http.StatusConflict}
 
+	// A route that keys its messages (api.KeyTemplate) got a request
+	// without the value it keys by.
+	ProblemMessageKey = ProblemType{"message-key-missing", "The request lacks the value this route keys its messages by", http.StatusBadRequest}
+
 	// Request control.
 	ProblemRequestCancelled = ProblemType{"request-cancelled", "The request was cancelled", http.StatusGone}
 	ProblemRequestCompleted = ProblemType{"request-completed", "The request is complete and cannot be cancelled", http.StatusConflict}
@@ -81,7 +85,7 @@ func Catalogue() []ProblemType {
 		ProblemOverloaded, ProblemRouteOverloaded, ProblemKeyRequired, ProblemKeyInvalid,
 		ProblemKeyMismatch, ProblemKeyConflict, ProblemRequestCancelled, ProblemRequestCompleted,
 		ProblemInvalidReply, ProblemDeadLettered, ProblemUnauthorized, ProblemAuthUnavailable,
-		ProblemRateLimited,
+		ProblemRateLimited, ProblemMessageKey,
 	}
 }
 

@@ -61,7 +61,11 @@ type Request struct {
 	// anonymous). Only the gateway sets it: callers' HTTP headers travel
 	// under HeaderPrefix and can never produce it.
 	Principal string
-	Body      []byte
+	// Key is the message key (the Kafka partition: messages with one key
+	// keep their order). Empty: the correlation id, so requests spread
+	// over the partitions.
+	Key  string
+	Body []byte
 }
 
 // Reply is what a service answers. Status 0 means 200.
@@ -88,7 +92,8 @@ func (r Reply) StatusCode() int {
 	return r.Status
 }
 
-// Message encodes the request. The message key is the correlation id.
+// Message encodes the request. The message key is Key, or the
+// correlation id.
 func (r Request) Message() brokers.Message {
 	h := make(map[string]string, 8+len(r.Header))
 	h[CorrelationID] = r.CorrelationID
@@ -107,7 +112,11 @@ func (r Request) Message() brokers.Message {
 	for k, v := range r.Header {
 		h[HeaderPrefix+strings.ToLower(k)] = v
 	}
-	return brokers.Message{Key: r.CorrelationID, Headers: h, Body: r.Body}
+	key := r.Key
+	if key == "" {
+		key = r.CorrelationID
+	}
+	return brokers.Message{Key: key, Headers: h, Body: r.Body}
 }
 
 // Message encodes the reply. The message key is the correlation id.
@@ -142,6 +151,9 @@ func DecodeRequest(m brokers.Message) (Request, error) {
 		IdempotencyKey: m.Headers[IdempotencyKey],
 		Principal:      m.Headers[Principal],
 		Body:           m.Body,
+	}
+	if m.Key != id {
+		r.Key = m.Key // a route's key; the correlation id stays implicit
 	}
 	if d := m.Headers[Deadline]; d != "" {
 		if r.Deadline, err = parseDeadline(d); err != nil {

@@ -364,3 +364,19 @@ func TestInvalidReason(t *testing.T) {
 		t.Errorf("InvalidReason(other) = %q", got)
 	}
 }
+
+// A route's message key becomes the message's key and comes back as Key;
+// without one the key is the correlation id and Key stays empty.
+func TestRequestKey(t *testing.T) {
+	m := envelope.Request{CorrelationID: testID, Key: "customer-42"}.Message()
+	if m.Key != "customer-42" {
+		t.Fatalf("Message().Key = %q, want the route's key", m.Key)
+	}
+	got, err := envelope.DecodeRequest(m)
+	if err != nil || got.Key != "customer-42" {
+		t.Fatalf("DecodeRequest: Key %q, %v", got.Key, err)
+	}
+	if m := (envelope.Request{CorrelationID: testID}).Message(); m.Key != testID {
+		t.Fatalf("without a key: Message().Key = %q, want the correlation id", m.Key)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/syncgate/syncgate/api"
 	"github.com/syncgate/syncgate/brokers/kafka"
 	"github.com/syncgate/syncgate/brokers/rabbitmq"
 	"github.com/syncgate/syncgate/brokers/responder/demo"
@@ -196,6 +197,11 @@ type RouteConfig struct {
 	// RateLimit is the route's own limit per caller, or off: see
 	// auth.rate_limit.
 	RateLimit RouteRateLimitConfig `yaml:"rate_limit"`
+	// Key builds each request's message key (api.KeyTemplate: path
+	// parameters, headers, the JSON body), so that one entity's messages
+	// share a Kafka partition and keep their order. Empty: the
+	// correlation id.
+	Key string `yaml:"key"`
 }
 
 // DefaultMaxInFlight is http.max_in_flight when the file, the environment
@@ -478,6 +484,11 @@ func (c *Config) Validate() error {
 		}
 		if r.MaxWait < 0 || r.MaxWait > c.HTTP.MaxWait {
 			bad(f+".max_wait", "%s is outside 0..http.max_wait (%s)", r.MaxWait, c.HTTP.MaxWait)
+		}
+		if r.Key != "" {
+			if _, err := api.ParseKeyTemplate(r.Key, r.Path); err != nil {
+				bad(f+".key", "%v", err)
+			}
 		}
 		key := r.Method + " " + r.Path
 		if j, dup := seen[key]; dup {

@@ -142,6 +142,8 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"negative route in-flight", "routes: [{method: POST, path: /x, destination: d, max_in_flight: -2}]", "routes[0].max_in_flight"},
 		{"negative route max_wait", "routes: [{method: POST, path: /x, destination: d, max_wait: -1s}]", "routes[0].max_wait"},
 		{"route max_wait over the cap", "http: {max_wait: 5s}\nroutes: [{method: POST, path: /x, destination: d, max_wait: 6s}]", "routes[0].max_wait"},
+		{"key of a missing path parameter", "routes: [{method: POST, path: '/x/{id}', destination: d, key: 'k-${params.ident}'}]", "routes[0].key: ${params.ident}: the path /x/{id} has no parameter {ident}"},
+		{"constant key", "routes: [{method: POST, path: /x, destination: d, key: all}]", "routes[0].key"},
 		{"negative body timeout", "http: {body_timeout: -1s}\nroutes: [{method: POST, path: /x, destination: d}]", "http.body_timeout"},
 		{"cluster on the memory broker", "cluster: {enabled: true}\nroutes: [{method: POST, path: /x, destination: d}]", "cluster.enabled"},
 		{"cluster redis addr", "broker: {kind: rabbitmq}\ncluster: {enabled: true, redis: {addr: nowhere}}\nroutes: [{method: POST, path: /x, destination: d}]", "cluster.redis.addr"},

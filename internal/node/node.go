@@ -165,7 +165,12 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 	routes := make([]api.Route, 0, len(cfg.Routes))
 	for _, rc := range cfg.Routes {
 		mode, _ := gateway.ParseMode(rc.Mode) // validated
+		var key *api.KeyTemplate
+		if rc.Key != "" {
+			key, _ = api.ParseKeyTemplate(rc.Key, rc.Path) // validated
+		}
 		routes = append(routes, api.Route{
+			Key:    key,
 			Method: rc.Method, Path: rc.Path, MaxBody: int64(rc.MaxBody), MaxInFlight: rc.MaxInFlight,
 			ForwardHeaders: cfg.forwardHeaders(rc),
 			Route: &gateway.Route{
