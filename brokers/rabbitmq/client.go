@@ -61,8 +61,12 @@ type Client struct {
 	barrier  chan struct{}   // see awaitReturns
 	retDone  chan struct{}
 
-	rpcMu  sync.Mutex // serializes synchronous calls on ch (publishes are not calls); held across the round trip
-	direct directInbox
+	rpcMu sync.Mutex // serializes synchronous calls on ch (publishes are not calls); held across the round trip
+	// exchanges holds the exchanges Publish has seen to exist (checkExchange).
+	exchanges sync.Map
+	probeMu   sync.Mutex       // guards probe
+	probe     *amqp.Connection // checkExchange's own connection, dialled on first use
+	direct    directInbox
 
 	closeOnce sync.Once
 	closeErr  error
@@ -189,6 +193,9 @@ func (c *Client) lost() {
 		c.needChan = c.chanW.opened() + 1
 	}
 	c.gateMu.Unlock()
+	// A publish to an exchange deleted since it was checked closes the
+	// channel: check every exchange again after the recovery.
+	c.exchanges.Clear()
 	c.setDown()
 }
 
@@ -276,6 +283,7 @@ func (c *Client) Close() error {
 		c.cancel()
 		c.subsWG.Wait()
 		c.setDown()
+		c.closeProbe()
 		if err := closeConn(c.conn, c.connW, c.ch, c.cfg.ReconnectInterval/2); err != nil && !errors.Is(err, amqp.ErrClosed) {
 			c.closeErr = fmt.Errorf("rabbitmq: close: %w", err)
 		}

@@ -32,6 +32,14 @@ const directReplyTo = "amq.rabbitmq.reply-to"
 //     once, without waiting for recovery), the broker nacked, or no confirm
 //     came within ConfirmTimeout; the message may or may not have been queued;
 //   - ctx.Err() when ctx ends first; brokers.ErrClosed after Close.
+//
+// A dest of the form /exchanges/EXCHANGE/ROUTING-KEY (RabbitMQ's AMQP 1.0
+// address format; both segments percent-encoded, ExchangeAddress builds
+// it) publishes to that exchange, which the operator declares and binds,
+// with that routing key, mandatory as above. Before the first publish to
+// an exchange, Publish checks on a channel of its own that it exists (a
+// publish to a missing exchange would close the shared channel): a missing
+// one is an error wrapping brokers.ErrUnroutable.
 func (c *Client) Publish(ctx context.Context, dest string, m brokers.Message) error {
 	if c.ctx.Err() != nil {
 		return fmt.Errorf("rabbitmq: publish: %w", brokers.ErrClosed)
@@ -44,6 +52,15 @@ func (c *Client) Publish(ctx context.Context, dest string, m brokers.Message) er
 		return err
 	}
 	exchange, mandatory := c.cfg.Exchange, true
+	if x, key, ok, err := parseExchangeAddress(dest); ok {
+		if err != nil {
+			return err
+		}
+		if err := c.checkExchange(x); err != nil {
+			return err
+		}
+		return c.publish(ctx, c.ctx.Done(), x, key, true, p)
+	}
 	if strings.HasPrefix(dest, directReplyTo) {
 		// RabbitMQ (3.10) returns a mandatory publish to a direct reply-to
 		// address as NO_ROUTE although it delivered it: publish these

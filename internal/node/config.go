@@ -202,6 +202,25 @@ type RouteConfig struct {
 	// share a Kafka partition and keep their order. Empty: the
 	// correlation id.
 	Key string `yaml:"key"`
+	// Exchange (RabbitMQ) publishes the route's requests to this exchange,
+	// which the operator declares and binds, with RoutingKey (default:
+	// Destination) as the routing key, instead of to the queue Destination
+	// through broker.rabbitmq.exchange.
+	Exchange   string `yaml:"exchange"`
+	RoutingKey string `yaml:"routing_key"`
+}
+
+// publishTo is where the route's requests are published: Destination, or
+// on RabbitMQ with Exchange, the exchange and routing key.
+func (rc RouteConfig) publishTo() string {
+	if rc.Exchange == "" {
+		return rc.Destination
+	}
+	key := rc.RoutingKey
+	if key == "" {
+		key = rc.Destination
+	}
+	return rabbitmq.ExchangeAddress(rc.Exchange, key)
 }
 
 // DefaultMaxInFlight is http.max_in_flight when the file, the environment
@@ -464,8 +483,8 @@ func (c *Config) Validate() error {
 		if !strings.HasPrefix(r.Path, "/") {
 			bad(f+".path", "%q must start with /", r.Path)
 		}
-		if r.Destination == "" {
-			bad(f+".destination", "required")
+		if r.Destination == "" && (r.Exchange == "" || r.RoutingKey == "") {
+			bad(f+".destination", "required (with exchange, unless routing_key is set)")
 		}
 		if _, err := gateway.ParseMode(r.Mode); err != nil {
 			bad(f+".mode", "%q is not sync, async or auto", r.Mode)
@@ -484,6 +503,12 @@ func (c *Config) Validate() error {
 		}
 		if r.MaxWait < 0 || r.MaxWait > c.HTTP.MaxWait {
 			bad(f+".max_wait", "%s is outside 0..http.max_wait (%s)", r.MaxWait, c.HTTP.MaxWait)
+		}
+		switch {
+		case r.Exchange != "" && c.Broker.Kind != "rabbitmq":
+			bad(f+".exchange", "only on RabbitMQ (broker.kind is %s)", c.Broker.Kind)
+		case r.RoutingKey != "" && r.Exchange == "":
+			bad(f+".routing_key", "goes with exchange (without it, destination is the queue)")
 		}
 		if r.Key != "" {
 			if _, err := api.ParseKeyTemplate(r.Key, r.Path); err != nil {

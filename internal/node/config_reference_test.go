@@ -27,6 +27,8 @@ var notInReference = map[string]string{
 	"auth.api_keys[].sha256":        "the list is empty by default; shown in a comment and in examples/auth.yaml",
 	"auth.rate_limit.per":           "no limit by default (rate 0); shown in a comment and on a route",
 	"auth.rate_limit.burst":         "no limit by default (rate 0); shown in a comment and on a route",
+	"routes[].exchange":             "RabbitMQ only (the reference runs on memory); shown in a comment and in examples/rabbitmq.yaml",
+	"routes[].routing_key":          "RabbitMQ only (the reference runs on memory); shown in a comment and in examples/rabbitmq.yaml",
 }
 
 // examples/syncgate.yaml is the one complete reference: every field of
