@@ -12,9 +12,12 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/syncgate/syncgate/api/middleware"
 	"github.com/syncgate/syncgate/gateway"
+	"github.com/syncgate/syncgate/internal/telemetry"
 	"github.com/syncgate/syncgate/ratelimit"
 )
 
@@ -69,6 +72,9 @@ type Options struct {
 	Metrics http.Handler
 	// Registerer, when set, receives the HTTP request metrics.
 	Registerer prometheus.Registerer
+	// Tracing starts the server spans and carries trace context (default:
+	// telemetry.Disabled, which records nothing and only propagates).
+	Tracing *telemetry.Tracing
 	// RetryAfter is the poll interval suggested while a request is pending,
 	// and the Retry-After of 503 overload answers (default 1 s).
 	RetryAfter time.Duration
@@ -142,8 +148,13 @@ func New(o Options) (http.Handler, error) {
 	}
 	s := &server{gw: o.Gateway, log: o.Logger, checks: o.Checks, retryAfter: o.RetryAfter,
 		bodyTimeout: o.BodyTimeout, maxPollWait: o.MaxPollWait, abortUploads: o.AbortUploads}
+	tr := o.Tracing
+	if tr == nil {
+		tr = telemetry.Disabled()
+	}
+	s.tracer, s.prop = tr.Tracer, tr.Propagator
 	r := chi.NewRouter()
-	r.Use(middleware.WithInfo)
+	r.Use(middleware.Tracing(s.tracer, s.prop)) // and WithInfo
 	if o.Registerer != nil {
 		r.Use(middleware.Metrics(o.Registerer))
 	}
@@ -152,7 +163,6 @@ func New(o Options) (http.Handler, error) {
 		WriteProblem(w, req, ProblemInternal, "", "")
 	}))
 	r.Use(middleware.RequestID)
-	r.Use(middleware.Trace)
 	r.Use(middleware.HeaderLimit(o.MaxHeaderBytes, func(w http.ResponseWriter, req *http.Request) {
 		WriteProblem(w, req, ProblemHeaderTooLarge, fmt.Sprintf("the request line and headers exceed %d bytes", o.MaxHeaderBytes), "")
 	}))
@@ -256,6 +266,8 @@ type server struct {
 	maxPollWait time.Duration
 	// abortUploads: see Options.AbortUploads.
 	abortUploads context.Context
+	tracer       trace.Tracer
+	prop         propagation.TextMapPropagator
 }
 
 func (s *server) overloaded(pt ProblemType, limit int) http.HandlerFunc {

@@ -42,6 +42,7 @@ func (s *server) routeHandler(rt Route) http.HandlerFunc {
 			return
 		}
 		out, err := s.gw.Do(r.Context(), &req)
+		s.traceReply(r.Context(), &out)
 		s.answer(w, r, info, req.ID, &out, err)
 	}
 }

@@ -46,6 +46,7 @@ func (s *server) poll(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set(HeaderCorrelationID, id)
 	switch res.State {
 	case correlation.StateDone:
+		s.linkPolledReply(r.Context(), res.Reply)
 		writeReply(w, res.Reply)
 	case correlation.StateCancelled:
 		WriteProblem(w, r, ProblemRequestCancelled, "request "+id+" was cancelled", id)

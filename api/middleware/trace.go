@@ -1,10 +1,18 @@
 package middleware
 
 import (
+	"context"
 	"encoding/hex"
-	"math/rand/v2"
 	"net/http"
 	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // W3C Trace Context header names.
@@ -31,42 +39,105 @@ func (tc TraceContext) TraceParent() string {
 	return "00-" + tc.TraceID + "-" + tc.SpanID + "-" + tc.Flags
 }
 
-// Trace accepts a valid traceparent/tracestate from the caller or starts a
-// new trace, stores the result in the request's Info (see WithInfo), and
-// returns the traceparent on the response (a reply's own traceparent, set
-// later by the handler, wins). An invalid traceparent is replaced, as the
-// W3C recommendation says; an invalid tracestate is dropped.
-func Trace(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		startSpan(w, r)
-		next.ServeHTTP(w, r)
-	})
+// Tracing is WithInfo with the request's server span: it starts the span
+// with tracer, as a child of the caller's trace context when prop extracts
+// a valid one (W3C traceparent, tracestate and baggage; an invalid
+// traceparent is replaced, as the W3C recommendation says), puts a fresh
+// Info and the span in the request's context (one copy of the request for
+// both), records the span's context in Info.Trace and returns its
+// traceparent on the response (a reply's own traceparent, set later by the
+// handler, wins). The span is named after the route and given its
+// attributes when it ends, only when it records. It is the outermost
+// middleware, in place of WithInfo.
+func Tracing(tracer trace.Tracer, prop propagation.TextMapPropagator) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			info := &Info{Start: time.Now()}
+			info.rec = recorder{ResponseWriter: w, info: info}
+			span, r := startSpan(tracer, prop, info, r)
+			next.ServeHTTP(&info.rec, r)
+			if span.IsRecording() {
+				endSpan(span, r)
+			}
+			span.End()
+		})
+	}
 }
 
-// startSpan sets the request's trace context in its Info and on the
-// response. Out of line: its frame is gone before the request waits, so
-// it costs nothing per waiting request (issue 17).
+// startSpan starts the server span and records its context. Out of line:
+// its frame is gone before the request waits, so it costs nothing per
+// waiting request (issue 17).
 //
 //go:noinline
-func startSpan(w http.ResponseWriter, r *http.Request) {
-	tc, ok := ParseTraceParent(first(r.Header[HeaderTraceParent])) // canonical key: see first
-	if ok {
-		if st := strings.Join(r.Header[HeaderTraceState], ","); ValidTraceState(st) {
-			tc.State = st
-		}
-	} else {
-		tc = TraceContext{TraceID: newHex(16), Flags: "00"}
+func startSpan(tracer trace.Tracer, prop propagation.TextMapPropagator, info *Info, r *http.Request) (trace.Span, *http.Request) {
+	ctx := context.WithValue(r.Context(), infoKey{}, info)
+	// Canonical keys (net/http's): extract only what a caller sent.
+	if len(r.Header[HeaderTraceParent]) > 0 || len(r.Header["Baggage"]) > 0 {
+		ctx = prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
 	}
-	tc.SpanID = newHex(8)
-	tp := tc.TraceParent()
-	if info := InfoFrom(r.Context()); info != nil {
-		info.Trace, info.traced, info.traceParent = tc, tc, tp
-	}
-	h := w.Header()
+	ctx, span := tracer.Start(ctx, r.Method, serverSpan...)
+	tc, tp := traceContextOf(span.SpanContext())
+	info.Trace, info.traced, info.traceParent = tc, tc, tp
+	h := info.rec.ResponseWriter.Header()
 	h.Set(HeaderTraceParent, tp)
 	if tc.State != "" {
 		h.Set(HeaderTraceState, tc.State)
 	}
+	return span, r.WithContext(ctx)
+}
+
+var serverSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
+
+// traceContextOf formats sc as a traceparent with one allocation, its ids
+// sharing the string.
+func traceContextOf(sc trace.SpanContext) (TraceContext, string) {
+	var b [55]byte
+	b[0], b[1], b[2], b[35], b[52] = '0', '0', '-', '-', '-'
+	tid, sid := sc.TraceID(), sc.SpanID()
+	hex.Encode(b[3:35], tid[:])
+	hex.Encode(b[36:52], sid[:])
+	hex.Encode(b[53:55], []byte{byte(sc.TraceFlags())})
+	tp := string(b[:])
+	tc := TraceContext{TraceID: tp[3:35], SpanID: tp[36:52], Flags: tp[53:55]}
+	if ts := sc.TraceState(); ts.Len() > 0 {
+		tc.State = ts.String()
+	}
+	return tc, tp
+}
+
+// endSpan names a recording span after the route it took and sets the
+// HTTP attributes (OpenTelemetry's HTTP server conventions).
+func endSpan(span trace.Span, r *http.Request) {
+	route := ""
+	if rc := chi.RouteContext(r.Context()); rc != nil {
+		route = rc.RoutePattern()
+	}
+	name := r.Method
+	if route != "" {
+		name += " " + route
+	}
+	span.SetName(name)
+	attrs := []attribute.KeyValue{
+		semconv.HTTPRequestMethodKey.String(r.Method),
+		semconv.URLPath(r.URL.Path),
+	}
+	if route != "" {
+		attrs = append(attrs, semconv.HTTPRoute(route))
+	}
+	if info := InfoFrom(r.Context()); info != nil {
+		status := statusOf(r, info)
+		attrs = append(attrs, semconv.HTTPResponseStatusCode(status))
+		if info.CorrelationID != "" {
+			attrs = append(attrs, attribute.String("syncgate.correlation_id", info.CorrelationID))
+		}
+		if info.Route != "" {
+			attrs = append(attrs, attribute.String("syncgate.route", info.Route))
+		}
+		if status >= 500 {
+			span.SetStatus(codes.Error, http.StatusText(status))
+		}
+	}
+	span.SetAttributes(attrs...)
 }
 
 // ParseTraceParent validates a traceparent header value
@@ -145,20 +216,3 @@ func lowerHex(s string) bool {
 }
 
 func allZero(s string) bool { return strings.Trim(s, "0") == "" }
-
-// newHex returns n random bytes as hex, never all zero. Trace ids need to be
-// unique, not secret: math/rand/v2's per-thread generator is enough.
-func newHex(n int) string {
-	var b [16]byte
-	for {
-		for i := 0; i < n; i += 8 {
-			v := rand.Uint64()
-			for j := 0; j < 8 && i+j < n; j++ {
-				b[i+j] = byte(v >> (8 * j))
-			}
-		}
-		if s := hex.EncodeToString(b[:n]); !allZero(s) {
-			return s
-		}
-	}
-}

@@ -8,6 +8,10 @@ import (
 	"runtime/debug"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/syncgate/syncgate/brokers"
 	"github.com/syncgate/syncgate/brokers/envelope"
 )
@@ -45,6 +49,14 @@ type Service struct {
 	// (brokers.ErrUnavailable) for a request without a deadline (default
 	// DefaultReplyRetry); a request's deadline bounds it otherwise.
 	ReplyRetry time.Duration
+	// Tracer and Propagator, when both are set (e.g. the OpenTelemetry
+	// SDK's tracer and W3C trace context + baggage), continue the
+	// request's trace: each request is handled in a consumer span, a child
+	// of the gateway's send span, in the handler's context, and the reply
+	// carries that span's context unless the handler set its own. Without
+	// them the reply carries the request's trace context unchanged.
+	Tracer     trace.Tracer
+	Propagator propagation.TextMapPropagator
 }
 
 // replyUntil is when retrying req's reply stops: its deadline, after which
@@ -93,6 +105,11 @@ func (s *Service) Handler(h Handler) brokers.Handler {
 			log.Info(ctx, "dropping expired request", slog.Time("deadline", req.Deadline))
 			return nil
 		}
+		var span trace.Span
+		if s.Tracer != nil && s.Propagator != nil {
+			ctx, span = s.startSpan(ctx, m, req)
+			defer span.End()
+		}
 		rep, ok := call(ctx, log, h, req)
 		if !ok {
 			if err := ctx.Err(); err != nil {
@@ -105,6 +122,14 @@ func (s *Service) Handler(h Handler) brokers.Handler {
 		rep.CorrelationID = req.CorrelationID
 		if rep.TraceParent == "" {
 			rep.TraceParent, rep.TraceState = req.TraceParent, req.TraceState
+			if span != nil {
+				c := propagation.MapCarrier{}
+				propagation.TraceContext{}.Inject(ctx, c)
+				rep.TraceParent, rep.TraceState = c[envelope.TraceParent], c[envelope.TraceState]
+			}
+		}
+		if span != nil && span.IsRecording() {
+			span.SetAttributes(attribute.Int("syncgate.reply.status", rep.StatusCode()))
 		}
 		err = s.publishReply(ctx, log, req.ReplyTo, rep.Message(), s.replyUntil(req))
 		if errors.Is(err, errReplyExpired) {
@@ -122,6 +147,18 @@ func (s *Service) Handler(h Handler) brokers.Handler {
 		// Any other error makes the broker redeliver the request.
 		return err
 	}
+}
+
+// startSpan starts the consumer span of request req (message m): a child
+// of the context the message carries.
+func (s *Service) startSpan(ctx context.Context, m brokers.Message, req Request) (context.Context, trace.Span) {
+	ctx = s.Propagator.Extract(ctx, propagation.MapCarrier(m.Headers))
+	return s.Tracer.Start(ctx, "process request", trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(
+		attribute.String("messaging.operation.type", "process"),
+		attribute.String("messaging.message.conversation_id", req.CorrelationID),
+		attribute.String("http.request.method", req.Method),
+		attribute.String("url.path", req.Path),
+	))
 }
 
 // call runs h. It reports false when h failed because its context ended

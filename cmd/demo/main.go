@@ -20,12 +20,14 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/syncgate/syncgate/brokers"
 	"github.com/syncgate/syncgate/brokers/kafka"
 	"github.com/syncgate/syncgate/brokers/rabbitmq"
 	"github.com/syncgate/syncgate/brokers/responder"
 	"github.com/syncgate/syncgate/brokers/responder/demo"
+	"github.com/syncgate/syncgate/internal/telemetry"
 )
 
 // broker is what the demo service needs of a backend: it consumes requests
@@ -104,7 +106,21 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer b.Close()
-	svc := &responder.Service{Subscriber: b, Publisher: b, Logger: log}
+	// Tracing as the gateway's: OTEL_* variables (service name
+	// syncgate-demo unless OTEL_SERVICE_NAME says otherwise).
+	if os.Getenv("OTEL_SERVICE_NAME") == "" {
+		_ = os.Setenv("OTEL_SERVICE_NAME", "syncgate-demo")
+	}
+	tr, err := telemetry.FromEnv(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = tr.Shutdown(sctx)
+	}()
+	svc := &responder.Service{Subscriber: b, Publisher: b, Logger: log, Tracer: tr.Tracer, Propagator: tr.Propagator}
 	ready := func() {
 		log.Info("demo service ready", slog.String("broker", *kind),
 			slog.String("destinations", demo.EchoDestination+","+demo.SleepDestination))

@@ -64,7 +64,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log.Info("starting", slog.String("version", version.Version), slog.String("revision", version.Revision),
 		slog.String("addr", n.Addr()), slog.String("node", cfg.Node),
 		slog.String("broker", cfg.Broker.Kind), slog.String("reply_to", cfg.ReplyTo),
-		slog.Bool("demo", cfg.Demo.Enabled), slog.Int("routes", len(cfg.Routes)))
+		slog.Bool("demo", cfg.Demo.Enabled), slog.Int("routes", len(cfg.Routes)), slog.String("tracing", tracingMode(n)))
 	done := make(chan error, 1)
 	go func() { done <- n.Run(ctx) }()
 	ready := n.Ready()
@@ -83,6 +83,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 	}
+}
+
+// tracingMode says where spans go, for the starting line.
+func tracingMode(n *node.Node) string {
+	if t := n.Tracing(); t.Recording() {
+		return t.Exporter
+	}
+	return "off (trace context propagated, nothing exported)"
 }
 
 func baseURL(cfg node.Config, addr string) string {

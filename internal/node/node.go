@@ -31,6 +31,7 @@ import (
 	"github.com/syncgate/syncgate/correlation/redisstate"
 	"github.com/syncgate/syncgate/gateway"
 	"github.com/syncgate/syncgate/gateway/instrument"
+	"github.com/syncgate/syncgate/internal/telemetry"
 	"github.com/syncgate/syncgate/internal/tlsreload"
 	"github.com/syncgate/syncgate/ratelimit"
 	"github.com/syncgate/syncgate/ratelimit/redislimit"
@@ -44,13 +45,17 @@ type Broker interface {
 
 // Node is one running gateway node.
 type Node struct {
-	cfg     Config
-	log     *slog.Logger
-	broker  *lazyBroker
-	gw      *gateway.Gateway
-	handler http.Handler
-	metrics *prometheus.Registry
-	ln      net.Listener
+	cfg Config
+	log *slog.Logger
+	// tracing is the node's tracer and propagator; ownTracing: New made
+	// it (from the environment), so Run shuts it down.
+	tracing    *telemetry.Tracing
+	ownTracing bool
+	broker     *lazyBroker
+	gw         *gateway.Gateway
+	handler    http.Handler
+	metrics    *prometheus.Registry
+	ln         net.Listener
 	// tls serves the API listener's certificate when cfg.TLS is enabled.
 	tls *tlsreload.Reloader
 	// admin and adminLn serve the admin surface when cfg.AdminAddr is set.
@@ -94,11 +99,24 @@ type Node struct {
 // Every line it logs carries node, and every line logged with a request's
 // context carries correlation_id, route and trace_id (see
 // middleware.ContextHandler).
-func New(cfg Config, log *slog.Logger) (*Node, error) {
+func New(cfg Config, log *slog.Logger, opts ...Option) (*Node, error) {
 	log = slog.New(middleware.ContextHandler(log.Handler())).With(slog.String("node", cfg.Node))
 	n := &Node{cfg: cfg, log: log, metrics: prometheus.NewRegistry(),
 		ready: make(chan struct{}), drainCh: make(chan struct{}), connected: make(chan struct{}),
 		broker: newLazyBroker()}
+	for _, o := range opts {
+		o(n)
+	}
+	if n.tracing == nil {
+		t, err := telemetry.FromEnv(context.Background())
+		if err != nil {
+			return nil, err
+		}
+		n.tracing, n.ownTracing = t, true
+		if t.Recording() {
+			telemetry.LogErrorsTo(log)
+		}
+	}
 	n.abortUploads, n.stopReadingUploads = context.WithCancel(context.Background())
 	n.checks = []api.Check{
 		{Name: "shutdown", Check: n.notDraining},
@@ -144,7 +162,7 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 		ReplyTo: cfg.ReplyTo, PublishTimeout: cfg.Broker.PublishTimeout,
 		RetryAfter: cfg.Results.RetryAfter, Logger: log,
 		Idempotency: idem, IdempotencyTTL: cfg.Idempotency.TTL, Cluster: cluster,
-	}, instrument.Publisher(b, reg), store)
+	}, instrument.TracedPublisher(instrument.Publisher(b, reg), n.tracing.Tracer, n.tracing.Propagator, cfg.Broker.Kind), store)
 	n.gw = gw
 	if cluster != nil {
 		instrument.Cluster(gw, reg)
@@ -207,7 +225,7 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 	}
 	n.handler, err = api.New(api.Options{
 		Auth: authn, RateLimit: cfg.Auth.RateLimit.limit(), RateLimiter: n.rateLimiter(),
-		Gateway: instrument.Gateway(gw, reg), Routes: routes, Logger: log, Checks: n.checks,
+		Gateway: instrument.Gateway(gw, reg), Routes: routes, Logger: log, Checks: n.checks, Tracing: n.tracing,
 		Metrics: apiMetrics, Registerer: reg, ReadyzNamesOnly: cfg.AdminAddr != "",
 		RetryAfter: cfg.Results.RetryAfter, MaxInFlight: cfg.HTTP.MaxInFlight,
 		MaxHeaderBytes: int(cfg.HTTP.MaxHeaderBytes), BodyTimeout: cfg.HTTP.BodyTimeout,
@@ -436,12 +454,33 @@ func (n *Node) shutdown(srv *http.Server, healthy bool) {
 	}
 }
 
+// Option adjusts a Node made by New.
+type Option func(*Node)
+
+// WithTracing makes the node trace with t instead of what the OTEL_*
+// environment variables configure (tests pass an in-memory exporter's).
+// The caller shuts t down.
+func WithTracing(t *telemetry.Tracing) Option { return func(n *Node) { n.tracing = t } }
+
+// Tracing returns the node's tracing.
+func (n *Node) Tracing() *telemetry.Tracing { return n.tracing }
+
 // Run serves until ctx ends, then shuts down gracefully: readiness turns
 // false, the listener closes, in-flight requests get until the drain timeout,
 // then every request still waiting is answered (202 on pollable routes, 503
 // on sync routes), and only then do consumers stop and the broker close. Run
 // returns nil after a clean shutdown.
 func (n *Node) Run(ctx context.Context) error {
+	if n.ownTracing {
+		defer func() {
+			// Flush the spans of the last requests.
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := n.tracing.Shutdown(sctx); err != nil {
+				n.log.Warn("tracing: flushing spans at exit failed", slog.Any("error", err))
+			}
+		}()
+	}
 	srv := &http.Server{
 		Handler:           n.handler,
 		ReadHeaderTimeout: n.cfg.HTTP.ReadHeaderTimeout,
@@ -562,6 +601,12 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	if n.cfg.Demo.Enabled {
 		svc := &responder.Service{Subscriber: n.broker, Publisher: n.broker, Logger: n.log}
+		if n.tracing.Recording() {
+			// The demo service's own spans; without an exporter it copies
+			// the request's trace context to the reply, as services that
+			// do not trace do.
+			svc.Tracer, svc.Propagator = n.tracing.Tracer, n.tracing.Propagator
+		}
 		consumers.Go(func() error {
 			if err := demo.Serve(consumeCtx, svc, positioned, brokers.WithConcurrency(n.cfg.Demo.Concurrency)); err != nil {
 				return fmt.Errorf("demo service: %w", err)
