@@ -176,6 +176,7 @@ func New(o Options) (http.Handler, error) {
 		WriteProblem(w, req, ProblemMethodNotAllowed, fmt.Sprintf("%s is not allowed on %s", req.Method, req.URL.Path), "")
 	})
 	r.Get("/healthz", s.healthz)
+	r.Get(OpenAPIPath, serveOpenAPI)
 	verbose := http.Handler(http.HandlerFunc(s.readyzVerbose))
 	if o.ReadyzNamesOnly {
 		verbose = http.HandlerFunc(s.readyz)
@@ -216,7 +217,7 @@ func New(o Options) (http.Handler, error) {
 				return nil, fmt.Errorf("api: routes[%d]: rate limit: %w", i, err)
 			}
 		}
-		if strings.HasPrefix(rt.Path, PollPath) || rt.Path == "/healthz" || rt.Path == "/readyz" || rt.Path == "/metrics" {
+		if strings.HasPrefix(rt.Path, PollPath) || rt.Path == "/healthz" || rt.Path == "/readyz" || rt.Path == "/metrics" || rt.Path == OpenAPIPath {
 			return nil, fmt.Errorf("api: routes[%d]: path %s is reserved", i, rt.Path)
 		}
 	}
