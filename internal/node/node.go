@@ -206,6 +206,10 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Node, error) {
 			Name: "syncgate_waiting_requests",
 			Help: "Requests on this node waiting for their reply (correlation registry size).",
 		}, func() float64 { return float64(gw.Waiting()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "syncgate_http_max_in_flight",
+			Help: "http.max_in_flight: requests served at once above which the node answers 503 overloaded (0: no limit).",
+		}, func() float64 { return float64(cfg.HTTP.MaxInFlight) }),
 	)
 	authn, jwt, err := cfg.authenticator(log)
 	if err != nil {
