@@ -484,6 +484,9 @@ func storeError(err error) error {
 }
 
 func (g *Gateway) publish(ctx context.Context, r *Route, m brokers.Message, deadline time.Time) error {
+	if r.Profile != "" && r.Profile != envelope.ProfileSyncgate {
+		r.Profile.Apply(m)
+	}
 	if d := time.Now().Add(g.cfg.PublishTimeout); d.Before(deadline) {
 		deadline = d
 	}

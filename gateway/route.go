@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/syncgate/syncgate/brokers/envelope"
 )
 
 // Mode says what a route does when the reply is slow.
@@ -41,6 +43,9 @@ type Route struct {
 	MaxWait time.Duration
 	// RequireKey makes an Idempotency-Key mandatory (ErrKeyRequired).
 	RequireKey bool
+	// Profile adds another ecosystem's headers to the route's requests
+	// (envelope.Profile); "" and syncgate add none.
+	Profile envelope.Profile
 }
 
 // Pollable reports whether the route may answer 202 Accepted.

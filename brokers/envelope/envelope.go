@@ -173,6 +173,7 @@ func DecodeRequest(m brokers.Message) (Request, error) {
 // written to an HTTP response. A header value may hold several values
 // joined by "\n" (see Reply.Header); each must be valid.
 func DecodeReply(m brokers.Message) (Reply, error) {
+	m = NormalizeReply(m) // a reply in another wire profile
 	id, err := ValidateID(m.Headers[CorrelationID])
 	if err != nil {
 		return Reply{}, err

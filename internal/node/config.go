@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/syncgate/syncgate/api"
+	"github.com/syncgate/syncgate/brokers/envelope"
 	"github.com/syncgate/syncgate/brokers/kafka"
 	"github.com/syncgate/syncgate/brokers/rabbitmq"
 	"github.com/syncgate/syncgate/brokers/responder/demo"
@@ -78,6 +79,10 @@ type BrokerConfig struct {
 	WaitFor time.Duration `yaml:"wait_for"`
 	// PublishTimeout caps one publish (default 5s).
 	PublishTimeout time.Duration `yaml:"publish_timeout"`
+	// Profile is the routes' wire profile unless a route names its own:
+	// syncgate (default), spring, zilla or cloudevents (envelope.Profile).
+	// Replies are recognised in every profile.
+	Profile string `yaml:"profile"`
 	// ReplyConcurrency is how many replies the node handles at once (default 16).
 	ReplyConcurrency int `yaml:"reply_concurrency"`
 }
@@ -208,6 +213,29 @@ type RouteConfig struct {
 	// through broker.rabbitmq.exchange.
 	Exchange   string `yaml:"exchange"`
 	RoutingKey string `yaml:"routing_key"`
+	// Profile is the route's wire profile (default broker.profile).
+	Profile string `yaml:"profile"`
+}
+
+// profile is the route's wire profile: its own, or the broker's default.
+func (rc RouteConfig) profile(b BrokerConfig) string {
+	if rc.Profile != "" {
+		return rc.Profile
+	}
+	return b.Profile
+}
+
+// checkProfile refuses an unknown profile, and one the broker does not
+// carry: zilla and cloudevents are Kafka header conventions.
+func (c *Config) checkProfile(name string) error {
+	p, err := envelope.ParseProfile(name)
+	if err != nil {
+		return err
+	}
+	if (p == envelope.ProfileZilla || p == envelope.ProfileCloudEvents) && c.Broker.Kind == "rabbitmq" {
+		return fmt.Errorf("%s is a Kafka profile (broker.kind is rabbitmq); on RabbitMQ use syncgate or spring", p)
+	}
+	return nil
 }
 
 // publishTo is where the route's requests are published: Destination, or
@@ -472,6 +500,9 @@ func (c *Config) Validate() error {
 	if len(c.Routes) == 0 {
 		bad("routes", "at least one route is required")
 	}
+	if err := c.checkProfile(c.Broker.Profile); err != nil {
+		bad("broker.profile", "%v", err)
+	}
 	seen := make(map[string]int)
 	for i, r := range c.Routes {
 		f := fmt.Sprintf("routes[%d]", i)
@@ -509,6 +540,11 @@ func (c *Config) Validate() error {
 			bad(f+".exchange", "only on RabbitMQ (broker.kind is %s)", c.Broker.Kind)
 		case r.RoutingKey != "" && r.Exchange == "":
 			bad(f+".routing_key", "goes with exchange (without it, destination is the queue)")
+		}
+		if r.Profile != "" {
+			if err := c.checkProfile(r.Profile); err != nil {
+				bad(f+".profile", "%v", err)
+			}
 		}
 		if r.Key != "" {
 			if _, err := api.ParseKeyTemplate(r.Key, r.Path); err != nil {

@@ -29,6 +29,7 @@ var notInReference = map[string]string{
 	"auth.rate_limit.burst":         "no limit by default (rate 0); shown in a comment and on a route",
 	"routes[].exchange":             "RabbitMQ only (the reference runs on memory); shown in a comment and in examples/rabbitmq.yaml",
 	"routes[].routing_key":          "RabbitMQ only (the reference runs on memory); shown in a comment and in examples/rabbitmq.yaml",
+	"routes[].profile":              "broker.profile is shown; a route's own is shown in a comment",
 }
 
 // examples/syncgate.yaml is the one complete reference: every field of

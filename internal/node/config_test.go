@@ -143,6 +143,8 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"negative route max_wait", "routes: [{method: POST, path: /x, destination: d, max_wait: -1s}]", "routes[0].max_wait"},
 		{"route max_wait over the cap", "http: {max_wait: 5s}\nroutes: [{method: POST, path: /x, destination: d, max_wait: 6s}]", "routes[0].max_wait"},
 		{"key of a missing path parameter", "routes: [{method: POST, path: '/x/{id}', destination: d, key: 'k-${params.ident}'}]", "routes[0].key: ${params.ident}: the path /x/{id} has no parameter {ident}"},
+		{"unknown profile", "routes: [{method: POST, path: /x, destination: d, profile: soap}]", "routes[0].profile: unknown wire profile"},
+		{"zilla on RabbitMQ", "broker: {kind: rabbitmq, profile: zilla}\nroutes: [{method: POST, path: /x, destination: d}]", "broker.profile: zilla is a Kafka profile"},
 		{"exchange off RabbitMQ", "routes: [{method: POST, path: /x, destination: d, exchange: orders}]", "routes[0].exchange: only on RabbitMQ"},
 		{"routing key without exchange", "broker: {kind: rabbitmq}\nroutes: [{method: POST, path: /x, destination: d, routing_key: k}]", "routes[0].routing_key"},
 		{"constant key", "routes: [{method: POST, path: /x, destination: d, key: all}]", "routes[0].key"},

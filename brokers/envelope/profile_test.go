@@ -1,0 +1,63 @@
+package envelope_test
+
+import (
+	"testing"
+
+	"github.com/syncgate/syncgate/brokers"
+	"github.com/syncgate/syncgate/brokers/envelope"
+)
+
+func TestProfilesApply(t *testing.T) {
+	for _, tc := range []struct {
+		p    envelope.Profile
+		want map[string]string
+	}{
+		{envelope.ProfileSpring, map[string]string{"kafka_correlationId": testID, "kafka_replyTopic": "inbox"}},
+		{envelope.ProfileZilla, map[string]string{"zilla:correlation-id": testID, "zilla:reply-to": "inbox"}},
+		{envelope.ProfileCloudEvents, map[string]string{"ce_specversion": "1.0", "ce_id": testID, "ce_source": "/syncgate",
+			"ce_type": "syncgate.request", "ce_correlationid": testID, "ce_replyto": "inbox"}},
+	} {
+		m := envelope.Request{CorrelationID: testID, ReplyTo: "inbox"}.Message()
+		tc.p.Apply(m)
+		for k, v := range tc.want {
+			if m.Headers[k] != v {
+				t.Errorf("%s: %s = %q, want %q", tc.p, k, m.Headers[k], v)
+			}
+		}
+		if m.Headers["correlation-id"] != testID || m.Headers["reply-to"] != "inbox" {
+			t.Errorf("%s: syncgate's own headers are gone: %v", tc.p, m.Headers)
+		}
+	}
+	if _, err := envelope.ParseProfile("soap"); err == nil {
+		t.Error("ParseProfile(soap) accepted")
+	}
+}
+
+// A reply in each profile decodes as syncgate's; syncgate's own
+// correlation-id wins over another profile's; a bad :status is invalid.
+func TestProfilesReplies(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		h       map[string]string
+		status  int
+		ctype   string
+		invalid bool
+	}{
+		{"spring", map[string]string{"kafka_correlationId": testID, "contentType": "application/json"}, 200, "application/json", false},
+		{"zilla", map[string]string{"zilla:correlation-id": testID, ":status": "201", "content-type": "text/plain"}, 201, "text/plain", false},
+		{"cloudevents", map[string]string{"ce_correlationid": testID, "ce_specversion": "1.0", "ce_httpstatus": "409"}, 409, "", false},
+		{"syncgate wins", map[string]string{"correlation-id": testID, "kafka_correlationId": "other", "status": "202"}, 202, "", false},
+		{"zilla bad status", map[string]string{"zilla:correlation-id": testID, ":status": "ok"}, 0, "", true},
+		{"none", map[string]string{"x": "y"}, 0, "", true},
+	} {
+		r, err := envelope.DecodeReply(brokers.Message{Headers: tc.h, Body: []byte("b")})
+		switch {
+		case tc.invalid && err == nil:
+			t.Errorf("%s: decoded %+v, want an error", tc.name, r)
+		case !tc.invalid && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case !tc.invalid && (r.CorrelationID != testID || r.StatusCode() != tc.status || r.ContentType != tc.ctype):
+			t.Errorf("%s: %+v, want status %d content type %q", tc.name, r, tc.status, tc.ctype)
+		}
+	}
+}
