@@ -34,8 +34,13 @@ const (
 	// ce_source /syncgate, ce_type syncgate.request, and two extension
 	// attributes: ce_correlationid, which a reply carries back, and
 	// ce_replyto, where to send it; a reply's status may be in the
-	// extension ce_httpstatus. Kafka only, for now.
+	// extension ce_httpstatus.
 	ProfileCloudEvents Profile = "cloudevents"
+	// ProfileCloudEventsAMQP is ProfileCloudEvents in the AMQP binding's
+	// naming, for RabbitMQ: the same attributes as headers prefixed
+	// cloudEvents: (cloudEvents:specversion, cloudEvents:correlationid,
+	// ...). A route configured cloudevents on RabbitMQ gets it.
+	ProfileCloudEventsAMQP Profile = "cloudevents-amqp"
 )
 
 // Profiles lists the valid profiles.
@@ -56,6 +61,8 @@ const (
 	CECorrelationID     = "ce_correlationid"
 	CEReplyTo           = "ce_replyto"
 	CEHTTPStatus        = "ce_httpstatus"
+	// CEAMQPPrefix starts the CloudEvents attributes in AMQP headers.
+	CEAMQPPrefix = "cloudEvents:"
 )
 
 // ParseProfile returns the profile named s ("" is syncgate's).
@@ -81,13 +88,17 @@ func (p Profile) Apply(m brokers.Message) {
 	case ProfileZilla:
 		m.Headers[ZillaCorrelationID] = id
 		setIf(m.Headers, ZillaReplyTo, replyTo)
-	case ProfileCloudEvents:
-		m.Headers[CESpecVersion] = "1.0"
-		m.Headers[CEID] = id
-		m.Headers[CESource] = "/syncgate"
-		m.Headers[CEType] = "syncgate.request"
-		m.Headers[CECorrelationID] = id
-		setIf(m.Headers, CEReplyTo, replyTo)
+	case ProfileCloudEvents, ProfileCloudEventsAMQP:
+		prefix := "ce_"
+		if p == ProfileCloudEventsAMQP {
+			prefix = CEAMQPPrefix
+		}
+		m.Headers[prefix+"specversion"] = "1.0"
+		m.Headers[prefix+"id"] = id
+		m.Headers[prefix+"source"] = "/syncgate"
+		m.Headers[prefix+"type"] = "syncgate.request"
+		m.Headers[prefix+"correlationid"] = id
+		setIf(m.Headers, prefix+"replyto", replyTo)
 	}
 }
 
@@ -109,6 +120,8 @@ func NormalizeReply(m brokers.Message) brokers.Message {
 		id, status = m.Headers[ZillaCorrelationID], m.Headers[ZillaStatus]
 	case m.Headers[CECorrelationID] != "":
 		id, status = m.Headers[CECorrelationID], m.Headers[CEHTTPStatus]
+	case m.Headers[CEAMQPPrefix+"correlationid"] != "":
+		id, status = m.Headers[CEAMQPPrefix+"correlationid"], m.Headers[CEAMQPPrefix+"httpstatus"]
 	default:
 		return m
 	}

@@ -14,6 +14,8 @@ func TestProfilesApply(t *testing.T) {
 	}{
 		{envelope.ProfileSpring, map[string]string{"kafka_correlationId": testID, "kafka_replyTopic": "inbox"}},
 		{envelope.ProfileZilla, map[string]string{"zilla:correlation-id": testID, "zilla:reply-to": "inbox"}},
+		{envelope.ProfileCloudEventsAMQP, map[string]string{"cloudEvents:specversion": "1.0", "cloudEvents:id": testID,
+			"cloudEvents:correlationid": testID, "cloudEvents:replyto": "inbox"}},
 		{envelope.ProfileCloudEvents, map[string]string{"ce_specversion": "1.0", "ce_id": testID, "ce_source": "/syncgate",
 			"ce_type": "syncgate.request", "ce_correlationid": testID, "ce_replyto": "inbox"}},
 	} {
@@ -46,6 +48,7 @@ func TestProfilesReplies(t *testing.T) {
 		{"spring", map[string]string{"kafka_correlationId": testID, "contentType": "application/json"}, 200, "application/json", false},
 		{"zilla", map[string]string{"zilla:correlation-id": testID, ":status": "201", "content-type": "text/plain"}, 201, "text/plain", false},
 		{"cloudevents", map[string]string{"ce_correlationid": testID, "ce_specversion": "1.0", "ce_httpstatus": "409"}, 409, "", false},
+		{"cloudevents amqp", map[string]string{"cloudEvents:correlationid": testID, "cloudEvents:httpstatus": "202", "content-type": "text/plain"}, 202, "text/plain", false},
 		{"syncgate wins", map[string]string{"correlation-id": testID, "kafka_correlationId": "other", "status": "202"}, 202, "", false},
 		{"zilla bad status", map[string]string{"zilla:correlation-id": testID, ":status": "ok"}, 0, "", true},
 		{"none", map[string]string{"x": "y"}, 0, "", true},

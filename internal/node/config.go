@@ -217,12 +217,17 @@ type RouteConfig struct {
 	Profile string `yaml:"profile"`
 }
 
-// profile is the route's wire profile: its own, or the broker's default.
-func (rc RouteConfig) profile(b BrokerConfig) string {
+// profile is the route's wire profile: its own, or the broker's default;
+// cloudevents on RabbitMQ is the AMQP binding's.
+func (rc RouteConfig) profile(b BrokerConfig) envelope.Profile {
+	p := envelope.Profile(b.Profile)
 	if rc.Profile != "" {
-		return rc.Profile
+		p = envelope.Profile(rc.Profile)
 	}
-	return b.Profile
+	if p == envelope.ProfileCloudEvents && b.Kind == "rabbitmq" {
+		return envelope.ProfileCloudEventsAMQP
+	}
+	return p
 }
 
 // checkProfile refuses an unknown profile, and one the broker does not
@@ -232,8 +237,8 @@ func (c *Config) checkProfile(name string) error {
 	if err != nil {
 		return err
 	}
-	if (p == envelope.ProfileZilla || p == envelope.ProfileCloudEvents) && c.Broker.Kind == "rabbitmq" {
-		return fmt.Errorf("%s is a Kafka profile (broker.kind is rabbitmq); on RabbitMQ use syncgate or spring", p)
+	if p == envelope.ProfileZilla && c.Broker.Kind == "rabbitmq" {
+		return fmt.Errorf("%s is a Kafka profile (broker.kind is rabbitmq); on RabbitMQ use syncgate, spring or cloudevents", p)
 	}
 	return nil
 }

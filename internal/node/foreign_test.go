@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/syncgate/syncgate/brokers/kafka"
+	"github.com/syncgate/syncgate/brokers/rabbitmq/rabbitmqtest"
 	"github.com/syncgate/syncgate/internal/node"
 	"github.com/syncgate/syncgate/internal/testenv"
 )
@@ -29,8 +30,15 @@ const foreignDir = "testdata/node"
 // once the service's consumer joined its group.
 func startForeign(t *testing.T, profile, addr, topic string) {
 	t.Helper()
+	runForeign(t, profile, "service.js", profile, addr, topic)
+}
+
+// runForeign runs node with args in testdata/node until the test ends and
+// returns once it printed ready.
+func runForeign(t *testing.T, profile string, args ...string) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, "node", "service.js", profile, addr, topic)
+	cmd := exec.CommandContext(ctx, "node", args...)
 	cmd.Dir = foreignDir
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 5 * time.Second
@@ -112,5 +120,35 @@ func TestForeignServices(t *testing.T) {
 		if resp.StatusCode != tc.status || string(body) != tc.body || (tc.ctyp != "" && resp.Header.Get("Content-Type") != tc.ctyp) {
 			t.Errorf("%s: %d %q (%s), want %d %q (%s)", tc.profile, resp.StatusCode, body, resp.Header.Get("Content-Type"), tc.status, tc.body, tc.ctyp)
 		}
+	}
+}
+
+// TestForeignServiceAMQP: a CloudEvents service on RabbitMQ, written with
+// amqplib in the AMQP binding's naming (cloudEvents:* headers), answers a
+// route of profile cloudevents, its cloudEvents:httpstatus the response's.
+func TestForeignServiceAMQP(t *testing.T) {
+	if _, err := exec.LookPath("node"); err != nil {
+		testenv.Unavailable(t, "this test runs a Node.js service; node is not on PATH: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(foreignDir, "node_modules", "amqplib")); err != nil {
+		testenv.Unavailable(t, "amqplib is not installed: run npm ci --prefix internal/node/%s (.ci/run does)", foreignDir)
+	}
+	rabbitmqtest.Shared(t)
+	testenv.RequireRabbitMQ(t)
+	queue := rabbitmqtest.Unique("sgtest.ce")
+	rabbitmqtest.DeleteQueueAtEnd(t, queue)
+	runForeign(t, "cloudevents-amqp", "service-amqp.js", testenv.RabbitMQURL(), queue)
+
+	cfg := testConfig()
+	cfg.Demo.Enabled = false
+	cfg.Node = rabbitmqtest.Unique("foreign")
+	cfg.ReplyTo = ""
+	cfg.Broker.Kind, cfg.Broker.RabbitMQ.URL = "rabbitmq", testenv.RabbitMQURL()
+	cfg.Broker.Profile = "cloudevents"
+	cfg.Routes = []node.RouteConfig{{Name: "ce", Method: "POST", Path: "/ce", Destination: queue, Mode: "sync", Timeout: 10 * time.Second}}
+	n := start(t, cfg)
+	resp, body := send(t, "POST", n.base+"/ce", []byte("hello"), nil)
+	if resp.StatusCode != http.StatusAccepted || string(body) != "cloudevents-amqp:hello" || resp.Header.Get("Content-Type") != "text/plain" {
+		t.Errorf("%d %q (%s), want 202 from the service's httpstatus, cloudevents-amqp:hello, text/plain", resp.StatusCode, body, resp.Header.Get("Content-Type"))
 	}
 }

@@ -192,7 +192,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Node, error) {
 			Method: rc.Method, Path: rc.Path, MaxBody: int64(rc.MaxBody), MaxInFlight: rc.MaxInFlight,
 			ForwardHeaders: cfg.forwardHeaders(rc),
 			Route: &gateway.Route{
-				Name: rc.Name, Destination: rc.publishTo(), Mode: mode, Profile: envelope.Profile(rc.profile(cfg.Broker)), Wait: rc.Wait, Timeout: rc.Timeout,
+				Name: rc.Name, Destination: rc.publishTo(), Mode: mode, Profile: rc.profile(cfg.Broker), Wait: rc.Wait, Timeout: rc.Timeout,
 				MaxWait: rc.MaxWait, RequireKey: rc.RequireIdempotencyKey,
 			},
 			Auth:      middleware.AuthMode(rc.Auth),
