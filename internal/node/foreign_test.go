@@ -123,9 +123,11 @@ func TestForeignServices(t *testing.T) {
 	}
 }
 
-// TestForeignServiceAMQP: a CloudEvents service on RabbitMQ, written with
-// amqplib in the AMQP binding's naming (cloudEvents:* headers), answers a
-// route of profile cloudevents, its cloudEvents:httpstatus the response's.
+// TestForeignServiceAMQP: services on RabbitMQ written with amqplib, a
+// CloudEvents one in the AMQP binding's naming (cloudEvents:* headers;
+// its cloudEvents:httpstatus becomes the response's) and a Spring AMQP
+// @RabbitListener-style one (replies to reply_to with correlation_id),
+// answer routes of profile cloudevents and spring.
 func TestForeignServiceAMQP(t *testing.T) {
 	if _, err := exec.LookPath("node"); err != nil {
 		testenv.Unavailable(t, "this test runs a Node.js service; node is not on PATH: %v", err)
@@ -135,20 +137,26 @@ func TestForeignServiceAMQP(t *testing.T) {
 	}
 	rabbitmqtest.Shared(t)
 	testenv.RequireRabbitMQ(t)
-	queue := rabbitmqtest.Unique("sgtest.ce")
-	rabbitmqtest.DeleteQueueAtEnd(t, queue)
-	runForeign(t, "cloudevents-amqp", "service-amqp.js", testenv.RabbitMQURL(), queue)
-
+	queues := map[string]string{"cloudevents": rabbitmqtest.Unique("sgtest.ce"), "spring": rabbitmqtest.Unique("sgtest.spring")}
 	cfg := testConfig()
 	cfg.Demo.Enabled = false
 	cfg.Node = rabbitmqtest.Unique("foreign")
 	cfg.ReplyTo = ""
 	cfg.Broker.Kind, cfg.Broker.RabbitMQ.URL = "rabbitmq", testenv.RabbitMQURL()
-	cfg.Broker.Profile = "cloudevents"
-	cfg.Routes = []node.RouteConfig{{Name: "ce", Method: "POST", Path: "/ce", Destination: queue, Mode: "sync", Timeout: 10 * time.Second}}
+	cfg.Routes = nil
+	for profile, queue := range queues {
+		rabbitmqtest.DeleteQueueAtEnd(t, queue)
+		runForeign(t, profile, "service-amqp.js", profile, testenv.RabbitMQURL(), queue)
+		cfg.Routes = append(cfg.Routes, node.RouteConfig{Name: profile, Method: "POST", Path: "/" + profile, Destination: queue,
+			Profile: profile, Mode: "sync", Timeout: 10 * time.Second})
+	}
 	n := start(t, cfg)
-	resp, body := send(t, "POST", n.base+"/ce", []byte("hello"), nil)
+	resp, body := send(t, "POST", n.base+"/cloudevents", []byte("hello"), nil)
 	if resp.StatusCode != http.StatusAccepted || string(body) != "cloudevents-amqp:hello" || resp.Header.Get("Content-Type") != "text/plain" {
-		t.Errorf("%d %q (%s), want 202 from the service's httpstatus, cloudevents-amqp:hello, text/plain", resp.StatusCode, body, resp.Header.Get("Content-Type"))
+		t.Errorf("cloudevents: %d %q (%s), want 202 from the service's httpstatus, cloudevents-amqp:hello, text/plain", resp.StatusCode, body, resp.Header.Get("Content-Type"))
+	}
+	resp, body = send(t, "POST", n.base+"/spring", []byte("hello"), nil)
+	if resp.StatusCode != http.StatusOK || string(body) != "spring-amqp:hello" {
+		t.Errorf("spring: %d %q, want 200 spring-amqp:hello", resp.StatusCode, body)
 	}
 }
