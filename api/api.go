@@ -152,7 +152,7 @@ func New(o Options) (http.Handler, error) {
 	if tr == nil {
 		tr = telemetry.Disabled()
 	}
-	s.tracer, s.prop = tr.Tracer, tr.Propagator
+	s.tracer, s.prop, s.recording = tr.Tracer, tr.Propagator, tr.Recording()
 	r := chi.NewRouter()
 	r.Use(middleware.Tracing(s.tracer, s.prop)) // and WithInfo
 	if o.Registerer != nil {
@@ -269,6 +269,7 @@ type server struct {
 	abortUploads context.Context
 	tracer       trace.Tracer
 	prop         propagation.TextMapPropagator
+	recording    bool // tr.Recording(): false skips the reply and poll spans' look-ups
 }
 
 func (s *server) overloaded(pt ProblemType, limit int) http.HandlerFunc {

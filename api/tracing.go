@@ -30,7 +30,7 @@ func (s *server) replySpanContext(rep envelope.Reply) trace.SpanContext {
 // the service's span that sent it: the trace reads HTTP → send → service
 // → reply → HTTP. Only when the server span records.
 func (s *server) traceReply(ctx context.Context, out *gateway.Outcome) {
-	if out.Replied.IsZero() || !trace.SpanFromContext(ctx).IsRecording() {
+	if !s.recording || out.Replied.IsZero() || !trace.SpanFromContext(ctx).IsRecording() {
 		return
 	}
 	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer), trace.WithTimestamp(out.Replied),
@@ -49,6 +49,9 @@ func (s *server) traceReply(ctx context.Context, out *gateway.Outcome) {
 // linkPolledReply links a poll's server span to the trace of the request
 // it polls, through the span context its stored reply carries.
 func (s *server) linkPolledReply(ctx context.Context, rep envelope.Reply) {
+	if !s.recording {
+		return
+	}
 	span := trace.SpanFromContext(ctx)
 	if !span.IsRecording() {
 		return

@@ -23,15 +23,19 @@ import (
 // trace), no span is started: the message keeps the envelope's trace
 // context (the server span's) and gets the caller's baggage. system is the broker (kafka, rabbitmq, memory) for the
 // messaging.system attribute. Attributes are set only on a recording span.
-func TracedPublisher(next gateway.Publisher, tracer trace.Tracer, prop propagation.TextMapPropagator, system string) gateway.Publisher {
-	return &tracedPublisher{next: next, tracer: tracer, prop: prop, system: system}
+//
+// recording false says that no span ever records (tracing off): then no
+// span is looked up either.
+func TracedPublisher(next gateway.Publisher, tracer trace.Tracer, prop propagation.TextMapPropagator, system string, recording bool) gateway.Publisher {
+	return &tracedPublisher{next: next, tracer: tracer, prop: prop, system: system, recording: recording}
 }
 
 type tracedPublisher struct {
-	next   gateway.Publisher
-	tracer trace.Tracer
-	prop   propagation.TextMapPropagator
-	system string
+	next      gateway.Publisher
+	tracer    trace.Tracer
+	prop      propagation.TextMapPropagator
+	system    string
+	recording bool
 }
 
 var producer = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProducer)}
@@ -40,7 +44,7 @@ func (p *tracedPublisher) Publish(ctx context.Context, dest string, m brokers.Me
 	if m.Headers == nil {
 		m.Headers = make(map[string]string, 3)
 	}
-	if !trace.SpanFromContext(ctx).IsRecording() {
+	if !p.recording || !trace.SpanFromContext(ctx).IsRecording() {
 		// Nothing is recorded: the message carries the server span's
 		// context (the envelope's traceparent), and the caller's baggage.
 		if baggage.FromContext(ctx).Len() > 0 {

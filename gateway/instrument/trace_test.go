@@ -22,7 +22,7 @@ func (c *capture) Close() error                                                 
 func TestTracedPublisherOff(t *testing.T) {
 	tr := telemetry.Disabled()
 	var c capture
-	p := instrument.TracedPublisher(&c, tr.Tracer, tr.Propagator, "memory")
+	p := instrument.TracedPublisher(&c, tr.Tracer, tr.Propagator, "memory", tr.Recording())
 	ctx, _ := tr.Tracer.Start(context.Background(), "server")
 	m, _ := baggage.NewMember("tenant", "acme")
 	b, _ := baggage.New(m)

@@ -162,7 +162,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Node, error) {
 		ReplyTo: cfg.ReplyTo, PublishTimeout: cfg.Broker.PublishTimeout,
 		RetryAfter: cfg.Results.RetryAfter, Logger: log,
 		Idempotency: idem, IdempotencyTTL: cfg.Idempotency.TTL, Cluster: cluster,
-	}, instrument.TracedPublisher(instrument.Publisher(b, reg), n.tracing.Tracer, n.tracing.Propagator, cfg.Broker.Kind), store)
+	}, instrument.TracedPublisher(instrument.Publisher(b, reg), n.tracing.Tracer, n.tracing.Propagator, cfg.Broker.Kind, n.tracing.Recording()), store)
 	n.gw = gw
 	if cluster != nil {
 		instrument.Cluster(gw, reg)
