@@ -2,6 +2,11 @@ package telemetry
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"go.opentelemetry.io/otel/propagation"
@@ -80,5 +85,36 @@ func TestFromEnvExporters(t *testing.T) {
 			t.Errorf("%v: exporter %q (recording %v), want %q", tc.vars, tr.Exporter, tr.Recording(), tc.want)
 		}
 		_ = tr.Shutdown(context.Background())
+	}
+}
+
+// With OTEL_EXPORTER_OTLP_ENDPOINT set, spans reach an OTLP/HTTP receiver
+// (here a test server standing in for a collector) by the time Shutdown
+// has flushed them.
+func TestOTLPHTTPExport(t *testing.T) {
+	got := make(chan string, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		got <- fmt.Sprintf("%s %s %s %d", r.Method, r.URL.Path, r.Header.Get("Content-Type"), len(body))
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	defer srv.Close()
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", srv.URL)
+	tr, err := FromEnv(context.Background())
+	if err != nil || tr.Exporter != "otlp (http/protobuf)" {
+		t.Fatalf("FromEnv: %+v, %v", tr, err)
+	}
+	_, span := tr.Tracer.Start(context.Background(), "x")
+	span.End()
+	if err := tr.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case req := <-got:
+		if !strings.HasPrefix(req, "POST /v1/traces application/x-protobuf ") || strings.HasSuffix(req, " 0") {
+			t.Errorf("the receiver got %q", req)
+		}
+	default:
+		t.Fatal("no export reached the receiver")
 	}
 }
