@@ -174,39 +174,33 @@ func Sentinel(t testing.TB) *RedisSentinel {
 // client certificates, an ACL user), starting it on first use.
 func SecureServer(t testing.TB) *RedisServer {
 	t.Helper()
-	return shared(t, "a Redis server with TLS and ACL", &secureServer, func(dir string) (*RedisServer, error) {
-		sec, err := newSecure(dir)
-		if err != nil {
-			return nil, err
-		}
-		return startServer(dir, sec)
-	})
+	return shared(t, "a Redis server with TLS and ACL", &secureServer, secured(startServer))
 }
 
 // SecureCluster is Cluster, secured: TLS everywhere (the cluster bus too),
 // client certificates, an ACL user.
 func SecureCluster(t testing.TB) *RedisCluster {
 	t.Helper()
-	return shared(t, "a Redis Cluster with TLS and ACL", &secureCluster, func(dir string) (*RedisCluster, error) {
-		sec, err := newSecure(dir)
-		if err != nil {
-			return nil, err
-		}
-		return startCluster(dir, sec)
-	})
+	return shared(t, "a Redis Cluster with TLS and ACL", &secureCluster, secured(startCluster))
 }
 
 // SecureSentinel is Sentinel, secured: TLS for the data nodes and the
 // sentinels, an ACL user on the data nodes, a password on the sentinels.
 func SecureSentinel(t testing.TB) *RedisSentinel {
 	t.Helper()
-	return shared(t, "a Redis Sentinel set with TLS and passwords", &secureSentinel, func(dir string) (*RedisSentinel, error) {
+	return shared(t, "a Redis Sentinel set with TLS and passwords", &secureSentinel, secured(startSentinel))
+}
+
+// secured adapts a starter to shared: it starts the deployment with the
+// TLS and ACL set-up of a CA made for it in its directory.
+func secured[T any](start func(dir string, sec *Secure) (*T, error)) func(dir string) (*T, error) {
+	return func(dir string) (*T, error) {
 		sec, err := newSecure(dir)
 		if err != nil {
 			return nil, err
 		}
-		return startSentinel(dir, sec)
-	})
+		return start(dir, sec)
+	}
 }
 
 // shared returns *p, started by start in a directory of its own on first

@@ -1,10 +1,8 @@
 package scenario
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -149,34 +147,11 @@ func ClusterProcs(ctx context.Context, o Options) (*Report, error) {
 	return rep, nil
 }
 
-// spreadOp posts a fresh procsBody to the next of urls in turn, checks
-// the echo, and counts completed requests in done (warm-up included, as
+// spreadOp posts a fresh procsBody to the next of urls in turn (echoOp's
+// checks), and counts completed requests in done (warm-up included, as
 // Redis counts them).
 func spreadOp(client *http.Client, urls []string, done *atomic.Int64) loadtest.Op {
-	var seq atomic.Uint64
-	return func(ctx context.Context) (int, error) {
-		n := seq.Add(1)
-		body := procsBody(n)
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, urls[n%uint64(len(urls))], bytes.NewReader(body))
-		if err != nil {
-			return 0, err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		got, err := io.ReadAll(resp.Body)
-		_ = resp.Body.Close()
-		done.Add(1)
-		if err != nil {
-			return resp.StatusCode, err
-		}
-		if resp.StatusCode == http.StatusOK && !bytes.Equal(got, body) {
-			return resp.StatusCode, fmt.Errorf("echo differs: %.40q", got)
-		}
-		return resp.StatusCode, nil
-	}
+	return echoOpTo(client, func(n uint64) string { return urls[n%uint64(len(urls))] }, done)
 }
 
 // clusterStats is INFO of every node of a Redis Cluster, summed by role.

@@ -29,10 +29,17 @@ func procsBody(n uint64) []byte {
 // echoOp posts a fresh procsBody to url and fails unless the answer is 200
 // with the same body: every echo is checked.
 func echoOp(client *http.Client, url string) loadtest.Op {
+	return echoOpTo(client, func(uint64) string { return url }, nil)
+}
+
+// echoOpTo is echoOp to the URL pick returns for request number n, and
+// counts the completed requests in done when it is not nil.
+func echoOpTo(client *http.Client, pick func(n uint64) string, done *atomic.Int64) loadtest.Op {
 	var seq atomic.Uint64
 	return func(ctx context.Context) (int, error) {
-		body := procsBody(seq.Add(1))
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+		n := seq.Add(1)
+		body := procsBody(n)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, pick(n), bytes.NewReader(body))
 		if err != nil {
 			return 0, err
 		}
@@ -43,6 +50,9 @@ func echoOp(client *http.Client, url string) loadtest.Op {
 		}
 		got, err := io.ReadAll(resp.Body)
 		_ = resp.Body.Close()
+		if done != nil {
+			done.Add(1)
+		}
 		if err != nil {
 			return resp.StatusCode, err
 		}
