@@ -63,7 +63,9 @@ func TestClusterForwardIsSharded(t *testing.T) {
 // itself and a forward reaches it, and the lease keeps refreshing. On the
 // cluster, the failover is of the shard that holds the node's channel.
 func TestFailover(t *testing.T) {
-	for _, d := range deployments[1:] {
+	// The plain Sentinel set and Redis Cluster: the secured deployments
+	// after them have no failover helper of their own here.
+	for _, d := range deployments[1:3] {
 		t.Run(d.name, func(t *testing.T) {
 			rdb, cfg := newClientOn(t, d)
 			r := redisstate.NewRouter(rdb, cfg)
