@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql/parser"
@@ -88,19 +87,9 @@ func TestOpsFiles(t *testing.T) {
 	}
 
 	exported := map[string]bool{}
-	scrape := func(base string) {
+	collect := func(base string) {
 		t.Helper()
-		resp, err := http.Get(base + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		tp := expfmt.NewTextParser(model.UTF8Validation)
-		fams, err := tp.TextToMetricFamilies(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for name, f := range fams {
+		for name, f := range scrape(t, base) {
 			exported[name] = true
 			if f.GetType().String() == "HISTOGRAM" {
 				for _, s := range []string{"_bucket", "_count", "_sum"} {
@@ -127,13 +116,13 @@ func TestOpsFiles(t *testing.T) {
 	if r, _ := send(t, "POST", n.base+"/t/limited", []byte("x"), nil); r.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("second /t/limited: %d, want 429", r.StatusCode)
 	}
-	scrape(n.base)
+	collect(n.base)
 
 	// Cluster mode (real Redis).
 	testenv.RequireRedis(t)
 	c := startCluster(t, clusterConfig(t, testenv.RedisAddr))
 	send(t, "POST", c.base+"/demo/echo", []byte("x"), nil)
-	scrape(c.base)
+	collect(c.base)
 
 	names := slices.Sorted(func(yield func(string) bool) {
 		for k := range used {
