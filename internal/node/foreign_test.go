@@ -84,7 +84,7 @@ func TestForeignServices(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(foreignDir, "node_modules", "kafkajs")); err != nil {
 		testenv.Unavailable(t, "kafkajs is not installed: run npm ci --prefix internal/node/%s (.ci/run does)", foreignDir)
 	}
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	topics := map[string]string{"spring": "orders.spring", "zilla": "orders.zilla", "cloudevents": "orders.ce"}
 	kf, err := kfake.NewCluster(kfake.Ports(port), kfake.NumBrokers(1),
 		kfake.SeedTopics(1, topics["spring"], topics["zilla"], topics["cloudevents"]), kfake.AllowAutoTopicCreation())

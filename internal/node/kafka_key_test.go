@@ -15,6 +15,7 @@ import (
 
 	"github.com/syncgate/syncgate/brokers/kafka"
 	"github.com/syncgate/syncgate/internal/node"
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 // A route's key template keys its Kafka records: every request for one
@@ -23,7 +24,7 @@ import (
 // builds; requests of different entities spread over the partitions.
 // A request without the value is refused and publishes nothing.
 func TestKafkaRouteKeyOrdersPerEntity(t *testing.T) {
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	const topic, partitions = "orders", 4
 	kf, err := kfake.NewCluster(kfake.Ports(port), kfake.NumBrokers(1), kfake.SeedTopics(partitions, topic))
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"github.com/syncgate/syncgate/brokers/responder"
 	"github.com/syncgate/syncgate/brokers/responder/demo"
 	"github.com/syncgate/syncgate/internal/node"
+	"github.com/syncgate/syncgate/internal/testenv"
 )
 
 // startKfake runs an empty kfake broker on 127.0.0.1:port with the demo
@@ -36,16 +36,6 @@ func startKfake(t *testing.T, port int) *kfake.Cluster {
 	return kf
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // TestKafkaBrokerRestartsEmpty: the README's Kafka walkthrough (broker,
 // demo service and gateway as separate parts) under steady load, with the
 // broker stopped and started again empty with the same command. While it
@@ -54,7 +44,7 @@ func freePort(t *testing.T) int {
 // every request is accounted for: 200 with its own body, or a 503/504
 // problem.
 func TestKafkaBrokerRestartsEmpty(t *testing.T) {
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	kf := startKfake(t, port)
 	defer func() { kf.Close() }()
 	brokersAddr := []string{fmt.Sprintf("127.0.0.1:%d", port)}

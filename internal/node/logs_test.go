@@ -66,7 +66,7 @@ func duplicateKey(line string) (string, error) {
 // correlation_id that is not an id, and the probes' access lines only at
 // debug.
 func TestLogHygiene(t *testing.T) {
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	kf := startKfake(t, port)
 	t.Cleanup(kf.Close)
 	cfg := testConfig()

@@ -112,7 +112,7 @@ func TestSpansOfARequest(t *testing.T) {
 		checkSpanTree(t, n, exp, "/demo/echo", "demo.echo")
 	})
 	t.Run("kafka", func(t *testing.T) {
-		port := freePort(t)
+		port := testenv.FreePort(t)
 		kf, err := kfake.NewCluster(kfake.Ports(port), kfake.NumBrokers(1), kfake.SeedTopics(1, "otel.echo"))
 		if err != nil {
 			t.Fatal(err)

@@ -181,7 +181,7 @@ func TestStartWaitsForRedis(t *testing.T) {
 }
 
 func TestStartWaitsForKafka(t *testing.T) {
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	cfg := testConfig()
 	cfg.Node = "late-kafka-" + strconv.Itoa(port)

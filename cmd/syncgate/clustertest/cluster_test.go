@@ -95,7 +95,7 @@ func newClusterFull(t *testing.T, on backend, rk redisKind, extra string, ids ..
 	t.Cleanup(c.http.CloseIdleConnections)
 	c.setUpBroker(ids)
 	for _, id := range ids {
-		c.addrs[id] = "127.0.0.1:" + strconv.Itoa(freePort(t))
+		c.addrs[id] = "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
 	}
 	c.config = filepath.Join(c.dir, "cluster.yaml")
 	if err := os.WriteFile(c.config, []byte(c.yaml()), 0o644); err != nil {

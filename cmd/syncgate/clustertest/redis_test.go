@@ -36,7 +36,7 @@ func startRedis(t *testing.T) *redisServer {
 	if err != nil {
 		testenv.Unavailable(t, "these tests need the redis-server binary on PATH: %v", err)
 	}
-	r := &redisServer{t: t, bin: bin, port: freePort(t), dir: t.TempDir()}
+	r := &redisServer{t: t, bin: bin, port: testenv.FreePort(t), dir: t.TempDir()}
 	r.Start()
 	return r
 }
