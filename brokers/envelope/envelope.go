@@ -27,6 +27,7 @@ const (
 	Status         = "status"          // reply: HTTP status (default 200)
 	IdempotencyKey = "idempotency-key" // request: the client's Idempotency-Key
 	Principal      = "principal"       // request: the authenticated caller; absent when anonymous
+	Progress       = "progress"        // reply: "true" marks an interim progress message, not the reply
 )
 
 // DeadlineFormat is the layout of the deadline header.
@@ -82,6 +83,12 @@ type Reply struct {
 	TraceParent string
 	TraceState  string
 	Body        []byte
+	// Progress marks an interim progress message: a service may send any
+	// number of them for a correlation id before its reply. The gateway
+	// keeps the latest ones for polls and event streams of an accepted
+	// request (only ContentType and Body count), and ignores them for a
+	// request that holds its connection. Its header: progress: true.
+	Progress bool
 }
 
 // StatusCode returns the HTTP status of the reply, 200 when unset.
@@ -127,6 +134,9 @@ func (r Reply) Message() brokers.Message {
 	setIf(h, ContentType, r.ContentType)
 	setIf(h, TraceParent, r.TraceParent)
 	setIf(h, TraceState, r.TraceState)
+	if r.Progress {
+		h[Progress] = "true"
+	}
 	for k, v := range r.Header {
 		h[HeaderPrefix+strings.ToLower(k)] = v
 	}
@@ -166,7 +176,8 @@ func DecodeRequest(m brokers.Message) (Request, error) {
 	return r, nil
 }
 
-// DecodeReply decodes and validates a reply message. It rejects a missing or
+// DecodeReply decodes and validates a reply message (or a progress
+// message: see Reply.Progress). It rejects a missing or
 // malformed correlation id, a status outside 200-599 (a final HTTP status:
 // 1xx are not; spaces around the number are fine), a content type that is
 // not one valid header value, and header names or values that could not be
@@ -184,6 +195,15 @@ func DecodeReply(m brokers.Message) (Reply, error) {
 		TraceParent:   m.Headers[TraceParent],
 		TraceState:    m.Headers[TraceState],
 		Body:          m.Body,
+	}
+	if p, ok := m.Headers[Progress]; ok {
+		switch strings.ToLower(strings.TrimSpace(p)) {
+		case "true", "1":
+			r.Progress = true
+		case "false", "0", "":
+		default:
+			return Reply{}, fmt.Errorf("%w: progress %q is not true or false", ErrInvalid, truncate(p))
+		}
 	}
 	if s, ok := m.Headers[Status]; ok {
 		n, err := strconv.Atoi(strings.TrimSpace(s))

@@ -34,7 +34,8 @@ const (
 	// ce_source /syncgate, ce_type syncgate.request, and two extension
 	// attributes: ce_correlationid, which a reply carries back, and
 	// ce_replyto, where to send it; a reply's status may be in the
-	// extension ce_httpstatus.
+	// extension ce_httpstatus. A progress message has ce_type
+	// syncgate.progress (CETypeProgress).
 	ProfileCloudEvents Profile = "cloudevents"
 	// ProfileCloudEventsAMQP is ProfileCloudEvents in the AMQP binding's
 	// naming, for RabbitMQ: the same attributes as headers prefixed
@@ -61,6 +62,10 @@ const (
 	CECorrelationID     = "ce_correlationid"
 	CEReplyTo           = "ce_replyto"
 	CEHTTPStatus        = "ce_httpstatus"
+	// CETypeProgress is the ce_type of a progress message (Reply.Progress)
+	// in the CloudEvents profiles. The other profiles mark one with the
+	// progress header, as syncgate's own contract does.
+	CETypeProgress = "syncgate.progress"
 	// CEAMQPPrefix starts the CloudEvents attributes in AMQP headers.
 	CEAMQPPrefix = "cloudEvents:"
 )
@@ -113,6 +118,7 @@ func NormalizeReply(m brokers.Message) brokers.Message {
 		return m
 	}
 	var id, status, ctype string
+	progress := false
 	switch {
 	case m.Headers[SpringCorrelationID] != "":
 		id, ctype = m.Headers[SpringCorrelationID], m.Headers[SpringContentType]
@@ -120,8 +126,10 @@ func NormalizeReply(m brokers.Message) brokers.Message {
 		id, status = m.Headers[ZillaCorrelationID], m.Headers[ZillaStatus]
 	case m.Headers[CECorrelationID] != "":
 		id, status = m.Headers[CECorrelationID], m.Headers[CEHTTPStatus]
+		progress = m.Headers[CEType] == CETypeProgress
 	case m.Headers[CEAMQPPrefix+"correlationid"] != "":
 		id, status = m.Headers[CEAMQPPrefix+"correlationid"], m.Headers[CEAMQPPrefix+"httpstatus"]
+		progress = m.Headers[CEAMQPPrefix+"type"] == CETypeProgress
 	default:
 		return m
 	}
@@ -139,6 +147,9 @@ func NormalizeReply(m brokers.Message) brokers.Message {
 		if _, ok := h[ContentType]; !ok {
 			h[ContentType] = ctype
 		}
+	}
+	if progress {
+		h[Progress] = "true"
 	}
 	m.Headers = h
 	return m

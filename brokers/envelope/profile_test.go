@@ -64,3 +64,44 @@ func TestProfilesReplies(t *testing.T) {
 		}
 	}
 }
+
+// A progress message is marked by the progress header in syncgate's
+// contract and in the profiles that carry plain headers (spring, zilla),
+// and by ce_type syncgate.progress in the CloudEvents profiles; anything
+// but true or false in the header is invalid.
+func TestProgressMarker(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		h        map[string]string
+		progress bool
+		invalid  bool
+	}{
+		{"syncgate", map[string]string{"correlation-id": testID, "progress": "true"}, true, false},
+		{"syncgate 1", map[string]string{"correlation-id": testID, "progress": " 1 "}, true, false},
+		{"syncgate false", map[string]string{"correlation-id": testID, "progress": "false"}, false, false},
+		{"syncgate reply", map[string]string{"correlation-id": testID}, false, false},
+		{"syncgate junk", map[string]string{"correlation-id": testID, "progress": "maybe"}, false, true},
+		{"spring", map[string]string{"kafka_correlationId": testID, "progress": "true"}, true, false},
+		{"zilla", map[string]string{"zilla:correlation-id": testID, "progress": "true"}, true, false},
+		{"cloudevents", map[string]string{"ce_correlationid": testID, "ce_type": "syncgate.progress"}, true, false},
+		{"cloudevents reply", map[string]string{"ce_correlationid": testID, "ce_type": "com.example.reply"}, false, false},
+		{"cloudevents amqp", map[string]string{"cloudEvents:correlationid": testID, "cloudEvents:type": "syncgate.progress"}, true, false},
+	} {
+		r, err := envelope.DecodeReply(brokers.Message{Headers: tc.h, Body: []byte("50%")})
+		switch {
+		case tc.invalid && err == nil:
+			t.Errorf("%s: decoded %+v, want an error", tc.name, r)
+		case !tc.invalid && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case !tc.invalid && r.Progress != tc.progress:
+			t.Errorf("%s: Progress = %v, want %v", tc.name, r.Progress, tc.progress)
+		}
+	}
+	m := envelope.Reply{CorrelationID: testID, Progress: true, Body: []byte("1/3")}.Message()
+	if m.Headers["progress"] != "true" {
+		t.Errorf("a progress reply's message has progress = %q, want true", m.Headers["progress"])
+	}
+	if r, err := envelope.DecodeReply(m); err != nil || !r.Progress || string(r.Body) != "1/3" {
+		t.Errorf("round trip: %+v, %v", r, err)
+	}
+}

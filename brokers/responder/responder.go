@@ -110,7 +110,7 @@ func (s *Service) Handler(h Handler) brokers.Handler {
 			ctx, span = s.startSpan(ctx, m, req)
 			defer span.End()
 		}
-		rep, ok := call(ctx, log, h, req)
+		rep, ok := call(context.WithValue(ctx, progressKey{}, progressTo{s, &req}), log, h, req)
 		if !ok {
 			if err := ctx.Err(); err != nil {
 				// The subscription is stopping: leave the message to be

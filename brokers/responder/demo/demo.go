@@ -7,6 +7,7 @@ package demo
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -35,20 +36,48 @@ func Echo(_ context.Context, req responder.Request) (responder.Reply, error) {
 }
 
 // Sleep waits ?ms=N milliseconds (0 to MaxSleep), then replies like Echo.
-// It returns early, without a reply, when its deadline passes first.
+// With ?steps=K (1 to MaxSteps) it sends a progress message after each
+// K-th of the sleep but the last, {"step":i,"of":K}, before its reply. It
+// returns early, without a reply, when its deadline passes first.
 func Sleep(ctx context.Context, req responder.Request) (responder.Reply, error) {
-	d, err := sleepDuration(req.Query)
+	d, steps, err := sleepParams(req.Query)
 	if err != nil {
 		return responder.Reply{}, &responder.StatusError{Status: 400, Err: err}
 	}
-	t := time.NewTimer(d)
+	t := time.NewTimer(d / time.Duration(steps))
 	defer t.Stop()
-	select {
-	case <-t.C:
-		return Echo(ctx, req)
-	case <-ctx.Done():
-		return responder.Reply{}, ctx.Err()
+	for i := 1; ; i++ {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return responder.Reply{}, ctx.Err()
+		}
+		if i == steps {
+			return Echo(ctx, req)
+		}
+		// Best effort, as progress is: a failed one does not fail the request.
+		_ = responder.Progress(ctx, "application/json", fmt.Appendf(nil, `{"step":%d,"of":%d}`, i, steps))
+		t.Reset(d / time.Duration(steps))
 	}
+}
+
+// MaxSteps bounds ?steps=.
+const MaxSteps = 100
+
+func sleepParams(rawQuery string) (time.Duration, int, error) {
+	d, err := sleepDuration(rawQuery)
+	if err != nil {
+		return 0, 0, err
+	}
+	q, _ := url.ParseQuery(rawQuery) // parsed by sleepDuration
+	steps := 1
+	if s := q.Get("steps"); s != "" {
+		steps, err = strconv.Atoi(s)
+		if err != nil || steps < 1 || steps > MaxSteps {
+			return 0, 0, fmt.Errorf("steps must be an integer from 1 to %d", MaxSteps)
+		}
+	}
+	return d, steps, nil
 }
 
 func sleepDuration(rawQuery string) (time.Duration, error) {
