@@ -62,6 +62,13 @@ type Result struct {
 	// Principal is who made the request ("" when anonymous), as given to
 	// Pending. See VisibleTo.
 	Principal string
+	// Seq is the sequence number of the latest progress message stored
+	// for the request (0: none); its reply is event Seq+1 of its stream.
+	Seq int
+	// Progress holds progress messages read with the record, oldest
+	// first: Get returns the latest one, Events those after a sequence
+	// number that are still kept (see MaxProgressKept).
+	Progress []Progress
 }
 
 // VisibleTo reports whether principal may read or cancel the request: its
@@ -329,10 +336,10 @@ func (s *MemoryStore) Complete(_ context.Context, rep envelope.Reply) error {
 	case StateCancelled:
 		return ErrCancelled
 	}
-	size := recordSize(r.id, &rep) + int64(len(r.Principal))
+	size := recordSize(r.id, &rep) + int64(len(r.Principal)) + r.progressBytes()
 	s.size.Add(size - r.size)
 	r.size = size
-	s.learnReplySize(size - recordSize(r.id, nil) - int64(len(r.Principal)))
+	s.learnReplySize(recordSize(r.id, &rep) - recordSize(r.id, nil))
 	r.State, r.Reply, r.Expires = StateDone, rep, now.Add(s.cfg.ResultTTL)
 	s.expiry.fix(r)
 	s.noteExpiry()
@@ -362,7 +369,11 @@ func (s *MemoryStore) Get(_ context.Context, id string) (Result, error) {
 	if !ok {
 		return Result{}, ErrNotFound
 	}
-	return r.Result, nil
+	res := r.Result
+	if n := len(r.Progress); n > 0 {
+		res.Progress = []Progress{r.Progress[n-1]}
+	}
+	return res, nil
 }
 
 // Delete removes the record for id, if any.

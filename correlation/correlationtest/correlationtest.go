@@ -51,6 +51,8 @@ type Store interface {
 	Get(ctx context.Context, id string) (correlation.Result, error)
 	Complete(ctx context.Context, rep envelope.Reply) error
 	Cancel(ctx context.Context, id, principal string) error
+	Progress(ctx context.Context, id string, p correlation.Progress) (int, error)
+	Events(ctx context.Context, id string, after int) (correlation.Result, error)
 }
 
 // Cluster is one implementation under test. Listen and Join wrap the
@@ -74,6 +76,7 @@ func Run(t *testing.T, setup Setup) {
 		{"Claim", testClaim},
 		{"ClaimPending", testClaimPending},
 		{"Principal", testPrincipal},
+		{"Progress", testProgress},
 		{"Forward", testForward},
 		{"ForwardToOwner", testForwardToOwner},
 		{"ListenerStopsWithContext", testListenerStops},
@@ -489,5 +492,80 @@ func testMembersAndAdoption(t *testing.T, c Cluster) {
 	}
 	if m, _ := r.Members(ctx); len(m) != 1 || m["b"] == "" {
 		t.Fatalf("Members after Forget(a) = %v", m)
+	}
+}
+
+// testProgress: progress messages of a pending request are numbered from
+// 1, kept byte-exact up to MaxProgressKept (the latest), read by Get (the
+// latest only) and by Events (those after a sequence number), and kept
+// with the reply; a request that is unknown, done or cancelled refuses
+// them.
+func testProgress(t *testing.T, c Cluster) {
+	ctx := t.Context()
+	id := correlation.NewID()
+	if _, err := c.Store.Progress(ctx, id, correlation.Progress{Body: []byte("x")}); !errors.Is(err, correlation.ErrNotFound) {
+		t.Fatalf("progress of an unknown id: %v, want ErrNotFound", err)
+	}
+	if err := c.Store.Pending(ctx, id, "", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Store.Get(ctx, id)
+	if err != nil || res.Seq != 0 || len(res.Progress) != 0 {
+		t.Fatalf("a fresh record: %+v, %v; want no progress", res, err)
+	}
+	total := correlation.MaxProgressKept + 3
+	for i := 1; i <= total; i++ {
+		body := []byte{byte(i), 0, 0xff, '\n', 'x'}
+		n, err := c.Store.Progress(ctx, id, correlation.Progress{ContentType: "application/octet-stream", Body: body})
+		if err != nil || n != i {
+			t.Fatalf("progress %d: seq %d, %v", i, n, err)
+		}
+	}
+	res, err = c.Store.Get(ctx, id)
+	if err != nil || res.State != correlation.StatePending || res.Seq != total || len(res.Progress) != 1 ||
+		res.Progress[0].Seq != total || res.Progress[0].Body[0] != byte(total) {
+		t.Fatalf("Get after %d progress messages: %+v, %v; want the latest only", total, res, err)
+	}
+	check := func(after, first int) {
+		t.Helper()
+		res, err := c.Store.Events(ctx, id, after)
+		if err != nil {
+			t.Fatalf("Events(%d): %v", after, err)
+		}
+		if len(res.Progress) != total-first+1 {
+			t.Fatalf("Events(%d): %d progress messages, want %d..%d", after, len(res.Progress), first, total)
+		}
+		for i, p := range res.Progress {
+			want := []byte{byte(first + i), 0, 0xff, '\n', 'x'}
+			if p.Seq != first+i || string(p.Body) != string(want) || p.ContentType != "application/octet-stream" {
+				t.Fatalf("Events(%d)[%d] = %+v, want seq %d body %q", after, i, p, first+i, want)
+			}
+		}
+	}
+	check(0, total-correlation.MaxProgressKept+1) // the oldest are gone
+	check(total-2, total-1)
+	check(total, total+1) // none
+	if err := c.Store.Complete(ctx, FullReply(id)); err != nil {
+		t.Fatal(err)
+	}
+	check(total-1, total) // kept with the reply
+	if _, err := c.Store.Progress(ctx, id, correlation.Progress{Body: []byte("late")}); !errors.Is(err, correlation.ErrCompleted) {
+		t.Errorf("progress after the reply: %v, want ErrCompleted", err)
+	}
+	if res, _ := c.Store.Events(ctx, id, total); res.State != correlation.StateDone || !reflect.DeepEqual(res.Reply, FullReply(id)) {
+		t.Errorf("Events of a done record: %+v", res)
+	}
+	cancelled := correlation.NewID()
+	if err := c.Store.Pending(ctx, cancelled, "", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Store.Progress(ctx, cancelled, correlation.Progress{}); err != nil {
+		t.Fatalf("an empty progress message: %v", err)
+	}
+	if err := c.Store.Cancel(ctx, cancelled, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Store.Progress(ctx, cancelled, correlation.Progress{Body: []byte("late")}); !errors.Is(err, correlation.ErrCancelled) {
+		t.Errorf("progress after a cancel: %v, want ErrCancelled", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -69,11 +70,42 @@ return 'ok'
 `)
 
 // getScript reads the fields and the remaining TTL in one step, so Expires
-// belongs to the record that was read.
+// belongs to the record that was read; then the progress sequence number
+// and the progress messages after ARGV[1] (-1: the latest only), as
+// sequence number, message pairs.
 var getScript = goredis.NewScript(`
-local v = redis.call('HMGET', KEYS[1], 'state', 'status', 'content_type', 'header', 'traceparent', 'tracestate', 'body', 'principal')
+local v = redis.call('HMGET', KEYS[1], 'state', 'status', 'content_type', 'header', 'traceparent', 'tracestate', 'body', 'principal', 'pseq')
+v[10] = v[9]
 v[9] = redis.call('PTTL', KEYS[1])
+local n = tonumber(v[10] or '0')
+local from = tonumber(ARGV[1]) + 1
+if from <= 0 then from = n end
+if from < n - ` + keepProgress + ` + 1 then from = n - ` + keepProgress + ` + 1 end
+for i = math.max(from, 1), n do
+  local p = redis.call('HGET', KEYS[1], 'p:' .. i)
+  if p then
+    v[#v + 1] = i
+    v[#v + 1] = p
+  end
+end
 return v
+`)
+
+// keepProgress is correlation.MaxProgressKept, for the scripts.
+var keepProgress = strconv.Itoa(correlation.MaxProgressKept)
+
+// progressScript: KEYS[1] result key; ARGV[1] the message (content type,
+// newline, body). It keeps the latest MaxProgressKept messages as fields
+// p:<seq> and returns the new sequence number, or the record's end.
+var progressScript = goredis.NewScript(`
+local st = redis.call('HGET', KEYS[1], 'state')
+if not st then return 'not_found' end
+if st == 'done' then return 'completed' end
+if st == 'cancelled' then return 'cancelled' end
+local n = redis.call('HINCRBY', KEYS[1], 'pseq', 1)
+redis.call('HSET', KEYS[1], 'p:' .. n, ARGV[1])
+if n > ` + keepProgress + ` then redis.call('HDEL', KEYS[1], 'p:' .. (n - ` + keepProgress + `)) end
+return tostring(n)
 `)
 
 // Store keeps the results of accepted requests in Redis, so that every node
@@ -144,15 +176,40 @@ func (s *Store) Cancel(ctx context.Context, id, principal string) error {
 // serve a poll after the one that answered 202 is gone.
 func (s *Store) OutlivesProcess() bool { return true }
 
-// Get returns the record for id, or correlation.ErrNotFound.
+// Progress keeps a progress message for the pending request id, with the
+// semantics of correlation.MemoryStore.Progress (Redis' maxmemory is the
+// only bound on room).
+func (s *Store) Progress(ctx context.Context, id string, p correlation.Progress) (int, error) {
+	res, err := progressScript.Run(ctx, s.rdb, []string{s.key(id)}, p.ContentType+"\n"+string(p.Body)).Text()
+	if err != nil {
+		return 0, unavailable("progress "+id, err)
+	}
+	if n, err := strconv.Atoi(res); err == nil {
+		return n, nil
+	}
+	return 0, scriptErr(res)
+}
+
+// Get returns the record for id, with its latest progress message, or
+// correlation.ErrNotFound.
 func (s *Store) Get(ctx context.Context, id string) (correlation.Result, error) {
+	return s.get(ctx, id, -1)
+}
+
+// Events returns the record for id with the progress messages kept after
+// sequence number after, or correlation.ErrNotFound.
+func (s *Store) Events(ctx context.Context, id string, after int) (correlation.Result, error) {
+	return s.get(ctx, id, max(after, 0))
+}
+
+func (s *Store) get(ctx context.Context, id string, after int) (correlation.Result, error) {
 	now := time.Now()
-	v, err := getScript.Run(ctx, s.rdb, []string{s.key(id)}).Slice()
+	v, err := getScript.Run(ctx, s.rdb, []string{s.key(id)}, after).Slice()
 	if err != nil {
 		return correlation.Result{}, unavailable("get "+id, err)
 	}
-	if len(v) != 9 {
-		return correlation.Result{}, unavailable("get "+id, fmt.Errorf("script returned %d values, want 9", len(v)))
+	if len(v) < 10 || len(v)%2 != 0 {
+		return correlation.Result{}, unavailable("get "+id, fmt.Errorf("script returned %d values, want 10 and pairs", len(v)))
 	}
 	if v[0] == nil {
 		return correlation.Result{}, correlation.ErrNotFound
@@ -161,6 +218,20 @@ func (s *Store) Get(ctx context.Context, id string) (correlation.Result, error) 
 	res := correlation.Result{Principal: str(7)}
 	if pttl, ok := v[8].(int64); ok && pttl > 0 {
 		res.Expires = now.Add(time.Duration(pttl) * time.Millisecond)
+	}
+	if ps := str(9); ps != "" {
+		if res.Seq, err = strconv.Atoi(ps); err != nil {
+			return correlation.Result{}, fmt.Errorf("redis: get %s: pseq: %w", id, err)
+		}
+	}
+	for i := 10; i < len(v); i += 2 {
+		seq, _ := v[i].(int64)
+		ct, body, _ := strings.Cut(str(i+1), "\n")
+		p := correlation.Progress{Seq: int(seq), ContentType: ct}
+		if body != "" {
+			p.Body = []byte(body)
+		}
+		res.Progress = append(res.Progress, p)
 	}
 	switch str(0) {
 	case "pending":
