@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -106,6 +107,15 @@ type Options struct {
 	// RateLimiter decides the limits (default: a ratelimit.Memory, this
 	// node's alone; a cluster passes a redislimit.Limiter).
 	RateLimiter ratelimit.Limiter
+	// StreamHeartbeat is how often an idle event stream gets a comment
+	// that keeps proxies from closing it (default
+	// DefaultStreamHeartbeat); StreamWriteTimeout cuts off a client that
+	// does not read its stream (default DefaultStreamWriteTimeout).
+	StreamHeartbeat, StreamWriteTimeout time.Duration
+	// EndStreams, when it ends, ends the event streams with a shutdown
+	// event (the node stops: they reconnect elsewhere). Streams also end
+	// when the gateway closes. nil: only then.
+	EndStreams context.Context
 	// AbortUploads, when it ends, gives up on the request bodies still being
 	// read (the end of a graceful shutdown's drain): each such request is
 	// answered 503 shutting-down at once, and nothing is published. nil:
@@ -146,8 +156,16 @@ func New(o Options) (http.Handler, error) {
 	if o.MaxPollWait <= 0 {
 		o.MaxPollWait = 30 * time.Second
 	}
+	if o.StreamHeartbeat <= 0 {
+		o.StreamHeartbeat = DefaultStreamHeartbeat
+	}
+	if o.StreamWriteTimeout <= 0 {
+		o.StreamWriteTimeout = DefaultStreamWriteTimeout
+	}
 	s := &server{gw: o.Gateway, log: o.Logger, checks: o.Checks, retryAfter: o.RetryAfter,
-		bodyTimeout: o.BodyTimeout, maxPollWait: o.MaxPollWait, abortUploads: o.AbortUploads}
+		bodyTimeout: o.BodyTimeout, maxPollWait: o.MaxPollWait, abortUploads: o.AbortUploads,
+		streamHeartbeat: o.StreamHeartbeat, streamWriteTimeout: o.StreamWriteTimeout, endStreams: o.EndStreams}
+	s.streamMetrics(o.Registerer)
 	tr := o.Tracing
 	if tr == nil {
 		tr = telemetry.Disabled()
@@ -270,6 +288,41 @@ type server struct {
 	tracer       trace.Tracer
 	prop         propagation.TextMapPropagator
 	recording    bool // tr.Recording(): false skips the reply and poll spans' look-ups
+	// Event streams: see stream.go.
+	streamHeartbeat, streamWriteTimeout time.Duration
+	endStreams                          context.Context
+	streams                             atomic.Int64
+	streamEvents                        prometheus.Counter
+	streamEnds                          *prometheus.CounterVec
+}
+
+// streamMetrics makes the event streams' metrics, registered with reg
+// when it is set:
+//
+//   - syncgate_streams_open: event streams open now
+//   - syncgate_stream_progress_events_total: progress events written
+//   - syncgate_streams_ended_total{reason}: streams ended, by how: result,
+//     cancelled, timeout, shutdown, error, client (it went away or did
+//     not read)
+func (s *server) streamMetrics(reg prometheus.Registerer) {
+	s.streamEvents = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "syncgate_stream_progress_events_total",
+		Help: "Progress events written to event streams.",
+	})
+	s.streamEnds = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "syncgate_streams_ended_total",
+		Help: "Event streams ended, by reason: result, cancelled, timeout, shutdown, error, client.",
+	}, []string{"reason"})
+	for _, r := range []string{eventResult, eventCancelled, eventTimeout, eventShutdown, eventError, "client"} {
+		s.streamEnds.WithLabelValues(r)
+	}
+	open := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "syncgate_streams_open",
+		Help: "Event streams (GET /v1/requests/{id}, Accept: text/event-stream) open now.",
+	}, func() float64 { return float64(s.streams.Load()) })
+	if reg != nil {
+		reg.MustRegister(s.streamEvents, s.streamEnds, open)
+	}
 }
 
 func (s *server) overloaded(pt ProblemType, limit int) http.HandlerFunc {

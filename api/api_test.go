@@ -28,6 +28,14 @@ type stub struct {
 	result func(id string) (correlation.Result, error)
 	await  func(ctx context.Context, id string, d time.Duration) (correlation.Result, error)
 	cancel func(id string) error
+	events func(ctx context.Context, id string, after int, d time.Duration) (correlation.Result, error)
+}
+
+func (s *stub) Events(ctx context.Context, id, _ string, after int, d time.Duration) (correlation.Result, error) {
+	if s.events == nil {
+		return s.Await(ctx, id, "", d)
+	}
+	return s.events(ctx, id, after, d)
 }
 
 func (s *stub) Do(ctx context.Context, req *gateway.Request) (gateway.Outcome, error) {

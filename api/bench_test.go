@@ -38,6 +38,9 @@ func (echoGateway) Await(context.Context, string, string, time.Duration) (correl
 	return correlation.Result{}, gateway.ErrNotFound
 }
 func (echoGateway) Cancel(context.Context, string, string) error { return gateway.ErrNotFound }
+func (echoGateway) Events(context.Context, string, string, int, time.Duration) (correlation.Result, error) {
+	return correlation.Result{}, gateway.ErrNotFound
+}
 
 // load sends POSTs to url from clients keep-alive connections for d and
 // returns completed requests per second and the process's CPU time per

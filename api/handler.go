@@ -243,11 +243,23 @@ type pendingBody struct {
 	ID       string `json:"id"`
 	Status   string `json:"status"`
 	Location string `json:"location"`
+	// Progress is the latest progress message of the request (polls).
+	Progress *progressJSON `json:"progress,omitempty"`
 }
 
 func writeAccepted(w http.ResponseWriter, id string, retryAfter time.Duration) {
+	writeAcceptedWith(w, id, retryAfter, nil)
+}
+
+// writeAcceptedWith is writeAccepted with the request's latest progress
+// message (nil: none).
+func writeAcceptedWith(w http.ResponseWriter, id string, retryAfter time.Duration, progress *correlation.Progress) {
 	loc := PollPath + id
-	body, _ := json.Marshal(pendingBody{ID: id, Status: correlation.StatePending.String(), Location: loc})
+	pb := pendingBody{ID: id, Status: correlation.StatePending.String(), Location: loc}
+	if progress != nil {
+		pb.Progress = newProgressJSON(*progress)
+	}
+	body, _ := json.Marshal(pb)
 	h := w.Header()
 	h.Set("Location", loc)
 	h.Set("Retry-After", strconv.FormatInt(int64(max(1, (retryAfter+time.Second-1)/time.Second)), 10))

@@ -14,19 +14,25 @@ import (
 	"github.com/syncgate/syncgate/correlation"
 )
 
-// poll serves GET /v1/requests/{id}[?wait=5s]: 202 while pending, the stored
-// reply when done, 410 when cancelled, 404 when unknown or expired. With
-// wait (a Go duration or whole seconds, capped by MaxPollWait) it answers as
-// soon as the reply is in, or pending after wait.
+// poll serves GET /v1/requests/{id}[?wait=5s]: 202 while pending (with the
+// latest progress message, if any), the stored reply when done, 410 when
+// cancelled, 404 when unknown or expired. With wait (a Go duration or
+// whole seconds, capped by MaxPollWait) it answers as soon as the reply is
+// in, or pending after wait. With Accept: text/event-stream it streams the
+// request's events instead (stream).
 func (s *server) poll(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
+	if info := middleware.InfoFrom(r.Context()); info != nil && validID(id) {
+		info.CorrelationID = id
+	}
+	if wantsEventStream(r) {
+		s.stream(w, r, id, middleware.Principal(r.Context()))
+		return
+	}
 	wait, err := parseWait(r.URL.Query().Get("wait"), s.maxPollWait)
 	if err != nil {
 		WriteProblem(w, r, ProblemBadRequest, err.Error(), "")
 		return
-	}
-	if info := middleware.InfoFrom(r.Context()); info != nil && validID(id) {
-		info.CorrelationID = id
 	}
 	// Another principal's request answers as an unknown id does.
 	principal := middleware.Principal(r.Context())
@@ -51,7 +57,11 @@ func (s *server) poll(w http.ResponseWriter, r *http.Request) {
 	case correlation.StateCancelled:
 		WriteProblem(w, r, ProblemRequestCancelled, "request "+id+" was cancelled", id)
 	default:
-		writeAccepted(w, id, s.retryAfter)
+		var latest *correlation.Progress
+		if n := len(res.Progress); n > 0 {
+			latest = &res.Progress[n-1]
+		}
+		writeAcceptedWith(w, id, s.retryAfter, latest)
 	}
 }
 

@@ -37,6 +37,11 @@ type Waiter struct {
 	id string
 	ch chan envelope.Reply
 	sh *shard
+	// held is the latest progress message for the id (HoldProgress);
+	// noHold is set once the waiter takes no more (TakeProgress). Both
+	// are guarded by sh.mu.
+	held   *envelope.Reply
+	noHold bool
 }
 
 // NewRegistry returns an empty registry.
@@ -87,6 +92,42 @@ func (r *Registry) Deliver(rep envelope.Reply) bool {
 	// the window in which Cancel could remove the entry and miss the reply.
 	w.ch <- rep
 	return true
+}
+
+// HoldProgress keeps rep, a progress message, with the waiter registered
+// under its id, replacing one held before, until the waiter takes it
+// (TakeProgress): a request that holds its connection has no record to
+// keep progress in yet, and may be answered 202 after all. It returns
+// false when nobody waits for the id or the waiter takes no more: the
+// caller then stores the message itself, or drops it.
+func (r *Registry) HoldProgress(rep envelope.Reply) bool {
+	sh := r.shard(rep.CorrelationID)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	w, ok := sh.waiters[rep.CorrelationID]
+	if !ok || w.noHold {
+		return false
+	}
+	w.held = &rep
+	return true
+}
+
+// TakeProgress returns the progress message held for the waiter and
+// forgets it; when none is held it returns nil, and from then on
+// HoldProgress refuses the waiter's messages. A caller that has written
+// the request's record calls it until nil, storing each message: what is
+// held is then stored before any later message, which HoldProgress's
+// caller stores itself.
+func (w *Waiter) TakeProgress() *envelope.Reply {
+	sh := w.sh
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	p := w.held
+	w.held = nil
+	if p == nil {
+		w.noHold = true
+	}
+	return p
 }
 
 // Len returns the number of waiting requests.

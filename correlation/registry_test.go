@@ -227,3 +227,32 @@ func TestRegistryCloseConcurrent(t *testing.T) {
 		t.Errorf("Len() = %d, want 0", r.Len())
 	}
 }
+
+// HoldProgress keeps the latest progress message with a waiter until
+// TakeProgress takes it; once TakeProgress found nothing, and for ids
+// nobody waits for, HoldProgress refuses.
+func TestRegistryHoldProgress(t *testing.T) {
+	r := correlation.NewRegistry()
+	w, err := r.Register("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.HoldProgress(envelope.Reply{CorrelationID: "b", Progress: true}) {
+		t.Error("held progress for an id nobody waits for")
+	}
+	for _, b := range []string{"1", "2"} {
+		if !r.HoldProgress(envelope.Reply{CorrelationID: "a", Progress: true, Body: []byte(b)}) {
+			t.Fatalf("progress %s not held", b)
+		}
+	}
+	if p := w.TakeProgress(); p == nil || string(p.Body) != "2" {
+		t.Fatalf("TakeProgress = %+v, want the latest (2)", p)
+	}
+	if p := w.TakeProgress(); p != nil {
+		t.Fatalf("second TakeProgress = %+v, want nil", p)
+	}
+	if r.HoldProgress(envelope.Reply{CorrelationID: "a", Progress: true}) {
+		t.Error("held progress after TakeProgress found none")
+	}
+	w.Cancel()
+}

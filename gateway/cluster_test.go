@@ -95,6 +95,12 @@ func (downStore) Get(context.Context, string) (correlation.Result, error) {
 }
 func (downStore) Delete(context.Context, string) error         { return errDown }
 func (downStore) Cancel(context.Context, string, string) error { return errDown }
+func (downStore) Progress(context.Context, string, correlation.Progress) (int, error) {
+	return 0, errDown
+}
+func (downStore) Events(context.Context, string, int) (correlation.Result, error) {
+	return correlation.Result{}, errDown
+}
 
 // dispatch hands the reply to m (body) to node n's reply consumer.
 func (n *clusterNode) dispatch(t *testing.T, m brokers.Message, body string) gateway.ReplyOutcome {

@@ -51,6 +51,14 @@ type Store interface {
 	// correlation.ErrNotFound if no record or another principal's,
 	// correlation.ErrCompleted if the reply is stored.
 	Cancel(ctx context.Context, id, principal string) error
+	// Progress keeps a progress message of a pending request and returns
+	// its sequence number: correlation.ErrNotFound if no record,
+	// ErrCompleted or ErrCancelled once it has ended, an error wrapping
+	// correlation.ErrFull when there is no room.
+	Progress(ctx context.Context, id string, p correlation.Progress) (int, error)
+	// Events is Get with the progress messages kept after sequence
+	// number after.
+	Events(ctx context.Context, id string, after int) (correlation.Result, error)
 }
 
 // boundedStore is a Store that bounds its own room and refuses new records
@@ -446,6 +454,9 @@ func (c *call) giveUp(ctx context.Context, w *correlation.Waiter, cause error) e
 	}
 	ttl := time.Until(c.deadline)
 	storeErr := g.promise(context.WithoutCancel(ctx), c.out.ID, c.req.Principal, max(ttl, time.Second))
+	if storeErr == nil {
+		g.keepHeldProgress(context.WithoutCancel(ctx), w)
+	}
 	if rep, ok := w.Cancel(); ok {
 		if storeErr == nil {
 			// The record is written already: make it tell the truth.

@@ -25,6 +25,8 @@ type placement interface {
 	// recheck reports whether a long poll must read the store again by
 	// itself: another node may store the reply, and nothing wakes this one.
 	recheck() bool
+	// progressed runs after a progress message for id was stored.
+	progressed(ctx context.Context, id string)
 }
 
 // alone is a node by itself: replies come back to it, results are in its
@@ -36,7 +38,8 @@ func (alone) unpublished(context.Context, *Route, string, bool)   {}
 func (alone) storedElsewhere(context.Context, string) (envelope.Reply, bool) {
 	return envelope.Reply{}, false
 }
-func (alone) recheck() bool { return false }
+func (alone) recheck() bool                      { return false }
+func (alone) progressed(context.Context, string) {}
 
 func (a alone) unwaited(ctx context.Context, rep envelope.Reply) (ReplyOutcome, error) {
 	out, err := a.g.complete(ctx, rep)
@@ -67,6 +70,8 @@ func (m member) storedElsewhere(ctx context.Context, id string) (envelope.Reply,
 }
 
 func (member) recheck() bool { return true }
+
+func (member) progressed(context.Context, string) {}
 
 // unwaited stores and forwards (route); Redis being down loses the reply,
 // which is logged, not redelivered: the broker cannot help.

@@ -37,10 +37,18 @@ const (
 	// neither stored nor forwarded; dropped with an error log. Its request
 	// ends at its deadline (202 stays pending, or 504).
 	ReplyLost
+	// ReplyProgress: a progress message, kept for the request's polls and
+	// event streams (or held with its waiter until it is answered 202).
+	ReplyProgress
+	// ReplyProgressIgnored: a progress message nobody can see (a request
+	// that holds its connection to the end, unknown, ended or expired; an
+	// invalid one; the store full or down); dropped.
+	ReplyProgressIgnored
 	numReplyOutcomes
 )
 
-var replyOutcomeNames = [numReplyOutcomes]string{"delivered", "stored", "duplicate", "orphan", "invalid", "cancelled", "forwarded", "lost"}
+var replyOutcomeNames = [numReplyOutcomes]string{"delivered", "stored", "duplicate", "orphan", "invalid", "cancelled", "forwarded", "lost",
+	"progress", "progress_ignored"}
 
 func (o ReplyOutcome) String() string {
 	if o >= 0 && o < numReplyOutcomes {
@@ -70,7 +78,15 @@ func (o ReplyOutcome) String() string {
 func (g *Gateway) DispatchReply(ctx context.Context, m brokers.Message) (ReplyOutcome, error) {
 	rep, err := envelope.DecodeReply(m)
 	if err != nil {
+		if envelope.IsProgress(m) {
+			g.log.WarnContext(ctx, "dropping an invalid progress message", slog.Any("error", err),
+				slog.String("correlation_id", m.Headers[envelope.CorrelationID]), slog.Int("body_bytes", len(m.Body)))
+			return ReplyProgressIgnored, nil
+		}
 		return g.dispatchInvalid(ctx, m, err)
+	}
+	if rep.Progress {
+		return g.progress(ctx, rep), nil
 	}
 	return g.dispatch(ctx, rep)
 }

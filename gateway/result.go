@@ -64,10 +64,45 @@ func (g *Gateway) Await(ctx context.Context, id, principal string, d time.Durati
 	return res, err
 }
 
+// Events serves an event stream: it returns the record of id as principal
+// sees it, with the progress messages kept after sequence number after, as
+// soon as there are any or the request is no longer pending, or after d
+// as it is (the stream's heartbeat). It wakes as Await does, and returns
+// ErrShuttingDown when the gateway closes.
+func (g *Gateway) Events(ctx context.Context, id, principal string, after int, d time.Duration) (correlation.Result, error) {
+	if _, err := envelope.ValidateID(id); err != nil {
+		return correlation.Result{}, ErrNotFound
+	}
+	res, err := g.awaitEvents(ctx, id, principal, max(after, 0), d)
+	if errors.Is(err, errWaitOver) {
+		return res, nil
+	}
+	return res, err
+}
+
 // awaitResult waits until the stored result of id is not pending, d passes
 // (errWaitOver), the gateway closes (ErrShuttingDown) or ctx ends. A
 // record principal may not see is ErrNotFound at the first read.
 func (g *Gateway) awaitResult(ctx context.Context, id, principal string, d time.Duration) (correlation.Result, error) {
+	return g.await(ctx, id, d, func() (correlation.Result, bool, error) {
+		res, err := g.storeGet(ctx, id, principal)
+		return res, err != nil || res.State != correlation.StatePending, err
+	})
+}
+
+// awaitEvents is awaitResult that also returns on a progress message after
+// sequence number after.
+func (g *Gateway) awaitEvents(ctx context.Context, id, principal string, after int, d time.Duration) (correlation.Result, error) {
+	return g.await(ctx, id, d, func() (correlation.Result, bool, error) {
+		res, err := g.storeEvents(ctx, id, principal, after)
+		return res, err != nil || res.State != correlation.StatePending || len(res.Progress) > 0, err
+	})
+}
+
+// await reads the record of id with read until read reports it is ready,
+// d passes (errWaitOver, with the last record read), the gateway closes
+// (ErrShuttingDown) or ctx ends.
+func (g *Gateway) await(ctx context.Context, id string, d time.Duration, read func() (correlation.Result, bool, error)) (correlation.Result, error) {
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	// In cluster mode another node may store the reply, and nothing wakes
@@ -76,12 +111,13 @@ func (g *Gateway) awaitResult(ctx context.Context, id, principal string, d time.
 	var recheck <-chan time.Time
 	backoff := 50 * time.Millisecond
 	// Bounded: every round either returns or consumes one change of the
-	// record (a record changes at most twice: pending → done/cancelled →
-	// expired) or one recheck, and rechecks end with the timer.
+	// record (a record changes a bounded number of times: its progress
+	// messages, then pending → done/cancelled → expired) or one recheck,
+	// and rechecks end with the timer.
 	for {
 		e := g.hub.subscribe(id)
-		res, err := g.storeGet(ctx, id, principal)
-		if err != nil || res.State != correlation.StatePending {
+		res, ready, err := read()
+		if ready {
 			g.hub.release(id, e)
 			return res, err
 		}
@@ -105,6 +141,18 @@ func (g *Gateway) awaitResult(ctx context.Context, id, principal string, d time.
 			return res, ctx.Err()
 		}
 	}
+}
+
+// storeEvents is storeGet with the progress messages after after.
+func (g *Gateway) storeEvents(ctx context.Context, id, principal string, after int) (correlation.Result, error) {
+	res, err := g.store.Events(ctx, id, after)
+	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrCancelled) && ctx.Err() == nil {
+		return res, fmt.Errorf("%w: %w", ErrStore, err)
+	}
+	if err == nil && !res.VisibleTo(principal) {
+		return correlation.Result{}, ErrNotFound
+	}
+	return res, err
 }
 
 // Cancel cancels a request accepted earlier, for principal: its late

@@ -24,6 +24,9 @@ type Service interface {
 	// is anybody's; see correlation.Result.VisibleTo).
 	Result(ctx context.Context, id, principal string) (correlation.Result, error)
 	Await(ctx context.Context, id, principal string, d time.Duration) (correlation.Result, error)
+	// Events is Await for an event stream: it also returns on a progress
+	// message after sequence number after, which the result holds.
+	Events(ctx context.Context, id, principal string, after int, d time.Duration) (correlation.Result, error)
 	Cancel(ctx context.Context, id, principal string) error
 }
 

@@ -197,10 +197,10 @@ func DecodeReply(m brokers.Message) (Reply, error) {
 		Body:          m.Body,
 	}
 	if p, ok := m.Headers[Progress]; ok {
-		switch strings.ToLower(strings.TrimSpace(p)) {
-		case "true", "1":
+		switch {
+		case isTrue(p):
 			r.Progress = true
-		case "false", "0", "":
+		case isFalse(p):
 		default:
 			return Reply{}, fmt.Errorf("%w: progress %q is not true or false", ErrInvalid, truncate(p))
 		}
@@ -219,6 +219,23 @@ func DecodeReply(m brokers.Message) (Reply, error) {
 		return Reply{}, err
 	}
 	return r, nil
+}
+
+// IsProgress reports whether m, a reply message in any profile, is marked
+// as a progress message, whether or not it is valid otherwise: a progress
+// message that breaks the contract is dropped, not taken for a reply.
+func IsProgress(m brokers.Message) bool {
+	return isTrue(NormalizeReply(m).Headers[Progress])
+}
+
+func isTrue(v string) bool {
+	v = strings.TrimSpace(v)
+	return v == "1" || strings.EqualFold(v, "true")
+}
+
+func isFalse(v string) bool {
+	v = strings.TrimSpace(v)
+	return v == "" || v == "0" || strings.EqualFold(v, "false")
 }
 
 // parseDeadline accepts any RFC 3339 time and normalises it to what Message

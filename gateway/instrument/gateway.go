@@ -99,6 +99,12 @@ func (g *Instrumented) Await(ctx context.Context, id, principal string, d time.D
 	return res, err
 }
 
+// Events calls the gateway's Events; an event stream counts its own
+// (api's syncgate_streams_* metrics).
+func (g *Instrumented) Events(ctx context.Context, id, principal string, after int, d time.Duration) (correlation.Result, error) {
+	return g.next.Events(ctx, id, principal, after, d)
+}
+
 // Cancel calls the gateway's Cancel and counts it.
 func (g *Instrumented) Cancel(ctx context.Context, id, principal string) error {
 	err := g.next.Cancel(ctx, id, principal)

@@ -117,6 +117,11 @@ type HTTPConfig struct {
 	MaxWait time.Duration `yaml:"max_wait"`
 	// MaxPollWait caps ?wait= of a long poll (default 30s).
 	MaxPollWait time.Duration `yaml:"max_poll_wait"`
+	// StreamHeartbeat is how often an idle event stream gets a comment
+	// line (default 15s); StreamWriteTimeout cuts off a client that does
+	// not read its stream (default 10s).
+	StreamHeartbeat    time.Duration `yaml:"stream_heartbeat"`
+	StreamWriteTimeout time.Duration `yaml:"stream_write_timeout"`
 }
 
 // ClusterConfig runs the node as one of several behind a load balancer,
@@ -378,6 +383,8 @@ func (c *Config) SetDefaults() {
 	defDur(&c.HTTP.BodyTimeout, 30*time.Second)
 	defDur(&c.HTTP.MaxWait, 60*time.Second)
 	defDur(&c.HTTP.MaxPollWait, 30*time.Second)
+	defDur(&c.HTTP.StreamHeartbeat, 15*time.Second)
+	defDur(&c.HTTP.StreamWriteTimeout, 10*time.Second)
 	if c.Cluster.Enabled {
 		// Redis holds results outside the process: keep them a day.
 		defDur(&c.Results.TTL, 24*time.Hour)

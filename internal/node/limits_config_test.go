@@ -73,6 +73,7 @@ routes: [{method: post, path: /x, destination: d, max_in_flight: 3, max_wait: 2s
 				t.Fatal(err)
 			}
 			tt.want.MaxBody = 1 << 20
+			tt.want.StreamHeartbeat, tt.want.StreamWriteTimeout = 15*time.Second, 10*time.Second
 			if cfg.HTTP != tt.want || cfg.Idempotency.TTL != tt.ttl {
 				t.Errorf("http %+v ttl %v\nwant %+v ttl %v", cfg.HTTP, cfg.Idempotency.TTL, tt.want, tt.ttl)
 			}

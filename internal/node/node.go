@@ -87,6 +87,10 @@ type Node struct {
 	// read are cut and answered 503 (see api.Options.AbortUploads).
 	abortUploads       context.Context
 	stopReadingUploads context.CancelFunc
+	// endStreams ends when the listener closes: event streams end with a
+	// shutdown event, to reconnect elsewhere (api.Options.EndStreams).
+	endStreams  context.Context
+	stopStreams context.CancelFunc
 	// checks are the readiness checks of /readyz, in order. A backend that
 	// needs one (Redis reachable) appends it in New, before api.New copies
 	// the list.
@@ -118,6 +122,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Node, error) {
 		}
 	}
 	n.abortUploads, n.stopReadingUploads = context.WithCancel(context.Background())
+	n.endStreams, n.stopStreams = context.WithCancel(context.Background())
 	n.checks = []api.Check{
 		{Name: "shutdown", Check: n.notDraining},
 		{Name: "reply-consumer", Check: n.positioned},
@@ -234,6 +239,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Node, error) {
 		RetryAfter: cfg.Results.RetryAfter, MaxInFlight: cfg.HTTP.MaxInFlight,
 		MaxHeaderBytes: int(cfg.HTTP.MaxHeaderBytes), BodyTimeout: cfg.HTTP.BodyTimeout,
 		MaxPollWait: cfg.HTTP.MaxPollWait, AbortUploads: n.abortUploads,
+		StreamHeartbeat: cfg.HTTP.StreamHeartbeat, StreamWriteTimeout: cfg.HTTP.StreamWriteTimeout, EndStreams: n.endStreams,
 	})
 	if err != nil {
 		_ = b.Close()
@@ -441,6 +447,9 @@ func (n *Node) shutdown(srv *http.Server, healthy bool) {
 	// of the drain, between 100 ms and 1 s.
 	grace := min(max(drain/10, 100*time.Millisecond), time.Second, drain)
 	drainCtx, cancel := context.WithTimeout(context.Background(), drain-grace)
+	// An event stream would hold the drain to its end: it ends now, with
+	// a shutdown event, and its client reconnects to another node.
+	n.stopStreams()
 	err := srv.Shutdown(drainCtx)
 	cancel()
 	// Whatever still waits now gets its answer: 202 or 503.

@@ -1,0 +1,321 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/syncgate/syncgate/brokers/envelope"
+	"github.com/syncgate/syncgate/correlation"
+	"github.com/syncgate/syncgate/gateway"
+)
+
+// Event stream (Server-Sent Events) of an accepted request: GET
+// /v1/requests/{id} with Accept: text/event-stream. Events, in order:
+//
+//   - pending (id 0), first on a new stream of a request still pending;
+//   - progress (id = its sequence number, 1, 2, ...), one per progress
+//     message the service sent;
+//   - result (id = the last progress's + 1): the reply; the stream ends.
+//
+// Or the stream ends with one of these, which carry no id (the last one
+// stays the client's resume point):
+//
+//   - cancelled: the request was cancelled (DELETE);
+//   - timeout: its timeout passed without a reply;
+//   - shutdown: the node is stopping (with retry:, to reconnect);
+//   - error: the result store failed (with retry:).
+//
+// A reconnect with Last-Event-ID gets the events after that id (of the
+// progress messages, the latest MaxProgressKept are kept), and 204 No
+// Content once it has had the result, which tells an EventSource to stop.
+const (
+	eventPending   = "pending"
+	eventProgress  = "progress"
+	eventResult    = "result"
+	eventCancelled = "cancelled"
+	eventTimeout   = "timeout"
+	eventShutdown  = "shutdown"
+	eventError     = "error"
+)
+
+// Defaults of the stream's timing (Options.StreamHeartbeat,
+// StreamWriteTimeout).
+const (
+	DefaultStreamHeartbeat    = 15 * time.Second
+	DefaultStreamWriteTimeout = 10 * time.Second
+)
+
+// wantsEventStream reports whether the request asks for text/event-stream.
+func wantsEventStream(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept") {
+		for part := range strings.SplitSeq(v, ",") {
+			mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
+			if err == nil && mt == "text/event-stream" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// bodyJSON is a message body in JSON: as a string when it is text (valid
+// UTF-8 without control characters other than tab, CR and LF), else in
+// base64.
+type bodyJSON struct {
+	ContentType string  `json:"content_type,omitempty"`
+	Body        *string `json:"body,omitempty"`
+	BodyBase64  []byte  `json:"body_base64,omitempty"`
+}
+
+func newBodyJSON(contentType string, body []byte) bodyJSON {
+	b := bodyJSON{ContentType: contentType}
+	switch {
+	case len(body) == 0:
+	case isText(body):
+		s := string(body)
+		b.Body = &s
+	default:
+		b.BodyBase64 = body
+	}
+	return b
+}
+
+func isText(b []byte) bool {
+	if !utf8.Valid(b) {
+		return false
+	}
+	for _, c := range b {
+		if c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// progressJSON is a progress message in a 202 body and a progress event.
+type progressJSON struct {
+	Seq int `json:"seq"`
+	bodyJSON
+}
+
+func newProgressJSON(p correlation.Progress) *progressJSON {
+	return &progressJSON{Seq: p.Seq, bodyJSON: newBodyJSON(p.ContentType, p.Body)}
+}
+
+// resultJSON is the reply in a result event: its status, the headers the
+// gateway would write (see writeReply) and its body.
+type resultJSON struct {
+	Status  int                 `json:"status"`
+	Headers map[string][]string `json:"headers,omitempty"`
+	bodyJSON
+}
+
+func newResultJSON(rep envelope.Reply) resultJSON {
+	out := resultJSON{Status: rep.StatusCode(), bodyJSON: newBodyJSON(rep.ContentType, rep.Body)}
+	for k, v := range rep.Header {
+		if !replyHeaderDenied[strings.ToLower(k)] {
+			if out.Headers == nil {
+				out.Headers = make(map[string][]string, len(rep.Header))
+			}
+			out.Headers[http.CanonicalHeaderKey(k)] = strings.Split(v, "\n")
+		}
+	}
+	return out
+}
+
+// endJSON is the data of the events that end a stream without a result.
+type endJSON struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+	Detail string `json:"detail"`
+}
+
+// eventWriter writes events to one stream, each flushed within the write
+// timeout: a client that does not read is cut off (it resumes with its
+// Last-Event-ID), and the stream's memory never grows, since the events
+// come from the store as the stream goes, not from a queue.
+type eventWriter struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+	buf     bytes.Buffer
+	err     error
+	// retry, when set, goes with the next event: how long the client
+	// waits before it reconnects.
+	retry time.Duration
+}
+
+// event writes one event; id < 0 writes none.
+func (ew *eventWriter) event(name string, id int, data any) {
+	if ew.err != nil {
+		return
+	}
+	ew.buf.Reset()
+	ew.buf.WriteString("event: ")
+	ew.buf.WriteString(name)
+	if id >= 0 {
+		ew.buf.WriteString("\nid: ")
+		ew.buf.WriteString(strconv.Itoa(id))
+	}
+	if ew.retry > 0 {
+		ew.buf.WriteString("\nretry: ")
+		ew.buf.WriteString(strconv.FormatInt(ew.retry.Milliseconds(), 10))
+		ew.retry = 0
+	}
+	ew.buf.WriteString("\ndata: ")
+	b, err := json.Marshal(data) // one line: JSON escapes newlines
+	if err != nil {
+		ew.err = err
+		return
+	}
+	ew.buf.Write(b)
+	ew.buf.WriteString("\n\n")
+	ew.write(ew.buf.Bytes())
+}
+
+// heartbeat writes a comment, which keeps proxies from closing an idle
+// stream and finds a client that has gone.
+func (ew *eventWriter) heartbeat() { ew.write([]byte(": keep-alive\n\n")) }
+
+func (ew *eventWriter) write(b []byte) {
+	if ew.err != nil {
+		return
+	}
+	_ = ew.rc.SetWriteDeadline(time.Now().Add(ew.timeout))
+	if _, ew.err = ew.w.Write(b); ew.err == nil {
+		ew.err = ew.rc.Flush()
+	}
+}
+
+// stream serves the event stream of request id (see the events above).
+// Errors before the first event are problems, as for a poll.
+func (s *server) stream(w http.ResponseWriter, r *http.Request, id, principal string) {
+	last := -1 // no Last-Event-ID: a new stream
+	if v := r.Header.Get("Last-Event-ID"); v != "" {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 0 {
+			WriteProblem(w, r, ProblemBadRequest, "Last-Event-ID must be an event id of this stream (a whole number)", "")
+			return
+		}
+		last = n
+	}
+	// One read, no wait.
+	res, err := s.gw.Events(r.Context(), id, principal, max(last, 0), 0)
+	if err != nil {
+		if r.Context().Err() == nil {
+			s.writeRequestProblem(w, r, id, err)
+		}
+		return
+	}
+	switch {
+	case res.State == correlation.StateCancelled:
+		WriteProblem(w, r, ProblemRequestCancelled, "request "+id+" was cancelled", id)
+		return
+	case res.State == correlation.StateDone && last > res.Seq:
+		// The client has had the result: 204 tells it not to reconnect.
+		w.Header().Set(HeaderCorrelationID, id)
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	s.streams.Add(1)
+	defer s.streams.Add(-1)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
+	h.Set(HeaderCorrelationID, id)
+	w.WriteHeader(http.StatusOK)
+	ew := &eventWriter{w: w, rc: http.NewResponseController(w), timeout: s.streamWriteTimeout}
+	if last < 0 {
+		last = 0
+		if res.State == correlation.StatePending {
+			ew.event(eventPending, 0, pendingBody{ID: id, Status: correlation.StatePending.String(), Location: PollPath + id})
+		}
+	} else {
+		ew.write(nil) // flush the headers
+	}
+	end := s.follow(r.Context(), ew, id, principal, last, res)
+	s.streamEnds.WithLabelValues(end).Inc()
+}
+
+// follow writes the events of res and of the records read after it until
+// the stream ends, and returns how it ended.
+func (s *server) follow(ctx context.Context, ew *eventWriter, id, principal string, last int, res correlation.Result) string {
+	// The wait ends when the node stops streaming too.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if s.endStreams != nil {
+		defer context.AfterFunc(s.endStreams, cancel)()
+	}
+	for {
+		for _, p := range res.Progress {
+			if p.Seq > last {
+				ew.event(eventProgress, p.Seq, newProgressJSON(p))
+				last = p.Seq
+				s.streamEvents.Inc()
+			}
+		}
+		switch res.State {
+		case correlation.StateDone:
+			ew.event(eventResult, res.Seq+1, newResultJSON(res.Reply))
+			return s.ended(ew, eventResult)
+		case correlation.StateCancelled:
+			ew.event(eventCancelled, -1, endJSON{ID: id, Status: "cancelled", Detail: "the request was cancelled"})
+			return s.ended(ew, eventCancelled)
+		}
+		wait := s.streamHeartbeat
+		if !res.Expires.IsZero() {
+			left := time.Until(res.Expires)
+			if left <= 0 {
+				ew.event(eventTimeout, -1, endJSON{ID: id, Status: "timeout", Detail: "the request's timeout passed without a reply"})
+				return s.ended(ew, eventTimeout)
+			}
+			wait = min(wait, left)
+		}
+		if ew.err != nil {
+			return "client"
+		}
+		var err error
+		res, err = s.gw.Events(wctx, id, principal, last, wait)
+		switch {
+		case ctx.Err() != nil:
+			return "client"
+		case errors.Is(err, gateway.ErrShuttingDown) || wctx.Err() != nil:
+			ew.retry = s.retryAfter
+			ew.event(eventShutdown, -1, endJSON{ID: id, Status: "pending", Detail: "the node is stopping: reconnect with Last-Event-ID"})
+			return s.ended(ew, eventShutdown)
+		case errors.Is(err, gateway.ErrNotFound):
+			// Expired between two reads.
+			ew.event(eventTimeout, -1, endJSON{ID: id, Status: "timeout", Detail: "the request's timeout passed without a reply"})
+			return s.ended(ew, eventTimeout)
+		case errors.Is(err, gateway.ErrCancelled):
+			res.State = correlation.StateCancelled
+			continue
+		case err != nil:
+			s.log.WarnContext(ctx, "event stream: reading the result failed", "error", err)
+			ew.retry = s.retryAfter
+			ew.event(eventError, -1, endJSON{ID: id, Status: "pending", Detail: "the result store is unavailable: reconnect with Last-Event-ID"})
+			return s.ended(ew, eventError)
+		}
+		if res.State == correlation.StatePending && len(res.Progress) == 0 {
+			ew.heartbeat()
+		}
+	}
+}
+
+// ended returns how a stream ended: event, or "client" when the last
+// write failed.
+func (s *server) ended(ew *eventWriter, event string) string {
+	if ew.err != nil {
+		return "client"
+	}
+	return event
+}

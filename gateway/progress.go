@@ -1,0 +1,67 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/syncgate/syncgate/brokers/envelope"
+	"github.com/syncgate/syncgate/correlation"
+)
+
+// progress keeps a progress message for its request's polls and event
+// streams: in the store when the request has a record (it was answered
+// 202, or will be, and in cluster mode a pollable route's record is
+// written before the request is published), else with the request's
+// waiter on this node, which stores it if the request is answered 202
+// after all (keepHeldProgress). Nothing is redelivered: progress is best
+// effort, and a store failure is logged.
+func (g *Gateway) progress(ctx context.Context, rep envelope.Reply) ReplyOutcome {
+	ctx = context.WithoutCancel(ctx) // as for replies: taken from the broker once
+	out := g.storeProgress(ctx, rep)
+	if out != ReplyOrphan {
+		return out
+	}
+	if g.registry.HoldProgress(rep) {
+		return ReplyProgress
+	}
+	// Nobody waits on this node, or the waiter has just been answered
+	// 202 and its record written: try the store once more.
+	if out := g.storeProgress(ctx, rep); out != ReplyOrphan {
+		return out
+	}
+	return ReplyProgressIgnored
+}
+
+// storeProgress stores a progress message; ReplyOrphan means its request
+// has no record.
+func (g *Gateway) storeProgress(ctx context.Context, rep envelope.Reply) ReplyOutcome {
+	id := rep.CorrelationID
+	_, err := g.store.Progress(ctx, id, correlation.Progress{ContentType: rep.ContentType, Body: rep.Body})
+	switch {
+	case err == nil:
+		g.hub.notify(id)
+		g.place.progressed(ctx, id)
+		return ReplyProgress
+	case errors.Is(err, correlation.ErrNotFound):
+		return ReplyOrphan
+	case errors.Is(err, correlation.ErrCompleted), errors.Is(err, correlation.ErrCancelled):
+		g.log.DebugContext(ctx, "dropping a progress message of a request that has ended", slog.String("correlation_id", id))
+	case errors.Is(err, correlation.ErrFull):
+		g.log.WarnContext(ctx, "dropping a progress message: the result store is full", slog.String("correlation_id", id))
+	default:
+		g.log.WarnContext(ctx, "dropping a progress message: the result store failed",
+			slog.String("correlation_id", id), slog.Any("error", err))
+	}
+	return ReplyProgressIgnored
+}
+
+// keepHeldProgress stores the progress message w held while its request
+// waited, now that the request has a record; see Waiter.TakeProgress.
+func (g *Gateway) keepHeldProgress(ctx context.Context, w *correlation.Waiter) {
+	// Bounded: each round stores a message the consumer held after the
+	// previous one, and the consumer is one message at a time per id.
+	for p := w.TakeProgress(); p != nil; p = w.TakeProgress() {
+		g.storeProgress(ctx, *p)
+	}
+}
