@@ -31,6 +31,8 @@ type stub struct {
 	events func(ctx context.Context, id string, after int, d time.Duration) (correlation.Result, error)
 }
 
+func (s *stub) Watch(context.Context, string) {}
+
 func (s *stub) Events(ctx context.Context, id, _ string, after int, d time.Duration) (correlation.Result, error) {
 	if s.events == nil {
 		return s.Await(ctx, id, "", d)

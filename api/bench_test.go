@@ -38,6 +38,7 @@ func (echoGateway) Await(context.Context, string, string, time.Duration) (correl
 	return correlation.Result{}, gateway.ErrNotFound
 }
 func (echoGateway) Cancel(context.Context, string, string) error { return gateway.ErrNotFound }
+func (echoGateway) Watch(context.Context, string)                {}
 func (echoGateway) Events(context.Context, string, string, int, time.Duration) (correlation.Result, error) {
 	return correlation.Result{}, gateway.ErrNotFound
 }

@@ -207,7 +207,9 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, id, principal st
 		}
 		last = n
 	}
-	// One read, no wait.
+	// Watch first, then read: an event stored in between still wakes
+	// the stream.
+	s.gw.Watch(r.Context(), id)
 	res, err := s.gw.Events(r.Context(), id, principal, max(last, 0), 0)
 	if err != nil {
 		if r.Context().Err() == nil {

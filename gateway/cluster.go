@@ -161,6 +161,11 @@ func (g *Gateway) AcceptForwarded(ctx context.Context, rep envelope.Reply) Reply
 
 func (g *Gateway) acceptForwarded(ctx context.Context, rep envelope.Reply) ReplyOutcome {
 	ctx = context.WithoutCancel(ctx) // as in route: pub/sub delivered it once
+	if rep.Progress {
+		// A notify that a record this node watches changed (see Watch).
+		g.hub.notify(rep.CorrelationID)
+		return ReplyProgress
+	}
 
 	if g.registry.Deliver(rep) {
 		g.answered.add(rep.CorrelationID)
@@ -178,6 +183,31 @@ func (g *Gateway) acceptForwarded(ctx context.Context, rep envelope.Reply) Reply
 		return ReplyStored
 	}
 	return out
+}
+
+// watchingStore is a Store whose records can name the nodes that stream
+// them, and that notifies those nodes when it stores an event
+// (redisstate.Store, through the nodes' Router listeners).
+type watchingStore interface {
+	Watch(ctx context.Context, id, node string) error
+}
+
+// Watch tells the nodes of a cluster that this node streams the events of
+// id, so that a node storing one wakes it at once (AcceptForwarded takes
+// the notify); a stream that misses one reads the store again by itself
+// within a few seconds. A no-op on a node alone, where the store and the
+// wake-ups are local, and with a store that cannot (the in-process one).
+func (g *Gateway) Watch(ctx context.Context, id string) {
+	ws, ok := g.store.(watchingStore)
+	if g.cfg.Cluster == nil || !ok {
+		return
+	}
+	if _, err := envelope.ValidateID(id); err != nil {
+		return
+	}
+	if err := ws.Watch(ctx, id, g.cfg.Cluster.Node); err != nil {
+		g.log.DebugContext(ctx, "cluster: watching a request failed; its stream reads the store by itself", slog.String("correlation_id", id), slog.Any("error", err))
+	}
 }
 
 // ForwardCounts returns how many forwarded replies AcceptForwarded took, by

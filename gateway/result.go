@@ -84,7 +84,7 @@ func (g *Gateway) Events(ctx context.Context, id, principal string, after int, d
 // (errWaitOver), the gateway closes (ErrShuttingDown) or ctx ends. A
 // record principal may not see is ErrNotFound at the first read.
 func (g *Gateway) awaitResult(ctx context.Context, id, principal string, d time.Duration) (correlation.Result, error) {
-	return g.await(ctx, id, d, func() (correlation.Result, bool, error) {
+	return g.await(ctx, id, d, 50*time.Millisecond, time.Second, func() (correlation.Result, bool, error) {
 		res, err := g.storeGet(ctx, id, principal)
 		return res, err != nil || res.State != correlation.StatePending, err
 	})
@@ -93,23 +93,30 @@ func (g *Gateway) awaitResult(ctx context.Context, id, principal string, d time.
 // awaitEvents is awaitResult that also returns on a progress message after
 // sequence number after.
 func (g *Gateway) awaitEvents(ctx context.Context, id, principal string, after int, d time.Duration) (correlation.Result, error) {
-	return g.await(ctx, id, d, func() (correlation.Result, bool, error) {
+	// Watched (see Watch): the store's notifies wake the stream, and the
+	// reads by itself are a fallback for a lost one.
+	return g.await(ctx, id, d, eventsRecheck, eventsRecheck, func() (correlation.Result, bool, error) {
 		res, err := g.storeEvents(ctx, id, principal, after)
 		return res, err != nil || res.State != correlation.StatePending || len(res.Progress) > 0, err
 	})
 }
 
+// eventsRecheck is the pause between an event stream's own reads of the
+// store in cluster mode: with 10 000 streams on a node, 2 000 reads a
+// second at most.
+const eventsRecheck = 5 * time.Second
+
 // await reads the record of id with read until read reports it is ready,
 // d passes (errWaitOver, with the last record read), the gateway closes
-// (ErrShuttingDown) or ctx ends.
-func (g *Gateway) await(ctx context.Context, id string, d time.Duration, read func() (correlation.Result, bool, error)) (correlation.Result, error) {
+// (ErrShuttingDown) or ctx ends. In cluster mode it also reads by itself,
+// after firstRecheck at first, backing off to maxRecheck.
+func (g *Gateway) await(ctx context.Context, id string, d, firstRecheck, maxRecheck time.Duration, read func() (correlation.Result, bool, error)) (correlation.Result, error) {
 	timer := time.NewTimer(d)
 	defer timer.Stop()
-	// In cluster mode another node may store the reply, and nothing wakes
-	// this one: read the store again, every 50 ms at first, backing off to
-	// a second.
+	// In cluster mode another node may store the reply, and nothing may
+	// wake this one: read the store again now and then.
 	var recheck <-chan time.Time
-	backoff := 50 * time.Millisecond
+	backoff := firstRecheck
 	// Bounded: every round either returns or consumes one change of the
 	// record (a record changes a bounded number of times: its progress
 	// messages, then pending → done/cancelled → expired) or one recheck,
@@ -123,7 +130,7 @@ func (g *Gateway) await(ctx context.Context, id string, d time.Duration, read fu
 		}
 		if g.place.recheck() {
 			recheck = time.After(backoff)
-			backoff = min(2*backoff, time.Second)
+			backoff = min(2*backoff, maxRecheck)
 		}
 		select {
 		case <-recheck:

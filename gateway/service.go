@@ -27,6 +27,10 @@ type Service interface {
 	// Events is Await for an event stream: it also returns on a progress
 	// message after sequence number after, which the result holds.
 	Events(ctx context.Context, id, principal string, after int, d time.Duration) (correlation.Result, error)
+	// Watch is called when an event stream of id opens, before its first
+	// Events: in cluster mode, the nodes that store its events then wake
+	// this one.
+	Watch(ctx context.Context, id string)
 	Cancel(ctx context.Context, id, principal string) error
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -182,7 +183,10 @@ func (r *Router) ForwardToOwner(ctx context.Context, from string, rep envelope.R
 // Listen subscribes to node's channel and returns once Redis has confirmed
 // the subscription, so a Forward issued after Listen returns reaches fn. A
 // goroutine then calls fn, one reply at a time, for every reply forwarded
-// to node, until ctx ends or the Listener is closed. Messages that are not
+// to node, until ctx ends or the Listener is closed. A notify that a
+// record node watches changed (Store.Watch) reaches fn as a reply with
+// Progress set and nothing but the correlation id: not a reply to
+// deliver, a hint to read the record again. Messages that are not
 // replies are counted (Listener.Rejected), logged and dropped. After a lost
 // connection, or when the server ends the subscription (on a Redis Cluster,
 // the channel's slot moved to another shard), the listener subscribes
@@ -239,6 +243,11 @@ func (r *Router) subscribe(ctx context.Context, ch string) (*goredis.PubSub, err
 
 // probePayload is what probe publishes; listeners skip it.
 const probePayload = "syncgate:probe"
+
+// notifyPrefix starts what Store.notify publishes: the id follows. A
+// listener hands it on as a progress reply without a body (see Listen).
+// Not JSON, so that a node of an older version drops it as no reply.
+const notifyPrefix = "syncgate:notify:"
 
 // reloadSlots makes a cluster client reload its slot map, which lags
 // behind a failover: a subscription on a stale map lands on the old master,
@@ -437,6 +446,12 @@ func (l *Listener) run(ctx context.Context, r *Router, ch string, cur *subscript
 			backoff = minBackoff
 			recovered()
 			if m.Payload == probePayload {
+				continue
+			}
+			if id, ok := strings.CutPrefix(m.Payload, notifyPrefix); ok {
+				if id, err := envelope.ValidateID(id); err == nil {
+					fn(envelope.Reply{CorrelationID: id, Progress: true})
+				}
 				continue
 			}
 			rep, err := decodeReply([]byte(m.Payload))

@@ -50,7 +50,26 @@ if st == 'cancelled' then return 'cancelled' end
 redis.call('HSET', KEYS[1], 'state', 'done', 'status', ARGV[2], 'content_type', ARGV[3],
   'header', ARGV[4], 'traceparent', ARGV[5], 'tracestate', ARGV[6], 'body', ARGV[7])
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return 'ok'
+` + watchersLua + `
+return w
+`)
+
+// watchersLua sets w to {'ok', the nodes watching KEYS[1]...}: the fields
+// w:<node> that Watch wrote.
+const watchersLua = `
+local w = {'ok'}
+if redis.call('HEXISTS', KEYS[1], 'watched') == 1 then
+  for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+    if string.sub(f, 1, 2) == 'w:' then w[#w + 1] = string.sub(f, 3) end
+  end
+end`
+
+// watchScript: KEYS[1] result key; ARGV[1] node. The node streams the
+// record's events: a node that stores one notifies it (Store.notify).
+var watchScript = goredis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'watched', '1', 'w:' .. ARGV[1], '1')
+return 1
 `)
 
 // cancelScript: KEYS[1] result key; ARGV[1] result TTL in ms, ARGV[2] the
@@ -105,7 +124,9 @@ if st == 'cancelled' then return 'cancelled' end
 local n = redis.call('HINCRBY', KEYS[1], 'pseq', 1)
 redis.call('HSET', KEYS[1], 'p:' .. n, ARGV[1])
 if n > ` + keepProgress + ` then redis.call('HDEL', KEYS[1], 'p:' .. (n - ` + keepProgress + `)) end
-return tostring(n)
+` + watchersLua + `
+w[1] = tostring(n)
+return w
 `)
 
 // Store keeps the results of accepted requests in Redis, so that every node
@@ -117,13 +138,62 @@ type Store struct {
 	rdb       goredis.UniversalClient
 	prefix    string
 	resultTTL time.Duration
+	sharded   bool // a Redis Cluster: notifies go by SPUBLISH
 }
 
 // NewStore returns a store on rdb; it uses cfg.Prefix and cfg.ResultTTL
 // (defaults applied). The caller owns rdb and closes it.
 func NewStore(rdb goredis.UniversalClient, cfg Config) *Store {
 	cfg.SetDefaults()
-	return &Store{rdb: rdb, prefix: cfg.Prefix, resultTTL: cfg.ResultTTL}
+	_, sharded := rdb.(*goredis.ClusterClient)
+	return &Store{rdb: rdb, prefix: cfg.Prefix, resultTTL: cfg.ResultTTL, sharded: sharded}
+}
+
+// Watch records that node streams the events of the request id (while
+// its record lives): Complete and Progress then notify node, on the
+// channel its Router listens on, that the record changed. A no-op when
+// there is no record.
+func (s *Store) Watch(ctx context.Context, id, node string) error {
+	if err := watchScript.Run(ctx, s.rdb, []string{s.key(id)}, node).Err(); err != nil {
+		return unavailable("watch "+id, err)
+	}
+	return nil
+}
+
+// notify tells the nodes watching id that its record changed, best
+// effort: a node that misses it reads the record again later by itself.
+// One pipelined round trip, and none without watchers.
+func (s *Store) notify(ctx context.Context, id string, watchers []any) {
+	if len(watchers) == 0 {
+		return
+	}
+	payload := notifyPrefix + id
+	_, _ = s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for _, w := range watchers {
+			node, _ := w.(string)
+			if s.sharded {
+				p.SPublish(ctx, s.prefix+"node:"+node, payload)
+			} else {
+				p.Publish(ctx, s.prefix+"node:"+node, payload)
+			}
+		}
+		return nil
+	})
+}
+
+// scriptResult reads what a script that ends a step returns: an error
+// string, or {result, watchers...}.
+func scriptResult(v any) (string, []any) {
+	switch v := v.(type) {
+	case string:
+		return v, nil
+	case []any:
+		if len(v) > 0 {
+			first, _ := v[0].(string)
+			return first, v[1:]
+		}
+	}
+	return fmt.Sprint(v), nil
 }
 
 func (s *Store) key(id string) string { return resultKey(s.prefix, id) }
@@ -151,10 +221,14 @@ func (s *Store) Complete(ctx context.Context, rep envelope.Reply) error {
 	if err != nil {
 		return fmt.Errorf("redis: complete %s: %w", id, err)
 	}
-	res, err := completeScript.Run(ctx, s.rdb, []string{s.key(id)}, ms(s.resultTTL),
-		strconv.Itoa(rep.Status), rep.ContentType, hdr, rep.TraceParent, rep.TraceState, rep.Body).Text()
+	v, err := completeScript.Run(ctx, s.rdb, []string{s.key(id)}, ms(s.resultTTL),
+		strconv.Itoa(rep.Status), rep.ContentType, hdr, rep.TraceParent, rep.TraceState, rep.Body).Result()
 	if err != nil {
 		return unavailable("complete "+id, err)
+	}
+	res, watchers := scriptResult(v)
+	if res == rOK {
+		s.notify(ctx, id, watchers)
 	}
 	return scriptErr(res)
 }
@@ -180,11 +254,13 @@ func (s *Store) OutlivesProcess() bool { return true }
 // semantics of correlation.MemoryStore.Progress (Redis' maxmemory is the
 // only bound on room).
 func (s *Store) Progress(ctx context.Context, id string, p correlation.Progress) (int, error) {
-	res, err := progressScript.Run(ctx, s.rdb, []string{s.key(id)}, p.ContentType+"\n"+string(p.Body)).Text()
+	v, err := progressScript.Run(ctx, s.rdb, []string{s.key(id)}, p.ContentType+"\n"+string(p.Body)).Result()
 	if err != nil {
 		return 0, unavailable("progress "+id, err)
 	}
+	res, watchers := scriptResult(v)
 	if n, err := strconv.Atoi(res); err == nil {
+		s.notify(ctx, id, watchers)
 		return n, nil
 	}
 	return 0, scriptErr(res)

@@ -105,6 +105,9 @@ func (g *Instrumented) Events(ctx context.Context, id, principal string, after i
 	return g.next.Events(ctx, id, principal, after, d)
 }
 
+// Watch calls the gateway's Watch.
+func (g *Instrumented) Watch(ctx context.Context, id string) { g.next.Watch(ctx, id) }
+
 // Cancel calls the gateway's Cancel and counts it.
 func (g *Instrumented) Cancel(ctx context.Context, id, principal string) error {
 	err := g.next.Cancel(ctx, id, principal)
