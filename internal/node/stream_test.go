@@ -8,6 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/syncgate/syncgate/brokers/kafka"
+	"github.com/syncgate/syncgate/brokers/responder/demo"
 	"github.com/syncgate/syncgate/internal/node"
 	"github.com/syncgate/syncgate/internal/testenv"
 )
@@ -94,9 +98,29 @@ func streamEnds(t *testing.T, s *testenv.EventStream) {
 // stream opened later replays the kept progress and the result; once the
 // client has had the result, a reconnect gets 204.
 func TestEventStream(t *testing.T) {
-	n := start(t, streamConfig())
-	loc := accepted(t, n.base+"/t/steps?ms=1500&steps=3", "hello")
-	s, resp := testenv.OpenStream(t, http.DefaultClient, n.base+loc, "")
+	checkEventStream(t, start(t, streamConfig()).base)
+}
+
+// The same over Kafka (kfake), the demo service in process: the progress
+// messages come back on the node's reply topic with the reply.
+func TestEventStreamKafka(t *testing.T) {
+	port := testenv.FreePort(t)
+	kf, err := kfake.NewCluster(kfake.Ports(port), kfake.NumBrokers(1),
+		kfake.SeedTopics(4, demo.EchoDestination, demo.SleepDestination))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kf.Close()
+	cfg := streamConfig()
+	cfg.Node = "stream-" + strconv.Itoa(port)
+	cfg.Broker.Kind = "kafka"
+	cfg.Broker.Kafka = kafka.Config{Brokers: []string{"127.0.0.1:" + strconv.Itoa(port)}}
+	checkEventStream(t, start(t, cfg).base)
+}
+
+func checkEventStream(t *testing.T, base string) {
+	loc := accepted(t, base+"/t/steps?ms=1500&steps=3", "hello")
+	s, resp := testenv.OpenStream(t, http.DefaultClient, base+loc, "")
 	if s == nil {
 		t.Fatalf("stream: %d %s", resp.StatusCode, resp.Header)
 	}
@@ -107,7 +131,7 @@ func TestEventStream(t *testing.T) {
 	checkStep(t, nextEvent(t, s, "progress", "1"), 1, 1, 3)
 
 	// The poll, between two progress messages 500 ms apart.
-	presp, pb := send(t, "GET", n.base+loc, nil, nil)
+	presp, pb := send(t, "GET", base+loc, nil, nil)
 	var pending struct {
 		Status   string `json:"status"`
 		Progress struct {
@@ -124,7 +148,7 @@ func TestEventStream(t *testing.T) {
 	checkResult(t, nextEvent(t, s, "result", "3"), "hello")
 	streamEnds(t, s)
 
-	later, _ := testenv.OpenStream(t, http.DefaultClient, n.base+loc, "")
+	later, _ := testenv.OpenStream(t, http.DefaultClient, base+loc, "")
 	if later == nil {
 		t.Fatal("a stream opened after the result: no stream")
 	}
@@ -133,7 +157,7 @@ func TestEventStream(t *testing.T) {
 	checkResult(t, nextEvent(t, later, "result", "3"), "hello")
 	streamEnds(t, later)
 
-	if _, resp := testenv.OpenStream(t, http.DefaultClient, n.base+loc, "3"); resp.StatusCode != http.StatusNoContent {
+	if _, resp := testenv.OpenStream(t, http.DefaultClient, base+loc, "3"); resp.StatusCode != http.StatusNoContent {
 		t.Errorf("reconnect after the result: %d, want 204", resp.StatusCode)
 	} else {
 		resp.Body.Close()
