@@ -81,6 +81,7 @@ func (s *MemoryStore) Events(_ context.Context, id string, after int) (Result, e
 	}
 	res := r.Result
 	res.Progress = nil
+	res.Delivery = copyDelivery(r.Delivery)
 	for i, p := range r.Progress {
 		if p.Seq > after {
 			res.Progress = append([]Progress(nil), r.Progress[i:]...)

@@ -69,6 +69,9 @@ type Result struct {
 	// first: Get returns the latest one, Events those after a sequence
 	// number that are still kept (see MaxProgressKept).
 	Progress []Progress
+	// Delivery is the request's callback and how its delivery went; nil
+	// without one.
+	Delivery *Delivery
 }
 
 // VisibleTo reports whether principal may read or cancel the request: its
@@ -134,6 +137,10 @@ type MemoryStore struct {
 	// replyEstimate is what a pending record reserves for its reply (see
 	// pendingSize). Written under mu, read without it.
 	replyEstimate atomic.Int64
+	// due holds the queued callback deliveries: id → when it is next due
+	// (see callback.go); dueCh wakes a waiting worker.
+	due   map[string]time.Time
+	dueCh chan struct{}
 }
 
 type record struct {
@@ -158,7 +165,7 @@ func NewMemoryStore(cfg MemoryStoreConfig) *MemoryStore {
 	if cfg.SweepInterval <= 0 {
 		cfg.SweepInterval = time.Second
 	}
-	s := &MemoryStore{cfg: cfg, items: make(map[string]*record)}
+	s := &MemoryStore{cfg: cfg, items: make(map[string]*record), dueCh: make(chan struct{}, 1)}
 	s.next.Store(math.MaxInt64)
 	return s
 }
@@ -343,6 +350,7 @@ func (s *MemoryStore) Complete(_ context.Context, rep envelope.Reply) error {
 	r.State, r.Reply, r.Expires = StateDone, rep, now.Add(s.cfg.ResultTTL)
 	s.expiry.fix(r)
 	s.noteExpiry()
+	s.queueDelivery(r, now)
 	return nil
 }
 
@@ -373,6 +381,7 @@ func (s *MemoryStore) Get(_ context.Context, id string) (Result, error) {
 	if n := len(r.Progress); n > 0 {
 		res.Progress = []Progress{r.Progress[n-1]}
 	}
+	res.Delivery = copyDelivery(r.Delivery)
 	return res, nil
 }
 
@@ -409,6 +418,9 @@ func (s *MemoryStore) dropExpired(now time.Time) bool {
 
 func (s *MemoryStore) remove(r *record) {
 	delete(s.items, r.id)
+	if r.Delivery != nil {
+		delete(s.due, r.id)
+	}
 	s.expiry.remove(r)
 	s.n.Add(-1)
 	s.size.Add(-r.size)

@@ -53,6 +53,9 @@ type Store interface {
 	Cancel(ctx context.Context, id, principal string) error
 	Progress(ctx context.Context, id string, p correlation.Progress) (int, error)
 	Events(ctx context.Context, id string, after int) (correlation.Result, error)
+	SetCallback(ctx context.Context, id string, cb correlation.Callback) error
+	ClaimDeliveries(ctx context.Context, now time.Time, n int, lease time.Duration) ([]string, error)
+	RecordAttempt(ctx context.Context, id string, a correlation.Attempt, state correlation.DeliveryState, next time.Time) error
 }
 
 // Cluster is one implementation under test. Listen and Join wrap the
@@ -77,6 +80,7 @@ func Run(t *testing.T, setup Setup) {
 		{"ClaimPending", testClaimPending},
 		{"Principal", testPrincipal},
 		{"Progress", testProgress},
+		{"Callback", testCallback},
 		{"Forward", testForward},
 		{"ForwardToOwner", testForwardToOwner},
 		{"ListenerStopsWithContext", testListenerStops},
@@ -567,5 +571,97 @@ func testProgress(t *testing.T, c Cluster) {
 	}
 	if _, err := c.Store.Progress(ctx, cancelled, correlation.Progress{Body: []byte("late")}); !errors.Is(err, correlation.ErrCancelled) {
 		t.Errorf("progress after a cancel: %v, want ErrCancelled", err)
+	}
+}
+
+// testCallback: a pending request's callback is queued when its reply is
+// stored, claimed by one worker at a time (leased), rescheduled or ended
+// by RecordAttempt, and its attempts (the latest MaxAttemptsKept) read
+// with the record; a request that has ended takes no callback.
+func testCallback(t *testing.T, c Cluster) {
+	ctx := t.Context()
+	id := correlation.NewID()
+	cb := correlation.Callback{URL: "https://hooks.example/done", Route: "orders", Until: time.Now().Add(time.Hour).Truncate(time.Millisecond)}
+	if err := c.Store.SetCallback(ctx, id, cb); !errors.Is(err, correlation.ErrNotFound) {
+		t.Fatalf("SetCallback of an unknown id: %v, want ErrNotFound", err)
+	}
+	if err := c.Store.Pending(ctx, id, "", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Store.SetCallback(ctx, id, cb); err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Store.Get(ctx, id)
+	if err != nil || res.Delivery == nil || res.Delivery.Callback != cb || res.Delivery.State != correlation.DeliveryWaiting {
+		t.Fatalf("Get after SetCallback: %+v, %v", res.Delivery, err)
+	}
+	now := time.Now()
+	claim := func(at time.Time, want ...string) {
+		t.Helper()
+		ids, err := c.Store.ClaimDeliveries(ctx, at, 10, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(ids, want) && !(len(ids) == 0 && len(want) == 0) {
+			t.Fatalf("ClaimDeliveries(%v) = %v, want %v", at.Sub(now), ids, want)
+		}
+	}
+	claim(now.Add(time.Hour)) // not queued before its reply
+	if err := c.Store.Complete(ctx, FullReply(id)); err != nil {
+		t.Fatal(err)
+	}
+	if res, _ := c.Store.Get(ctx, id); res.Delivery == nil || res.Delivery.State != correlation.DeliveryPending {
+		t.Fatalf("after Complete: %+v, want pending", res.Delivery)
+	}
+	now = time.Now()
+	claim(now, id)
+	claim(now)                        // leased
+	claim(now.Add(2*time.Second), id) // the lease ran out: a worker died
+	next := now.Add(10 * time.Second)
+	if err := c.Store.RecordAttempt(ctx, id, correlation.Attempt{At: now.Truncate(time.Millisecond), Status: 500}, correlation.DeliveryPending, next); err != nil {
+		t.Fatal(err)
+	}
+	claim(now.Add(5 * time.Second)) // rescheduled later
+	claim(next, id)
+	for i := range correlation.MaxAttemptsKept + 1 {
+		state := correlation.DeliveryPending
+		if i == correlation.MaxAttemptsKept {
+			state = correlation.DeliveryDelivered
+		}
+		a := correlation.Attempt{At: now.Add(time.Duration(i) * time.Second).Truncate(time.Millisecond), Status: 502, Error: "bad gateway"}
+		if state == correlation.DeliveryDelivered {
+			a = correlation.Attempt{At: a.At, Status: 204}
+		}
+		if err := c.Store.RecordAttempt(ctx, id, a, state, next); err != nil {
+			t.Fatal(err)
+		}
+	}
+	claim(now.Add(time.Hour)) // delivered: off the queue
+	res, err = c.Store.Get(ctx, id)
+	if err != nil || res.Delivery == nil {
+		t.Fatalf("Get after delivery: %+v, %v", res, err)
+	}
+	d := res.Delivery
+	if d.State != correlation.DeliveryDelivered || d.Count != correlation.MaxAttemptsKept+2 || len(d.Attempts) != correlation.MaxAttemptsKept ||
+		d.Attempts[len(d.Attempts)-1].Status != 204 || d.Attempts[0].Status != 502 || d.Attempts[0].Error != "bad gateway" ||
+		!d.Attempts[len(d.Attempts)-1].At.Equal(now.Add(time.Duration(correlation.MaxAttemptsKept)*time.Second).Truncate(time.Millisecond)) {
+		t.Fatalf("delivery after %d attempts: %+v", correlation.MaxAttemptsKept+2, d)
+	}
+
+	done := correlation.NewID()
+	if err := c.Store.Pending(ctx, done, "", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Store.Complete(ctx, FullReply(done)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Store.SetCallback(ctx, done, cb); !errors.Is(err, correlation.ErrCompleted) {
+		t.Errorf("SetCallback after the reply: %v, want ErrCompleted", err)
+	}
+	if res, _ := c.Store.Get(ctx, done); res.Delivery != nil {
+		t.Errorf("a request without callback has a delivery: %+v", res.Delivery)
+	}
+	if err := c.Store.RecordAttempt(ctx, correlation.NewID(), correlation.Attempt{}, correlation.DeliveryFailed, time.Time{}); !errors.Is(err, correlation.ErrNotFound) {
+		t.Errorf("RecordAttempt of an unknown id: %v, want ErrNotFound", err)
 	}
 }

@@ -50,7 +50,13 @@ if st == 'cancelled' then return 'cancelled' end
 redis.call('HSET', KEYS[1], 'state', 'done', 'status', ARGV[2], 'content_type', ARGV[3],
   'header', ARGV[4], 'traceparent', ARGV[5], 'tracestate', ARGV[6], 'body', ARGV[7])
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
+local cb = ''
+if redis.call('HGET', KEYS[1], 'cbs') == 'waiting' then
+  redis.call('HSET', KEYS[1], 'cbs', 'pending')
+  cb = '1'
+end
 ` + watchersLua + `
+table.insert(w, 2, cb)
 return w
 `)
 
@@ -93,10 +99,10 @@ return 'ok'
 // and the progress messages after ARGV[1] (-1: the latest only), as
 // sequence number, message pairs.
 var getScript = goredis.NewScript(`
-local v = redis.call('HMGET', KEYS[1], 'state', 'status', 'content_type', 'header', 'traceparent', 'tracestate', 'body', 'principal', 'pseq')
-v[10] = v[9]
-v[9] = redis.call('PTTL', KEYS[1])
-local n = tonumber(v[10] or '0')
+local v = redis.call('HMGET', KEYS[1], 'state', 'status', 'content_type', 'header', 'traceparent', 'tracestate', 'body', 'principal',
+  'pseq', 'cb', 'cbr', 'cbu', 'cbs', 'cbn', 'cba')
+v[16] = redis.call('PTTL', KEYS[1])
+local n = tonumber(v[9] or '0')
 local from = tonumber(ARGV[1]) + 1
 if from <= 0 then from = n end
 if from < n - ` + keepProgress + ` + 1 then from = n - ` + keepProgress + ` + 1 end
@@ -109,6 +115,10 @@ for i = math.max(from, 1), n do
 end
 return v
 `)
+
+// getFields is how many values getScript returns before the progress
+// pairs: 15 fields and the TTL.
+const getFields = 16
 
 // keepProgress is correlation.MaxProgressKept, for the scripts.
 var keepProgress = strconv.Itoa(correlation.MaxProgressKept)
@@ -161,14 +171,18 @@ func (s *Store) Watch(ctx context.Context, id, node string) error {
 }
 
 // notify tells the nodes watching id that its record changed, best
-// effort: a node that misses it reads the record again later by itself.
-// One pipelined round trip, and none without watchers.
-func (s *Store) notify(ctx context.Context, id string, watchers []any) {
-	if len(watchers) == 0 {
+// effort: a node that misses it reads the record again later by itself;
+// with queue, it queues the delivery of id's callback. One pipelined
+// round trip, and none without watchers or callback.
+func (s *Store) notify(ctx context.Context, id string, watchers []any, queue bool) {
+	if len(watchers) == 0 && !queue {
 		return
 	}
 	payload := notifyPrefix + id
 	_, _ = s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		if queue {
+			p.ZAdd(ctx, s.deliveriesKey(), goredis.Z{Score: float64(time.Now().UnixMilli()), Member: id})
+		}
 		for _, w := range watchers {
 			node, _ := w.(string)
 			if s.sharded {
@@ -226,9 +240,10 @@ func (s *Store) Complete(ctx context.Context, rep envelope.Reply) error {
 	if err != nil {
 		return unavailable("complete "+id, err)
 	}
-	res, watchers := scriptResult(v)
-	if res == rOK {
-		s.notify(ctx, id, watchers)
+	res, rest := scriptResult(v)
+	if res == rOK && len(rest) > 0 {
+		// rest: the callback flag, then the watchers.
+		s.notify(ctx, id, rest[1:], rest[0] == "1")
 	}
 	return scriptErr(res)
 }
@@ -260,7 +275,7 @@ func (s *Store) Progress(ctx context.Context, id string, p correlation.Progress)
 	}
 	res, watchers := scriptResult(v)
 	if n, err := strconv.Atoi(res); err == nil {
-		s.notify(ctx, id, watchers)
+		s.notify(ctx, id, watchers, false)
 		return n, nil
 	}
 	return 0, scriptErr(res)
@@ -284,23 +299,26 @@ func (s *Store) get(ctx context.Context, id string, after int) (correlation.Resu
 	if err != nil {
 		return correlation.Result{}, unavailable("get "+id, err)
 	}
-	if len(v) < 10 || len(v)%2 != 0 {
-		return correlation.Result{}, unavailable("get "+id, fmt.Errorf("script returned %d values, want 10 and pairs", len(v)))
+	if len(v) < getFields || len(v)%2 != 0 {
+		return correlation.Result{}, unavailable("get "+id, fmt.Errorf("script returned %d values, want %d and pairs", len(v), getFields))
 	}
 	if v[0] == nil {
 		return correlation.Result{}, correlation.ErrNotFound
 	}
 	str := func(i int) string { s, _ := v[i].(string); return s }
 	res := correlation.Result{Principal: str(7)}
-	if pttl, ok := v[8].(int64); ok && pttl > 0 {
+	if pttl, ok := v[15].(int64); ok && pttl > 0 {
 		res.Expires = now.Add(time.Duration(pttl) * time.Millisecond)
 	}
-	if ps := str(9); ps != "" {
+	if ps := str(8); ps != "" {
 		if res.Seq, err = strconv.Atoi(ps); err != nil {
 			return correlation.Result{}, fmt.Errorf("redis: get %s: pseq: %w", id, err)
 		}
 	}
-	for i := 10; i < len(v); i += 2 {
+	if res.Delivery, err = decodeDelivery(str(9), str(10), str(11), str(12), str(13), str(14)); err != nil {
+		return correlation.Result{}, fmt.Errorf("redis: get %s: callback: %w", id, err)
+	}
+	for i := getFields; i < len(v); i += 2 {
 		seq, _ := v[i].(int64)
 		ct, body, _ := strings.Cut(str(i+1), "\n")
 		p := correlation.Progress{Seq: int(seq), ContentType: ct}
