@@ -18,6 +18,7 @@ import (
 	"github.com/syncgate/syncgate/brokers/envelope"
 	"github.com/syncgate/syncgate/correlation"
 	"github.com/syncgate/syncgate/gateway"
+	"github.com/syncgate/syncgate/push"
 )
 
 // HeaderIdempotentReplayed marks an answer that is the outcome of an earlier
@@ -244,7 +245,7 @@ type pendingBody struct {
 	Status   string `json:"status"`
 	Location string `json:"location"`
 	// Progress is the latest progress message of the request (polls).
-	Progress *progressJSON `json:"progress,omitempty"`
+	Progress *push.Progress `json:"progress,omitempty"`
 }
 
 func writeAccepted(w http.ResponseWriter, id string, retryAfter time.Duration) {
@@ -257,7 +258,7 @@ func writeAcceptedWith(w http.ResponseWriter, id string, retryAfter time.Duratio
 	loc := PollPath + id
 	pb := pendingBody{ID: id, Status: correlation.StatePending.String(), Location: loc}
 	if progress != nil {
-		pb.Progress = newProgressJSON(*progress)
+		pb.Progress = push.NewProgress(*progress)
 	}
 	body, _ := json.Marshal(pb)
 	h := w.Header()

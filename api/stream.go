@@ -10,11 +10,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
-	"github.com/syncgate/syncgate/brokers/envelope"
 	"github.com/syncgate/syncgate/correlation"
 	"github.com/syncgate/syncgate/gateway"
+	"github.com/syncgate/syncgate/push"
 )
 
 // Event stream (Server-Sent Events) of an accepted request: GET
@@ -66,70 +65,10 @@ func wantsEventStream(r *http.Request) bool {
 	return false
 }
 
-// bodyJSON is a message body in JSON: as a string when it is text (valid
-// UTF-8 without control characters other than tab, CR and LF), else in
-// base64.
-type bodyJSON struct {
-	ContentType string  `json:"content_type,omitempty"`
-	Body        *string `json:"body,omitempty"`
-	BodyBase64  []byte  `json:"body_base64,omitempty"`
-}
-
-func newBodyJSON(contentType string, body []byte) bodyJSON {
-	b := bodyJSON{ContentType: contentType}
-	switch {
-	case len(body) == 0:
-	case isText(body):
-		s := string(body)
-		b.Body = &s
-	default:
-		b.BodyBase64 = body
-	}
-	return b
-}
-
-func isText(b []byte) bool {
-	if !utf8.Valid(b) {
-		return false
-	}
-	for _, c := range b {
-		if c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// progressJSON is a progress message in a 202 body and a progress event.
-type progressJSON struct {
-	Seq int `json:"seq"`
-	bodyJSON
-}
-
-func newProgressJSON(p correlation.Progress) *progressJSON {
-	return &progressJSON{Seq: p.Seq, bodyJSON: newBodyJSON(p.ContentType, p.Body)}
-}
-
-// resultJSON is the reply in a result event: its status, the headers the
-// gateway would write (see writeReply) and its body.
-type resultJSON struct {
-	Status  int                 `json:"status"`
-	Headers map[string][]string `json:"headers,omitempty"`
-	bodyJSON
-}
-
-func newResultJSON(rep envelope.Reply) resultJSON {
-	out := resultJSON{Status: rep.StatusCode(), bodyJSON: newBodyJSON(rep.ContentType, rep.Body)}
-	for k, v := range rep.Header {
-		if !replyHeaderDenied[strings.ToLower(k)] {
-			if out.Headers == nil {
-				out.Headers = make(map[string][]string, len(rep.Header))
-			}
-			out.Headers[http.CanonicalHeaderKey(k)] = strings.Split(v, "\n")
-		}
-	}
-	return out
-}
+// KeepReplyHeader reports whether a reply's header (lower-case name)
+// reaches the client: the gateway writes it (writeReply), and puts it in
+// a result event and a webhook's data.
+func KeepReplyHeader(name string) bool { return !replyHeaderDenied[name] }
 
 // endJSON is the data of the events that end a stream without a result.
 type endJSON struct {
@@ -260,14 +199,14 @@ func (s *server) follow(ctx context.Context, ew *eventWriter, id, principal stri
 	for {
 		for _, p := range res.Progress {
 			if p.Seq > last {
-				ew.event(eventProgress, p.Seq, newProgressJSON(p))
+				ew.event(eventProgress, p.Seq, push.NewProgress(p))
 				last = p.Seq
 				s.streamEvents.Inc()
 			}
 		}
 		switch res.State {
 		case correlation.StateDone:
-			ew.event(eventResult, res.Seq+1, newResultJSON(res.Reply))
+			ew.event(eventResult, res.Seq+1, push.NewResult(res.Reply, KeepReplyHeader))
 			return s.ended(ew, eventResult)
 		case correlation.StateCancelled:
 			ew.event(eventCancelled, -1, endJSON{ID: id, Status: "cancelled", Detail: "the request was cancelled"})

@@ -59,10 +59,7 @@ func (g Guard) CheckURL(raw string) (*url.URL, error) {
 // private address is refused like the address), and every redirect's URL
 // passes CheckURL again.
 func (g Guard) Client() *http.Client {
-	timeout := g.Timeout
-	if timeout <= 0 {
-		timeout = 10 * time.Second
-	}
+	timeout := g.timeout()
 	d := &net.Dialer{Timeout: timeout, Control: g.control}
 	tr := &http.Transport{
 		DialContext:           d.DialContext,
