@@ -19,6 +19,7 @@ import (
 	"github.com/syncgate/syncgate/api/middleware"
 	"github.com/syncgate/syncgate/gateway"
 	"github.com/syncgate/syncgate/internal/telemetry"
+	"github.com/syncgate/syncgate/push/webhook"
 	"github.com/syncgate/syncgate/ratelimit"
 )
 
@@ -50,6 +51,11 @@ type Route struct {
 	// Key, when set, builds each request's message key (ParseKeyTemplate);
 	// nil keys messages by their correlation id.
 	Key *KeyTemplate
+	// Callback, when set, lets callers name a Callback-Url (a webhook for
+	// the reply of a request answered 202), checked by this guard before
+	// anything is published; nil refuses the header. Route.CallbackWindow
+	// must be set with it.
+	Callback *webhook.Guard
 }
 
 // Options configures the HTTP handler.
@@ -235,6 +241,9 @@ func New(o Options) (http.Handler, error) {
 				return nil, fmt.Errorf("api: routes[%d]: rate limit: %w", i, err)
 			}
 		}
+		if rt.Callback != nil && (rt.Route.Mode == gateway.ModeSync || rt.Route.CallbackWindow <= 0) {
+			return nil, fmt.Errorf("api: routes[%d]: a callback needs a route that may answer 202 and a callback window", i)
+		}
 		if strings.HasPrefix(rt.Path, PollPath) || rt.Path == "/healthz" || rt.Path == "/readyz" || rt.Path == "/metrics" || rt.Path == OpenAPIPath {
 			return nil, fmt.Errorf("api: routes[%d]: path %s is reserved", i, rt.Path)
 		}
@@ -258,6 +267,7 @@ func New(o Options) (http.Handler, error) {
 		pollLimit := limits.middleware(PollPath+"{id}", "", nil, false)
 		r.With(pollAuth, pollLimit).Get(PollPath+"{id}", s.poll)
 		r.With(pollAuth, pollLimit).Delete(PollPath+"{id}", s.cancel)
+		r.With(pollAuth, pollLimit).Get(PollPath+"{id}/callback", s.callbackStatus)
 		for _, rt := range o.Routes {
 			mode := rt.Auth
 			if mode == "" {

@@ -71,6 +71,13 @@ func (s *server) request(w http.ResponseWriter, r *http.Request, rt *Route, mode
 		WriteProblem(w, r, *pt, detail, id)
 		return false
 	}
+	var callback string
+	if v := r.Header[HeaderCallbackURL]; len(v) > 0 { // canonical: see routeHandler
+		if callback, err = checkCallback(rt, v); err != nil {
+			WriteProblem(w, r, ProblemCallbackRefused, err.Error(), id)
+			return false
+		}
+	}
 	var msgKey string
 	if rt.Key != nil {
 		if msgKey, err = rt.Key.Expand(r, body); err != nil {
@@ -80,7 +87,7 @@ func (s *server) request(w http.ResponseWriter, r *http.Request, rt *Route, mode
 	}
 	*req = gateway.Request{
 		Route: rt.Route, ID: id, Prefer: parsePrefer(r.Header[headerPrefer]),
-		Principal: middleware.Principal(r.Context()),
+		Principal: middleware.Principal(r.Context()), Callback: callback,
 		Message: envelope.Request{
 			ContentType:    first(r.Header[headerContentType]),
 			Method:         r.Method,

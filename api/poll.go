@@ -50,6 +50,9 @@ func (s *server) poll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set(HeaderCorrelationID, id)
+	if res.Delivery != nil {
+		w.Header().Set(HeaderCallbackDelivery, deliveryHeader(res.Delivery))
+	}
 	switch res.State {
 	case correlation.StateDone:
 		s.linkPolledReply(r.Context(), res.Reply)

@@ -66,6 +66,13 @@ var (
 	// without the value it keys by.
 	ProblemMessageKey = ProblemType{"message-key-missing", "The request lacks the value this route keys its messages by", http.StatusBadRequest}
 
+	// A Callback-Url the route does not take: it takes no callbacks, or
+	// the URL is malformed, outside callback.allow, or names a
+	// non-public address.
+	ProblemCallbackRefused = ProblemType{"callback-refused", "The callback URL is refused", http.StatusBadRequest}
+	// GET /v1/requests/{id}/callback of a request without callback.
+	ProblemNoCallback = ProblemType{"callback-not-found", "The request has no callback", http.StatusNotFound}
+
 	// Request control.
 	ProblemRequestCancelled = ProblemType{"request-cancelled", "The request was cancelled", http.StatusGone}
 	ProblemRequestCompleted = ProblemType{"request-completed", "The request is complete and cannot be cancelled", http.StatusConflict}
@@ -85,7 +92,7 @@ func Catalogue() []ProblemType {
 		ProblemOverloaded, ProblemRouteOverloaded, ProblemKeyRequired, ProblemKeyInvalid,
 		ProblemKeyMismatch, ProblemKeyConflict, ProblemRequestCancelled, ProblemRequestCompleted,
 		ProblemInvalidReply, ProblemDeadLettered, ProblemUnauthorized, ProblemAuthUnavailable,
-		ProblemRateLimited, ProblemMessageKey,
+		ProblemRateLimited, ProblemMessageKey, ProblemCallbackRefused, ProblemNoCallback,
 	}
 }
 

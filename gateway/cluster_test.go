@@ -98,6 +98,7 @@ func (downStore) Cancel(context.Context, string, string) error { return errDown 
 func (downStore) Progress(context.Context, string, correlation.Progress) (int, error) {
 	return 0, errDown
 }
+func (downStore) SetCallback(context.Context, string, correlation.Callback) error { return errDown }
 func (downStore) Events(context.Context, string, int) (correlation.Result, error) {
 	return correlation.Result{}, errDown
 }

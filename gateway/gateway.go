@@ -59,6 +59,9 @@ type Store interface {
 	// Events is Get with the progress messages kept after sequence
 	// number after.
 	Events(ctx context.Context, id string, after int) (correlation.Result, error)
+	// SetCallback records the callback of a pending request; Complete
+	// then queues its delivery (see push/webhook). Errors as Progress's.
+	SetCallback(ctx context.Context, id string, cb correlation.Callback) error
 }
 
 // boundedStore is a Store that bounds its own room and refuses new records
@@ -177,6 +180,11 @@ type Request struct {
 	// body. Its CorrelationID, ReplyTo and Deadline are set by the gateway.
 	Message envelope.Request
 	Prefer  Preferences
+	// Callback, when set, is the URL the reply is delivered to if the
+	// request is answered 202 (its route's CallbackWindow must be set;
+	// the caller checked the URL). A request answered with its reply on
+	// the connection has no delivery.
+	Callback string
 	// Principal is the authenticated caller ("" when anonymous). It owns
 	// the request (nobody else can poll or cancel it, unless it is ""),
 	// scopes its Idempotency-Key, and is what the service sees as the
@@ -241,6 +249,9 @@ func (c *call) do(ctx context.Context) error {
 		return err
 	}
 	if c.async {
+		if err := c.setCallback(ctx); err != nil {
+			return c.fail(ctx, err)
+		}
 		return c.publishOnly(ctx)
 	}
 	return c.publishAndWait(ctx)
@@ -344,6 +355,20 @@ func (c *call) makeRoom(ctx context.Context) error {
 		if err := g.bounded.Room(); err != nil {
 			return storeError(err)
 		}
+	}
+	return nil
+}
+
+// setCallback records the request's callback, if any, on its record:
+// before the publish for an async request (its reply may come at once),
+// before the 202 for one whose wait ran out (see giveUp).
+func (c *call) setCallback(ctx context.Context) error {
+	if c.req.Callback == "" || c.r.CallbackWindow <= 0 {
+		return nil
+	}
+	cb := correlation.Callback{URL: c.req.Callback, Route: c.r.Name, Until: time.Now().Add(c.r.CallbackWindow)}
+	if err := c.g.store.SetCallback(ctx, c.out.ID, cb); err != nil {
+		return storeError(err)
 	}
 	return nil
 }
@@ -455,6 +480,12 @@ func (c *call) giveUp(ctx context.Context, w *correlation.Waiter, cause error) e
 	ttl := time.Until(c.deadline)
 	storeErr := g.promise(context.WithoutCancel(ctx), c.out.ID, c.req.Principal, max(ttl, time.Second))
 	if storeErr == nil {
+		// Before the waiter goes: a reply that comes meanwhile is
+		// answered on the connection, not called back.
+		if err := c.setCallback(context.WithoutCancel(ctx)); err != nil && !errors.Is(err, correlation.ErrCompleted) {
+			g.log.WarnContext(ctx, "recording the callback of a request answered 202 failed: it will not be called back",
+				slog.String("correlation_id", c.out.ID), slog.Any("error", err))
+		}
 		g.keepHeldProgress(context.WithoutCancel(ctx), w)
 	}
 	if rep, ok := w.Cancel(); ok {

@@ -46,6 +46,10 @@ type Route struct {
 	// Profile adds another ecosystem's headers to the route's requests
 	// (envelope.Profile); "" and syncgate add none.
 	Profile envelope.Profile
+	// CallbackWindow is how long the delivery of a request's callback is
+	// retried, from when it was accepted; 0: the route takes no
+	// callbacks (Request.Callback).
+	CallbackWindow time.Duration
 }
 
 // Pollable reports whether the route may answer 202 Accepted.

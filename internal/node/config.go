@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/syncgate/syncgate/correlation"
 	"github.com/syncgate/syncgate/correlation/redisstate"
 	"github.com/syncgate/syncgate/gateway"
+	"github.com/syncgate/syncgate/push/webhook"
 )
 
 // Config is everything a node is configured with.
@@ -220,6 +222,28 @@ type RouteConfig struct {
 	RoutingKey string `yaml:"routing_key"`
 	// Profile is the route's wire profile (default broker.profile).
 	Profile string `yaml:"profile"`
+	// Callback lets callers of this route name a Callback-Url: the reply
+	// of a request answered 202 is POSTed there, signed (README, "Push:
+	// SSE and webhooks"). Absent: the header is refused.
+	Callback *CallbackConfig `yaml:"callback"`
+}
+
+// CallbackConfig is a route's webhook settings.
+type CallbackConfig struct {
+	// Allow are the host patterns a Callback-Url may name
+	// ("hooks.partner.example", "*.example.com"); required.
+	Allow []string `yaml:"allow"`
+	// AllowPrivate lets callbacks reach loopback, private and link-local
+	// addresses (refused by default, also when a name resolves to one).
+	AllowPrivate bool `yaml:"allow_private"`
+	// Secrets sign every delivery ("whsec_" + base64), one signature
+	// each: list the new one next to the old one while receivers rotate.
+	Secrets []string `yaml:"secrets"`
+	// RetryFor is how long a delivery is retried (default 1h, or
+	// results.ttl if shorter; at most results.ttl, which keeps the reply).
+	RetryFor time.Duration `yaml:"retry_for"`
+	// Timeout bounds one attempt (default 10s).
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // profile is the route's wire profile: its own, or the broker's default;
@@ -423,6 +447,10 @@ func (c *Config) SetDefaults() {
 		}
 		defDur(&r.MaxWait, c.HTTP.MaxWait)
 		def(&r.Name, r.Method+" "+r.Path)
+		if cb := r.Callback; cb != nil {
+			defDur(&cb.RetryFor, min(time.Hour, c.Results.TTL))
+			defDur(&cb.Timeout, 10*time.Second)
+		}
 	}
 }
 
@@ -563,6 +591,9 @@ func (c *Config) Validate() error {
 				bad(f+".key", "%v", err)
 			}
 		}
+		if cb := r.Callback; cb != nil {
+			c.checkCallback(f+".callback", r, bad)
+		}
 		key := r.Method + " " + r.Path
 		if j, dup := seen[key]; dup {
 			bad(f, "%s is already routes[%d]", key, j)
@@ -570,6 +601,39 @@ func (c *Config) Validate() error {
 		seen[key] = i
 	}
 	return errors.Join(errs...)
+}
+
+// checkCallback checks route r's callback section (at path f).
+func (c *Config) checkCallback(f string, r RouteConfig, bad func(field, format string, args ...any)) {
+	cb := r.Callback
+	if r.Mode == string(gateway.ModeSync) {
+		bad(f, "a sync route never answers 202, so it has nothing to call back")
+	}
+	if len(cb.Allow) == 0 {
+		bad(f+".allow", "list the hosts callbacks may go to (\"hooks.example.com\", \"*.example.com\")")
+	}
+	for j, p := range cb.Allow {
+		if _, err := path.Match(p, "x"); err != nil || p == "" {
+			bad(fmt.Sprintf("%s.allow[%d]", f, j), "%q is not a host pattern", p)
+		}
+	}
+	if len(cb.Secrets) == 0 {
+		bad(f+".secrets", "at least one signing secret (whsec_ followed by the base64 of at least 16 random bytes; 32 is usual)")
+	}
+	for j, sec := range cb.Secrets {
+		if _, err := webhook.ParseSecret(sec); err != nil {
+			bad(fmt.Sprintf("%s.secrets[%d]", f, j), "%v", err)
+		}
+	}
+	if cb.RetryFor <= 0 {
+		bad(f+".retry_for", "must be positive")
+	}
+	if ttl := c.Results.TTL; cb.RetryFor > ttl {
+		bad(f+".retry_for", "%s outlives results.ttl (%s), which keeps the reply to deliver", cb.RetryFor, ttl)
+	}
+	if cb.Timeout <= 0 {
+		bad(f+".timeout", "must be positive")
+	}
 }
 
 func validLevel(s string) bool {

@@ -30,6 +30,7 @@ var notInReference = map[string]string{
 	"routes[].exchange":             "RabbitMQ only (the reference runs on memory); shown in a comment and in examples/rabbitmq.yaml",
 	"routes[].routing_key":          "RabbitMQ only (the reference runs on memory); shown in a comment and in examples/rabbitmq.yaml",
 	"routes[].profile":              "broker.profile is shown; a route's own is shown in a comment",
+	"routes[].callback":             "needs a receiver and secrets; shown in a comment",
 }
 
 // examples/syncgate.yaml is the one complete reference: every field of

@@ -33,6 +33,7 @@ import (
 	"github.com/syncgate/syncgate/gateway/instrument"
 	"github.com/syncgate/syncgate/internal/telemetry"
 	"github.com/syncgate/syncgate/internal/tlsreload"
+	"github.com/syncgate/syncgate/push/webhook"
 	"github.com/syncgate/syncgate/ratelimit"
 	"github.com/syncgate/syncgate/ratelimit/redislimit"
 )
@@ -87,6 +88,8 @@ type Node struct {
 	// read are cut and answered 503 (see api.Options.AbortUploads).
 	abortUploads       context.Context
 	stopReadingUploads context.CancelFunc
+	// deliverer delivers the callbacks of routes with a callback section.
+	deliverer *webhook.Deliverer
 	// endStreams ends when the listener closes: event streams end with a
 	// shutdown event, to reconnect elsewhere (api.Options.EndStreams).
 	endStreams  context.Context
@@ -186,13 +189,14 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Node, error) {
 	}})
 
 	routes := make([]api.Route, 0, len(cfg.Routes))
+	hooks := make(map[string]webhook.Route)
 	for _, rc := range cfg.Routes {
 		mode, _ := gateway.ParseMode(rc.Mode) // validated
 		var key *api.KeyTemplate
 		if rc.Key != "" {
 			key, _ = api.ParseKeyTemplate(rc.Key, rc.Path) // validated
 		}
-		routes = append(routes, api.Route{
+		route := api.Route{
 			Key:    key,
 			Method: rc.Method, Path: rc.Path, MaxBody: int64(rc.MaxBody), MaxInFlight: rc.MaxInFlight,
 			ForwardHeaders: cfg.forwardHeaders(rc),
@@ -202,7 +206,27 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Node, error) {
 			},
 			Auth:      middleware.AuthMode(rc.Auth),
 			RateLimit: rc.RateLimit.limit(), NoRateLimit: rc.RateLimit.Off,
-		})
+		}
+		if cb := rc.Callback; cb != nil {
+			guard := &webhook.Guard{Allow: cb.Allow, AllowPrivate: cb.AllowPrivate, Timeout: cb.Timeout}
+			route.Callback, route.Route.CallbackWindow = guard, cb.RetryFor
+			hook := webhook.Route{Guard: *guard}
+			for _, sec := range cb.Secrets {
+				secret, _ := webhook.ParseSecret(sec) // validated
+				hook.Secrets = append(hook.Secrets, secret)
+			}
+			hooks[rc.Name] = hook
+		}
+		routes = append(routes, route)
+	}
+	if len(hooks) > 0 {
+		hookStore, _ := store.(webhook.Store) // both stores are
+		var wake <-chan struct{}
+		if n.results != nil {
+			wake = n.results.DeliveriesQueued()
+		}
+		n.deliverer = webhook.New(webhook.Config{Store: hookStore, Routes: hooks, Wake: wake,
+			KeepHeader: api.KeepReplyHeader, Logger: log, Registerer: reg})
 	}
 	n.metrics.MustRegister(
 		collectors.NewGoCollector(),
@@ -603,6 +627,17 @@ func (n *Node) Run(ctx context.Context) error {
 	if n.jwt != nil {
 		consumers.Go(func() error {
 			n.jwt.Run(consumeCtx) // fetches and refreshes the JWKS until shutdown
+			return nil
+		})
+	}
+	if n.deliverer != nil {
+		// Deliveries go on while requests drain; one under way at the
+		// end is cancelled and left to its lease (another node, or this
+		// one when it is back).
+		consumers.Go(func() error {
+			if started() {
+				return n.deliverer.Run(consumeCtx)
+			}
 			return nil
 		})
 	}

@@ -121,7 +121,6 @@ func New(cfg Config) *Deliverer {
 		// margin for recording it.
 		d.lease = max(d.lease, r.Guard.timeout()+5*time.Second)
 	}
-	d.lease = max(d.lease, 15*time.Second)
 	d.attempts = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "syncgate_webhook_attempts_total",
 		Help: "Webhook delivery attempts, by route and result: delivered, retry, failed.",

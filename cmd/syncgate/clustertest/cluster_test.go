@@ -135,7 +135,11 @@ const (
 	routeEchoSync = "/echo-sync" // sync, 30s
 	routeBrief    = "/brief"     // auto, waits 1s: a late reply is polled
 	routeStrict   = "/strict"    // sync, 2s: a late reply is a 504
+	routeHook     = "/hook"      // async, with a callback to 127.0.0.1 (hookSecret, attempts of 2s)
 )
+
+// hookSecret signs the deliveries of routeHook.
+const hookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 // yaml is the nodes' configuration, as an operator would write it: one
 // file for every node, the listen address picked by --node.
@@ -160,8 +164,11 @@ func (c *cluster) yaml() string {
   - {name: echo-sync, method: POST, path: %s, destination: %s, mode: sync, timeout: 30s}
   - {name: brief, method: POST, path: %s, destination: %s, mode: auto, wait: 1s, timeout: 30s}
   - {name: strict, method: POST, path: %s, destination: %s, mode: sync, timeout: 2s}
+  - {name: hook, method: POST, path: %s, destination: %s, mode: async, timeout: 30s,
+     callback: {allow: ["127.0.0.1"], allow_private: true, secrets: ["%s"], retry_for: 2m, timeout: 2s}}
 `, c.brokerYAML(), c.redisYAML(), leaseTTL, addrs.String(), c.extra,
-		routeEcho, c.requests, routeEchoSync, c.requests, routeBrief, c.requests, routeStrict, c.requests)
+		routeEcho, c.requests, routeEchoSync, c.requests, routeBrief, c.requests, routeStrict, c.requests,
+		routeHook, c.requests, hookSecret)
 }
 
 // start runs a syncgate process as node id, with extra flags.
