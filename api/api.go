@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -122,6 +123,10 @@ type Options struct {
 	// event (the node stops: they reconnect elsewhere). Streams also end
 	// when the gateway closes. nil: only then.
 	EndStreams context.Context
+	// StreamGroup, when set, counts the goroutines that serve event
+	// streams after their handlers returned (HTTP/1 streams run on their
+	// own): the caller waits on it at shutdown, after EndStreams ended.
+	StreamGroup *sync.WaitGroup
 	// AbortUploads, when it ends, gives up on the request bodies still being
 	// read (the end of a graceful shutdown's drain): each such request is
 	// answered 503 shutting-down at once, and nothing is published. nil:
@@ -170,7 +175,11 @@ func New(o Options) (http.Handler, error) {
 	}
 	s := &server{gw: o.Gateway, log: o.Logger, checks: o.Checks, retryAfter: o.RetryAfter,
 		bodyTimeout: o.BodyTimeout, maxPollWait: o.MaxPollWait, abortUploads: o.AbortUploads,
-		streamHeartbeat: o.StreamHeartbeat, streamWriteTimeout: o.StreamWriteTimeout, endStreams: o.EndStreams}
+		streamHeartbeat: o.StreamHeartbeat, streamWriteTimeout: o.StreamWriteTimeout, endStreams: o.EndStreams,
+		streamGroup: o.StreamGroup}
+	if s.streamGroup == nil {
+		s.streamGroup = new(sync.WaitGroup)
+	}
 	s.streamMetrics(o.Registerer)
 	tr := o.Tracing
 	if tr == nil {
@@ -301,6 +310,7 @@ type server struct {
 	// Event streams: see stream.go.
 	streamHeartbeat, streamWriteTimeout time.Duration
 	endStreams                          context.Context
+	streamGroup                         *sync.WaitGroup
 	streams                             atomic.Int64
 	streamEvents                        prometheus.Counter
 	streamEnds                          *prometheus.CounterVec

@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"mime"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/syncgate/syncgate/api/middleware"
 	"github.com/syncgate/syncgate/correlation"
 	"github.com/syncgate/syncgate/gateway"
 	"github.com/syncgate/syncgate/push"
@@ -82,11 +84,12 @@ type endJSON struct {
 // Last-Event-ID), and the stream's memory never grows, since the events
 // come from the store as the stream goes, not from a queue.
 type eventWriter struct {
-	w       http.ResponseWriter
-	rc      *http.ResponseController
-	timeout time.Duration
-	buf     bytes.Buffer
-	err     error
+	out      io.Writer
+	deadline func(time.Time) error // sets out's write deadline
+	flush    func() error          // nil: out does not buffer
+	timeout  time.Duration
+	buf      bytes.Buffer
+	err      error
 	// retry, when set, goes with the next event: how long the client
 	// waits before it reconnects.
 	retry time.Duration
@@ -118,6 +121,9 @@ func (ew *eventWriter) event(name string, id int, data any) {
 	ew.buf.Write(b)
 	ew.buf.WriteString("\n\n")
 	ew.write(ew.buf.Bytes())
+	if ew.buf.Cap() > 4<<10 {
+		ew.buf = bytes.Buffer{} // a large event's room is not kept for the stream's life
+	}
 }
 
 // heartbeat writes a comment, which keeps proxies from closing an idle
@@ -128,9 +134,9 @@ func (ew *eventWriter) write(b []byte) {
 	if ew.err != nil {
 		return
 	}
-	_ = ew.rc.SetWriteDeadline(time.Now().Add(ew.timeout))
-	if _, ew.err = ew.w.Write(b); ew.err == nil {
-		ew.err = ew.rc.Flush()
+	_ = ew.deadline(time.Now().Add(ew.timeout))
+	if _, ew.err = ew.out.Write(b); ew.err == nil && ew.flush != nil {
+		ew.err = ew.flush()
 	}
 }
 
@@ -166,15 +172,76 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, id, principal st
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	s.streams.Add(1)
-	defer s.streams.Add(-1)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 	h.Set(HeaderCorrelationID, id)
+	if s.detach(w, r, id, principal, last, res) {
+		return
+	}
+	// HTTP/2, or a writer that cannot hand over its connection: the
+	// stream runs in the handler.
+	s.streams.Add(1)
+	defer s.streams.Add(-1)
 	w.WriteHeader(http.StatusOK)
-	ew := &eventWriter{w: w, rc: http.NewResponseController(w), timeout: s.streamWriteTimeout}
+	rc := http.NewResponseController(w)
+	ew := &eventWriter{out: w, deadline: rc.SetWriteDeadline, flush: rc.Flush, timeout: s.streamWriteTimeout}
+	s.run(r.Context(), ew, id, principal, last, res)
+}
+
+// detach serves an HTTP/1 stream from a goroutine of its own on the bare
+// connection, and returns from the handler: a stream then costs its
+// connection, a small goroutine and its state, not a handler's stack
+// under the whole middleware chain, net/http's buffers and its background
+// reader (issue 20 measures it in many-streams). The body is delimited by
+// the connection's close (Connection: close), as HTTP/1.1 allows. The
+// stream keeps the request's in-flight slots until it ends. A client
+// that goes away is found by the next write (a heartbeat at the latest).
+// It reports false, having done nothing, when the connection cannot be
+// taken over.
+func (s *server) detach(w http.ResponseWriter, r *http.Request, id, principal string, last int, res correlation.Result) bool {
+	if r.ProtoMajor != 1 {
+		return false
+	}
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return false
+	}
+	release := middleware.KeepInFlight(r.Context())
+	if info := middleware.InfoFrom(r.Context()); info != nil {
+		info.Status = http.StatusOK // for the access log and metrics
+	}
+	head := w.Header().Clone()
+	head.Set("Connection", "close")
+	s.streamGroup.Add(1)
+	s.streams.Add(1)
+	go func() {
+		defer s.streamGroup.Done()
+		defer s.streams.Add(-1)
+		defer release()
+		defer conn.Close()
+		// The request's context ends when its handler returns; the
+		// stream's is its own, ended at shutdown (see run).
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		ew := &eventWriter{out: conn, deadline: conn.SetWriteDeadline, timeout: s.streamWriteTimeout}
+		// Only net/http's reader is dropped: what it buffered beyond the
+		// request (a pipelined one) is not served.
+		_ = brw
+		var b bytes.Buffer
+		b.WriteString("HTTP/1.1 200 OK\r\n")
+		_ = head.Write(&b)
+		b.WriteString("\r\n")
+		ew.write(b.Bytes())
+		s.run(ctx, ew, id, principal, last, res)
+	}()
+	return true
+}
+
+// run writes the stream's first events, follows it, and counts how it
+// ended.
+func (s *server) run(ctx context.Context, ew *eventWriter, id, principal string, last int, res correlation.Result) {
 	if last < 0 {
 		last = 0
 		if res.State == correlation.StatePending {
@@ -183,7 +250,7 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, id, principal st
 	} else {
 		ew.write(nil) // flush the headers
 	}
-	end := s.follow(r.Context(), ew, id, principal, last, res)
+	end := s.follow(ctx, ew, id, principal, last, res)
 	s.streamEnds.WithLabelValues(end).Inc()
 }
 

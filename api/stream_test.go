@@ -140,3 +140,52 @@ func TestEventStreamBasics(t *testing.T) {
 		}
 	}
 }
+
+// A stream served on its own (HTTP/1) keeps its in-flight slot until it
+// ends: with max_in_flight 1, a poll is refused while it is open, and
+// served once the client left and a heartbeat found it gone.
+func TestEventStreamCountsInFlight(t *testing.T) {
+	gw := &stub{events: func(ctx context.Context, id string, after int, d time.Duration) (correlation.Result, error) {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+		}
+		return correlation.Result{State: correlation.StatePending, Expires: time.Now().Add(time.Minute)}, nil
+	}}
+	h := newHandler(t, gw, func(o *api.Options) {
+		o.StreamHeartbeat = 20 * time.Millisecond
+		o.MaxInFlight = 1
+	})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "GET /v1/requests/%s HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n", streamID)
+	br := bufio.NewReader(conn)
+	if line, err := br.ReadString('\n'); err != nil || !strings.Contains(line, "200") {
+		t.Fatalf("status line %q, %v", line, err)
+	}
+	poll := func() int {
+		resp, err := http.Get(srv.URL + "/v1/requests/" + streamID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := poll(); code != http.StatusServiceUnavailable {
+		t.Errorf("poll while the stream is open: %d, want 503", code)
+	}
+	conn.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	code := poll()
+	for code == http.StatusServiceUnavailable && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond) // until a heartbeat's write fails: nothing to wait on
+		code = poll()
+	}
+	if code != http.StatusNotFound { // the stub knows no result
+		t.Errorf("poll after the stream ended: %d, want 404", code)
+	}
+}

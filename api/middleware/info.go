@@ -25,6 +25,11 @@ type Info struct {
 	Start         time.Time // when WithInfo saw the request
 
 	rec recorder // allocated with Info: one allocation per request, not two
+	// held are the in-flight slots the request holds (InFlight), kept
+	// past the handler by KeepInFlight.
+	held    [2]chan struct{}
+	nheld   int
+	keepAll bool
 	// traceParent is traced formatted, once, by the Trace middleware.
 	traceParent string
 	traced      TraceContext

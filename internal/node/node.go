@@ -94,6 +94,7 @@ type Node struct {
 	// shutdown event, to reconnect elsewhere (api.Options.EndStreams).
 	endStreams  context.Context
 	stopStreams context.CancelFunc
+	streams     sync.WaitGroup // the goroutines of event streams (api.Options.StreamGroup)
 	// checks are the readiness checks of /readyz, in order. A backend that
 	// needs one (Redis reachable) appends it in New, before api.New copies
 	// the list.
@@ -264,6 +265,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Node, error) {
 		MaxHeaderBytes: int(cfg.HTTP.MaxHeaderBytes), BodyTimeout: cfg.HTTP.BodyTimeout,
 		MaxPollWait: cfg.HTTP.MaxPollWait, AbortUploads: n.abortUploads,
 		StreamHeartbeat: cfg.HTTP.StreamHeartbeat, StreamWriteTimeout: cfg.HTTP.StreamWriteTimeout, EndStreams: n.endStreams,
+		StreamGroup: &n.streams,
 	})
 	if err != nil {
 		_ = b.Close()
@@ -476,6 +478,7 @@ func (n *Node) shutdown(srv *http.Server, healthy bool) {
 	n.stopStreams()
 	err := srv.Shutdown(drainCtx)
 	cancel()
+	n.streams.Wait() // each writes its shutdown event and closes
 	// Whatever still waits now gets its answer: 202 or 503.
 	n.gw.Close()
 	if err == nil {

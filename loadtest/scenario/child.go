@@ -33,6 +33,7 @@ type Stat struct {
 	Sys        int64 `json:"sys_bytes"`
 	Goroutines int   `json:"goroutines"`
 	Waiting    int   `json:"waiting"` // the gateway's registry size
+	Streams    int   `json:"streams"` // event streams open (syncgate_streams_open)
 }
 
 // waitersConfig is the node of many-waiters: the demo service with room
@@ -51,6 +52,11 @@ func waitersConfig(waiters int) node.Config {
 		// timeout and costs the gateway alone.
 		Name: "lt-nobody", Method: "POST", Path: "/lt/nobody", Destination: "loadtest.nobody",
 		Mode: "sync", Timeout: 60 * time.Second,
+	}, node.RouteConfig{
+		// Accepted at once and pending for its timeout: what many-streams
+		// follows.
+		Name: "lt-accept", Method: "POST", Path: "/lt/accept", Destination: "loadtest.nobody",
+		Mode: "async", Timeout: 60 * time.Second,
 	})
 	return cfg
 }
@@ -87,7 +93,7 @@ func ServeNode(ctx context.Context, in io.Reader, out io.Writer, waiters int) er
 			if !ok {
 				return n.stop()
 			}
-			st := Stat{Waiting: n.node.Gateway().Waiting(), Goroutines: runtime.NumGoroutine()}
+			st := Stat{Waiting: n.node.Gateway().Waiting(), Goroutines: runtime.NumGoroutine(), Streams: streamsOpen(n.node)}
 			if line == "stat" {
 				// A GC, and freed memory returned to the OS, so that RSS
 				// follows what is live rather than what was once used.
@@ -190,4 +196,18 @@ func (c *child) stop() error {
 		_ = c.cmd.Process.Kill()
 		return errors.New("scenario: node process did not stop within 40s; killed")
 	}
+}
+
+// streamsOpen reads syncgate_streams_open from the node's metrics.
+func streamsOpen(n *node.Node) int {
+	mfs, err := n.Metrics().Gather()
+	if err != nil {
+		return -1
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "syncgate_streams_open" && len(mf.GetMetric()) == 1 {
+			return int(mf.GetMetric()[0].GetGauge().GetValue())
+		}
+	}
+	return -1
 }

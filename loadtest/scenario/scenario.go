@@ -60,6 +60,7 @@ type Report struct {
 	Results     []*loadtest.Result `json:"results"`
 	Comparisons []Comparison       `json:"comparisons,omitempty"`
 	Memory      *MemoryUse         `json:"memory,omitempty"`
+	Streams     *StreamMemory      `json:"streams,omitempty"`
 	Notes       []string           `json:"notes,omitempty"`
 	Skipped     string             `json:"skipped,omitempty"`
 	// Command, when set, is how to run the scenario in full (Markdown
@@ -130,6 +131,7 @@ func All() []Scenario {
 		{"rabbitmq", "gateway over RabbitMQ (127.0.0.1:5672), with its defaults and with a classic queue and transient messages, vs direct HTTP, the memory broker and raw amqp091-go RPC loops on the same server", RabbitMQ},
 		{"auto-poll", "auto route over a slow service: 202, then polling until done (time to result)", AutoPoll},
 		{"many-waiters", "10 000 requests held open on a slow route while a fast route is measured", ManyWaiters},
+		{"many-streams", "10 000 event streams (SSE) of pending requests held open on one node while a fast route is measured: memory per stream", ManyStreams},
 		{"memory-procs", "the gateway with its demo service as its own process vs a plain echo-server process: CPU per request of each", MemoryProcs},
 		{"rabbitmq-procs", "cmd/demo and the gateway as processes over RabbitMQ (127.0.0.1:5672, its defaults: quorum queue, persistent messages) vs the naive amqp091-go gateway and echo service (persistent, confirmed, mandatory), then with transient replies as the pair's: CPU per request of each, and of the RabbitMQ server", RabbitMQProcs},
 		{"kafka-procs", "kafka-embedded, cmd/demo and the gateway as three processes vs a naive kafka-go gateway and echo service on their own kafka-embedded: throughput, latency and CPU per request of every process", KafkaProcs},
