@@ -51,20 +51,23 @@ redis.call('HSET', KEYS[1], 'state', 'done', 'status', ARGV[2], 'content_type', 
   'header', ARGV[4], 'traceparent', ARGV[5], 'tracestate', ARGV[6], 'body', ARGV[7])
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 local cb = ''
-if redis.call('HGET', KEYS[1], 'cbs') == 'waiting' then
+local f = redis.call('HMGET', KEYS[1], 'cbs', 'watched')
+if f[1] == 'waiting' then
   redis.call('HSET', KEYS[1], 'cbs', 'pending')
   cb = '1'
 end
+local watched = f[2]
 ` + watchersLua + `
 table.insert(w, 2, cb)
 return w
 `)
 
 // watchersLua sets w to {'ok', the nodes watching KEYS[1]...}: the fields
-// w:<node> that Watch wrote.
+// w:<node> that Watch wrote, when watched (the field of that name) is
+// set.
 const watchersLua = `
 local w = {'ok'}
-if redis.call('HEXISTS', KEYS[1], 'watched') == 1 then
+if watched then
   for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
     if string.sub(f, 1, 2) == 'w:' then w[#w + 1] = string.sub(f, 3) end
   end
@@ -134,6 +137,7 @@ if st == 'cancelled' then return 'cancelled' end
 local n = redis.call('HINCRBY', KEYS[1], 'pseq', 1)
 redis.call('HSET', KEYS[1], 'p:' .. n, ARGV[1])
 if n > ` + keepProgress + ` then redis.call('HDEL', KEYS[1], 'p:' .. (n - ` + keepProgress + `)) end
+local watched = redis.call('HGET', KEYS[1], 'watched')
 ` + watchersLua + `
 w[1] = tostring(n)
 return w

@@ -42,6 +42,7 @@ type cluster struct {
 	http     *http.Client
 	started  int    // node processes started, for log file names
 	extra    string // YAML sections added to the nodes' configuration
+	routes   string // YAML list items added to the routes (${requests}: the request destination)
 }
 
 // node is one syncgate process.
@@ -72,23 +73,29 @@ func newClusterOn(t *testing.T, on backend, ids ...string) *cluster {
 // in the nodes' configuration.
 func newClusterWith(t *testing.T, on backend, extra string, ids ...string) *cluster {
 	t.Helper()
-	return newClusterFull(t, on, redisPrivate, extra, ids...)
+	return newClusterFull(t, on, redisPrivate, extra, "", ids...)
 }
 
 // newClusterRedis is newClusterOn on the Redis deployment rk.
 func newClusterRedis(t *testing.T, on backend, rk redisKind, ids ...string) *cluster {
 	t.Helper()
-	return newClusterFull(t, on, rk, "", ids...)
+	return newClusterFull(t, on, rk, "", "", ids...)
 }
 
-func newClusterFull(t *testing.T, on backend, rk redisKind, extra string, ids ...string) *cluster {
+// newClusterRoutes is newCluster with more routes (YAML list items).
+func newClusterRoutes(t *testing.T, routes string, ids ...string) *cluster {
+	t.Helper()
+	return newClusterFull(t, onKafka, redisPrivate, "", routes, ids...)
+}
+
+func newClusterFull(t *testing.T, on backend, rk redisKind, extra, routes string, ids ...string) *cluster {
 	t.Helper()
 	var redis *redisServer
 	if rk == redisPrivate {
 		redis = startRedis(t)
 	}
 	c := &cluster{
-		t: t, on: on, rk: rk, suffix: fmt.Sprintf("%08x", rand.Uint32()), redis: redis, dir: t.TempDir(), extra: extra,
+		t: t, on: on, rk: rk, suffix: fmt.Sprintf("%08x", rand.Uint32()), redis: redis, dir: t.TempDir(), extra: extra, routes: routes,
 		addrs: make(map[string]string), nodes: make(map[string]*node),
 		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: 90 * time.Second},
 	}
@@ -135,11 +142,7 @@ const (
 	routeEchoSync = "/echo-sync" // sync, 30s
 	routeBrief    = "/brief"     // auto, waits 1s: a late reply is polled
 	routeStrict   = "/strict"    // sync, 2s: a late reply is a 504
-	routeHook     = "/hook"      // async, with a callback to 127.0.0.1 (hookSecret, attempts of 2s)
 )
-
-// hookSecret signs the deliveries of routeHook.
-const hookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 // yaml is the nodes' configuration, as an operator would write it: one
 // file for every node, the listen address picked by --node.
@@ -164,11 +167,9 @@ func (c *cluster) yaml() string {
   - {name: echo-sync, method: POST, path: %s, destination: %s, mode: sync, timeout: 30s}
   - {name: brief, method: POST, path: %s, destination: %s, mode: auto, wait: 1s, timeout: 30s}
   - {name: strict, method: POST, path: %s, destination: %s, mode: sync, timeout: 2s}
-  - {name: hook, method: POST, path: %s, destination: %s, mode: async, timeout: 30s,
-     callback: {allow: ["127.0.0.1"], allow_private: true, secrets: ["%s"], retry_for: 2m, timeout: 2s}}
-`, c.brokerYAML(), c.redisYAML(), leaseTTL, addrs.String(), c.extra,
+%s`, c.brokerYAML(), c.redisYAML(), leaseTTL, addrs.String(), c.extra,
 		routeEcho, c.requests, routeEchoSync, c.requests, routeBrief, c.requests, routeStrict, c.requests,
-		routeHook, c.requests, hookSecret)
+		strings.ReplaceAll(c.routes, "${requests}", c.requests))
 }
 
 // start runs a syncgate process as node id, with extra flags.

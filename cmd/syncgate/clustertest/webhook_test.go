@@ -15,13 +15,22 @@ import (
 	"github.com/syncgate/syncgate/push/webhook"
 )
 
+// routeHook is async, with a callback to 127.0.0.1 (hookSecret, attempts
+// of 2 s).
+const (
+	routeHook  = "/hook"
+	hookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+)
+
 // A delivery under way on a node that dies is finished by another node:
 // node a claims it and its attempt hangs at the receiver; a is killed;
 // node b, started afterwards, claims it once a's lease has run out and
 // delivers it, with the same webhook-id and a valid signature. The
 // record shows the one recorded attempt (a's died with it).
 func TestWebhookFinishedByAnotherNode(t *testing.T) {
-	c := newCluster(t, "a", "b")
+	c := newClusterRoutes(t, `  - {name: hook, method: POST, path: `+routeHook+`, destination: ${requests}, mode: async, timeout: 30s,
+     callback: {allow: ["127.0.0.1"], allow_private: true, secrets: ["`+hookSecret+`"], retry_for: 2m, timeout: 2s}}
+`, "a", "b")
 	startService(t, c, func(_ envelope.Request, owner string) decision { return decision{node: owner} })
 	// Only node a delivers at first.
 	if err := c.Node("b").proc.Stop(20 * time.Second); err != nil {
