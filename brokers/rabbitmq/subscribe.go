@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"strings"
 	"sync"
@@ -26,7 +27,8 @@ import (
 const maxSetupFailures = 5
 
 // Subscribe consumes the queue for source until ctx ends or Close, calling h
-// on up to Concurrency goroutines; each delivery is acknowledged after h
+// on up to Concurrency goroutines (with AsInbox, the messages of one
+// correlation id on one of them, in order); each delivery is acknowledged after h
 // returns nil and, after an error, nacked with requeue (on a classic work
 // queue: acked once a copy counting one more attempt is queued), out of
 // order, by delivery tag; an error wrapping brokers.ErrUnavailable is
@@ -114,19 +116,35 @@ type subscription struct {
 type job struct{ d amqp.Delivery }
 
 func (s *subscription) run(ctx context.Context, h brokers.Handler) error {
-	work := make(chan job)
+	// A reply queue (Inbox) hands the messages of one correlation id to
+	// one worker, in order: a service's progress messages and its reply
+	// are handled in the order they were sent. Other queues hand each
+	// delivery to whichever worker is free.
+	lanes := 1
+	if s.sc.Inbox {
+		lanes = s.sc.Concurrency
+	}
+	work := make([]chan job, lanes)
+	for i := range work {
+		work[i] = make(chan job)
+	}
 	var workers sync.WaitGroup
-	for range s.sc.Concurrency {
+	for i := range s.sc.Concurrency {
+		lane := work[i%lanes]
 		workers.Add(1)
 		go func() {
 			defer workers.Done()
-			for j := range work {
+			for j := range lane {
 				s.handle(ctx, h, j.d)
 			}
 		}()
 	}
 	defer workers.Wait()
-	defer close(work)
+	defer func() {
+		for _, w := range work {
+			close(w)
+		}
+	}()
 
 	failures := 0
 	consumed := false        // a setup succeeded once
@@ -252,7 +270,8 @@ const (
 	stopCancelled
 )
 
-func (s *subscription) serve(ctx context.Context, deliveries <-chan amqp.Delivery, dead <-chan struct{}, work chan<- job) stopReason {
+func (s *subscription) serve(ctx context.Context, deliveries <-chan amqp.Delivery, dead <-chan struct{}, work []chan job) stopReason {
+	seed := maphash.MakeSeed()
 	for {
 		select {
 		case <-ctx.Done():
@@ -268,8 +287,12 @@ func (s *subscription) serve(ctx context.Context, deliveries <-chan amqp.Deliver
 					return stopCancelled
 				}
 			}
+			lane := work[0]
+			if len(work) > 1 {
+				lane = work[maphash.String(seed, d.CorrelationId)%uint64(len(work))]
+			}
 			select {
-			case work <- job{d}:
+			case lane <- job{d}:
 			case <-ctx.Done():
 				return stopCtx
 			case <-dead:

@@ -296,3 +296,19 @@ func TestEventStreamShutdown(t *testing.T) {
 		t.Errorf("shutdown took %v", d)
 	}
 }
+
+// The same over RabbitMQ, the service on its own connection: the progress
+// messages come back on the node's reply queue, in order with the reply.
+func TestEventStreamRabbitMQ(t *testing.T) {
+	e := newE2E(t, rabbitE2EConfig(t), "async", 20*time.Second, demo.Sleep, 4)
+	loc := accepted(t, e.base+"/call?ms=900&steps=3", "over amqp")
+	s, resp := testenv.OpenStream(t, e.client, e.base+loc, "")
+	if s == nil {
+		t.Fatalf("stream: %d", resp.StatusCode)
+	}
+	nextEvent(t, s, "pending", "0")
+	checkStep(t, nextEvent(t, s, "progress", "1"), 1, 1, 3)
+	checkStep(t, nextEvent(t, s, "progress", "2"), 2, 2, 3)
+	checkResult(t, nextEvent(t, s, "result", "3"), "over amqp")
+	streamEnds(t, s)
+}
