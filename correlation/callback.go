@@ -65,15 +65,9 @@ func (s *MemoryStore) SetCallback(_ context.Context, id string, cb Callback) err
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.live(id, now)
-	if !ok {
-		return ErrNotFound
-	}
-	switch r.State {
-	case StateDone:
-		return ErrCompleted
-	case StateCancelled:
-		return ErrCancelled
+	r, err := s.pendingRecord(id, now)
+	if err != nil {
+		return err
 	}
 	r.Delivery = &Delivery{Callback: cb, State: DeliveryWaiting}
 	size := int64(len(cb.URL) + len(cb.Route) + deliveryOverhead)

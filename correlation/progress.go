@@ -40,15 +40,9 @@ func (s *MemoryStore) Progress(_ context.Context, id string, p Progress) (int, e
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.live(id, now)
-	if !ok {
-		return 0, ErrNotFound
-	}
-	switch r.State {
-	case StateDone:
-		return 0, ErrCompleted
-	case StateCancelled:
-		return 0, ErrCancelled
+	r, err := s.pendingRecord(id, now)
+	if err != nil {
+		return 0, err
 	}
 	size := progressSize(p)
 	if s.size.Load()+size > s.cfg.MaxBytes {

@@ -333,15 +333,9 @@ func (s *MemoryStore) Complete(_ context.Context, rep envelope.Reply) error {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.live(rep.CorrelationID, now)
-	if !ok {
-		return ErrNotFound
-	}
-	switch r.State {
-	case StateDone:
-		return ErrCompleted
-	case StateCancelled:
-		return ErrCancelled
+	r, err := s.pendingRecord(rep.CorrelationID, now)
+	if err != nil {
+		return err
 	}
 	size := recordSize(r.id, &rep) + int64(len(r.Principal)) + r.progressBytes()
 	s.size.Add(size - r.size)
@@ -352,6 +346,21 @@ func (s *MemoryStore) Complete(_ context.Context, rep envelope.Reply) error {
 	s.noteExpiry()
 	s.queueDelivery(r, now)
 	return nil
+}
+
+// pendingRecord returns the live pending record of id, or why there is
+// none: ErrNotFound, ErrCompleted, ErrCancelled. The store is locked.
+func (s *MemoryStore) pendingRecord(id string, now time.Time) (*record, error) {
+	r, ok := s.live(id, now)
+	switch {
+	case !ok:
+		return nil, ErrNotFound
+	case r.State == StateDone:
+		return nil, ErrCompleted
+	case r.State == StateCancelled:
+		return nil, ErrCancelled
+	}
+	return r, nil
 }
 
 // live returns the unexpired record for id. An expired record is dropped on
