@@ -149,7 +149,12 @@ func (d *Deliverer) Run(ctx context.Context) error {
 	slots := make(chan struct{}, d.cfg.Concurrency)
 	freed := make(chan struct{}, d.cfg.Concurrency)
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer func() {
+		wg.Wait()
+		for _, c := range d.clients {
+			c.CloseIdleConnections() // their goroutines end with Run
+		}
+	}()
 	tick := time.NewTicker(d.cfg.Poll)
 	defer tick.Stop()
 	failing := false
