@@ -9,6 +9,11 @@ import (
 	"github.com/syncgate/syncgate/correlation"
 )
 
+// MaxProgressBody bounds a progress message's body: a record keeps 16 of
+// them (correlation.MaxProgressKept), in memory or in Redis, for as long as
+// the result. A larger one is dropped.
+const MaxProgressBody = 64 << 10
+
 // progress keeps a progress message for its request's polls and event
 // streams: in the store when the request has a record (it was answered
 // 202, or will be, and in cluster mode a pollable route's record is
@@ -18,6 +23,11 @@ import (
 // effort, and a store failure is logged.
 func (g *Gateway) progress(ctx context.Context, rep envelope.Reply) ReplyOutcome {
 	ctx = context.WithoutCancel(ctx) // as for replies: taken from the broker once
+	if len(rep.Body) > MaxProgressBody {
+		g.log.WarnContext(ctx, "dropping a progress message larger than the limit",
+			slog.String("correlation_id", rep.CorrelationID), slog.Int("body_bytes", len(rep.Body)), slog.Int("limit", MaxProgressBody))
+		return ReplyProgressIgnored
+	}
 	out := g.storeProgress(ctx, rep)
 	if out != ReplyOrphan {
 		return out
