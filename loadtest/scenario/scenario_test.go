@@ -218,3 +218,27 @@ func TestClusterProcsSmoke(t *testing.T) {
 		}
 	}
 }
+
+// many-streams with 200 streams and short phases: every stream opens and
+// is counted, and closes when its client leaves.
+func TestManyStreamsSmoke(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Skip(err)
+	}
+	rep, err := scenario.ManyStreams(t.Context(), scenario.Options{
+		Short: true, Scale: 0.1, Waiters: 200, NodeCommand: []string{exe},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := rep.Streams
+	if m == nil || m.With.Streams != 200 || m.Before.Streams != 0 || m.With.Goroutines <= m.Before.Goroutines || m.With.RSS == 0 {
+		t.Fatalf("streams %+v", m)
+	}
+	for _, r := range rep.Results {
+		if r.Requests == 0 || r.Status["200"] != r.Requests {
+			t.Errorf("%s: %d requests, statuses %v", r.Name, r.Requests, r.Status)
+		}
+	}
+}
