@@ -115,7 +115,9 @@ func TestEventStreamKafka(t *testing.T) {
 	cfg.Node = "stream-" + strconv.Itoa(port)
 	cfg.Broker.Kind = "kafka"
 	cfg.Broker.Kafka = kafka.Config{Brokers: []string{"127.0.0.1:" + strconv.Itoa(port)}}
-	checkEventStream(t, start(t, cfg).base)
+	base := start(t, cfg).base
+	checkEventStream(t, base)
+	checkResume(t, base)
 }
 
 func checkEventStream(t *testing.T, base string) {
@@ -164,15 +166,12 @@ func checkEventStream(t *testing.T, base string) {
 	}
 }
 
-// httpCorrelationID is the header that names the request.
-const httpCorrelationID = "X-Correlation-Id"
-
-// A client that drops its stream and reconnects with Last-Event-ID gets
-// every later event once: no loss, no repeats.
-func TestEventStreamResumes(t *testing.T) {
-	n := start(t, streamConfig())
-	loc := accepted(t, n.base+"/t/steps?ms=1200&steps=4", "resumed")
-	s, _ := testenv.OpenStream(t, http.DefaultClient, n.base+loc, "")
+// checkResume drops a stream after its first progress event and resumes
+// it with Last-Event-ID; it returns the request's Location.
+func checkResume(t *testing.T, base string) string {
+	t.Helper()
+	loc := accepted(t, base+"/t/steps?ms=1200&steps=4", "resumed")
+	s, _ := testenv.OpenStream(t, http.DefaultClient, base+loc, "")
 	if s == nil {
 		t.Fatal("no stream")
 	}
@@ -180,7 +179,7 @@ func TestEventStreamResumes(t *testing.T) {
 	checkStep(t, nextEvent(t, s, "progress", "1"), 1, 1, 4)
 	s.Close() // the connection drops
 
-	again, _ := testenv.OpenStream(t, http.DefaultClient, n.base+loc, "1")
+	again, _ := testenv.OpenStream(t, http.DefaultClient, base+loc, "1")
 	if again == nil {
 		t.Fatal("no stream on reconnect")
 	}
@@ -188,7 +187,17 @@ func TestEventStreamResumes(t *testing.T) {
 	checkStep(t, nextEvent(t, again, "progress", "3"), 3, 3, 4)
 	checkResult(t, nextEvent(t, again, "result", "4"), "resumed")
 	streamEnds(t, again)
+	return loc
+}
 
+// httpCorrelationID is the header that names the request.
+const httpCorrelationID = "X-Correlation-Id"
+
+// A client that drops its stream and reconnects with Last-Event-ID gets
+// every later event once: no loss, no repeats.
+func TestEventStreamResumes(t *testing.T) {
+	n := start(t, streamConfig())
+	loc := checkResume(t, n.base)
 	if _, resp := testenv.OpenStream(t, http.DefaultClient, n.base+loc, "x"); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("Last-Event-ID x: %d, want 400", resp.StatusCode)
 	} else {
