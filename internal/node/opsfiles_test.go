@@ -103,7 +103,9 @@ func TestOpsFiles(t *testing.T) {
 	// reply, a 504, a 202 polled and cancelled, a 429.
 	cfg := testConfig()
 	cfg.Routes = append(cfg.Routes, node.RouteConfig{Name: "limited", Method: "POST", Path: "/t/limited", Destination: "demo.echo",
-		Mode: "sync", Timeout: 5 * time.Second, RateLimit: node.RouteRateLimitConfig{Rate: 1, Per: time.Minute, Burst: 1}})
+		Mode: "sync", Timeout: 5 * time.Second, RateLimit: node.RouteRateLimitConfig{Rate: 1, Per: time.Minute, Burst: 1}},
+		node.RouteConfig{Name: "hooked", Method: "POST", Path: "/t/hooked", Destination: "demo.echo", Mode: "async",
+			Callback: &node.CallbackConfig{Allow: []string{"hooks.example.com"}, Secrets: []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}})
 	n := start(t, cfg)
 	send(t, "POST", n.base+"/demo/echo", []byte("x"), nil)
 	if r, _ := send(t, "POST", n.base+"/t/nobody", []byte("x"), nil); r.StatusCode != http.StatusGatewayTimeout {
