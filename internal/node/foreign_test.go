@@ -101,7 +101,9 @@ func TestForeignServices(t *testing.T) {
 	cfg.Broker.Kafka = kafka.Config{Brokers: []string{addr}}
 	for profile, topic := range topics {
 		cfg.Routes = append(cfg.Routes, node.RouteConfig{Name: profile, Method: "POST", Path: "/" + profile,
-			Destination: topic, Profile: profile, Mode: "sync", Timeout: 20 * time.Second})
+			Destination: topic, Profile: profile, Mode: "sync", Timeout: 20 * time.Second},
+			node.RouteConfig{Name: profile + "-async", Method: "POST", Path: "/" + profile + "-async",
+				Destination: topic, Profile: profile, Mode: "async", Timeout: 20 * time.Second})
 	}
 	n := start(t, cfg)
 	for profile, topic := range topics {
@@ -120,6 +122,21 @@ func TestForeignServices(t *testing.T) {
 		if resp.StatusCode != tc.status || string(body) != tc.body || (tc.ctyp != "" && resp.Header.Get("Content-Type") != tc.ctyp) {
 			t.Errorf("%s: %d %q (%s), want %d %q (%s)", tc.profile, resp.StatusCode, body, resp.Header.Get("Content-Type"), tc.status, tc.body, tc.ctyp)
 		}
+		// A progress message in the profile's marking, then the reply,
+		// on the request's event stream.
+		loc := accepted(t, n.base+"/"+tc.profile+"-async?progress=1", "hello")
+		s, sresp := testenv.OpenStream(t, http.DefaultClient, n.base+loc, "")
+		if s == nil {
+			t.Fatalf("%s: stream %d", tc.profile, sresp.StatusCode)
+		}
+		nextEvent(t, s, "pending", "0")
+		if ev := nextEvent(t, s, "progress", "1"); !strings.Contains(ev.Data, `"body":"`+tc.profile+`:half"`) {
+			t.Errorf("%s: progress %s", tc.profile, ev.Data)
+		}
+		if ev := nextEvent(t, s, "result", "2"); !strings.Contains(ev.Data, `"body":"`+tc.body+`"`) {
+			t.Errorf("%s: result %s", tc.profile, ev.Data)
+		}
+		s.Close()
 	}
 }
 

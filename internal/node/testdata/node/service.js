@@ -7,7 +7,11 @@
 //   cloudevents: CloudEvents 1.0 binary mode: ce_* headers; the reply is an
 //           event with ce_correlationid, sent to ce_replyto.
 // It prints "ready" once its consumer is assigned, and answers every
-// request with its body prefixed by the profile's name.
+// request with its body prefixed by the profile's name. A request whose
+// query has progress=1 first gets a progress message, "<profile>:half":
+// the reply's headers plus progress: true (ce_type syncgate.progress for
+// CloudEvents), keyed like the reply by the correlation id so that it
+// comes first.
 const { Kafka, logLevel } = require('kafkajs');
 const [profile, broker, topic] = process.argv.slice(2);
 const kafka = new Kafka({ clientId: 'foreign-' + profile, brokers: [broker], logLevel: logLevel.NOTHING });
@@ -39,6 +43,23 @@ function reply(headers, value) {
   throw new Error('unknown profile ' + profile);
 }
 
+// progress turns a reply into a progress message of the profile.
+function progress(out, value) {
+  const m = out.messages[0];
+  const headers = { ...m.headers };
+  if (profile === 'cloudevents') {
+    headers.ce_type = 'syncgate.progress';
+    headers.ce_id = 'progress-' + headers.ce_id;
+  } else {
+    headers.progress = 'true';
+  }
+  return { topic: out.topic, messages: [{ key: m.key, value, headers }] };
+}
+
+function correlation(headers) {
+  return headers['kafka_correlationId'] || headers['zilla:correlation-id'] || headers['ce_correlationid'];
+}
+
 (async () => {
   await producer.connect();
   await consumer.connect();
@@ -46,8 +67,14 @@ function reply(headers, value) {
   consumer.on(consumer.events.GROUP_JOIN, () => console.log('ready'));
   await consumer.run({
     eachMessage: async ({ message }) => {
-      const out = reply(message.headers || {}, profile + ':' + (message.value || '').toString());
-      if (out) await producer.send(out);
+      const headers = message.headers || {};
+      const out = reply(headers, profile + ':' + (message.value || '').toString());
+      if (!out) return;
+      out.messages[0].key = correlation(headers);
+      if (String(headers['http-query'] || '').split('&').includes('progress=1')) {
+        await producer.send(progress(out, profile + ':half'));
+      }
+      await producer.send(out);
     },
   });
 })().catch((e) => { console.error(e); process.exit(1); });
