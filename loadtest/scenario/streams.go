@@ -37,30 +37,21 @@ func ManyStreams(ctx context.Context, o Options) (*Report, error) {
 	if streams <= 0 {
 		streams = 10_000
 	}
-	warmup, measure := o.dur(2*time.Second, 3*time.Second), o.dur(5*time.Second, 15*time.Second)
-	rate := float64(o.pick(200, 500))
 	c, err := startChild(o.NodeCommand, streams)
 	if err != nil {
 		return nil, err
 	}
 	defer c.stop()
-	base := "http://" + c.addr
-	client := loadtest.NewClient(Connections)
-	defer client.CloseIdleConnections()
-	fast := loadtest.Target{Client: client, Method: http.MethodPost, URL: base + "/demo/echo", Body: payload,
-		Header: http.Header{"Content-Type": {"application/json"}}}.Op()
-	phase := func(name string) (*loadtest.Result, error) {
-		return loadtest.Run(ctx, loadtest.Config{
-			Name: name, Rate: rate, Warmup: warmup, Duration: measure, Timeout: 10 * time.Second, Progress: o.Progress,
-			Processes: []loadtest.Process{{Name: "gateway", PID: c.cmd.Process.Pid}},
-		}, fast)
-	}
+	phase, _, _, done := fastRoutePhases(ctx, o, c, 15*time.Second)
+	defer done()
 	without, err := phase("fast route, no streams")
 	if err != nil {
 		return nil, err
 	}
 	start := time.Now()
-	ids, err := acceptMany(ctx, client, base+"/lt/accept", streams)
+	client := loadtest.NewClient(32)
+	defer client.CloseIdleConnections()
+	ids, err := acceptMany(ctx, client, "http://"+c.addr+"/lt/accept", streams)
 	if err != nil {
 		return nil, err
 	}
@@ -144,15 +135,7 @@ func ManyStreams(ctx context.Context, o Options) (*Report, error) {
 			mib(before.RSS), mib(with.RSS), mib(before.HeapAlloc), mib(with.HeapAlloc), mib(before.StackInuse), mib(with.StackInuse),
 			before.Goroutines, with.Goroutines, mem.GoroutinesPer),
 	)
-	for _, r := range rep.Results {
-		if r.Errors > 0 || r.Status["200"] != r.Requests {
-			rep.Notes = append(rep.Notes, fmt.Sprintf("%s: %d errors, statuses %s", r.Name, r.Errors, loadtest.StatusText(r.Status)))
-		}
-	}
-	rep.Plots = map[string][]string{
-		"fast route latency over time":   {without.Name, loaded.Name, relieved.Name},
-		"fast route latency percentiles": {without.Name, loaded.Name, relieved.Name},
-	}
+	fastRouteNotes(rep)
 	return rep, nil
 }
 

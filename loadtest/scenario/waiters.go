@@ -45,26 +45,13 @@ func ManyWaiters(ctx context.Context, o Options) (*Report, error) {
 	if waiters <= 0 {
 		waiters = 10_000
 	}
-	warmup, measure := o.dur(2*time.Second, 3*time.Second), o.dur(5*time.Second, 20*time.Second)
-	rate := float64(o.pick(200, 500))
 	c, err := startChild(o.NodeCommand, waiters)
 	if err != nil {
 		return nil, err
 	}
 	defer c.stop()
-	base := "http://" + c.addr
-	client := loadtest.NewClient(Connections)
-	defer client.CloseIdleConnections()
-	fast := loadtest.Target{Client: client, Method: http.MethodPost, URL: base + "/demo/echo", Body: payload,
-		Header: http.Header{"Content-Type": {"application/json"}}}.Op()
-	phase := func(name string) (*loadtest.Result, error) {
-		return loadtest.Run(ctx, loadtest.Config{
-			Name: name, Rate: rate, Warmup: warmup, Duration: measure, Timeout: 10 * time.Second, Progress: o.Progress,
-			// The node's CPU per fast request: with the waiters held, what
-			// keeping them costs shows as the difference.
-			Processes: []loadtest.Process{{Name: "gateway", PID: c.cmd.Process.Pid}},
-		}, fast)
-	}
+	phase, warmup, measure, done := fastRoutePhases(ctx, o, c, 20*time.Second)
+	defer done()
 	without, err := phase("fast route, no waiters")
 	if err != nil {
 		return nil, err
@@ -165,16 +152,46 @@ func ManyWaiters(ctx context.Context, o Options) (*Report, error) {
 			mib(before.RSS), mib(with.RSS), mib(before.HeapAlloc), mib(with.HeapAlloc), mib(before.StackInuse), mib(with.StackInuse),
 			before.Goroutines, with.Goroutines, mem.GoroutinesPer, end.Waiting),
 	)
-	for _, r := range rep.Results {
+	fastRouteNotes(rep)
+	return rep, nil
+}
+
+// fastRoutePhases returns phase, which measures the node's fast route
+// (/demo/echo) open loop under name, and what one phase lasts (its
+// measured part full is without -short), for the scenarios that hold
+// something open on the node meanwhile; done closes its connections.
+// Each phase reads the node's CPU per fast request: with something held,
+// what keeping it costs shows as the difference.
+func fastRoutePhases(ctx context.Context, o Options, c *child, full time.Duration) (phase func(name string) (*loadtest.Result, error), warmup, measure time.Duration, done func()) {
+	warmup, measure = o.dur(2*time.Second, 3*time.Second), o.dur(5*time.Second, full)
+	rate := float64(o.pick(200, 500))
+	client := loadtest.NewClient(Connections)
+	fast := loadtest.Target{Client: client, Method: http.MethodPost, URL: "http://" + c.addr + "/demo/echo", Body: payload,
+		Header: http.Header{"Content-Type": {"application/json"}}}.Op()
+	phase = func(name string) (*loadtest.Result, error) {
+		return loadtest.Run(ctx, loadtest.Config{
+			Name: name, Rate: rate, Warmup: warmup, Duration: measure, Timeout: 10 * time.Second, Progress: o.Progress,
+			Processes: []loadtest.Process{{Name: "gateway", PID: c.cmd.Process.Pid}},
+		}, fast)
+	}
+	return phase, warmup, measure, client.CloseIdleConnections
+}
+
+// fastRouteNotes adds to rep, whose Results are the fast route's phases
+// (without, with, after), a note for each phase with errors, and the
+// plots.
+func fastRouteNotes(rep *Report) {
+	names := make([]string, len(rep.Results))
+	for i, r := range rep.Results {
+		names[i] = r.Name
 		if r.Errors > 0 || r.Status["200"] != r.Requests {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("%s: %d errors, statuses %s", r.Name, r.Errors, loadtest.StatusText(r.Status)))
 		}
 	}
 	rep.Plots = map[string][]string{
-		"fast route latency over time":   {without.Name, loaded.Name, relieved.Name},
-		"fast route latency percentiles": {without.Name, loaded.Name, relieved.Name},
+		"fast route latency over time":   names,
+		"fast route latency percentiles": names,
 	}
-	return rep, nil
 }
 
 // gatewayAlone holds waiters requests on a route whose destination nobody
