@@ -156,7 +156,23 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, id, principal st
 	// the stream.
 	s.gw.Watch(r.Context(), id)
 	res, err := s.gw.Events(r.Context(), id, principal, max(last, 0), 0)
-	if err != nil {
+	switch {
+	case errors.Is(err, gateway.ErrStore) && r.Context().Err() == nil:
+		// An EventSource gives up for good on a status other than 200
+		// (and 204): a store outage answers with an error event and
+		// retry:, so that it comes back.
+		s.log.WarnContext(r.Context(), "event stream: reading the result failed", "error", err)
+		h := w.Header()
+		h.Set("Content-Type", "text/event-stream")
+		h.Set("Cache-Control", "no-cache")
+		h.Set(HeaderCorrelationID, id)
+		w.WriteHeader(http.StatusOK)
+		rc := http.NewResponseController(w)
+		ew := &eventWriter{out: w, deadline: rc.SetWriteDeadline, flush: rc.Flush, timeout: s.streamWriteTimeout, retry: s.retryAfter}
+		ew.event(eventError, -1, endJSON{ID: id, Status: "unknown", Detail: "the result store is unavailable: reconnect with Last-Event-ID"})
+		s.streamEnds.WithLabelValues(s.ended(ew, eventError)).Inc()
+		return
+	case err != nil:
 		if r.Context().Err() == nil {
 			s.writeRequestProblem(w, r, id, err)
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/syncgate/syncgate/api"
 	"github.com/syncgate/syncgate/correlation"
+	"github.com/syncgate/syncgate/gateway"
 )
 
 const streamID = "0193a4b2-7c1d-7e00-8000-00000000abcd"
@@ -187,5 +188,20 @@ func TestEventStreamCountsInFlight(t *testing.T) {
 	}
 	if code != http.StatusNotFound { // the stub knows no result
 		t.Errorf("poll after the stream ended: %d, want 404", code)
+	}
+}
+
+// A stream opened while the result store is down is a 200 stream with an
+// error event and retry:, not a 503: an EventSource gives up for good on
+// any status but 200 and 204, and must come back once the store does.
+func TestEventStreamStoreDown(t *testing.T) {
+	gw := &stub{events: func(context.Context, string, int, time.Duration) (correlation.Result, error) {
+		return correlation.Result{}, fmt.Errorf("%w: redis: connection refused", gateway.ErrStore)
+	}}
+	h := newHandler(t, gw, nil)
+	rec := serve(h, "GET", "/v1/requests/"+streamID, "", map[string]string{"Accept": "text/event-stream"})
+	if body := rec.Body.String(); rec.Code != http.StatusOK || !strings.Contains(body, "event: error\nretry: 1000\ndata: ") ||
+		strings.Contains(body, "redis") {
+		t.Errorf("stream with the store down: %d %q", rec.Code, body)
 	}
 }
