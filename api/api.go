@@ -21,6 +21,7 @@ import (
 	"github.com/syncgate/syncgate/gateway"
 	"github.com/syncgate/syncgate/internal/telemetry"
 	"github.com/syncgate/syncgate/push/webhook"
+	"github.com/syncgate/syncgate/tap"
 	"github.com/syncgate/syncgate/ratelimit"
 )
 
@@ -57,6 +58,15 @@ type Route struct {
 	// anything is published; nil refuses the header. Route.CallbackWindow
 	// must be set with it.
 	Callback *webhook.Guard
+	// Tap, when set, records each exchange of the route (tap.Recorder):
+	// the request as it came (headers but TapRedact), the outcome, the
+	// reply, timings; bodies capped at TapMaxBody bytes (negative: whole,
+	// 0: left out).
+	Tap        *tap.Recorder
+	TapMaxBody int
+	TapRedact  map[string]bool
+	// Node names the node in the exchanges Tap records.
+	Node string
 }
 
 // Options configures the HTTP handler.

@@ -19,6 +19,7 @@ import (
 	"github.com/syncgate/syncgate/correlation"
 	"github.com/syncgate/syncgate/gateway"
 	"github.com/syncgate/syncgate/push"
+	"github.com/syncgate/syncgate/tap"
 )
 
 // HeaderIdempotentReplayed marks an answer that is the outcome of an earlier
@@ -45,7 +46,51 @@ func (s *server) routeHandler(rt Route) http.HandlerFunc {
 		out, err := s.gw.Do(r.Context(), &req)
 		s.traceReply(r.Context(), &out)
 		s.answer(w, r, info, req.ID, &out, err)
+		if rt.Tap != nil {
+			s.tap(r, &rt, info, &req, &out, err)
+		}
 	}
+}
+
+// tap records the exchange on the route's tap: off the waiting stack
+// (it runs after the answer), and without copying the bodies.
+//
+//go:noinline
+func (s *server) tap(r *http.Request, rt *Route, info *middleware.Info, req *gateway.Request, out *gateway.Outcome, err error) {
+	x := tap.Exchange{
+		Node: rt.Node, Route: rt.Route.Name, CorrelationID: out.ID, Principal: req.Principal,
+		Request: tap.Capture(r, req.Message.Body, rt.TapRedact, rt.TapMaxBody),
+	}
+	if x.CorrelationID == "" {
+		x.CorrelationID = req.ID
+	}
+	now := time.Now()
+	if info != nil {
+		x.Time, x.RequestID = info.Start, info.RequestID
+	}
+	if x.Time.IsZero() {
+		x.Time = now
+	}
+	x.DurationMS = float64(now.Sub(x.Time).Microseconds()) / 1000
+	switch {
+	case err != nil:
+		pt := problemFor(err)
+		if r.Context().Err() != nil {
+			pt = ProblemType{Slug: "client-closed", Status: middleware.StatusClientClosed}
+		}
+		x.Status, x.Outcome = pt.Status, pt.Slug
+	case out.Accepted:
+		x.Status, x.Outcome = http.StatusAccepted, "accepted"
+	default:
+		rep := out.Reply
+		x.Status, x.Outcome = rep.StatusCode(), "reply"
+		x.Reply = &tap.Reply{Status: rep.StatusCode(), ContentType: rep.ContentType, Header: rep.Header}
+		x.Reply.Body, x.Reply.BodyTruncated = tap.CapBody(rep.Body, rt.TapMaxBody)
+		if !out.Replied.IsZero() && !out.Sent.IsZero() {
+			x.BrokerMS = float64(out.Replied.Sub(out.Sent).Microseconds()) / 1000
+		}
+	}
+	rt.Tap.Record(x)
 }
 
 // request reads the gateway request of rt from r into req; on failure it

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -163,12 +164,36 @@ func New(cfg Config) (*Tap, error) {
 	return t, nil
 }
 
-// Record queues x for every sink, without waiting (unless a sink blocks):
-// a sink whose queue is full drops it and counts it. x must not change
-// afterwards; its bodies are shared, not copied.
-func (t *Tap) Record(x Exchange) {
+// Record queues x for every sink; see Recorder.Record.
+func (t *Tap) Record(x Exchange) { t.record(x, t.sinks) }
+
+// Recorder records to some of a tap's sinks: a route's.
+type Recorder struct {
+	t     *Tap
+	sinks []*sink
+}
+
+// Recorder returns a recorder to the sinks named (each must exist).
+func (t *Tap) Recorder(names []string) (*Recorder, error) {
+	r := &Recorder{t: t}
+	for _, n := range names {
+		i := slices.IndexFunc(t.sinks, func(s *sink) bool { return s.Name == n })
+		if i < 0 {
+			return nil, fmt.Errorf("tap: no sink %q", n)
+		}
+		r.sinks = append(r.sinks, t.sinks[i])
+	}
+	return r, nil
+}
+
+// Record queues x for the recorder's sinks, without waiting (unless a
+// sink blocks): a sink whose queue is full drops it and counts it. x must
+// not change afterwards; its bodies are shared, not copied.
+func (r *Recorder) Record(x Exchange) { r.t.record(x, r.sinks) }
+
+func (t *Tap) record(x Exchange, sinks []*sink) {
 	now := time.Now()
-	for _, s := range t.sinks {
+	for _, s := range sinks {
 		select {
 		case s.q <- queued{x, now}:
 			continue

@@ -57,8 +57,11 @@ type Config struct {
 
 	// ForwardHeaders lists request headers forwarded to services on every
 	// route (a route may add its own).
-	ForwardHeaders []string      `yaml:"forward_headers"`
-	Routes         []RouteConfig `yaml:"routes"`
+	ForwardHeaders []string `yaml:"forward_headers"`
+	// Taps copies the exchanges of the routes that name a sink (README,
+	// "Taps").
+	Taps   TapsConfig    `yaml:"taps"`
+	Routes []RouteConfig `yaml:"routes"`
 }
 
 // LogConfig selects the log format and level.
@@ -226,6 +229,8 @@ type RouteConfig struct {
 	// of a request answered 202 is POSTed there, signed (README, "Push:
 	// SSE and webhooks"). Absent: the header is refused.
 	Callback *CallbackConfig `yaml:"callback"`
+	// Tap copies this route's exchanges to the sinks named (taps.sinks).
+	Tap *RouteTapConfig `yaml:"tap"`
 }
 
 // CallbackConfig is a route's webhook settings.
@@ -435,6 +440,7 @@ func (c *Config) SetDefaults() {
 	}
 	defaultRateLimit(&c.Auth.RateLimit.Rate, &c.Auth.RateLimit.Per, &c.Auth.RateLimit.Burst)
 	c.TLS.setDefaults()
+	c.Taps.setDefaults()
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		defaultRateLimit(&r.RateLimit.Rate, &r.RateLimit.Per, &r.RateLimit.Burst)
@@ -543,6 +549,7 @@ func (c *Config) Validate() error {
 	if err := c.checkProfile(c.Broker.Profile); err != nil {
 		bad("broker.profile", "%v", err)
 	}
+	c.checkTaps(bad)
 	seen := make(map[string]int)
 	for i, r := range c.Routes {
 		f := fmt.Sprintf("routes[%d]", i)

@@ -31,6 +31,18 @@ var notInReference = map[string]string{
 	"routes[].routing_key":          "RabbitMQ only (the reference runs on memory); shown in a comment and in examples/rabbitmq.yaml",
 	"routes[].profile":              "broker.profile is shown; a route's own is shown in a comment",
 	"routes[].callback":             "needs a receiver and secrets; shown in a comment",
+	"routes[].tap":                  "needs a sink; shown in a comment",
+	"taps.sinks[].compress":         "no sink by default (it writes files); shown in a comment",
+	"taps.sinks[].max_age_days":     "no sink by default (it writes files); shown in a comment",
+	"taps.sinks[].max_backups":      "no sink by default (it writes files); shown in a comment",
+	"taps.sinks[].rotate_every":     "no sink by default (it writes files); shown in a comment",
+	"taps.sinks[].max_size_mb":      "no sink by default (it writes files); shown in a comment",
+	"taps.sinks[].path":             "no sink by default (it writes files); shown in a comment",
+	"taps.sinks[].block_for":        "no sink by default (it writes files); shown in a comment",
+	"taps.sinks[].block":            "no sink by default (it writes files); shown in a comment",
+	"taps.sinks[].queue":            "no sink by default (it writes files); shown in a comment",
+	"taps.sinks[].kind":             "no sink by default (it writes files); shown in a comment",
+	"taps.sinks[].name":             "no sink by default (it writes files); shown in a comment",
 }
 
 // examples/syncgate.yaml is the one complete reference: every field of

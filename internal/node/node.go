@@ -36,6 +36,7 @@ import (
 	"github.com/syncgate/syncgate/push/webhook"
 	"github.com/syncgate/syncgate/ratelimit"
 	"github.com/syncgate/syncgate/ratelimit/redislimit"
+	"github.com/syncgate/syncgate/tap"
 )
 
 // Broker is what a node needs of a backend.
@@ -90,6 +91,8 @@ type Node struct {
 	stopReadingUploads context.CancelFunc
 	// deliverer delivers the callbacks of routes with a callback section.
 	deliverer *webhook.Deliverer
+	// tap copies the exchanges of routes with a tap section (nil: none).
+	tap *tap.Tap
 	// endStreams ends when the listener closes: event streams end with a
 	// shutdown event, to reconnect elsewhere (api.Options.EndStreams).
 	endStreams  context.Context
@@ -191,6 +194,13 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Node, error) {
 
 	routes := make([]api.Route, 0, len(cfg.Routes))
 	hooks := make(map[string]webhook.Route)
+	var err error
+	if n.tap, err = cfg.newTap(reg, log); err != nil {
+		_ = b.Close()
+		n.leaveCluster()
+		return nil, err
+	}
+	redact := tap.RedactSet(cfg.Taps.Redact)
 	for _, rc := range cfg.Routes {
 		mode, _ := gateway.ParseMode(rc.Mode) // validated
 		var key *api.KeyTemplate
@@ -207,6 +217,10 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Node, error) {
 			},
 			Auth:      middleware.AuthMode(rc.Auth),
 			RateLimit: rc.RateLimit.limit(), NoRateLimit: rc.RateLimit.Off,
+		}
+		if rc.Tap != nil && n.tap != nil {
+			route.Tap, _ = n.tap.Recorder(rc.Tap.Sinks) // validated
+			route.TapMaxBody, route.TapRedact, route.Node = cfg.tapBody(rc), redact, cfg.Node
 		}
 		if cb := rc.Callback; cb != nil {
 			guard := &webhook.Guard{Allow: cb.Allow, AllowPrivate: cb.AllowPrivate, Timeout: cb.Timeout}
@@ -630,6 +644,16 @@ func (n *Node) Run(ctx context.Context) error {
 	if n.jwt != nil {
 		consumers.Go(func() error {
 			n.jwt.Run(consumeCtx) // fetches and refreshes the JWKS until shutdown
+			return nil
+		})
+	}
+	if n.tap != nil {
+		// Exchanges are recorded until the last request is answered; what
+		// is queued then gets taps.flush to be written.
+		consumers.Go(func() error {
+			if err := n.tap.Run(consumeCtx, n.cfg.Taps.Flush); err != nil {
+				n.log.Warn("tap: closing the sinks failed", slog.Any("error", err))
+			}
 			return nil
 		})
 	}
