@@ -21,8 +21,8 @@ import (
 	"github.com/syncgate/syncgate/gateway"
 	"github.com/syncgate/syncgate/internal/telemetry"
 	"github.com/syncgate/syncgate/push/webhook"
-	"github.com/syncgate/syncgate/tap"
 	"github.com/syncgate/syncgate/ratelimit"
+	"github.com/syncgate/syncgate/tap"
 )
 
 // Gateway is what the HTTP layer needs of the use case.
