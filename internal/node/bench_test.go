@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"net/http/httptest"
 	"runtime"
 	"runtime/debug"
@@ -294,5 +295,54 @@ func BenchmarkWaiterStack(b *testing.B) {
 		b.ReportMetric(float64(int64(with.StackInuse)-int64(before.StackInuse))/waiters/1024, "stack_KiB/waiter")
 		b.ReportMetric(float64(int64(with.HeapAlloc)-int64(before.HeapAlloc))/waiters/1024, "heap_KiB/waiter")
 	}
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkTapJSONL measures what a JSONL tap costs the memory path: one
+// node, two echo routes alike but for a tap to a JSONL sink (in a temp
+// directory), phases alternating, 64 keep-alive clients over loopback;
+// throughput and the process's CPU time per request of each (the client,
+// the node and the sink's writer share the process). Run with -benchtime
+// 1x.
+func BenchmarkTapJSONL(b *testing.B) {
+	const clients = 64
+	phase := 2 * time.Second
+	cfg := testConfig()
+	cfg.Taps.Sinks = []node.TapSinkConfig{{Name: "audit", Kind: "jsonl", Path: filepath.Join(b.TempDir(), "exchanges.jsonl")}}
+	cfg.Routes = append(cfg.Routes,
+		node.RouteConfig{Name: "echo-plain", Method: "POST", Path: "/t/echo-plain", Destination: "demo.echo", Mode: "auto"},
+		node.RouteConfig{Name: "echo-tapped", Method: "POST", Path: "/t/echo-tapped", Destination: "demo.echo", Mode: "auto",
+			Tap: &node.RouteTapConfig{Sinks: []string{"audit"}}})
+	n := start(b, cfg)
+	client := &http.Client{Transport: &http.Transport{
+		MaxIdleConns: clients, MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients,
+	}}
+	b.Cleanup(client.CloseIdleConnections)
+	plain, tapped := n.base+"/t/echo-plain", n.base+"/t/echo-tapped"
+	hammerAs(b, client, plain, "", clients, 300*time.Millisecond)
+	hammerAs(b, client, tapped, "", clients, 300*time.Millisecond)
+	var plainSum, tapSum, plainCPU, tapCPU, plainN, tapN float64
+	const rounds = 5
+	b.ResetTimer()
+	for range b.N {
+		for range rounds {
+			c0 := processCPU(b)
+			r := hammerAs(b, client, plain, "", clients, phase)
+			plainCPU += processCPU(b) - c0
+			plainSum, plainN = plainSum+r, plainN+r*phase.Seconds()
+			c0 = processCPU(b)
+			r = hammerAs(b, client, tapped, "", clients, phase)
+			tapCPU += processCPU(b) - c0
+			tapSum, tapN = tapSum+r, tapN+r*phase.Seconds()
+		}
+	}
+	b.StopTimer()
+	runs := float64(rounds * b.N)
+	b.ReportMetric(plainSum/runs, "plain_req/s")
+	b.ReportMetric(tapSum/runs, "tapped_req/s")
+	b.ReportMetric(tapSum/plainSum, "tapped/plain")
+	b.ReportMetric(plainCPU/plainN*1e6, "plain_cpu_µs/req")
+	b.ReportMetric(tapCPU/tapN*1e6, "tapped_cpu_µs/req")
+	b.ReportMetric((tapCPU/tapN)/(plainCPU/plainN), "cpu_tapped/plain")
 	b.ReportMetric(0, "ns/op")
 }

@@ -4,9 +4,7 @@
 package jsonl
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -37,7 +35,7 @@ type Config struct {
 type Sink struct {
 	cfg Config
 	f   *timberjack.Logger
-	buf bytes.Buffer
+	buf []byte
 }
 
 var _ tap.Sink = (*Sink)(nil)
@@ -62,18 +60,16 @@ func New(cfg Config) (*Sink, error) {
 
 // Write appends batch, one line per exchange, in one write.
 func (s *Sink) Write(_ context.Context, batch []tap.Exchange) error {
-	s.buf.Reset()
-	enc := json.NewEncoder(&s.buf)
+	b := s.buf[:0]
 	for i := range batch {
-		if err := enc.Encode(&batch[i]); err != nil { // Encode ends each with a newline
-			return fmt.Errorf("jsonl: encode: %w", err)
-		}
+		b = tap.AppendJSON(b, &batch[i])
+		b = append(b, '\n')
 	}
-	if _, err := s.f.Write(s.buf.Bytes()); err != nil {
+	if _, err := s.f.Write(b); err != nil {
 		return fmt.Errorf("jsonl: write %s: %w", s.cfg.Path, err)
 	}
-	if s.buf.Cap() > 1<<20 {
-		s.buf = bytes.Buffer{} // a burst's room is not kept
+	if cap(b) <= 1<<20 {
+		s.buf = b // a burst's room is not kept
 	}
 	return nil
 }
