@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -224,17 +223,32 @@ func (t *Tap) record(x Exchange, sinks []*sink) {
 }
 
 // Run writes each sink's queue until ctx ends, then what is queued still
-// (within flush, to bound a shutdown), and closes the sinks.
+// (within flush, to bound a shutdown), and closes the sinks. A sink stuck
+// in a write its context cannot end (a file on a hung NFS mount, a FIFO
+// nobody reads) is left behind a second after the flush time: Run returns
+// an error naming it instead of holding the shutdown.
 func (t *Tap) Run(ctx context.Context, flush time.Duration) error {
-	var wg sync.WaitGroup
-	for _, s := range t.sinks {
-		wg.Go(func() { t.drain(ctx, s, flush) })
-	}
-	wg.Wait()
 	var errs []error
-	for _, s := range t.sinks {
-		if err := s.Sink.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("tap: close sink %s: %w", s.Name, err))
+	done := make([]chan struct{}, len(t.sinks))
+	for i, s := range t.sinks {
+		done[i] = make(chan struct{})
+		go func() {
+			defer close(done[i])
+			t.drain(ctx, s, flush)
+		}()
+	}
+	<-ctx.Done()
+	giveUp := time.NewTimer(flush + time.Second)
+	defer giveUp.Stop()
+	for i, s := range t.sinks {
+		select {
+		case <-done[i]:
+			if err := s.Sink.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("tap: close sink %s: %w", s.Name, err))
+			}
+		case <-giveUp.C:
+			errs = append(errs, fmt.Errorf("tap: sink %s is stuck in a write; left behind with %d exchanges queued", s.Name, len(s.q)))
+			giveUp.Reset(0)
 		}
 	}
 	return errors.Join(errs...)

@@ -188,3 +188,34 @@ func TestCapture(t *testing.T) {
 		t.Errorf("max -1: %+v", req)
 	}
 }
+
+// blockedSink's Write never returns until released, whatever its context.
+type blockedSink struct{ release chan struct{} }
+
+func (s blockedSink) Write(context.Context, []tap.Exchange) error { <-s.release; return nil }
+func (blockedSink) Close() error                                  { return nil }
+
+// A sink stuck in a write its context cannot end is left behind a second
+// after the flush time, with an error that names it: it never holds the
+// shutdown.
+func TestTapRunLeavesAStuckSinkBehind(t *testing.T) {
+	stuck := blockedSink{release: make(chan struct{})}
+	defer close(stuck.release) // lets the left-behind writer end before goleak looks
+	tp, err := tap.New(tap.Config{Sinks: []tap.SinkConfig{{Name: "nfs", Sink: stuck}, {Name: "ok", Sink: &memSink{}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tp.Run(ctx, 100*time.Millisecond) }()
+	tp.Record(tap.Exchange{CorrelationID: "1"})
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "sink nfs is stuck") {
+			t.Errorf("Run: %v, want the stuck sink named", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run held by a stuck sink")
+	}
+}
