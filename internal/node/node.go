@@ -195,7 +195,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Node, error) {
 	routes := make([]api.Route, 0, len(cfg.Routes))
 	hooks := make(map[string]webhook.Route)
 	var err error
-	if n.tap, err = cfg.newTap(reg, log); err != nil {
+	if n.tap, err = cfg.newTap(b, reg, log); err != nil {
 		_ = b.Close()
 		n.leaveCluster()
 		return nil, err

@@ -9,6 +9,7 @@ import (
 
 	"github.com/syncgate/syncgate/tap"
 	"github.com/syncgate/syncgate/tap/jsonl"
+	"github.com/syncgate/syncgate/tap/publish"
 )
 
 // TapsConfig configures the taps: sinks that a copy of every exchange of
@@ -30,7 +31,7 @@ type TapsConfig struct {
 // TapSinkConfig is one sink.
 type TapSinkConfig struct {
 	Name string `yaml:"name"`
-	Kind string `yaml:"kind"` // jsonl
+	Kind string `yaml:"kind"` // jsonl, or broker (the node's own)
 	// Queue bounds the exchanges waiting for the sink (default 10000);
 	// when it is full they are dropped and counted, or, with Block, the
 	// request waits up to BlockFor (default 1s) for room.
@@ -46,6 +47,18 @@ type TapSinkConfig struct {
 	MaxBackups  int           `yaml:"max_backups"`
 	MaxAgeDays  int           `yaml:"max_age_days"`
 	Compress    bool          `yaml:"compress"`
+	// broker: each exchange is a JSON message on Destination (a Kafka
+	// topic, a RabbitMQ queue), or on RabbitMQ's Exchange with
+	// RoutingKey, of the node's broker; the operator creates it.
+	Destination string `yaml:"destination"`
+	Exchange    string `yaml:"exchange"`
+	RoutingKey  string `yaml:"routing_key"`
+}
+
+// publishTo is the broker sink's destination, in the form a route's is
+// (RouteConfig.publishTo).
+func (s TapSinkConfig) publishTo() string {
+	return RouteConfig{Destination: s.Destination, Exchange: s.Exchange, RoutingKey: s.RoutingKey}.publishTo()
 }
 
 // RouteTapConfig is a route's tap.
@@ -104,8 +117,17 @@ func (c *Config) checkTaps(bad func(field, format string, args ...any)) {
 			if s.Path == "" {
 				bad(f+".path", "required for a jsonl sink")
 			}
+		case "broker":
+			switch {
+			case s.Destination == "" && s.Exchange == "":
+				bad(f+".destination", "required for a broker sink (or exchange, on RabbitMQ)")
+			case s.Exchange != "" && c.Broker.Kind != "rabbitmq":
+				bad(f+".exchange", "only on RabbitMQ (broker.kind is %s)", c.Broker.Kind)
+			case s.RoutingKey != "" && s.Exchange == "":
+				bad(f+".routing_key", "goes with exchange")
+			}
 		default:
-			bad(f+".kind", "%q is not a sink kind (jsonl)", s.Kind)
+			bad(f+".kind", "%q is not a sink kind (jsonl, broker)", s.Kind)
 		}
 		if s.Queue < 0 || s.BlockFor < 0 || s.MaxSizeMB < 0 || s.RotateEvery < 0 || s.MaxBackups < 0 || s.MaxAgeDays < 0 {
 			bad(f, "queue, block_for, max_size_mb, rotate_every, max_backups and max_age_days must not be negative")
@@ -131,7 +153,7 @@ func (c *Config) checkTaps(bad func(field, format string, args ...any)) {
 }
 
 // newTap builds the tap of the configured sinks, or nil without any.
-func (c *Config) newTap(reg prometheus.Registerer, log *slog.Logger) (*tap.Tap, error) {
+func (c *Config) newTap(pub publish.Publisher, reg prometheus.Registerer, log *slog.Logger) (*tap.Tap, error) {
 	if len(c.Taps.Sinks) == 0 {
 		return nil, nil
 	}
@@ -146,6 +168,12 @@ func (c *Config) newTap(reg prometheus.Registerer, log *slog.Logger) (*tap.Tap, 
 				return nil, fmt.Errorf("taps.sinks %s: %w", s.Name, err)
 			}
 			sk = j
+		case "broker":
+			p, err := publish.New(publish.Config{Publisher: pub, Destination: s.publishTo(), Timeout: c.Broker.PublishTimeout})
+			if err != nil {
+				return nil, fmt.Errorf("taps.sinks %s: %w", s.Name, err)
+			}
+			sk = p
 		}
 		sinks = append(sinks, tap.SinkConfig{Name: s.Name, Sink: sk, Queue: s.Queue, Block: s.Block, BlockFor: s.BlockFor})
 	}

@@ -2,13 +2,22 @@ package node_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
+	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/syncgate/syncgate/brokers/kafka"
+	"github.com/syncgate/syncgate/brokers/responder/demo"
 	"github.com/syncgate/syncgate/internal/node"
+	"github.com/syncgate/syncgate/internal/testenv"
 	"github.com/syncgate/syncgate/tap"
 )
 
@@ -75,5 +84,61 @@ func TestTapJSONL(t *testing.T) {
 	}
 	if async.Status != http.StatusAccepted || async.Outcome != "accepted" || async.Request.Path != "/t/async/7" {
 		t.Errorf("async exchange %+v", async)
+	}
+}
+
+// A broker sink on Kafka (kfake): each exchange of the tapped route is a
+// JSON message on the topic, keyed by its correlation id.
+func TestTapToKafkaTopic(t *testing.T) {
+	port := testenv.FreePort(t)
+	kf, err := kfake.NewCluster(kfake.Ports(port), kfake.NumBrokers(1),
+		kfake.SeedTopics(2, demo.EchoDestination, demo.SleepDestination, "syncgate.exchanges"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kf.Close()
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	cfg := testConfig()
+	cfg.Node = "tap-" + strconv.Itoa(port)
+	cfg.Broker.Kind = "kafka"
+	cfg.Broker.Kafka = kafka.Config{Brokers: []string{addr}}
+	cfg.Taps.Sinks = []node.TapSinkConfig{{Name: "topic", Kind: "broker", Destination: "syncgate.exchanges"}}
+	for i := range cfg.Routes {
+		if cfg.Routes[i].Path == "/demo/echo" {
+			cfg.Routes[i].Tap = &node.RouteTapConfig{Sinks: []string{"topic"}}
+		}
+	}
+	n := start(t, cfg)
+	ids := map[string]bool{}
+	for i := range 5 {
+		r, body := send(t, "POST", n.base+"/demo/echo", []byte("m"+strconv.Itoa(i)), map[string]string{"Content-Type": "text/plain"})
+		if r.StatusCode != http.StatusOK {
+			t.Fatalf("echo: %d %s", r.StatusCode, body)
+		}
+		ids[r.Header.Get("X-Correlation-Id")] = true
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics("syncgate.exchanges"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	seen := 0
+	for seen < len(ids) && ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			var x tap.Exchange
+			if err := json.Unmarshal(r.Value, &x); err != nil {
+				t.Errorf("record %s: %v", r.Value, err)
+				return
+			}
+			if !ids[x.CorrelationID] || string(r.Key) != x.CorrelationID || x.Route != "echo" || x.Status != 200 {
+				t.Errorf("record key %s: %+v", r.Key, x)
+			}
+			seen++
+		})
+	}
+	if seen != len(ids) {
+		t.Errorf("%d exchanges on the topic, want %d", seen, len(ids))
 	}
 }
