@@ -9,6 +9,7 @@ import (
 
 	"github.com/syncgate/syncgate/tap"
 	"github.com/syncgate/syncgate/tap/jsonl"
+	"github.com/syncgate/syncgate/tap/pgsink"
 	"github.com/syncgate/syncgate/tap/publish"
 )
 
@@ -31,7 +32,7 @@ type TapsConfig struct {
 // TapSinkConfig is one sink.
 type TapSinkConfig struct {
 	Name string `yaml:"name"`
-	Kind string `yaml:"kind"` // jsonl, or broker (the node's own)
+	Kind string `yaml:"kind"` // jsonl, broker (the node's own) or postgres
 	// Queue bounds the exchanges waiting for the sink (default 10000);
 	// when it is full they are dropped and counted, or, with Block, the
 	// request waits up to BlockFor (default 1s) for room.
@@ -53,6 +54,12 @@ type TapSinkConfig struct {
 	Destination string `yaml:"destination"`
 	Exchange    string `yaml:"exchange"`
 	RoutingKey  string `yaml:"routing_key"`
+	// postgres: one row per exchange in Table (default
+	// syncgate_exchanges) of the database at URL; the sink creates and
+	// migrates the table. pgx reads PGPASSWORD and the other PG*
+	// variables, so the password need not be in the file.
+	URL   string `yaml:"url"`
+	Table string `yaml:"table"`
 }
 
 // publishTo is the broker sink's destination, in the form a route's is
@@ -126,8 +133,12 @@ func (c *Config) checkTaps(bad func(field, format string, args ...any)) {
 			case s.RoutingKey != "" && s.Exchange == "":
 				bad(f+".routing_key", "goes with exchange")
 			}
+		case "postgres":
+			if s.URL == "" {
+				bad(f+".url", "required for a postgres sink (postgres://user@host:5432/db)")
+			}
 		default:
-			bad(f+".kind", "%q is not a sink kind (jsonl, broker)", s.Kind)
+			bad(f+".kind", "%q is not a sink kind (jsonl, broker, postgres)", s.Kind)
 		}
 		if s.Queue < 0 || s.BlockFor < 0 || s.MaxSizeMB < 0 || s.RotateEvery < 0 || s.MaxBackups < 0 || s.MaxAgeDays < 0 {
 			bad(f, "queue, block_for, max_size_mb, rotate_every, max_backups and max_age_days must not be negative")
@@ -170,6 +181,12 @@ func (c *Config) newTap(pub publish.Publisher, reg prometheus.Registerer, log *s
 			sk = j
 		case "broker":
 			p, err := publish.New(publish.Config{Publisher: pub, Destination: s.publishTo(), Timeout: c.Broker.PublishTimeout})
+			if err != nil {
+				return nil, fmt.Errorf("taps.sinks %s: %w", s.Name, err)
+			}
+			sk = p
+		case "postgres":
+			p, err := pgsink.New(pgsink.Config{URL: s.URL, Table: s.Table})
 			if err != nil {
 				return nil, fmt.Errorf("taps.sinks %s: %w", s.Name, err)
 			}

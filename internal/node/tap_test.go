@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -140,5 +141,48 @@ func TestTapToKafkaTopic(t *testing.T) {
 	}
 	if seen != len(ids) {
 		t.Errorf("%d exchanges on the topic, want %d", seen, len(ids))
+	}
+}
+
+// A postgres sink: the node creates the table at its first write; every
+// exchange of the tapped route is a row, found by correlation id.
+func TestTapToPostgres(t *testing.T) {
+	url := testenv.RequirePostgres(t)
+	table := "tap_node_" + strconv.Itoa(testenv.FreePort(t))
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	t.Cleanup(func() {
+		_, _ = conn.Exec(context.Background(), "DROP TABLE IF EXISTS "+table)
+		_, _ = conn.Exec(context.Background(), "DELETE FROM syncgate_schema WHERE name = $1", `"`+table+`"`)
+	})
+	cfg := testConfig()
+	cfg.Taps.Sinks = []node.TapSinkConfig{{Name: "db", Kind: "postgres", URL: url, Table: table}}
+	for i := range cfg.Routes {
+		if cfg.Routes[i].Path == "/demo/echo" {
+			cfg.Routes[i].Tap = &node.RouteTapConfig{Sinks: []string{"db"}}
+		}
+	}
+	n := start(t, cfg)
+	var ids []string
+	for i := range 3 {
+		r, _ := send(t, "POST", n.base+"/demo/echo", []byte("row "+strconv.Itoa(i)), nil)
+		if r.StatusCode != http.StatusOK {
+			t.Fatalf("echo: %d", r.StatusCode)
+		}
+		ids = append(ids, r.Header.Get("X-Correlation-Id"))
+	}
+	if err := n.stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		var route string
+		var status int
+		if err := conn.QueryRow(ctx, "SELECT route, status FROM "+table+" WHERE correlation_id = $1", id).Scan(&route, &status); err != nil || route != "echo" || status != 200 {
+			t.Errorf("row of %s: %s %d, %v", id, route, status, err)
+		}
 	}
 }

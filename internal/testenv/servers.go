@@ -95,3 +95,29 @@ func RequireRabbitMQ(t testing.TB) string {
 	_ = conn.Close()
 	return u
 }
+
+// DefaultPostgresURL is the PostgreSQL server the tests use by default:
+// the machine's, trust auth, database test.
+const DefaultPostgresURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+// PostgresURL is SYNCGATE_POSTGRES_URL, or DefaultPostgresURL.
+func PostgresURL() string {
+	if u := os.Getenv("SYNCGATE_POSTGRES_URL"); u != "" {
+		return u
+	}
+	return DefaultPostgresURL
+}
+
+// RequirePostgres returns PostgresURL once its port accepts a
+// connection; otherwise the test fails under CI=true and is skipped
+// elsewhere.
+func RequirePostgres(t testing.TB) string {
+	t.Helper()
+	skipShort(t, "PostgreSQL")
+	c, err := net.DialTimeout("tcp", "127.0.0.1:5432", 3*time.Second)
+	if err != nil {
+		Unavailable(t, "this test needs PostgreSQL at 127.0.0.1:5432 (start it with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`): %v", err)
+	}
+	_ = c.Close()
+	return PostgresURL()
+}

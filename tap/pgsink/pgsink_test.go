@@ -1,0 +1,127 @@
+package pgsink_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/syncgate/syncgate/internal/testenv"
+	"github.com/syncgate/syncgate/tap"
+	"github.com/syncgate/syncgate/tap/pgsink"
+)
+
+// newTable returns a table name unique to the test, dropped (with its
+// schema row) when the test ends.
+func newTable(t *testing.T, url string) string {
+	t.Helper()
+	table := fmt.Sprintf("tap_test_%08x", rand.Uint32())
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			t.Errorf("cleanup: %v", err)
+			return
+		}
+		defer conn.Close(ctx)
+		_, _ = conn.Exec(ctx, "DROP TABLE IF EXISTS "+table)
+		_, _ = conn.Exec(ctx, "DELETE FROM syncgate_schema WHERE name = $1", `"`+table+`"`)
+	})
+	return table
+}
+
+// Nodes starting at once create the table once; exchanges are stored one
+// row each, found by correlation id, with their JSON; the lookups the
+// issue names have their indexes.
+func TestPostgresSink(t *testing.T) {
+	url := testenv.RequirePostgres(t)
+	ctx := t.Context()
+	table := newTable(t, url)
+	var wg sync.WaitGroup
+	sinks := make([]*pgsink.Sink, 4)
+	errs := make([]error, 4)
+	for i := range sinks {
+		wg.Go(func() {
+			if sinks[i], errs[i] = pgsink.New(pgsink.Config{URL: url, Table: table}); errs[i] == nil {
+				errs[i] = sinks[i].Write(ctx, nil) // the first write migrates
+			}
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("sink %d: %v", i, err)
+		}
+		defer sinks[i].Close()
+	}
+	at := time.Date(2026, 12, 5, 14, 0, 0, 0, time.UTC)
+	batch := []tap.Exchange{
+		{Time: at, Node: "n1", Route: "orders", CorrelationID: "id-1", RequestID: "r1", Status: 200, Outcome: "reply", DurationMS: 1.5, BrokerMS: 0.7,
+			Request: tap.Request{Method: "POST", Path: "/orders", Body: []byte("{}")}, Reply: &tap.Reply{Status: 200, Body: []byte("ok")}},
+		{Time: at.Add(time.Second), Node: "n1", Route: "orders", CorrelationID: "id-2", Principal: "alice", Status: 504, Outcome: "timeout", DurationMS: 2000,
+			Request: tap.Request{Method: "POST", Path: "/orders"}},
+	}
+	if err := sinks[0].Write(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var (
+		status    int
+		outcome   string
+		principal *string
+		broker    *float64
+		raw       []byte
+	)
+	err = conn.QueryRow(ctx, "SELECT status, outcome, principal, broker_ms, exchange FROM "+table+" WHERE correlation_id = $1", "id-2").
+		Scan(&status, &outcome, &principal, &broker, &raw)
+	if err != nil || status != 504 || outcome != "timeout" || principal == nil || *principal != "alice" || broker != nil {
+		t.Fatalf("row of id-2: %d %s %v %v, %v", status, outcome, principal, broker, err)
+	}
+	var x tap.Exchange
+	if err := json.Unmarshal(raw, &x); err != nil || x.CorrelationID != "id-2" || !x.Time.Equal(at.Add(time.Second)) {
+		t.Errorf("exchange column %s: %+v, %v", raw, x, err)
+	}
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+table+" WHERE route = 'orders' AND time >= $1", at).Scan(&n); err != nil || n != 2 {
+		t.Errorf("rows of route orders: %d, %v", n, err)
+	}
+	rows, err := conn.Query(ctx, "SELECT indexname FROM pg_indexes WHERE tablename = $1", table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{table + "_correlation_id", table + "_route_time", table + "_status_time", table + "_time"} {
+		found := false
+		for _, i := range idx {
+			found = found || i == want
+		}
+		if !found {
+			t.Errorf("index %s missing: %v", want, idx)
+		}
+	}
+	if _, err := pgsink.New(pgsink.Config{URL: url, Table: "Bad-Name"}); err == nil {
+		t.Error("a table name that is not an identifier was accepted")
+	}
+	// A database that is not there: New succeeds, writes fail.
+	down, err := pgsink.New(pgsink.Config{URL: "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=2", Table: table})
+	if err != nil {
+		t.Fatalf("New on a database that is down: %v", err)
+	}
+	defer down.Close()
+	if err := down.Write(ctx, batch); err == nil {
+		t.Error("a write to a database that is down succeeded")
+	}
+}
