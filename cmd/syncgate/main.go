@@ -34,6 +34,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if isVersionRequest(args) {
 		return printVersion(stdout)
 	}
+	if len(args) > 0 && args[0] == "replay" {
+		return runReplay(ctx, args[1:], stdout, stderr)
+	}
 	cfg, err := node.Load(args, getenv, stdout) // --help goes to stdout
 	if err != nil {
 		return err

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/syncgate/syncgate/internal/testenv"
+	"github.com/syncgate/syncgate/tap"
+)
+
+// readTap reads the exchanges of a JSONL tap file.
+func readTap(t *testing.T, path string) []tap.Exchange {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []tap.Exchange
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var x tap.Exchange
+		if err := json.Unmarshal(sc.Bytes(), &x); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		out = append(out, x)
+	}
+	return out
+}
+
+// The replay use case, through the binary: a node taps a route to a JSONL
+// file; requests of the route that timed out (504) are selected by
+// status and time window and sent again; the node sees each once more,
+// with Replay-Of naming the original, and the report counts them.
+func TestReplayThroughTheBinary(t *testing.T) {
+	dir := t.TempDir()
+	exchanges := filepath.Join(dir, "exchanges.jsonl")
+	cfg := filepath.Join(dir, "tap.yaml")
+	if err := os.WriteFile(cfg, []byte(`demo: {enabled: true}
+taps: {sinks: [{name: audit, kind: jsonl, path: `+exchanges+`}]}
+routes:
+  - {name: pay, method: POST, path: /pay, destination: demo.sleep, mode: sync, timeout: 300ms, tap: {sinks: [audit]}}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, base, _ := startProcess(t, "--config", cfg, "--addr", "127.0.0.1:0", "--readiness-delay", "1ms")
+	start := time.Now().UTC()
+	post := func(query string) int {
+		resp, err := http.Post(base+"/pay?"+query, "text/plain", strings.NewReader("pay me"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	// Two fail (the service takes longer than the route's timeout), one works.
+	for _, q := range []string{"ms=1000", "ms=0", "ms=1000"} {
+		post(q)
+	}
+	testenv.Eventually(t, 10*time.Second, "the tap wrote 3 exchanges", func() bool { return len(readTap(t, exchanges)) == 3 })
+	var failed []string
+	for _, x := range readTap(t, exchanges) {
+		if x.Status == http.StatusGatewayTimeout {
+			failed = append(failed, x.CorrelationID)
+		}
+	}
+	if len(failed) != 2 {
+		t.Fatalf("failed originals %v, want 2", failed)
+	}
+
+	var stdout, stderr bytes.Buffer
+	report := filepath.Join(dir, "report.json")
+	err := run(context.Background(), []string{"replay", "--from", filepath.Join(dir, "exchanges*.jsonl"), "--route", "pay",
+		"--since", start.Add(-time.Minute).Format(time.RFC3339), "--status", "5xx", "--to", base, "--rate", "50", "--report", report},
+		func(string) string { return "" }, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("replay: %v\n%s", err, stderr.String())
+	}
+	// The replays of requests that wait 1 s on a 300 ms route time out again.
+	if !strings.Contains(stdout.String(), "| 504 | 2 |") || !strings.Contains(stdout.String(), "| total | 2 |") {
+		t.Errorf("replay table:\n%s", stdout.String())
+	}
+	testenv.Eventually(t, 10*time.Second, "the replays were tapped too", func() bool { return len(readTap(t, exchanges)) == 5 })
+	replayed := map[string]bool{}
+	for _, x := range readTap(t, exchanges)[3:] {
+		replayed[x.Request.Header["Replay-Of"][0]] = true
+	}
+	for _, id := range failed {
+		if !replayed[id] {
+			t.Errorf("original %s was not replayed (replays of %v)", id, replayed)
+		}
+	}
+	b, err := os.ReadFile(report)
+	if err != nil || !bytes.Contains(b, []byte(`"original_correlation_id": "`+failed[0]+`"`)) {
+		t.Errorf("report %s: %v", b, err)
+	}
+}
