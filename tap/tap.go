@@ -226,7 +226,8 @@ func (t *Tap) record(x Exchange, sinks []*sink) {
 // (within flush, to bound a shutdown), and closes the sinks. A sink stuck
 // in a write its context cannot end (a file on a hung NFS mount, a FIFO
 // nobody reads) is left behind a second after the flush time: Run returns
-// an error naming it instead of holding the shutdown.
+// an error naming it instead of holding the shutdown; the sink is closed
+// if its write ever returns.
 func (t *Tap) Run(ctx context.Context, flush time.Duration) error {
 	var errs []error
 	done := make([]chan struct{}, len(t.sinks))
@@ -249,6 +250,11 @@ func (t *Tap) Run(ctx context.Context, flush time.Duration) error {
 		case <-giveUp.C:
 			errs = append(errs, fmt.Errorf("tap: sink %s is stuck in a write; left behind with %d exchanges queued", s.Name, len(s.q)))
 			giveUp.Reset(0)
+			// Closed if its write ever returns (its goroutines end then).
+			go func() {
+				<-done[i]
+				_ = s.Sink.Close()
+			}()
 		}
 	}
 	return errors.Join(errs...)

@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -184,5 +187,65 @@ func TestTapToPostgres(t *testing.T) {
 		if err := conn.QueryRow(ctx, "SELECT route, status FROM "+table+" WHERE correlation_id = $1", id).Scan(&route, &status); err != nil || route != "echo" || status != 200 {
 			t.Errorf("row of %s: %s %d, %v", id, route, status, err)
 		}
+	}
+}
+
+// A sink that hangs (a JSONL path on a FIFO nobody reads: the open blocks
+// for good, as on a hung NFS mount) fills its queue; from then on its
+// exchanges are dropped and counted, requests are served as before, and
+// the node still stops, leaving the sink behind.
+func TestTapStuckSinkDoesNotHoldRequests(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "exchanges.jsonl")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	t.Cleanup(func() {
+		// Read the FIFO, so that the writer left behind finishes its open,
+		// writes and ends before goleak looks: until it closes its end
+		// (EOF after data), 10 s at most.
+		f, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		_ = f.SetReadDeadline(time.Now().Add(10 * time.Second))
+		buf := make([]byte, 64<<10)
+		read := 0
+		for {
+			n, err := f.Read(buf)
+			read += n
+			if err != nil && (read > 0 || !errors.Is(err, io.EOF)) {
+				return
+			}
+			if n == 0 {
+				time.Sleep(time.Millisecond) // no writer yet: poll, the FIFO has no event for it
+			}
+		}
+	})
+	cfg := testConfig()
+	cfg.Shutdown.DrainTimeout = time.Second
+	cfg.Taps.Flush = 200 * time.Millisecond
+	cfg.Taps.Sinks = []node.TapSinkConfig{{Name: "stuck", Kind: "jsonl", Path: fifo, Queue: 10}}
+	for i := range cfg.Routes {
+		if cfg.Routes[i].Path == "/demo/echo" {
+			cfg.Routes[i].Tap = &node.RouteTapConfig{Sinks: []string{"stuck"}}
+		}
+	}
+	n := start(t, cfg)
+	for range 100 {
+		if r, _ := send(t, "POST", n.base+"/demo/echo", []byte("x"), nil); r.StatusCode != http.StatusOK {
+			t.Fatalf("echo with a stuck sink: %d", r.StatusCode)
+		}
+	}
+	dropped := scrape(t, n.base)["syncgate_tap_dropped_total"]
+	if dropped == nil || dropped.GetMetric()[0].GetCounter().GetValue() < 100-10-256 {
+		t.Errorf("dropped: %v, want the exchanges past the queue", dropped)
+	}
+	began := time.Now()
+	if err := n.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(began); d > 10*time.Second {
+		t.Errorf("stopping took %v with a stuck sink", d)
 	}
 }
