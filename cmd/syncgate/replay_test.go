@@ -1,10 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,25 +12,21 @@ import (
 	"time"
 
 	"github.com/syncgate/syncgate/internal/testenv"
+	"github.com/syncgate/syncgate/replay"
 	"github.com/syncgate/syncgate/tap"
 )
 
-// readTap reads the exchanges of a JSONL tap file.
+// readTap reads the exchanges of a JSONL tap file (none while it does
+// not exist).
 func readTap(t *testing.T, path string) []tap.Exchange {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
 	var out []tap.Exchange
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var x tap.Exchange
-		if err := json.Unmarshal(sc.Bytes(), &x); err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
+	err := replay.ReadJSONL(context.Background(), []string{path}, replay.Filter{}, func(x tap.Exchange) error {
 		out = append(out, x)
+		return nil
+	})
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
 	}
 	return out
 }

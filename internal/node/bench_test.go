@@ -93,30 +93,9 @@ func BenchmarkGatewayVsDirect(b *testing.B) {
 	// Besides throughput, the process's CPU time per request (the client
 	// shares the process and costs the same in both phases, so the CPU
 	// ratio understates the gateway's own: see BENCHMARKS.md, issue 17).
-	var directSum, gatewaySum, directCPU, gatewayCPU, directN, gatewayN float64
-	const rounds = 3
-	b.ResetTimer()
-	for range b.N {
-		for range rounds {
-			c0 := processCPU(b)
-			r := hammer(b, client, direct.URL, clients, phase)
-			directCPU += processCPU(b) - c0
-			directSum, directN = directSum+r, directN+r*phase.Seconds()
-			c0 = processCPU(b)
-			r = hammer(b, client, n.base+"/demo/echo", clients, phase)
-			gatewayCPU += processCPU(b) - c0
-			gatewaySum, gatewayN = gatewaySum+r, gatewayN+r*phase.Seconds()
-		}
-	}
-	b.StopTimer()
-	runs := float64(rounds * b.N)
-	b.ReportMetric(directSum/runs, "direct_req/s")
-	b.ReportMetric(gatewaySum/runs, "gateway_req/s")
-	b.ReportMetric(gatewaySum/directSum, "gateway/direct")
-	b.ReportMetric(directCPU/directN*1e6, "direct_cpu_µs/req")
-	b.ReportMetric(gatewayCPU/gatewayN*1e6, "gateway_cpu_µs/req")
-	b.ReportMetric((gatewayCPU/gatewayN)/(directCPU/directN), "cpu_gateway/direct")
-	b.ReportMetric(0, "ns/op")
+	pairedPhases(b, 3, "direct", "gateway",
+		func() float64 { return hammer(b, client, direct.URL, clients, phase) },
+		func() float64 { return hammer(b, client, n.base+"/demo/echo", clients, phase) }, phase)
 	if w := n.Gateway().Waiting(); w != 0 {
 		b.Errorf("%d waiters left after the run", w)
 	}
@@ -143,30 +122,9 @@ func BenchmarkAPIKeyAuth(b *testing.B) {
 	// Besides throughput, the process's CPU time per request (client and
 	// node share the process; the client's share is the same in both
 	// phases), which a busy machine disturbs far less than req/s.
-	var noneSum, keySum, noneCPU, keyCPU, noneN, keyN float64
-	const rounds = 5
-	b.ResetTimer()
-	for range b.N {
-		for range rounds {
-			c0 := processCPU(b)
-			r := hammerAs(b, client, none, key, clients, phase)
-			noneCPU += processCPU(b) - c0
-			noneSum, noneN = noneSum+r, noneN+r*phase.Seconds()
-			c0 = processCPU(b)
-			r = hammerAs(b, client, keyd, key, clients, phase)
-			keyCPU += processCPU(b) - c0
-			keySum, keyN = keySum+r, keyN+r*phase.Seconds()
-		}
-	}
-	b.StopTimer()
-	runs := float64(rounds * b.N)
-	b.ReportMetric(noneSum/runs, "none_req/s")
-	b.ReportMetric(keySum/runs, "apikey_req/s")
-	b.ReportMetric(keySum/noneSum, "apikey/none")
-	b.ReportMetric(noneCPU/noneN*1e6, "none_cpu_µs/req")
-	b.ReportMetric(keyCPU/keyN*1e6, "apikey_cpu_µs/req")
-	b.ReportMetric((keyCPU/keyN)/(noneCPU/noneN), "cpu_apikey/none")
-	b.ReportMetric(0, "ns/op")
+	pairedPhases(b, 5, "none", "apikey",
+		func() float64 { return hammerAs(b, client, none, key, clients, phase) },
+		func() float64 { return hammerAs(b, client, keyd, key, clients, phase) }, phase)
 }
 
 // apiKeyBenchConfig is testConfig with examples/auth.yaml's keys, every
@@ -185,6 +143,38 @@ func apiKeyBenchConfig() node.Config {
 		node.RouteConfig{Name: "echo-none", Method: "POST", Path: "/t/echo-none", Destination: "demo.echo", Mode: "auto", Auth: "none"},
 		node.RouteConfig{Name: "echo-keyd", Method: "POST", Path: "/t/echo-keyd", Destination: "demo.echo", Mode: "auto", Auth: "required"})
 	return cfg
+}
+
+// pairedPhases runs phases of a and b, alternating, rounds of each per
+// b.N, each returning its req/s over phase, and reports, named an and bn,
+// each one's req/s and their ratio (bn/an), and the process's CPU time per
+// request of each and its ratio (cpu_bn/an): the client and the node share
+// the process, the client's share is the same in both, and a busy machine
+// disturbs CPU time far less than req/s.
+func pairedPhases(b *testing.B, rounds int, an, bn string, a, bf func() float64, phase time.Duration) {
+	var aSum, bSum, aCPU, bCPU, aN, bN float64
+	b.ResetTimer()
+	for range b.N {
+		for range rounds {
+			c0 := processCPU(b)
+			r := a()
+			aCPU += processCPU(b) - c0
+			aSum, aN = aSum+r, aN+r*phase.Seconds()
+			c0 = processCPU(b)
+			r = bf()
+			bCPU += processCPU(b) - c0
+			bSum, bN = bSum+r, bN+r*phase.Seconds()
+		}
+	}
+	b.StopTimer()
+	runs := float64(rounds * b.N)
+	b.ReportMetric(aSum/runs, an+"_req/s")
+	b.ReportMetric(bSum/runs, bn+"_req/s")
+	b.ReportMetric(bSum/aSum, bn+"/"+an)
+	b.ReportMetric(aCPU/aN*1e6, an+"_cpu_µs/req")
+	b.ReportMetric(bCPU/bN*1e6, bn+"_cpu_µs/req")
+	b.ReportMetric((bCPU/bN)/(aCPU/aN), "cpu_"+bn+"/"+an)
+	b.ReportMetric(0, "ns/op")
 }
 
 // processCPU returns the process's user+system CPU time so far, in seconds.
@@ -321,28 +311,7 @@ func BenchmarkTapJSONL(b *testing.B) {
 	plain, tapped := n.base+"/t/echo-plain", n.base+"/t/echo-tapped"
 	hammerAs(b, client, plain, "", clients, 300*time.Millisecond)
 	hammerAs(b, client, tapped, "", clients, 300*time.Millisecond)
-	var plainSum, tapSum, plainCPU, tapCPU, plainN, tapN float64
-	const rounds = 5
-	b.ResetTimer()
-	for range b.N {
-		for range rounds {
-			c0 := processCPU(b)
-			r := hammerAs(b, client, plain, "", clients, phase)
-			plainCPU += processCPU(b) - c0
-			plainSum, plainN = plainSum+r, plainN+r*phase.Seconds()
-			c0 = processCPU(b)
-			r = hammerAs(b, client, tapped, "", clients, phase)
-			tapCPU += processCPU(b) - c0
-			tapSum, tapN = tapSum+r, tapN+r*phase.Seconds()
-		}
-	}
-	b.StopTimer()
-	runs := float64(rounds * b.N)
-	b.ReportMetric(plainSum/runs, "plain_req/s")
-	b.ReportMetric(tapSum/runs, "tapped_req/s")
-	b.ReportMetric(tapSum/plainSum, "tapped/plain")
-	b.ReportMetric(plainCPU/plainN*1e6, "plain_cpu_µs/req")
-	b.ReportMetric(tapCPU/tapN*1e6, "tapped_cpu_µs/req")
-	b.ReportMetric((tapCPU/tapN)/(plainCPU/plainN), "cpu_tapped/plain")
-	b.ReportMetric(0, "ns/op")
+	pairedPhases(b, 5, "plain", "tapped",
+		func() float64 { return hammerAs(b, client, plain, "", clients, phase) },
+		func() float64 { return hammerAs(b, client, tapped, "", clients, phase) }, phase)
 }

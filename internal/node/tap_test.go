@@ -1,7 +1,6 @@
 package node_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -22,6 +21,7 @@ import (
 	"github.com/syncgate/syncgate/brokers/responder/demo"
 	"github.com/syncgate/syncgate/internal/node"
 	"github.com/syncgate/syncgate/internal/testenv"
+	"github.com/syncgate/syncgate/replay"
 	"github.com/syncgate/syncgate/tap"
 )
 
@@ -56,19 +56,12 @@ func TestTapJSONL(t *testing.T) {
 	if err := n.stop(); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 	var got []tap.Exchange
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var x tap.Exchange
-		if err := json.Unmarshal(sc.Bytes(), &x); err != nil {
-			t.Fatalf("line %s: %v", sc.Text(), err)
-		}
+	if err := replay.ReadJSONL(context.Background(), []string{path}, replay.Filter{}, func(x tap.Exchange) error {
 		got = append(got, x)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 	if len(got) != 3 {
 		t.Fatalf("%d exchanges recorded, want 3 (the untapped route's not)", len(got))
