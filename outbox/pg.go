@@ -1,0 +1,147 @@
+package outbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// PG is a Store in a PostgreSQL table (syncgate_outbox by default), shared
+// by every node: Claim takes rows with FOR UPDATE SKIP LOCKED, so relays
+// never take the same row at once, and a lease that ran out (its node
+// died) lets another relay take it.
+type PG struct {
+	pool  *pgxpool.Pool
+	table string // sanitized
+	max   int
+}
+
+// OpenPG connects to url and creates the table if needed; it holds at
+// most max items (0: 100 000).
+func OpenPG(ctx context.Context, url, table string, max int) (*PG, error) {
+	if table == "" {
+		table = "syncgate_outbox"
+	}
+	if max <= 0 {
+		max = 100_000
+	}
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: %w", err)
+	}
+	p := &PG{pool: pool, table: pgx.Identifier{table}.Sanitize(), max: max}
+	_, err = pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+p.table+` (
+		seq          bigserial PRIMARY KEY,
+		id           text NOT NULL UNIQUE,
+		dest         text NOT NULL,
+		message      jsonb NOT NULL,
+		queued       timestamptz NOT NULL,
+		deadline     timestamptz NOT NULL,
+		leased_until timestamptz
+	)`)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("outbox: create %s: %w", p.table, err)
+	}
+	return p, nil
+}
+
+type pgMessage struct {
+	Key     string            `json:"key,omitempty"`
+	Headers map[string]string `json:"headers,omitempty"`
+	Body    []byte            `json:"body,omitempty"`
+}
+
+// Put queues it; the count check and the insert are one statement, so
+// that nodes putting at once cannot pass max together by much (a
+// statement's snapshot: by the rows inserted concurrently at most).
+func (p *PG) Put(ctx context.Context, it Item) error {
+	m, err := json.Marshal(pgMessage{Key: it.Message.Key, Headers: it.Message.Headers, Body: it.Message.Body})
+	if err != nil {
+		return err
+	}
+	tag, err := p.pool.Exec(ctx, `INSERT INTO `+p.table+` (id, dest, message, queued, deadline)
+		SELECT $1, $2, $3, $4, $5 WHERE (SELECT count(*) FROM `+p.table+`) < $6
+		AND NOT EXISTS (SELECT 1 FROM `+p.table+` WHERE id = $1)`,
+		it.ID, it.Dest, m, it.Queued, it.Deadline, p.max)
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr) && pgErr.Code == "23505": // unique_violation
+		return ErrExists
+	case err != nil:
+		return fmt.Errorf("outbox: put: %w", err)
+	case tag.RowsAffected() == 0:
+		var exists bool
+		if err := p.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+p.table+` WHERE id = $1)`, it.ID).Scan(&exists); err == nil && exists {
+			return ErrExists
+		}
+		return ErrFull
+	}
+	return nil
+}
+
+// Claim leases up to n of the oldest rows nobody holds.
+func (p *PG) Claim(ctx context.Context, n int, lease time.Duration) ([]Item, error) {
+	rows, err := p.pool.Query(ctx, `UPDATE `+p.table+` SET leased_until = now() + $2 * interval '1 millisecond'
+		WHERE seq IN (SELECT seq FROM `+p.table+`
+			WHERE leased_until IS NULL OR leased_until < now()
+			ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)
+		RETURNING seq, id, dest, message, queued, deadline`, n, lease.Milliseconds())
+	if err != nil {
+		return nil, fmt.Errorf("outbox: claim: %w", err)
+	}
+	defer rows.Close()
+	var out []Item
+	for rows.Next() {
+		var it Item
+		var m []byte
+		if err := rows.Scan(&it.Seq, &it.ID, &it.Dest, &m, &it.Queued, &it.Deadline); err != nil {
+			return nil, fmt.Errorf("outbox: claim: %w", err)
+		}
+		var pm pgMessage
+		if err := json.Unmarshal(m, &pm); err != nil {
+			return nil, fmt.Errorf("outbox: claim: item %s: %w", it.ID, err)
+		}
+		it.Message = messageOf(pm.Key, pm.Headers, pm.Body)
+		out = append(out, it)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("outbox: claim: %w", err)
+	}
+	// RETURNING does not keep the subquery's order.
+	sortBySeq(out)
+	return out, nil
+}
+
+// Done removes the row of id.
+func (p *PG) Done(ctx context.Context, id string) error {
+	if _, err := p.pool.Exec(ctx, `DELETE FROM `+p.table+` WHERE id = $1`, id); err != nil {
+		return fmt.Errorf("outbox: done: %w", err)
+	}
+	return nil
+}
+
+// Stats returns the depth and the oldest row's queue time.
+func (p *PG) Stats(ctx context.Context) (int, time.Time, error) {
+	var depth int
+	var oldest *time.Time
+	if err := p.pool.QueryRow(ctx, `SELECT count(*), min(queued) FROM `+p.table).Scan(&depth, &oldest); err != nil {
+		return 0, time.Time{}, fmt.Errorf("outbox: stats: %w", err)
+	}
+	if oldest == nil {
+		return depth, time.Time{}, nil
+	}
+	return depth, *oldest, nil
+}
+
+// Close closes the connections.
+func (p *PG) Close() error {
+	p.pool.Close()
+	return nil
+}
