@@ -174,3 +174,13 @@ func (b *Bolt) Stats(context.Context) (int, time.Time, error) {
 
 // Close closes the file.
 func (b *Bolt) Close() error { return b.db.Close() }
+
+// Release frees the leases of ids.
+func (b *Bolt) Release(_ context.Context, ids []string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, id := range ids {
+		delete(b.leased, id)
+	}
+	return nil
+}

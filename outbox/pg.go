@@ -145,3 +145,11 @@ func (p *PG) Close() error {
 	p.pool.Close()
 	return nil
 }
+
+// Release frees the leases of ids.
+func (p *PG) Release(ctx context.Context, ids []string) error {
+	if _, err := p.pool.Exec(ctx, `UPDATE `+p.table+` SET leased_until = NULL WHERE id = ANY($1)`, ids); err != nil {
+		return fmt.Errorf("outbox: release: %w", err)
+	}
+	return nil
+}

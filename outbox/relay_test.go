@@ -1,0 +1,116 @@
+package outbox_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/syncgate/syncgate/brokers"
+	"github.com/syncgate/syncgate/internal/testenv"
+	"github.com/syncgate/syncgate/outbox"
+)
+
+// flakyBroker refuses every publish while down is set, and records the
+// ones it took.
+type flakyBroker struct {
+	down     atomic.Bool
+	refusals atomic.Int64
+	mu       sync.Mutex
+	got      []string
+}
+
+func (b *flakyBroker) Publish(_ context.Context, dest string, m brokers.Message) error {
+	if b.down.Load() {
+		b.refusals.Add(1)
+		return errors.New("broker down")
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.got = append(b.got, m.Headers["correlation-id"])
+	return nil
+}
+
+func (b *flakyBroker) published() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.got...)
+}
+
+// While the broker is down nothing leaves the outbox; once it is back
+// every item is published once, in the order it was queued, and the
+// expired ones are dropped instead; on PostgreSQL two relays share the
+// work without publishing anything twice.
+func TestRelay(t *testing.T) {
+	for _, k := range kinds {
+		t.Run(k.name, func(t *testing.T) {
+			ctx := t.Context()
+			open, _ := k.open(t, 1000)
+			relays := 1
+			if k.name == "postgres" {
+				relays = 2
+			}
+			stores := make([]outbox.Store, relays)
+			stores[0] = open()
+			for i := 1; i < relays; i++ {
+				stores[i] = open()
+			}
+			var want []string
+			for i := range 40 {
+				it := item(i)
+				if i%10 == 3 {
+					it.Deadline = time.Now().Add(-time.Second)
+				} else {
+					want = append(want, it.ID)
+				}
+				if err := stores[0].Put(ctx, it); err != nil {
+					t.Fatal(err)
+				}
+			}
+			b := &flakyBroker{}
+			b.down.Store(true)
+			var expired atomic.Int64
+			rctx, cancel := context.WithCancel(context.Background())
+			var wg sync.WaitGroup
+			for _, s := range stores {
+				r := &outbox.Relay{Store: s, Publisher: b, Poll: 10 * time.Millisecond, Retry: 20 * time.Millisecond, Batch: 8,
+					Expired: func(outbox.Item) { expired.Add(1) }}
+				wg.Go(func() { _ = r.Run(rctx) })
+			}
+			testenv.Eventually(t, 5*time.Second, "the relays tried the broker", func() bool { return b.refusals.Load() >= 3 })
+			if n := len(b.published()); n != 0 {
+				t.Fatalf("%d published while the broker was down", n)
+			}
+			b.down.Store(false)
+			testenv.Eventually(t, 10*time.Second, "every item was published", func() bool { return len(b.published()) >= len(want) })
+			cancel()
+			wg.Wait()
+			for _, s := range stores {
+				defer s.Close()
+			}
+			got := b.published()
+			seen := map[string]bool{}
+			for _, id := range got {
+				if seen[id] {
+					t.Errorf("%s published twice", id)
+				}
+				seen[id] = true
+			}
+			if len(got) != len(want) || expired.Load() != 4 {
+				t.Fatalf("published %d (want %d), expired %d (want 4)", len(got), len(want), expired.Load())
+			}
+			if relays == 1 {
+				for i := range want {
+					if got[i] != want[i] {
+						t.Fatalf("published in order %v, want %v", got, want)
+					}
+				}
+			}
+			if depth, _, _ := stores[0].Stats(ctx); depth != 0 {
+				t.Errorf("%d items left", depth)
+			}
+		})
+	}
+}
