@@ -75,9 +75,7 @@ type callbackBody struct {
 // sees it.
 func (s *server) callbackStatus(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
-	if info := middleware.InfoFrom(r.Context()); info != nil && validID(id) {
-		info.CorrelationID = id
-	}
+	noteID(r, id)
 	res, err := s.gw.Result(r.Context(), id, middleware.Principal(r.Context()))
 	if err != nil && !errors.Is(err, correlation.ErrCancelled) {
 		if r.Context().Err() == nil {

@@ -22,9 +22,7 @@ import (
 // request's events instead (stream).
 func (s *server) poll(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
-	if info := middleware.InfoFrom(r.Context()); info != nil && validID(id) {
-		info.CorrelationID = id
-	}
+	noteID(r, id)
 	if wantsEventStream(r) {
 		s.stream(w, r, id, middleware.Principal(r.Context()))
 		return
@@ -72,9 +70,7 @@ func (s *server) poll(w http.ResponseWriter, r *http.Request) {
 // was cancelled already), 409 when the reply is in, 404 when unknown.
 func (s *server) cancel(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
-	if info := middleware.InfoFrom(r.Context()); info != nil && validID(id) {
-		info.CorrelationID = id
-	}
+	noteID(r, id)
 	if err := s.gw.Cancel(r.Context(), id, middleware.Principal(r.Context())); err != nil {
 		s.writeRequestProblem(w, r, id, err)
 		return
@@ -115,6 +111,14 @@ func parseWait(v string, limit time.Duration) (time.Duration, error) {
 		return 0, fmt.Errorf("wait=%q is negative", v)
 	}
 	return min(d, limit), nil
+}
+
+// noteID logs id as the correlation id of r (a poll, a cancel, a
+// callback's status) when it has the form of one.
+func noteID(r *http.Request, id string) {
+	if info := middleware.InfoFrom(r.Context()); info != nil && validID(id) {
+		info.CorrelationID = id
+	}
 }
 
 // validID reports whether id has the form of a correlation id (a UUID in

@@ -162,13 +162,8 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, id, principal st
 		// (and 204): a store outage answers with an error event and
 		// retry:, so that it comes back.
 		s.log.WarnContext(r.Context(), "event stream: reading the result failed", "error", err)
-		h := w.Header()
-		h.Set("Content-Type", "text/event-stream")
-		h.Set("Cache-Control", "no-cache")
-		h.Set(HeaderCorrelationID, id)
-		w.WriteHeader(http.StatusOK)
-		rc := http.NewResponseController(w)
-		ew := &eventWriter{out: w, deadline: rc.SetWriteDeadline, flush: rc.Flush, timeout: s.streamWriteTimeout, retry: s.retryAfter}
+		ew := s.handlerStream(w, id)
+		ew.retry = s.retryAfter
 		ew.event(eventError, -1, endJSON{ID: id, Status: "unknown", Detail: "the result store is unavailable: reconnect with Last-Event-ID"})
 		s.streamEnds.WithLabelValues(s.ended(ew, eventError)).Inc()
 		return
@@ -188,11 +183,7 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, id, principal st
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
-	h.Set(HeaderCorrelationID, id)
+	streamHeader(w.Header(), id)
 	if s.detach(w, r, id, principal, last, res) {
 		return
 	}
@@ -200,10 +191,24 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request, id, principal st
 	// stream runs in the handler.
 	s.streams.Add(1)
 	defer s.streams.Add(-1)
+	s.run(r.Context(), s.handlerStream(w, id), id, principal, last, res)
+}
+
+// streamHeader sets the head of an event stream of request id.
+func streamHeader(h http.Header, id string) {
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
+	h.Set(HeaderCorrelationID, id)
+}
+
+// handlerStream starts an event stream of request id on w, served in its
+// handler, and returns its writer.
+func (s *server) handlerStream(w http.ResponseWriter, id string) *eventWriter {
+	streamHeader(w.Header(), id)
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
-	ew := &eventWriter{out: w, deadline: rc.SetWriteDeadline, flush: rc.Flush, timeout: s.streamWriteTimeout}
-	s.run(r.Context(), ew, id, principal, last, res)
+	return &eventWriter{out: w, deadline: rc.SetWriteDeadline, flush: rc.Flush, timeout: s.streamWriteTimeout}
 }
 
 // detach serves an HTTP/1 stream from a goroutine of its own on the bare

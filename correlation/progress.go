@@ -66,6 +66,13 @@ func (s *MemoryStore) Progress(_ context.Context, id string, p Progress) (int, e
 // sequence number after (all kept ones for 0), oldest first; ErrNotFound
 // when there is none.
 func (s *MemoryStore) Events(_ context.Context, id string, after int) (Result, error) {
+	return s.read(id, max(after, 0))
+}
+
+// read returns a copy of the record for id that shares nothing with it,
+// with the progress messages after sequence number after (-1: the latest
+// only), or ErrNotFound.
+func (s *MemoryStore) read(id string, after int) (Result, error) {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -76,6 +83,9 @@ func (s *MemoryStore) Events(_ context.Context, id string, after int) (Result, e
 	res := r.Result
 	res.Progress = nil
 	res.Delivery = copyDelivery(r.Delivery)
+	if after < 0 {
+		after = r.Seq - 1
+	}
 	for i, p := range r.Progress {
 		if p.Seq > after {
 			res.Progress = append([]Progress(nil), r.Progress[i:]...)

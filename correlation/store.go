@@ -377,21 +377,10 @@ func (s *MemoryStore) live(id string, now time.Time) (*record, bool) {
 	return r, true
 }
 
-// Get returns the record for id, or ErrNotFound.
+// Get returns the record for id, with its latest progress message, or
+// ErrNotFound.
 func (s *MemoryStore) Get(_ context.Context, id string) (Result, error) {
-	now := time.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, ok := s.live(id, now)
-	if !ok {
-		return Result{}, ErrNotFound
-	}
-	res := r.Result
-	if n := len(r.Progress); n > 0 {
-		res.Progress = []Progress{r.Progress[n-1]}
-	}
-	res.Delivery = copyDelivery(r.Delivery)
-	return res, nil
+	return s.read(id, -1)
 }
 
 // Delete removes the record for id, if any.

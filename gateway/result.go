@@ -36,6 +36,13 @@ func (g *Gateway) Result(ctx context.Context, id, principal string) (correlation
 // the poll answers 503, not 500.
 func (g *Gateway) storeGet(ctx context.Context, id, principal string) (correlation.Result, error) {
 	res, err := g.store.Get(ctx, id)
+	return asSeenBy(ctx, principal, res, err)
+}
+
+// asSeenBy maps a store read of a record (res, err) to what principal may
+// see: another principal's record is ErrNotFound; a failure of the store
+// itself wraps ErrStore.
+func asSeenBy(ctx context.Context, principal string, res correlation.Result, err error) (correlation.Result, error) {
 	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrCancelled) && ctx.Err() == nil {
 		return res, fmt.Errorf("%w: %w", ErrStore, err)
 	}
@@ -153,13 +160,7 @@ func (g *Gateway) await(ctx context.Context, id string, d, firstRecheck, maxRech
 // storeEvents is storeGet with the progress messages after after.
 func (g *Gateway) storeEvents(ctx context.Context, id, principal string, after int) (correlation.Result, error) {
 	res, err := g.store.Events(ctx, id, after)
-	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrCancelled) && ctx.Err() == nil {
-		return res, fmt.Errorf("%w: %w", ErrStore, err)
-	}
-	if err == nil && !res.VisibleTo(principal) {
-		return correlation.Result{}, ErrNotFound
-	}
-	return res, err
+	return asSeenBy(ctx, principal, res, err)
 }
 
 // Cancel cancels a request accepted earlier, for principal: its late

@@ -1,16 +1,13 @@
 package outbox_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"go.uber.org/goleak"
 
 	"github.com/syncgate/syncgate/brokers"
@@ -41,14 +38,7 @@ var kinds = []kind{
 	}},
 	{"postgres", func(t *testing.T, max int) (func() outbox.Store, func() outbox.Store) {
 		url := testenv.RequirePostgres(t)
-		table := fmt.Sprintf("outbox_test_%08x", rand.Uint32())
-		t.Cleanup(func() {
-			conn, err := pgx.Connect(context.Background(), url)
-			if err == nil {
-				_, _ = conn.Exec(context.Background(), "DROP TABLE IF EXISTS "+table)
-				_ = conn.Close(context.Background())
-			}
-		})
+		table := testenv.PostgresTable(t, url, "outbox_test")
 		open := func() outbox.Store {
 			s, err := outbox.OpenPG(t.Context(), url, table, max)
 			if err != nil {

@@ -8,13 +8,10 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/syncgate/syncgate/internal/testenv"
 	"github.com/syncgate/syncgate/replay"
@@ -159,22 +156,13 @@ func TestSend(t *testing.T) {
 // The same window read back from a postgres sink's table.
 func TestReadPostgres(t *testing.T) {
 	url := testenv.RequirePostgres(t)
-	table := "replay_test_" + strconv.Itoa(testenv.FreePort(t))
+	table := testenv.PostgresTable(t, url, "replay_test")
 	ctx := t.Context()
 	s, err := pgsink.New(pgsink.Config{URL: url, Table: table})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(context.Background(), url)
-		if err != nil {
-			return
-		}
-		defer conn.Close(context.Background())
-		_, _ = conn.Exec(context.Background(), "DROP TABLE IF EXISTS "+table)
-		_, _ = conn.Exec(context.Background(), "DELETE FROM syncgate_schema WHERE name = $1", `"`+table+`"`)
-	})
 	if err := s.Write(ctx, exchanges()); err != nil {
 		t.Fatal(err)
 	}

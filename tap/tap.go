@@ -356,7 +356,7 @@ func Capture(r *http.Request, body []byte, redact map[string]bool, maxBody int) 
 			break
 		}
 	}
-	req.Body, req.BodyTruncated = capBody(body, maxBody)
+	req.Body, req.BodyTruncated = CapBody(body, maxBody)
 	return req
 }
 
@@ -369,9 +369,9 @@ func RedactSet(names []string) map[string]bool {
 	return set
 }
 
-// capBody returns b cut to max bytes (negative: all, 0: none) and
+// CapBody returns b cut to max bytes (negative: all, 0: none) and
 // whether it was cut.
-func capBody(b []byte, max int) ([]byte, bool) {
+func CapBody(b []byte, max int) ([]byte, bool) {
 	switch {
 	case max < 0 || len(b) <= max:
 		return b, false
@@ -380,6 +380,3 @@ func capBody(b []byte, max int) ([]byte, bool) {
 	}
 	return b[:max:max], true
 }
-
-// CapBody is capBody for a reply's body.
-func CapBody(b []byte, max int) ([]byte, bool) { return capBody(b, max) }

@@ -20,3 +20,6 @@ const membersTag = "{nodes}"
 
 func resultKey(prefix, id string) string { return prefix + "result:{" + id + "}" }
 func ownerKey(prefix, id string) string  { return prefix + "owner:{" + id + "}" }
+
+// nodeChannel is node's pub/sub channel: forwarded replies and notifies.
+func nodeChannel(prefix, node string) string { return prefix + "node:" + node }

@@ -52,7 +52,7 @@ func NewRouter(rdb goredis.UniversalClient, cfg Config) *Router {
 }
 
 func (r *Router) ownerKey(id string) string  { return ownerKey(r.prefix, id) }
-func (r *Router) channel(node string) string { return r.prefix + "node:" + node }
+func (r *Router) channel(node string) string { return nodeChannel(r.prefix, node) }
 
 // Claim records that node waits for id, for ttl (the request's budget plus
 // a margin). A later claim replaces an earlier one.
@@ -165,7 +165,7 @@ func (r *Router) ForwardToOwner(ctx context.Context, from string, rep envelope.R
 		}
 		return owner, n > 0, nil
 	}
-	res, err := forwardScript.Run(ctx, r.rdb, []string{r.ownerKey(rep.CorrelationID)}, r.prefix+"node:", from, payload).Slice()
+	res, err := forwardScript.Run(ctx, r.rdb, []string{r.ownerKey(rep.CorrelationID)}, nodeChannel(r.prefix, ""), from, payload).Slice()
 	if err != nil {
 		return "", false, unavailable("forward "+rep.CorrelationID, err)
 	}

@@ -190,9 +190,9 @@ func (s *Store) notify(ctx context.Context, id string, watchers []any, queue boo
 		for _, w := range watchers {
 			node, _ := w.(string)
 			if s.sharded {
-				p.SPublish(ctx, s.prefix+"node:"+node, payload)
+				p.SPublish(ctx, nodeChannel(s.prefix, node), payload)
 			} else {
-				p.Publish(ctx, s.prefix+"node:"+node, payload)
+				p.Publish(ctx, nodeChannel(s.prefix, node), payload)
 			}
 		}
 		return nil

@@ -122,12 +122,9 @@ func TestEventStreamKafka(t *testing.T) {
 
 func checkEventStream(t *testing.T, base string) {
 	loc := accepted(t, base+"/t/steps?ms=1500&steps=3", "hello")
-	s, resp := testenv.OpenStream(t, http.DefaultClient, base+loc, "")
-	if s == nil {
-		t.Fatalf("stream: %d %s", resp.StatusCode, resp.Header)
-	}
-	if resp.Header.Get("Cache-Control") != "no-cache" || resp.Header.Get(httpCorrelationID) == "" {
-		t.Errorf("stream headers %v", resp.Header)
+	s := mustStream(t, http.DefaultClient, base+loc, "")
+	if s.Resp.Header.Get("Cache-Control") != "no-cache" || s.Resp.Header.Get(httpCorrelationID) == "" {
+		t.Errorf("stream headers %v", s.Resp.Header)
 	}
 	nextEvent(t, s, "pending", "0")
 	checkStep(t, nextEvent(t, s, "progress", "1"), 1, 1, 3)
@@ -150,10 +147,7 @@ func checkEventStream(t *testing.T, base string) {
 	checkResult(t, nextEvent(t, s, "result", "3"), "hello")
 	streamEnds(t, s)
 
-	later, _ := testenv.OpenStream(t, http.DefaultClient, base+loc, "")
-	if later == nil {
-		t.Fatal("a stream opened after the result: no stream")
-	}
+	later := mustStream(t, http.DefaultClient, base+loc, "")
 	checkStep(t, nextEvent(t, later, "progress", "1"), 1, 1, 3)
 	checkStep(t, nextEvent(t, later, "progress", "2"), 2, 2, 3)
 	checkResult(t, nextEvent(t, later, "result", "3"), "hello")
@@ -171,18 +165,12 @@ func checkEventStream(t *testing.T, base string) {
 func checkResume(t *testing.T, base string) string {
 	t.Helper()
 	loc := accepted(t, base+"/t/steps?ms=1200&steps=4", "resumed")
-	s, _ := testenv.OpenStream(t, http.DefaultClient, base+loc, "")
-	if s == nil {
-		t.Fatal("no stream")
-	}
+	s := mustStream(t, http.DefaultClient, base+loc, "")
 	nextEvent(t, s, "pending", "0")
 	checkStep(t, nextEvent(t, s, "progress", "1"), 1, 1, 4)
 	s.Close() // the connection drops
 
-	again, _ := testenv.OpenStream(t, http.DefaultClient, base+loc, "1")
-	if again == nil {
-		t.Fatal("no stream on reconnect")
-	}
+	again := mustStream(t, http.DefaultClient, base+loc, "1")
 	checkStep(t, nextEvent(t, again, "progress", "2"), 2, 2, 4)
 	checkStep(t, nextEvent(t, again, "progress", "3"), 3, 3, 4)
 	checkResult(t, nextEvent(t, again, "result", "4"), "resumed")
@@ -212,10 +200,7 @@ func TestEventStreamProgressBefore202(t *testing.T) {
 	n := start(t, streamConfig())
 	// Steps every 300 ms: step 1 comes before the 202 at 500 ms.
 	loc := accepted(t, n.base+"/t/steps-auto?ms=1500&steps=5", "auto")
-	s, _ := testenv.OpenStream(t, http.DefaultClient, n.base+loc, "")
-	if s == nil {
-		t.Fatal("no stream")
-	}
+	s := mustStream(t, http.DefaultClient, n.base+loc, "")
 	nextEvent(t, s, "pending", "0")
 	for i := 1; i <= 4; i++ {
 		checkStep(t, nextEvent(t, s, "progress", strconv.Itoa(i)), i, i, 5)
@@ -238,10 +223,7 @@ func TestEventStreamEnds(t *testing.T) {
 	n := start(t, cfg)
 
 	loc := accepted(t, n.base+"/t/steps?ms=10000", "cancel me")
-	s, _ := testenv.OpenStream(t, http.DefaultClient, n.base+loc, "")
-	if s == nil {
-		t.Fatal("no stream")
-	}
+	s := mustStream(t, http.DefaultClient, n.base+loc, "")
 	nextEvent(t, s, "pending", "0")
 	if !s.Comment(5 * time.Second) {
 		t.Error("no heartbeat on an idle stream")
@@ -258,10 +240,7 @@ func TestEventStreamEnds(t *testing.T) {
 	}
 
 	loc = accepted(t, n.base+"/t/steps-brief?ms=5000", "too slow")
-	s, _ = testenv.OpenStream(t, http.DefaultClient, n.base+loc, "")
-	if s == nil {
-		t.Fatal("no stream")
-	}
+	s = mustStream(t, http.DefaultClient, n.base+loc, "")
 	nextEvent(t, s, "pending", "0")
 	ev := nextEvent(t, s, "timeout", "")
 	var end struct{ ID, Status string }
@@ -284,10 +263,7 @@ func TestEventStreamShutdown(t *testing.T) {
 	cfg.Shutdown.DrainTimeout = 20 * time.Second
 	n := start(t, cfg)
 	loc := accepted(t, n.base+"/t/steps?ms=15000", "held")
-	s, _ := testenv.OpenStream(t, http.DefaultClient, n.base+loc, "")
-	if s == nil {
-		t.Fatal("no stream")
-	}
+	s := mustStream(t, http.DefaultClient, n.base+loc, "")
 	nextEvent(t, s, "pending", "0")
 	stopped := make(chan error, 1)
 	began := time.Now()
@@ -311,13 +287,22 @@ func TestEventStreamShutdown(t *testing.T) {
 func TestEventStreamRabbitMQ(t *testing.T) {
 	e := newE2E(t, rabbitE2EConfig(t), "async", 20*time.Second, demo.Sleep, 4)
 	loc := accepted(t, e.base+"/call?ms=900&steps=3", "over amqp")
-	s, resp := testenv.OpenStream(t, e.client, e.base+loc, "")
-	if s == nil {
-		t.Fatalf("stream: %d", resp.StatusCode)
-	}
+	s := mustStream(t, e.client, e.base+loc, "")
 	nextEvent(t, s, "pending", "0")
 	checkStep(t, nextEvent(t, s, "progress", "1"), 1, 1, 3)
 	checkStep(t, nextEvent(t, s, "progress", "2"), 2, 2, 3)
 	checkResult(t, nextEvent(t, s, "result", "3"), "over amqp")
 	streamEnds(t, s)
+}
+
+// mustStream opens the event stream at url (resuming after lastID when it
+// is not empty) and fails the test when the answer is not a stream.
+func mustStream(t *testing.T, client *http.Client, url, lastID string) *testenv.EventStream {
+	t.Helper()
+	s, resp := testenv.OpenStream(t, client, url, lastID)
+	if s == nil {
+		resp.Body.Close()
+		t.Fatalf("GET %s as an event stream: %d %s", url, resp.StatusCode, resp.Header)
+	}
+	return s
 }

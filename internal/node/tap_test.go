@@ -144,17 +144,13 @@ func TestTapToKafkaTopic(t *testing.T) {
 // exchange of the tapped route is a row, found by correlation id.
 func TestTapToPostgres(t *testing.T) {
 	url := testenv.RequirePostgres(t)
-	table := "tap_node_" + strconv.Itoa(testenv.FreePort(t))
+	table := testenv.PostgresTable(t, url, "tap_node")
 	ctx := t.Context()
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
-	t.Cleanup(func() {
-		_, _ = conn.Exec(context.Background(), "DROP TABLE IF EXISTS "+table)
-		_, _ = conn.Exec(context.Background(), "DELETE FROM syncgate_schema WHERE name = $1", `"`+table+`"`)
-	})
 	cfg := testConfig()
 	cfg.Taps.Sinks = []node.TapSinkConfig{{Name: "db", Kind: "postgres", URL: url, Table: table}}
 	for i := range cfg.Routes {

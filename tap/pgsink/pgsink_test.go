@@ -1,10 +1,7 @@
 package pgsink_test
 
 import (
-	"context"
 	"encoding/json"
-	"fmt"
-	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -16,33 +13,13 @@ import (
 	"github.com/syncgate/syncgate/tap/pgsink"
 )
 
-// newTable returns a table name unique to the test, dropped (with its
-// schema row) when the test ends.
-func newTable(t *testing.T, url string) string {
-	t.Helper()
-	table := fmt.Sprintf("tap_test_%08x", rand.Uint32())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, url)
-		if err != nil {
-			t.Errorf("cleanup: %v", err)
-			return
-		}
-		defer conn.Close(ctx)
-		_, _ = conn.Exec(ctx, "DROP TABLE IF EXISTS "+table)
-		_, _ = conn.Exec(ctx, "DELETE FROM syncgate_schema WHERE name = $1", `"`+table+`"`)
-	})
-	return table
-}
-
 // Nodes starting at once create the table once; exchanges are stored one
 // row each, found by correlation id, with their JSON; the lookups the
 // issue names have their indexes.
 func TestPostgresSink(t *testing.T) {
 	url := testenv.RequirePostgres(t)
 	ctx := t.Context()
-	table := newTable(t, url)
+	table := testenv.PostgresTable(t, url, "tap_test")
 	var wg sync.WaitGroup
 	sinks := make([]*pgsink.Sink, 4)
 	errs := make([]error, 4)
