@@ -280,14 +280,20 @@ func (c *Config) checkProfile(name string) error {
 // publishTo is where the route's requests are published: Destination, or
 // on RabbitMQ with Exchange, the exchange and routing key.
 func (rc RouteConfig) publishTo() string {
-	if rc.Exchange == "" {
-		return rc.Destination
+	return publishAddress(rc.Destination, rc.Exchange, rc.RoutingKey)
+}
+
+// publishAddress is where a route or a broker sink publishes: destination
+// (a topic, a queue), or RabbitMQ's exchange with routing key (default:
+// destination).
+func publishAddress(destination, exchange, routingKey string) string {
+	if exchange == "" {
+		return destination
 	}
-	key := rc.RoutingKey
-	if key == "" {
-		key = rc.Destination
+	if routingKey == "" {
+		routingKey = destination
 	}
-	return rabbitmq.ExchangeAddress(rc.Exchange, key)
+	return rabbitmq.ExchangeAddress(exchange, routingKey)
 }
 
 // DefaultMaxInFlight is http.max_in_flight when the file, the environment

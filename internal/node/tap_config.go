@@ -62,10 +62,9 @@ type TapSinkConfig struct {
 	Table string `yaml:"table"`
 }
 
-// publishTo is the broker sink's destination, in the form a route's is
-// (RouteConfig.publishTo).
+// publishTo is the broker sink's destination (see publishAddress).
 func (s TapSinkConfig) publishTo() string {
-	return RouteConfig{Destination: s.Destination, Exchange: s.Exchange, RoutingKey: s.RoutingKey}.publishTo()
+	return publishAddress(s.Destination, s.Exchange, s.RoutingKey)
 }
 
 // RouteTapConfig is a route's tap.
