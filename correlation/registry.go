@@ -37,10 +37,12 @@ type Waiter struct {
 	id string
 	ch chan envelope.Reply
 	sh *shard
-	// held is the latest progress message for the id (HoldProgress);
-	// noHold is set once the waiter takes no more (TakeProgress). Both
-	// are guarded by sh.mu.
-	held   *envelope.Reply
+	// held is what HoldProgress kept for the id: the latest progress
+	// message while the request waits, every message (up to
+	// MaxProgressKept) once its record is being written (QueueProgress).
+	// noHold is set once the waiter takes no more. All are guarded by sh.mu.
+	held   []envelope.Reply
+	taking bool
 	noHold bool
 }
 
@@ -95,11 +97,14 @@ func (r *Registry) Deliver(rep envelope.Reply) bool {
 }
 
 // HoldProgress keeps rep, a progress message, with the waiter registered
-// under its id, replacing one held before, until the waiter takes it
-// (TakeProgress): a request that holds its connection has no record to
-// keep progress in yet, and may be answered 202 after all. It returns
-// false when nobody waits for the id or the waiter takes no more: the
-// caller then stores the message itself, or drops it.
+// under its id until the waiter takes it (TakeProgress): a request that
+// holds its connection has no record to keep progress in yet, and may be
+// answered 202 after all. While it waits, a message replaces the one held
+// before; once QueueProgress was called, messages queue behind the held
+// ones (the latest MaxProgressKept, as a record keeps), so that they are
+// stored in the order they came. It returns false when nobody waits for
+// the id or the waiter takes no more: the caller then stores the message
+// itself, or drops it.
 func (r *Registry) HoldProgress(rep envelope.Reply) bool {
 	sh := r.shard(rep.CorrelationID)
 	sh.mu.Lock()
@@ -108,12 +113,28 @@ func (r *Registry) HoldProgress(rep envelope.Reply) bool {
 	if !ok || w.noHold {
 		return false
 	}
-	w.held = &rep
+	switch {
+	case !w.taking:
+		w.held = append(w.held[:0], rep)
+	case len(w.held) == MaxProgressKept:
+		w.held = append(w.held[1:], rep)
+	default:
+		w.held = append(w.held, rep)
+	}
 	return true
 }
 
-// TakeProgress returns the progress message held for the waiter and
-// forgets it; when none is held it returns nil, and from then on
+// QueueProgress tells the waiter that its request's record is about to be
+// written: from now on HoldProgress queues messages behind the one held,
+// which TakeProgress then returns in order.
+func (w *Waiter) QueueProgress() {
+	w.sh.mu.Lock()
+	w.taking = true
+	w.sh.mu.Unlock()
+}
+
+// TakeProgress returns the oldest progress message held for the waiter
+// and forgets it; when none is held it returns nil, and from then on
 // HoldProgress refuses the waiter's messages. A caller that has written
 // the request's record calls it until nil, storing each message: what is
 // held is then stored before any later message, which HoldProgress's
@@ -122,12 +143,14 @@ func (w *Waiter) TakeProgress() *envelope.Reply {
 	sh := w.sh
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	p := w.held
-	w.held = nil
-	if p == nil {
+	if len(w.held) == 0 {
+		w.held = nil
 		w.noHold = true
+		return nil
 	}
-	return p
+	p := w.held[0]
+	w.held = w.held[1:]
+	return &p
 }
 
 // Len returns the number of waiting requests.

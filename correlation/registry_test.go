@@ -2,6 +2,7 @@ package correlation_test
 
 import (
 	"errors"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -229,7 +230,7 @@ func TestRegistryCloseConcurrent(t *testing.T) {
 }
 
 // HoldProgress keeps the latest progress message with a waiter until
-// TakeProgress takes it; once TakeProgress found nothing, and for ids
+// TakeProgress takes it, then queues them in order; once TakeProgress found nothing, and for ids
 // nobody waits for, HoldProgress refuses.
 func TestRegistryHoldProgress(t *testing.T) {
 	r := correlation.NewRegistry()
@@ -248,8 +249,21 @@ func TestRegistryHoldProgress(t *testing.T) {
 	if p := w.TakeProgress(); p == nil || string(p.Body) != "2" {
 		t.Fatalf("TakeProgress = %+v, want the latest (2)", p)
 	}
+	// Once QueueProgress was called, messages queue in order, the latest
+	// MaxProgressKept of them.
+	w.QueueProgress()
+	for i := range correlation.MaxProgressKept + 2 {
+		if !r.HoldProgress(envelope.Reply{CorrelationID: "a", Progress: true, Body: []byte(strconv.Itoa(i))}) {
+			t.Fatalf("progress %d not held while taking", i)
+		}
+	}
+	for i := 2; i < correlation.MaxProgressKept+2; i++ {
+		if p := w.TakeProgress(); p == nil || string(p.Body) != strconv.Itoa(i) {
+			t.Fatalf("TakeProgress = %+v, want %d", p, i)
+		}
+	}
 	if p := w.TakeProgress(); p != nil {
-		t.Fatalf("second TakeProgress = %+v, want nil", p)
+		t.Fatalf("TakeProgress after the queue = %+v, want nil", p)
 	}
 	if r.HoldProgress(envelope.Reply{CorrelationID: "a", Progress: true}) {
 		t.Error("held progress after TakeProgress found none")

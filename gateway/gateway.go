@@ -361,7 +361,7 @@ func (c *call) makeRoom(ctx context.Context) error {
 
 // setCallback records the request's callback, if any, on its record:
 // before the publish for an async request (its reply may come at once),
-// before the 202 for one whose wait ran out (see giveUp).
+// after the waiter is gone for one whose wait ran out (see giveUp).
 func (c *call) setCallback(ctx context.Context) error {
 	if c.req.Callback == "" || c.r.CallbackWindow <= 0 {
 		return nil
@@ -478,19 +478,15 @@ func (c *call) giveUp(ctx context.Context, w *correlation.Waiter, cause error) e
 		return cause
 	}
 	ttl := time.Until(c.deadline)
+	w.QueueProgress() // progress that comes while the record is written is kept in order
 	storeErr := g.promise(context.WithoutCancel(ctx), c.out.ID, c.req.Principal, max(ttl, time.Second))
 	if storeErr == nil {
-		// Before the waiter goes: a reply that comes meanwhile is
-		// answered on the connection, not called back.
-		if err := c.setCallback(context.WithoutCancel(ctx)); err != nil && !errors.Is(err, correlation.ErrCompleted) {
-			g.log.WarnContext(ctx, "recording the callback of a request answered 202 failed: it will not be called back",
-				slog.String("correlation_id", c.out.ID), slog.Any("error", err))
-		}
 		g.keepHeldProgress(context.WithoutCancel(ctx), w)
 	}
 	if rep, ok := w.Cancel(); ok {
 		if storeErr == nil {
-			// The record is written already: make it tell the truth.
+			// The record is written already: make it tell the truth. It has
+			// no callback yet, so nothing calls back a reply answered here.
 			_ = g.store.Complete(context.WithoutCancel(ctx), rep)
 		}
 		return c.got(ctx, rep)
@@ -500,6 +496,20 @@ func (c *call) giveUp(ctx context.Context, w *correlation.Waiter, cause error) e
 	}
 	if rep, ok := g.place.storedElsewhere(context.WithoutCancel(ctx), c.out.ID); ok {
 		return c.got(ctx, rep)
+	}
+	// Only now, with the waiter gone and no reply stored, the callback:
+	// a reply stored from here on is called back, and one stored in
+	// between makes SetCallback fail with ErrCompleted, so it is answered
+	// on the connection instead. Never both.
+	if err := c.setCallback(context.WithoutCancel(ctx)); err != nil {
+		if errors.Is(err, correlation.ErrCompleted) {
+			if rep, ok := g.storedReply(context.WithoutCancel(ctx), c.out.ID); ok {
+				return c.got(ctx, rep)
+			}
+		} else {
+			g.log.WarnContext(ctx, "recording the callback of a request answered 202 failed: it will not be called back",
+				slog.String("correlation_id", c.out.ID), slog.Any("error", err))
+		}
 	}
 	c.out.Accepted = true
 	return nil

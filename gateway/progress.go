@@ -15,12 +15,12 @@ import (
 const MaxProgressBody = 64 << 10
 
 // progress keeps a progress message for its request's polls and event
-// streams: in the store when the request has a record (it was answered
-// 202, or will be, and in cluster mode a pollable route's record is
-// written before the request is published), else with the request's
-// waiter on this node, which stores it if the request is answered 202
-// after all (keepHeldProgress). Nothing is redelivered: progress is best
-// effort, and a store failure is logged.
+// streams: with the request's waiter when it waits on this node (it stores
+// what it holds if it is answered 202 after all: keepHeldProgress), else
+// in the store when the request has a record. The waiter comes first so
+// that messages are stored in the order they came: once a waiter takes no
+// more, everything it held has been stored. Nothing is redelivered:
+// progress is best effort, and a store failure is logged.
 func (g *Gateway) progress(ctx context.Context, rep envelope.Reply) ReplyOutcome {
 	ctx = context.WithoutCancel(ctx) // as for replies: taken from the broker once
 	if len(rep.Body) > MaxProgressBody {
@@ -28,15 +28,9 @@ func (g *Gateway) progress(ctx context.Context, rep envelope.Reply) ReplyOutcome
 			slog.String("correlation_id", rep.CorrelationID), slog.Int("body_bytes", len(rep.Body)), slog.Int("limit", MaxProgressBody))
 		return ReplyProgressIgnored
 	}
-	out := g.storeProgress(ctx, rep)
-	if out != ReplyOrphan {
-		return out
-	}
 	if g.registry.HoldProgress(rep) {
 		return ReplyProgress
 	}
-	// Nobody waits on this node, or the waiter has just been answered
-	// 202 and its record written: try the store once more.
 	if out := g.storeProgress(ctx, rep); out != ReplyOrphan {
 		return out
 	}
