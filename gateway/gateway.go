@@ -507,7 +507,7 @@ func (c *call) giveUp(ctx context.Context, w *correlation.Waiter, cause error) e
 				return c.got(ctx, rep)
 			}
 		} else {
-			g.log.WarnContext(ctx, "recording the callback of a request answered 202 failed: it will not be called back",
+			g.log.WarnContext(ctx, "recording the callback of a request answered 202 failed: it may not be called back",
 				slog.String("correlation_id", c.out.ID), slog.Any("error", err))
 		}
 	}

@@ -16,30 +16,55 @@ import (
 // route), cbu (give up at, Unix ms), cbs (the correlation.DeliveryState),
 // cbn (attempts made) and cba (the latest attempts, a JSON array). The
 // queue of deliveries due is one sorted set, prefix+"deliveries", scored
-// by when each is next due (Unix ms): completeScript marks a waiting
-// callback pending and Complete adds it, ClaimDeliveries leases the due
-// ones by moving their score past the lease.
+// by when each is next due (Unix ms). SetCallback adds it, due when the
+// pending record would expire; completeScript marks a waiting callback
+// pending and Complete makes it due at once; ClaimDeliveries leases the
+// due ones by moving their score past the lease. The queue is one key,
+// outside the result's slot, so no script can write both: the entry that
+// SetCallback adds is what makes a Redis failure between Complete's script
+// and its queueing delay a delivery (to the request's deadline at most)
+// rather than lose it. A worker that claims it while the request still
+// waits for its reply does nothing (the lease brings it back), and one
+// whose record expired takes it off the queue.
 
 func (s *Store) deliveriesKey() string { return s.prefix + "deliveries" }
 
 // setCallbackScript: KEYS[1] result key; ARGV url, route, until (ms).
+// It returns {'ok', the record's TTL in ms} or an error string.
 var setCallbackScript = goredis.NewScript(`
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return 'not_found' end
 if st == 'done' then return 'completed' end
 if st == 'cancelled' then return 'cancelled' end
 redis.call('HSET', KEYS[1], 'cb', ARGV[1], 'cbr', ARGV[2], 'cbu', ARGV[3], 'cbs', 'waiting', 'cbn', '0')
-return 'ok'
+return {'ok', tostring(redis.call('PTTL', KEYS[1]))}
 `)
 
 // SetCallback records cb for the pending request id, with the semantics of
-// correlation.MemoryStore.SetCallback.
+// correlation.MemoryStore.SetCallback, and queues its delivery for when
+// the pending record would expire (see the top of this file). An error
+// after the callback was recorded leaves it recorded: Complete still
+// queues it.
 func (s *Store) SetCallback(ctx context.Context, id string, cb correlation.Callback) error {
-	res, err := setCallbackScript.Run(ctx, s.rdb, []string{s.key(id)}, cb.URL, cb.Route, cb.Until.UnixMilli()).Text()
+	v, err := setCallbackScript.Run(ctx, s.rdb, []string{s.key(id)}, cb.URL, cb.Route, cb.Until.UnixMilli()).Result()
 	if err != nil {
 		return unavailable("callback "+id, err)
 	}
-	return scriptErr(res)
+	res, rest := scriptResult(v)
+	if res != rOK || len(rest) != 1 {
+		return scriptErr(res)
+	}
+	ttl, err := strconv.ParseInt(fmt.Sprint(rest[0]), 10, 64)
+	if err != nil || ttl < 0 {
+		ttl = 0 // no TTL: look at it at once, as a reply would
+	}
+	// Within the result's lifetime once done, so that the worker still
+	// finds a reply that came just before the deadline.
+	due := time.Now().Add(min(time.Duration(ttl)*time.Millisecond, s.resultTTL))
+	if err := s.rdb.ZAdd(ctx, s.deliveriesKey(), goredis.Z{Score: float64(due.UnixMilli()), Member: id}).Err(); err != nil {
+		return unavailable("queue the callback of "+id, err)
+	}
+	return nil
 }
 
 // claimScript: KEYS[1] the queue; ARGV now (ms), n, lease (ms).
