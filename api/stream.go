@@ -225,8 +225,12 @@ func (s *server) detach(w http.ResponseWriter, r *http.Request, id, principal st
 	if r.ProtoMajor != 1 {
 		return false
 	}
+	// Counted before the connection leaves net/http's sight: a shutdown
+	// whose Server.Shutdown returns in between still waits for it.
+	s.streamGroup.Add(1)
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
+		s.streamGroup.Done()
 		return false
 	}
 	release := middleware.KeepInFlight(r.Context())
@@ -235,7 +239,6 @@ func (s *server) detach(w http.ResponseWriter, r *http.Request, id, principal st
 	}
 	head := w.Header().Clone()
 	head.Set("Connection", "close")
-	s.streamGroup.Add(1)
 	s.streams.Add(1)
 	go func() {
 		defer s.streamGroup.Done()
