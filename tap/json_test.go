@@ -22,6 +22,8 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 			Reply:      &tap.Reply{Status: 201, ContentType: "application/json", Header: map[string]string{"location": "/o/1", "x": "\x01"}, Body: []byte(`{"ok":true}`)},
 			DurationMS: 1.25, BrokerMS: 0.5},
 		{Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("x", 3600)), Status: 504, Outcome: "timeout", DurationMS: 2000},
+		// Every control character, compared byte for byte (one header).
+		{Route: "\x00\x01\b\t\n\v\f\r\x1f\x7f", Request: tap.Request{Path: "/\b\f", Header: map[string][]string{"X": {"\f"}}}},
 	} {
 		want, err := json.Marshal(&x)
 		if err != nil {

@@ -241,15 +241,22 @@ func (t *Tap) Run(ctx context.Context, flush time.Duration) error {
 	<-ctx.Done()
 	giveUp := time.NewTimer(flush + time.Second)
 	defer giveUp.Stop()
+	late := false // giveUp fired: what has not finished by now is stuck
 	for i, s := range t.sinks {
+		if !late {
+			select {
+			case <-done[i]:
+			case <-giveUp.C:
+				late = true
+			}
+		}
 		select {
 		case <-done[i]:
 			if err := s.Sink.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("tap: close sink %s: %w", s.Name, err))
 			}
-		case <-giveUp.C:
+		default:
 			errs = append(errs, fmt.Errorf("tap: sink %s is stuck in a write; left behind with %d exchanges queued", s.Name, len(s.q)))
-			giveUp.Reset(0)
 			// Closed if its write ever returns (its goroutines end then).
 			go func() {
 				<-done[i]

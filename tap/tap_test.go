@@ -201,7 +201,8 @@ func (blockedSink) Close() error                                  { return nil }
 func TestTapRunLeavesAStuckSinkBehind(t *testing.T) {
 	stuck := blockedSink{release: make(chan struct{})}
 	defer close(stuck.release) // lets the left-behind writer end before goleak looks
-	tp, err := tap.New(tap.Config{Sinks: []tap.SinkConfig{{Name: "nfs", Sink: stuck}, {Name: "ok", Sink: &memSink{}}}})
+	ok := &memSink{}
+	tp, err := tap.New(tap.Config{Sinks: []tap.SinkConfig{{Name: "nfs", Sink: stuck}, {Name: "ok", Sink: ok}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,6 +215,16 @@ func TestTapRunLeavesAStuckSinkBehind(t *testing.T) {
 	case err := <-done:
 		if err == nil || !strings.Contains(err.Error(), "sink nfs is stuck") {
 			t.Errorf("Run: %v, want the stuck sink named", err)
+		}
+		// The sink that finished is closed, not reported stuck too.
+		if err != nil && strings.Contains(err.Error(), "sink ok") {
+			t.Errorf("Run: %v, reports the sink that finished", err)
+		}
+		ok.mu.Lock()
+		closed := ok.closed
+		ok.mu.Unlock()
+		if !closed {
+			t.Error("the sink that finished was not closed")
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run held by a stuck sink")
