@@ -178,3 +178,24 @@ func TestReadPostgres(t *testing.T) {
 		t.Errorf("got %v, want %s", got, want)
 	}
 }
+
+// A path with escapes that decoding would change (%3F, %23, %25, %2F) is
+// replayed as the client sent it.
+func TestSendKeepsTheEscapedPath(t *testing.T) {
+	const path = "/orders/a%3Fb%23c%25d%2Fe%20f"
+	seen := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.URL.EscapedPath() + "?" + r.URL.RawQuery
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	in := httptest.NewRequest("GET", path+"?q=%26", nil)
+	x := tap.Exchange{CorrelationID: "id", Route: "orders", Request: tap.Capture(in, nil, nil, -1)}
+	rep, err := replay.Send(context.Background(), replay.Config{Target: srv.URL}, []tap.Exchange{x})
+	if err != nil || rep.Counts["200"] != 1 {
+		t.Fatalf("Send: %+v, %v", rep, err)
+	}
+	if got := <-seen; got != path+"?q=%26" {
+		t.Errorf("replayed as %s, want %s?q=%%26", got, path)
+	}
+}

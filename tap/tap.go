@@ -43,7 +43,9 @@ type Exchange struct {
 // Request is the request as it came, its headers redacted (see
 // Config.Redact) and its body capped.
 type Request struct {
-	Method        string              `json:"method"`
+	Method string `json:"method"`
+	// Path is the path as the client sent it, percent-escaped
+	// (URL.EscapedPath): what replay sends again, %2F and %3F included.
 	Path          string              `json:"path"`
 	Query         string              `json:"query,omitempty"`
 	Header        map[string][]string `json:"header,omitempty"`
@@ -349,7 +351,7 @@ func (t *Tap) drain(ctx context.Context, s *sink, flush time.Duration) {
 // but those in redact (canonical names), the body up to maxBody bytes (0:
 // none; negative: all).
 func Capture(r *http.Request, body []byte, redact map[string]bool, maxBody int) Request {
-	req := Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header}
+	req := Request{Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Header: r.Header}
 	// The request's own map, unless a header must go: nothing changes a
 	// request's headers once its handler has returned.
 	for k := range redact {

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -148,13 +150,13 @@ func (s *Sink) Write(ctx context.Context, batch []tap.Exchange) error {
 	var buf []byte
 	_, err := s.pool.CopyFrom(ctx, s.table, columns, pgx.CopyFromSlice(len(batch), func(i int) ([]any, error) {
 		x := &batch[i]
-		buf = tap.AppendJSON(buf[:0], x)
+		buf = jsonbSafe(tap.AppendJSON(buf[:0], x))
 		var broker any
 		if x.BrokerMS != 0 {
 			broker = x.BrokerMS
 		}
-		return []any{x.Time, x.Node, x.Route, x.CorrelationID, nullable(x.RequestID), nullable(x.Principal),
-			x.Request.Method, x.Request.Path, x.Status, x.Outcome, x.DurationMS, broker, string(buf)}, nil
+		return []any{x.Time, text(x.Node), text(x.Route), text(x.CorrelationID), nullable(x.RequestID), nullable(x.Principal),
+			text(x.Request.Method), text(x.Request.Path), x.Status, text(x.Outcome), x.DurationMS, broker, string(buf)}, nil
 	}))
 	if err != nil {
 		return fmt.Errorf("pgsink: copy to %s: %w", s.table.Sanitize(), err)
@@ -166,7 +168,35 @@ func nullable(s string) any {
 	if s == "" {
 		return nil
 	}
-	return s
+	return text(s)
+}
+
+// text makes s fit a text column: PostgreSQL refuses NUL and invalid
+// UTF-8, which a client's header or a principal's claim may hold, and one
+// refused row fails the whole batch. NUL goes; invalid bytes become U+FFFD,
+// as in the JSON.
+func text(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", ""), "\uFFFD")
+}
+
+// jsonbSafe replaces the escape \u0000, which jsonb refuses, with \ufffd
+// in b, JSON from AppendJSON (valid UTF-8 already), in place.
+func jsonbSafe(b []byte) []byte {
+	for i := 0; i+1 < len(b); i++ {
+		if b[i] != '\\' {
+			continue
+		}
+		// An escape: \uXXXX or a pair such as \\, which must be stepped
+		// over as one so that its second backslash starts nothing.
+		if b[i+1] == 'u' && i+6 <= len(b) && string(b[i+2:i+6]) == "0000" {
+			copy(b[i+2:i+6], "fffd")
+		}
+		i++
+	}
+	return b
 }
 
 // Close closes the connections.

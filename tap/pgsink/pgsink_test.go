@@ -102,3 +102,56 @@ func TestPostgresSink(t *testing.T) {
 		t.Error("a write to a database that is down succeeded")
 	}
 }
+
+// What PostgreSQL refuses in text and jsonb (NUL, invalid UTF-8) is
+// cleaned, so that one odd request does not fail its whole batch; a
+// backslash followed by u0000 as text is kept as it is.
+func TestPostgresSinkCleansText(t *testing.T) {
+	url := testenv.RequirePostgres(t)
+	ctx := t.Context()
+	table := testenv.PostgresTable(t, url, "tap_clean")
+	s, err := pgsink.New(pgsink.Config{URL: url, Table: table})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	batch := []tap.Exchange{
+		{Time: time.Now(), Node: "n1", Route: "orders", CorrelationID: "odd", RequestID: "r\xff1", Principal: "al\x00ice",
+			Status: 200, Outcome: "reply",
+			Request: tap.Request{Method: "POST", Path: "/o/\x00/\xfe", Header: map[string][]string{"X-Note": {`lit\u0000eral`}}},
+			Reply:   &tap.Reply{Status: 200, Header: map[string]string{"x-nul": "a\x00b"}}},
+		{Time: time.Now(), Node: "n1", Route: "orders", CorrelationID: "plain", Status: 200, Outcome: "reply",
+			Request: tap.Request{Method: "GET", Path: "/o/1"}},
+	}
+	if err := s.Write(ctx, batch); err != nil {
+		t.Fatalf("Write of a batch with NUL and invalid UTF-8: %v", err)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var (
+		reqID, principal, path string
+		raw                    []byte
+	)
+	err = conn.QueryRow(ctx, "SELECT request_id, principal, path, exchange FROM "+table+" WHERE correlation_id = 'odd'").
+		Scan(&reqID, &principal, &path, &raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reqID != "r\uFFFD1" || principal != "alice" || path != "/o//\uFFFD" {
+		t.Errorf("text columns: %q %q %q", reqID, principal, path)
+	}
+	var x tap.Exchange
+	if err := json.Unmarshal(raw, &x); err != nil {
+		t.Fatal(err)
+	}
+	if x.Reply == nil || x.Reply.Header["x-nul"] != "a\uFFFDb" || x.Request.Header["X-Note"][0] != `lit\u0000eral` {
+		t.Errorf("exchange column: %s", raw)
+	}
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&n); err != nil || n != 2 {
+		t.Errorf("rows: %d, %v; want both", n, err)
+	}
+}
