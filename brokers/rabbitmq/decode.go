@@ -1,6 +1,7 @@
 package rabbitmq
 
 import (
+	"hash/maphash"
 	"log/slog"
 	"math"
 	"net/http"
@@ -205,4 +206,24 @@ func decimal(d amqp.Decimal) string {
 		digits = strings.Repeat("0", scale-len(digits)+1) + digits
 	}
 	return sign + digits[:len(digits)-scale] + "." + digits[len(digits)-scale:]
+}
+
+// correlationKey is the correlation id decode reads from d: its header,
+// which wins, or its property. Reply inboxes hash it to pick a lane.
+func correlationKey(d amqp.Delivery) string {
+	if v, ok := d.Headers[envelope.CorrelationID]; ok && v != nil {
+		if s, ok := headerValue(v); ok {
+			return s
+		}
+	}
+	return d.CorrelationId
+}
+
+// lane picks, of n lanes, the one that handles the messages of d's
+// correlation id, so that they are handled in the order they came.
+func lane(seed maphash.Seed, d amqp.Delivery, n int) int {
+	if n <= 1 {
+		return 0
+	}
+	return int(maphash.String(seed, correlationKey(d)) % uint64(n))
 }

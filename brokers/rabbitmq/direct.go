@@ -3,6 +3,7 @@ package rabbitmq
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 	"strconv"
 	"sync"
 
@@ -74,19 +75,25 @@ func (c *Client) subscribeDirect(ctx context.Context, source string, h brokers.H
 	c.direct.mu.Unlock()
 	sc.Ready()
 
-	work := make(chan amqp.Delivery)
+	// As a reply queue does (see subscription.run): the messages of one
+	// correlation id go to one worker, in order.
+	work := make([]chan amqp.Delivery, max(sc.Concurrency, 1))
+	seed := maphash.MakeSeed()
 	var workers sync.WaitGroup
-	for range sc.Concurrency {
-		workers.Add(1)
-		go func() {
-			defer workers.Done()
-			for d := range work {
+	for i := range work {
+		work[i] = make(chan amqp.Delivery)
+		workers.Go(func() {
+			for d := range work[i] {
 				_ = call(ctx, h, decodeLogged(c.log, d))
 			}
-		}()
+		})
 	}
 	defer workers.Wait()
-	defer close(work)
+	defer func() {
+		for _, w := range work {
+			close(w)
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -96,7 +103,7 @@ func (c *Client) subscribeDirect(ctx context.Context, source string, h brokers.H
 				return fmt.Errorf("%w: rabbitmq: direct reply-to consumer closed", brokers.ErrUnavailable)
 			}
 			select {
-			case work <- d:
+			case work[lane(seed, d, len(work))] <- d:
 			case <-ctx.Done():
 				return nil
 			}

@@ -125,6 +125,7 @@ func (s *subscription) run(ctx context.Context, h brokers.Handler) error {
 		lanes = s.sc.Concurrency
 	}
 	work := make([]chan job, lanes)
+	seed := maphash.MakeSeed() // one for the subscription: an id keeps its lane across reconnections
 	for i := range work {
 		work[i] = make(chan job)
 	}
@@ -186,7 +187,7 @@ func (s *subscription) run(ctx context.Context, h brokers.Handler) error {
 		}
 		failures, consumed, inUseSince = 0, true, time.Time{}
 		s.readyFn.Do(s.sc.Ready)
-		switch s.serve(ctx, deliveries, dead, work) {
+		switch s.serve(ctx, deliveries, dead, work, seed) {
 		case stopCtx:
 			// No basic.cancel: deliveries not handed to a handler are
 			// requeued when close ends the connection, after the running
@@ -270,8 +271,7 @@ const (
 	stopCancelled
 )
 
-func (s *subscription) serve(ctx context.Context, deliveries <-chan amqp.Delivery, dead <-chan struct{}, work []chan job) stopReason {
-	seed := maphash.MakeSeed()
+func (s *subscription) serve(ctx context.Context, deliveries <-chan amqp.Delivery, dead <-chan struct{}, work []chan job, seed maphash.Seed) stopReason {
 	for {
 		select {
 		case <-ctx.Done():
@@ -287,12 +287,8 @@ func (s *subscription) serve(ctx context.Context, deliveries <-chan amqp.Deliver
 					return stopCancelled
 				}
 			}
-			lane := work[0]
-			if len(work) > 1 {
-				lane = work[maphash.String(seed, d.CorrelationId)%uint64(len(work))]
-			}
 			select {
-			case lane <- job{d}:
+			case work[lane(seed, d, len(work))] <- job{d}:
 			case <-ctx.Done():
 				return stopCtx
 			case <-dead:
