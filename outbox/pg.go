@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -13,13 +14,20 @@ import (
 )
 
 // PG is a Store in a PostgreSQL table (syncgate_outbox by default), shared
-// by every node: Claim takes rows with FOR UPDATE SKIP LOCKED, so relays
-// never take the same row at once, and a lease that ran out (its node
-// died) lets another relay take it.
+// by every node. One relay at a time publishes (Lead: a session advisory
+// lock, which PostgreSQL releases when its holder's connection ends, so
+// that a node that dies hands over at once); Claim takes rows with FOR
+// UPDATE SKIP LOCKED and leases them all the same, so that two relays
+// never take the same row even in the window where a relay that lost its
+// lock finishes its round.
 type PG struct {
 	pool  *pgxpool.Pool
+	name  string // the table's name, unquoted: the lock's key
 	table string // sanitized
 	max   int
+
+	mu   sync.Mutex
+	lead *pgxpool.Conn // holds the advisory lock, while this store leads
 }
 
 // OpenPG connects to url and creates the table if needed; it holds at
@@ -35,7 +43,7 @@ func OpenPG(ctx context.Context, url, table string, max int) (*PG, error) {
 	if err != nil {
 		return nil, fmt.Errorf("outbox: %w", err)
 	}
-	p := &PG{pool: pool, table: pgx.Identifier{table}.Sanitize(), max: max}
+	p := &PG{pool: pool, name: table, table: pgx.Identifier{table}.Sanitize(), max: max}
 	_, err = pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+p.table+` (
 		seq          bigserial PRIMARY KEY,
 		id           text NOT NULL UNIQUE,
@@ -140,8 +148,57 @@ func (p *PG) Stats(ctx context.Context) (int, time.Time, error) {
 	return depth, *oldest, nil
 }
 
-// Close closes the connections.
+// Lead reports whether this store's relay is the one that publishes,
+// taking the lead when nobody holds it: it confirms a lead it holds (a
+// connection that broke lost it), or tries the advisory lock. On taking
+// the lead it frees every lease, since their relays no longer publish, so
+// that the items are published again at once, in order.
+func (p *PG) Lead(ctx context.Context) (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.lead != nil {
+		if err := p.lead.Ping(ctx); err == nil {
+			return true, nil
+		}
+		p.dropLead()
+	}
+	conn, err := p.pool.Acquire(ctx)
+	if err != nil {
+		return false, fmt.Errorf("outbox: lead: %w", err)
+	}
+	var held bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext($1))`, "syncgate_outbox:"+p.name).Scan(&held); err != nil {
+		_ = conn.Conn().Close(context.WithoutCancel(ctx)) // its lock state is unknown: not back to the pool
+		conn.Release()
+		return false, fmt.Errorf("outbox: lead: %w", err)
+	}
+	if !held {
+		conn.Release()
+		return false, nil
+	}
+	p.lead = conn
+	if _, err := conn.Exec(ctx, `UPDATE `+p.table+` SET leased_until = NULL WHERE leased_until IS NOT NULL`); err != nil {
+		p.dropLead()
+		return false, fmt.Errorf("outbox: lead: free the leases: %w", err)
+	}
+	return true, nil
+}
+
+// dropLead closes the connection that held the lock, which releases it;
+// p.mu is held.
+func (p *PG) dropLead() {
+	_ = p.lead.Conn().Close(context.Background())
+	p.lead.Release()
+	p.lead = nil
+}
+
+// Close gives up the lead and closes the connections.
 func (p *PG) Close() error {
+	p.mu.Lock()
+	if p.lead != nil {
+		p.dropLead()
+	}
+	p.mu.Unlock()
 	p.pool.Close()
 	return nil
 }

@@ -17,10 +17,12 @@ type Publisher interface {
 // soon as the broker takes them. An item whose deadline passed is dropped
 // (Expired is told). A publish that fails ends the round, so that no
 // later item overtakes it; the next round comes after Retry. Several
-// relays may run on one PG store (one per node): each item is claimed by
-// one at a time, so an item is published once, unless a relay dies
-// between its publish and Done, when its lease hands it to another
-// (services see at-least-once, as with any broker).
+// relays may run on one PG store (one per node): one of them leads and
+// publishes, the others wait to take over (PG.Lead), so the order holds
+// across nodes. An item is published once, unless a relay dies between
+// its publish and Done, or loses the lead in the middle of a round (its
+// connection to PostgreSQL broke) and finishes the round while another
+// takes over: services see at-least-once, as with any broker.
 type Relay struct {
 	Store     Store
 	Publisher Publisher
@@ -68,9 +70,10 @@ func (r *Relay) Run(ctx context.Context) error {
 	r.defaults()
 	log := r.Logger.With(slog.String("component", "outbox"))
 	failing := false
+	following := false // another relay leads (logged once)
 	for {
 		wait := r.Poll
-		items, err := r.Store.Claim(ctx, r.Batch, r.Lease)
+		items, err := r.claim(ctx, log, &following)
 		if err != nil && ctx.Err() == nil {
 			log.WarnContext(ctx, "outbox: claiming items failed", slog.Any("error", err))
 			wait = r.Retry
@@ -127,6 +130,34 @@ func (r *Relay) Run(ctx context.Context) error {
 		}
 		t.Stop()
 	}
+}
+
+// leader is a Store on which one relay at a time publishes: Lead reports
+// whether it is this one, taking the lead when it is free.
+type leader interface {
+	Lead(ctx context.Context) (bool, error)
+}
+
+// claim claims the next items, when this relay leads (see leader).
+func (r *Relay) claim(ctx context.Context, log *slog.Logger, following *bool) ([]Item, error) {
+	if l, ok := r.Store.(leader); ok {
+		leads, err := l.Lead(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if leads == *following {
+			*following = !leads
+			if leads {
+				log.InfoContext(ctx, "outbox: this node's relay publishes the queue now")
+			} else {
+				log.InfoContext(ctx, "outbox: another node's relay publishes the queue; this one takes over if it stops")
+			}
+		}
+		if !leads {
+			return nil, nil
+		}
+	}
+	return r.Store.Claim(ctx, r.Batch, r.Lease)
 }
 
 // releaser is a Store that can give up its leases early.

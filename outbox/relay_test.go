@@ -41,8 +41,8 @@ func (b *flakyBroker) published() []string {
 
 // While the broker is down nothing leaves the outbox; once it is back
 // every item is published once, in the order it was queued, and the
-// expired ones are dropped instead; on PostgreSQL two relays share the
-// work without publishing anything twice.
+// expired ones are dropped instead; on PostgreSQL, with two relays, one
+// leads, so nothing is published twice and the order holds.
 func TestRelay(t *testing.T) {
 	for _, k := range kinds {
 		t.Run(k.name, func(t *testing.T) {
@@ -101,16 +101,49 @@ func TestRelay(t *testing.T) {
 			if len(got) != len(want) || expired.Load() != 4 {
 				t.Fatalf("published %d (want %d), expired %d (want 4)", len(got), len(want), expired.Load())
 			}
-			if relays == 1 {
-				for i := range want {
-					if got[i] != want[i] {
-						t.Fatalf("published in order %v, want %v", got, want)
-					}
+			for i := range want {
+				if got[i] != want[i] {
+					t.Fatalf("published in order %v, want %v", got, want)
 				}
 			}
 			if depth, _, _ := stores[0].Stats(ctx); depth != 0 {
 				t.Errorf("%d items left", depth)
 			}
 		})
+	}
+}
+
+// On PostgreSQL one relay leads; when its node stops (its connection
+// ends), another takes over at once, and publishes what the first had
+// claimed without waiting for the leases to run out.
+func TestPGLeadHandsOver(t *testing.T) {
+	open, _ := kinds[1].open(t, 1000)
+	ctx := t.Context()
+	a, b := open().(*outbox.PG), open().(*outbox.PG)
+	defer b.Close()
+	if leads, err := a.Lead(ctx); err != nil || !leads {
+		t.Fatalf("first Lead: %v, %v; want the lead", leads, err)
+	}
+	if leads, err := b.Lead(ctx); err != nil || leads {
+		t.Fatalf("second store's Lead while the first leads: %v, %v", leads, err)
+	}
+	if leads, err := a.Lead(ctx); err != nil || !leads {
+		t.Fatalf("the leader's Lead again: %v, %v", leads, err)
+	}
+	for i := range 3 {
+		if err := a.Put(ctx, item(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := a.Claim(ctx, 2, time.Hour); err != nil || len(got) != 2 {
+		t.Fatalf("Claim: %d, %v", len(got), err)
+	}
+	a.Close() // its node stops mid-round
+	if leads, err := b.Lead(ctx); err != nil || !leads {
+		t.Fatalf("Lead after the leader closed: %v, %v; want the lead", leads, err)
+	}
+	got, err := b.Claim(ctx, 10, time.Minute)
+	if err != nil || len(got) != 3 || got[0].ID != "id-0" || got[2].ID != "id-2" {
+		t.Fatalf("new leader's Claim = %v, %v; want the 3 items in order, leases freed", got, err)
 	}
 }
