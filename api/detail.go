@@ -9,6 +9,7 @@ var safeDetails = map[ProblemType]string{
 	ProblemBrokerDown:       "the request could not be handed to the message broker; nothing was published; retry later",
 	ProblemShuttingDown:     "the gateway is shutting down; retry",
 	ProblemStoreFull:        "the gateway holds as many pending results as it may; retry after Retry-After",
+	ProblemOutboxFull:       "the message broker is unavailable and the gateway's outbox holds as many requests as it may; nothing was published; retry after Retry-After",
 	ProblemStoreDown:        "the result store failed, so no result could be promised; retry later",
 	ProblemRequestNotFound:  "no such request is pending or stored here; results expire",
 	ProblemKeyRequired:      "this route requires an Idempotency-Key header",

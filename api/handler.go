@@ -79,6 +79,8 @@ func (s *server) tap(r *http.Request, rt *Route, info *middleware.Info, req *gat
 			pt = ProblemType{Slug: "client-closed", Status: middleware.StatusClientClosed}
 		}
 		x.Status, x.Outcome = pt.Status, pt.Slug
+	case out.Accepted && out.Queued:
+		x.Status, x.Outcome = http.StatusAccepted, "queued"
 	case out.Accepted:
 		x.Status, x.Outcome = http.StatusAccepted, "accepted"
 	default:
@@ -187,12 +189,12 @@ func (s *server) answer(w http.ResponseWriter, r *http.Request, info *middleware
 		} else {
 			s.log.DebugContext(r.Context(), "request refused", slog.Any("error", err))
 		}
-		if pt == ProblemStoreFull {
+		if pt == ProblemStoreFull || pt == ProblemOutboxFull {
 			h.Set("Retry-After", retryAfterSeconds(s.retryAfter))
 		}
 		WriteProblem(w, r, pt, safeDetail(pt), id)
 	case out.Accepted:
-		writeAccepted(w, id, out.RetryAfter)
+		writeAccepted(w, id, out.RetryAfter, out.Queued)
 	default:
 		writeReply(w, out.Reply)
 	}
@@ -300,15 +302,22 @@ type pendingBody struct {
 	Progress *push.Progress `json:"progress,omitempty"`
 }
 
-func writeAccepted(w http.ResponseWriter, id string, retryAfter time.Duration) {
-	writeAcceptedWith(w, id, retryAfter, nil)
+func writeAccepted(w http.ResponseWriter, id string, retryAfter time.Duration, queued bool) {
+	writeAcceptedWith(w, id, retryAfter, nil, queued)
 }
+
+// StatusQueued is the status of a 202's body while the request waits in
+// the outbox for the broker (else it is "pending").
+const StatusQueued = "queued"
 
 // writeAcceptedWith is writeAccepted with the request's latest progress
 // message (nil: none).
-func writeAcceptedWith(w http.ResponseWriter, id string, retryAfter time.Duration, progress *correlation.Progress) {
+func writeAcceptedWith(w http.ResponseWriter, id string, retryAfter time.Duration, progress *correlation.Progress, queued bool) {
 	loc := PollPath + id
 	pb := pendingBody{ID: id, Status: correlation.StatePending.String(), Location: loc}
+	if queued {
+		pb.Status = StatusQueued
+	}
 	if progress != nil {
 		pb.Progress = push.NewProgress(*progress)
 	}

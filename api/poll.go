@@ -62,7 +62,7 @@ func (s *server) poll(w http.ResponseWriter, r *http.Request) {
 		if n := len(res.Progress); n > 0 {
 			latest = &res.Progress[n-1]
 		}
-		writeAcceptedWith(w, id, s.retryAfter, latest)
+		writeAcceptedWith(w, id, s.retryAfter, latest, res.Queued)
 	}
 }
 

@@ -39,6 +39,9 @@ var (
 	// what earlier requests are owed and frees up as results expire; the
 	// answer comes with Retry-After.
 	ProblemStoreFull = ProblemType{"store-full", "The gateway's result store is full", http.StatusServiceUnavailable}
+	// ProblemOutboxFull: the broker did not take the request and the
+	// route's outbox is full (with Retry-After).
+	ProblemOutboxFull = ProblemType{"outbox-full", "The broker is unavailable and the gateway's outbox is full", http.StatusServiceUnavailable}
 
 	// Limits.
 	ProblemHeaderTooLarge  = ProblemType{"header-too-large", "Request headers too large", http.StatusRequestHeaderFieldsTooLarge}
@@ -88,7 +91,7 @@ func Catalogue() []ProblemType {
 	return []ProblemType{
 		ProblemNotFound, ProblemMethodNotAllowed, ProblemBodyTooLarge, ProblemBadRequest,
 		ProblemRequestNotFound, ProblemTimeout, ProblemBrokerDown, ProblemShuttingDown,
-		ProblemStoreDown, ProblemStoreFull, ProblemInternal, ProblemHeaderTooLarge, ProblemBodyTimeout,
+		ProblemStoreDown, ProblemStoreFull, ProblemOutboxFull, ProblemInternal, ProblemHeaderTooLarge, ProblemBodyTimeout,
 		ProblemOverloaded, ProblemRouteOverloaded, ProblemKeyRequired, ProblemKeyInvalid,
 		ProblemKeyMismatch, ProblemKeyConflict, ProblemRequestCancelled, ProblemRequestCompleted,
 		ProblemInvalidReply, ProblemDeadLettered, ProblemUnauthorized, ProblemAuthUnavailable,
@@ -133,6 +136,8 @@ func retryAfterSeconds(d time.Duration) string {
 // errors become HTTP statuses.
 func problemFor(err error) ProblemType {
 	switch {
+	case errors.Is(err, gateway.ErrOutboxFull): // wraps ErrUnavailable too
+		return ProblemOutboxFull
 	case errors.Is(err, gateway.ErrTimeout):
 		return ProblemTimeout
 	case errors.Is(err, gateway.ErrUnavailable):

@@ -72,6 +72,9 @@ type Result struct {
 	// Delivery is the request's callback and how its delivery went; nil
 	// without one.
 	Delivery *Delivery
+	// Queued: the pending request waits in the gateway's outbox for the
+	// broker. Set by the gateway (gateway.Outbox), not by stores.
+	Queued bool
 }
 
 // VisibleTo reports whether principal may read or cancel the request: its

@@ -102,6 +102,10 @@ type Config struct {
 	// Cluster, when set, makes this gateway one node of several (see
 	// Cluster); Store and Idempotency must then be shared by the nodes.
 	Cluster *Cluster
+	// Outbox, when set, queues the requests of routes with Route.Outbox
+	// that the broker did not take (see Outbox); the caller runs its
+	// relay.
+	Outbox Outbox
 	// RecentReplies is how many answered correlation ids the node
 	// remembers to count a second reply as a duplicate, not an orphan
 	// (default DefaultRecentReplies; see recent).
@@ -203,6 +207,9 @@ type Outcome struct {
 	// Attached: the Idempotency-Key was bound to the earlier request ID;
 	// this outcome is that request's.
 	Attached bool
+	// Queued (with Accepted): the broker did not take the request, and it
+	// waits in the outbox.
+	Queued bool
 	// Sent is when the request was handed to the publisher; Replied when its
 	// reply reached this request (zero when it did not). Replied-Sent is the
 	// broker round trip.
@@ -387,6 +394,10 @@ func (c *call) fail(ctx context.Context, err error) error {
 func (c *call) publishOnly(ctx context.Context) error {
 	c.out.Sent = time.Now()
 	if err := c.g.publish(ctx, c.r, c.msg, c.deadline); err != nil {
+		queued, err := c.enqueue(ctx, err)
+		if queued {
+			return nil
+		}
 		return c.fail(ctx, err)
 	}
 	c.out.Accepted = true
@@ -406,7 +417,11 @@ func (c *call) publishAndWait(ctx context.Context) error {
 	g.place.begin(ctx, c.r, id, c.req.Principal, c.keyed)
 	c.out.Sent = time.Now()
 	if err := g.publish(ctx, c.r, c.msg, c.deadline); err != nil {
-		w.Cancel()
+		w.Cancel() // nothing was published: no reply can have come
+		queued, err := c.enqueue(ctx, err)
+		if queued {
+			return nil
+		}
 		g.place.unpublished(ctx, c.r, id, c.keyed)
 		return c.fail(ctx, err)
 	}

@@ -26,7 +26,11 @@ func (g *Gateway) Result(ctx context.Context, id, principal string) (correlation
 	if _, err := envelope.ValidateID(id); err != nil {
 		return correlation.Result{}, ErrNotFound
 	}
-	return g.storeGet(ctx, id, principal)
+	res, err := g.storeGet(ctx, id, principal)
+	if err == nil {
+		g.queued(ctx, id, &res)
+	}
+	return res, err
 }
 
 // storeGet reads the record of id as principal sees it: another
@@ -66,6 +70,7 @@ func (g *Gateway) Await(ctx context.Context, id, principal string, d time.Durati
 	}
 	res, err := g.awaitResult(ctx, id, principal, d)
 	if errors.Is(err, errWaitOver) || errors.Is(err, ErrShuttingDown) {
+		g.queued(ctx, id, &res)
 		return res, nil
 	}
 	return res, err

@@ -50,6 +50,10 @@ type Route struct {
 	// retried, from when it was accepted; 0: the route takes no
 	// callbacks (Request.Callback).
 	CallbackWindow time.Duration
+	// Outbox queues a request the broker does not take (unavailable,
+	// timed out) in Config.Outbox and answers 202, instead of 503. Async
+	// and auto routes only.
+	Outbox bool
 }
 
 // Pollable reports whether the route may answer 202 Accepted.

@@ -153,6 +153,16 @@ func (b *Bolt) Done(_ context.Context, id string) error {
 	return err
 }
 
+// Has reports whether an item of id waits.
+func (b *Bolt) Has(_ context.Context, id string) (bool, error) {
+	var ok bool
+	err := b.db.View(func(tx *bolt.Tx) error {
+		ok = tx.Bucket(bucketIDs).Get([]byte(id)) != nil
+		return nil
+	})
+	return ok, err
+}
+
 // Stats returns the depth and the oldest item's queue time.
 func (b *Bolt) Stats(context.Context) (int, time.Time, error) {
 	b.mu.Lock()

@@ -5,8 +5,8 @@
 // any node's relay can take over with FOR UPDATE SKIP LOCKED, and a local
 // embedded one (Bolt, on bbolt) for a single node.
 //
-// This package is the stores and their contract; the relay and the
-// routes' use of it come next.
+// This package is the stores, their contract and the relay; the gateway
+// queues (gateway.Config.Outbox) and the node runs the relay.
 package outbox
 
 import (
@@ -45,6 +45,8 @@ type Store interface {
 	Put(ctx context.Context, it Item) error
 	Claim(ctx context.Context, n int, lease time.Duration) ([]Item, error)
 	Done(ctx context.Context, id string) error
+	// Has reports whether an item with id waits (a poll says "queued").
+	Has(ctx context.Context, id string) (bool, error)
 	// Stats returns how many items wait and when the oldest was queued
 	// (zero when none).
 	Stats(ctx context.Context) (depth int, oldest time.Time, err error)

@@ -96,8 +96,14 @@ func TestStores(t *testing.T) {
 			if got, _ := s.Claim(ctx, 10, 100*time.Millisecond); len(got) != 1 || got[0].ID != "id-2" {
 				t.Fatalf("Claim with two leased: %+v, want id-2 alone", got)
 			}
+			if has, err := s.Has(ctx, "id-0"); err != nil || !has {
+				t.Errorf("Has(id-0) while queued: %v, %v", has, err)
+			}
 			if err := s.Done(ctx, "id-0"); err != nil {
 				t.Fatal(err)
+			}
+			if has, err := s.Has(ctx, "id-0"); err != nil || has {
+				t.Errorf("Has(id-0) once done: %v, %v", has, err)
 			}
 			// id-2's lease (100 ms) runs out; id-1's (a minute) does not.
 			testenv.Eventually(t, 5*time.Second, "id-2's lease ran out", func() bool {

@@ -135,6 +135,15 @@ func (p *PG) Done(ctx context.Context, id string) error {
 	return nil
 }
 
+// Has reports whether a row of id waits.
+func (p *PG) Has(ctx context.Context, id string) (bool, error) {
+	var ok bool
+	if err := p.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+p.table+` WHERE id = $1)`, id).Scan(&ok); err != nil {
+		return false, fmt.Errorf("outbox: has: %w", err)
+	}
+	return ok, nil
+}
+
 // Stats returns the depth and the oldest row's queue time.
 func (p *PG) Stats(ctx context.Context) (int, time.Time, error) {
 	var depth int
