@@ -61,15 +61,47 @@ func TestRouterClaim(t *testing.T) {
 	})
 }
 
+// listen listens for node and hands every reply to the returned channel.
+// A test reads what its listener is sent: while the channel is full the
+// listener's goroutine waits in its callback, and a waiting listener
+// neither probes nor subscribes again after a failover. It waits no
+// longer than the test, though: Close waits for that goroutine.
 func listen(t *testing.T, r *redisstate.Router, ctx context.Context, node string) (*redisstate.Listener, <-chan envelope.Reply) {
 	t.Helper()
 	got := make(chan envelope.Reply, 16)
-	l, err := r.Listen(ctx, node, func(rep envelope.Reply) { got <- rep })
+	stop := make(chan struct{})
+	l, err := r.Listen(ctx, node, func(rep envelope.Reply) {
+		select {
+		case got <- rep:
+		case <-stop:
+		}
+	})
 	if err != nil {
 		t.Fatalf("Listen(%s): %v", node, err)
 	}
-	t.Cleanup(func() { _ = l.Close() })
+	t.Cleanup(func() {
+		close(stop)
+		closeWithin(t, "the listener of node "+node, l.Close)
+	})
 	return l, got
+}
+
+// closeTimeout bounds closing a listener or a lease at the end of a test.
+const closeTimeout = 10 * time.Second
+
+// closeWithin calls close, and fails t if it has not returned within
+// closeTimeout (it is left running) instead of hanging the test binary.
+func closeWithin(t *testing.T, what string, close func() error) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- close() }()
+	timer := time.NewTimer(closeTimeout)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+		t.Errorf("closing %s: not done within %v", what, closeTimeout)
+	}
 }
 
 func receive(t *testing.T, got <-chan envelope.Reply) envelope.Reply {

@@ -41,6 +41,10 @@ import (
 // cluster being ok or the sentinels knowing each other.
 const startTimeout = 60 * time.Second
 
+// waitTimeout bounds a wait of this package (waitFor) whose context has no
+// deadline of its own: nothing here waits for the test binary's -timeout.
+const waitTimeout = 60 * time.Second
+
 // proc is one redis-server child.
 type proc struct {
 	addr string
@@ -127,8 +131,15 @@ func freePorts(n int) (int, error) {
 	return 0, errors.New("redistest: no free ports")
 }
 
-// waitFor polls cond every 50 ms until it returns nil or ctx ends.
+// waitFor polls cond every 50 ms until it returns nil or ctx ends, or
+// waitTimeout passes when ctx has no deadline. cond's client calls take
+// ctx, so its deadline ends a call that hangs too.
 func waitFor(ctx context.Context, what string, cond func(context.Context) error) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, waitTimeout)
+		defer cancel()
+	}
 	for {
 		err := cond(ctx)
 		if err == nil {
@@ -438,7 +449,7 @@ func (c *RedisCluster) Client(t testing.TB) *goredis.ClusterClient {
 // again (it rejoins as a replica) and waits until the cluster is healthy;
 // the caller must call it, the cluster is shared.
 func (c *RedisCluster) KillMaster(ctx context.Context, key string) (killed, promoted string, restart func(context.Context) error, err error) {
-	killed, promoted, err = c.shardOf(ctx, key)
+	_, killed, promoted, err = c.shardOf(ctx, key)
 	if err != nil {
 		return "", "", nil, err
 	}
@@ -462,6 +473,9 @@ func (c *RedisCluster) KillMaster(ctx context.Context, key string) (killed, prom
 		}
 		return nil
 	})
+	if err != nil {
+		err = fmt.Errorf("%w\n%s", err, c.Describe(""))
+	}
 	restart = func(ctx context.Context) error {
 		p, err := c.procs[i].restart()
 		if err != nil {
@@ -473,13 +487,13 @@ func (c *RedisCluster) KillMaster(ctx context.Context, key string) (killed, prom
 	return killed, promoted, restart, err
 }
 
-// shardOf returns the master serving key's slot and its replica.
-func (c *RedisCluster) shardOf(ctx context.Context, key string) (master, replica string, err error) {
+// shardOf returns key's slot, the master serving it and its replica.
+func (c *RedisCluster) shardOf(ctx context.Context, key string) (slot int64, master, replica string, err error) {
 	rdb := goredis.NewClusterClient(c.options())
 	defer rdb.Close()
-	slot, err := rdb.ClusterKeySlot(ctx, key).Result()
+	slot, err = rdb.ClusterKeySlot(ctx, key).Result()
 	if err != nil {
-		return "", "", err
+		return 0, "", "", err
 	}
 	// CLUSTER NODES, not CLUSTER SLOTS: Redis 7 leaves out of the latter a
 	// replica whose replication offset is still 0 (nothing written yet).
@@ -493,11 +507,25 @@ func (c *RedisCluster) shardOf(ctx context.Context, key string) (master, replica
 		}
 	}
 	if err != nil {
-		return "", "", err
+		return 0, "", "", err
 	}
-	var masterID string
-	lines := strings.Split(strings.TrimSpace(nodes), "\n")
-	for _, line := range lines {
+	masterID, master := slotMaster(nodes, slot)
+	for _, line := range strings.Split(strings.TrimSpace(nodes), "\n") {
+		if f := strings.Fields(line); len(f) > 3 && masterID != "" && f[3] == masterID && !strings.Contains(f[2], "fail") {
+			replica = strings.Split(f[1], "@")[0]
+		}
+	}
+	if replica == "" {
+		return 0, "", "", fmt.Errorf("redistest: no replica of the master of slot %d in %s", slot, nodes)
+	}
+	return slot, master, replica, nil
+}
+
+// slotMaster returns the id and address of the master that nodes (CLUSTER
+// NODES output) names as serving slot, or "" when no master without the
+// fail flag does.
+func slotMaster(nodes string, slot int64) (id, addr string) {
+	for _, line := range strings.Split(strings.TrimSpace(nodes), "\n") {
 		f := strings.Fields(line)
 		if len(f) < 8 || !strings.Contains(f[2], "master") || strings.Contains(f[2], "fail") {
 			continue
@@ -510,40 +538,107 @@ func (c *RedisCluster) shardOf(ctx context.Context, key string) (master, replica
 			l, err1 := strconv.ParseInt(lo, 10, 64)
 			h, err2 := strconv.ParseInt(hi, 10, 64)
 			if err1 == nil && err2 == nil && l <= slot && slot <= h {
-				masterID, master = f[0], strings.Split(f[1], "@")[0]
+				id, addr = f[0], strings.Split(f[1], "@")[0]
 			}
 		}
 	}
-	for _, line := range lines {
-		if f := strings.Fields(line); len(f) > 3 && masterID != "" && f[3] == masterID && !strings.Contains(f[2], "fail") {
-			replica = strings.Split(f[1], "@")[0]
-		}
-	}
-	if replica == "" {
-		return "", "", fmt.Errorf("redistest: no replica of the master of slot %d in %s", slot, nodes)
-	}
-	return master, replica, nil
+	return id, addr
 }
 
 // Failover promotes the replica of the master serving key's slot with
 // CLUSTER FAILOVER (a coordinated switch, no write lost) and waits until
-// the cluster is healthy again with the old master as a replica. It
-// returns the addresses of the old and the new master.
+// the replica says it is master, every node names it the master of the
+// slot (a client loading its slot map from any node finds it), and the
+// cluster is healthy again with the old master as a replica. It returns
+// the addresses of the old and the new master. Without a deadline on ctx,
+// every wait ends after waitTimeout; an error says which did not end and
+// describes the cluster (Describe).
 func (c *RedisCluster) Failover(ctx context.Context, key string) (oldMaster, newMaster string, err error) {
-	oldMaster, newMaster, err = c.shardOf(ctx, key)
+	slot, oldMaster, newMaster, err := c.shardOf(ctx, key)
 	if err != nil {
 		return "", "", err
 	}
-	r := goredis.NewClient(c.Secure.options(newMaster))
-	defer r.Close()
-	if err := r.Do(ctx, "CLUSTER", "FAILOVER").Err(); err != nil {
-		return "", "", fmt.Errorf("redistest: CLUSTER FAILOVER on %s: %w", newMaster, err)
-	}
-	err = waitFor(ctx, "replica "+newMaster+" promoted", func(ctx context.Context) error { return isMaster(ctx, r) })
-	if err == nil {
-		err = c.WaitHealthy(ctx)
+	err = c.failover(ctx, slot, newMaster)
+	if err != nil {
+		err = fmt.Errorf("redistest: failover of slot %d (key %s) from %s to %s: %w\n%s", slot, key, oldMaster, newMaster, err, c.Describe(""))
 	}
 	return oldMaster, newMaster, err
+}
+
+func (c *RedisCluster) failover(ctx context.Context, slot int64, newMaster string) error {
+	r := goredis.NewClient(c.Secure.options(newMaster))
+	defer r.Close()
+	// CLUSTER FAILOVER only starts the switch: the replica asks its master
+	// to pause, catches up and takes over, or gives up silently after
+	// Redis' manual failover timeout (5 s); the waits below see which.
+	if err := r.Do(ctx, "CLUSTER", "FAILOVER").Err(); err != nil {
+		return fmt.Errorf("CLUSTER FAILOVER on %s: %w", newMaster, err)
+	}
+	if err := waitFor(ctx, "replica "+newMaster+" promoted (ROLE master)", func(ctx context.Context) error { return isMaster(ctx, r) }); err != nil {
+		return err
+	}
+	what := fmt.Sprintf("every node names %s the master of slot %d", newMaster, slot)
+	if err := waitFor(ctx, what, func(ctx context.Context) error {
+		for _, a := range c.Addrs {
+			n := goredis.NewClient(c.Secure.options(a))
+			nodes, err := n.ClusterNodes(ctx).Result()
+			_ = n.Close()
+			if err != nil {
+				return fmt.Errorf("%s: %w", a, err)
+			}
+			if _, m := slotMaster(nodes, slot); m != newMaster {
+				return fmt.Errorf("%s names %q", a, m)
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	return c.WaitHealthy(ctx)
+}
+
+// describeTimeout bounds Describe, which runs when a test has failed,
+// often after the test's own deadline.
+const describeTimeout = 5 * time.Second
+
+// Describe returns, for a failure message, each node's role and, when
+// channel is not "", how many shard subscribers of channel it has
+// (PUBSUB SHARDNUMSUB, which counts the node's own), then CLUSTER NODES
+// as the first node that answers sees it. It takes at most
+// describeTimeout.
+func (c *RedisCluster) Describe(channel string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), describeTimeout)
+	defer cancel()
+	var b strings.Builder
+	var nodes string
+	for _, a := range c.Addrs {
+		n := goredis.NewClient(c.Secure.options(a))
+		fmt.Fprintf(&b, "node %s: %s", a, role(ctx, n))
+		if channel != "" {
+			if subs, err := n.PubSubShardNumSub(ctx, channel).Result(); err != nil {
+				fmt.Fprintf(&b, ", SHARDNUMSUB: %v", err)
+			} else {
+				fmt.Fprintf(&b, ", %d shard subscribers of %s", subs[channel], channel)
+			}
+		}
+		b.WriteString("\n")
+		if nodes == "" {
+			nodes, _ = n.ClusterNodes(ctx).Result()
+		}
+		_ = n.Close()
+	}
+	b.WriteString("CLUSTER NODES:\n")
+	b.WriteString(nodes)
+	return b.String()
+}
+
+// role returns r's server's ROLE reply, or the error, for Describe.
+func role(ctx context.Context, r *goredis.Client) string {
+	v, err := r.Do(ctx, "ROLE").Slice()
+	if err != nil {
+		return "ROLE: " + err.Error()
+	}
+	return fmt.Sprint("ROLE ", v)
 }
 
 // isMaster returns nil when r's server says ROLE master.
@@ -696,11 +791,18 @@ func (s *RedisSentinel) Master(ctx context.Context) (string, error) {
 // Failover makes a sentinel promote the replica (SENTINEL FAILOVER) and
 // waits until the sentinels name the new master and see the old one as its
 // replica in sync. It returns the old and the new master's addresses.
+// Without a deadline on ctx, every wait ends after waitTimeout; an error
+// says which did not end and describes the set (Describe).
 func (s *RedisSentinel) Failover(ctx context.Context) (oldMaster, newMaster string, err error) {
 	oldMaster, err = s.Master(ctx)
 	if err != nil {
 		return "", "", err
 	}
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("redistest: sentinel failover from %s: %w\n%s", oldMaster, err, s.Describe(""))
+		}
+	}()
 	sc := goredis.NewSentinelClient(s.Secure.sentinelOptions(s.SentinelAddrs[0]))
 	defer sc.Close()
 	if err := sc.Failover(ctx, s.MasterName).Err(); err != nil {
@@ -721,6 +823,40 @@ func (s *RedisSentinel) Failover(ctx context.Context) (oldMaster, newMaster stri
 		err = s.WaitHealthy(ctx)
 	}
 	return oldMaster, newMaster, err
+}
+
+// Describe returns, for a failure message, each data node's role and, when
+// channel is not "", how many subscribers of channel it has (PUBSUB
+// NUMSUB, which counts the node's own), then the master each sentinel
+// names. It takes at most describeTimeout.
+func (s *RedisSentinel) Describe(channel string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), describeTimeout)
+	defer cancel()
+	var b strings.Builder
+	for _, p := range s.data {
+		n := goredis.NewClient(s.Secure.options(p.addr))
+		fmt.Fprintf(&b, "node %s: %s", p.addr, role(ctx, n))
+		if channel != "" {
+			if subs, err := n.PubSubNumSub(ctx, channel).Result(); err != nil {
+				fmt.Fprintf(&b, ", NUMSUB: %v", err)
+			} else {
+				fmt.Fprintf(&b, ", %d subscribers of %s", subs[channel], channel)
+			}
+		}
+		b.WriteString("\n")
+		_ = n.Close()
+	}
+	for _, a := range s.SentinelAddrs {
+		sc := goredis.NewSentinelClient(s.Secure.sentinelOptions(a))
+		hp, err := sc.GetMasterAddrByName(ctx, s.MasterName).Result()
+		_ = sc.Close()
+		if err != nil {
+			fmt.Fprintf(&b, "sentinel %s: %v\n", a, err)
+		} else {
+			fmt.Fprintf(&b, "sentinel %s: master %s\n", a, net.JoinHostPort(hp[0], hp[1]))
+		}
+	}
+	return b.String()
 }
 
 // Stop kills the sentinels and the data nodes.

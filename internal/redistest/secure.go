@@ -161,9 +161,10 @@ func (s *Secure) cliArgs() []string {
 }
 
 // options are the go-redis options of a test's own client of a data node
-// (s may be nil: a deployment without TLS and ACL).
+// (s may be nil: a deployment without TLS and ACL). A call ends at its
+// context's deadline, a read or write included (ContextTimeoutEnabled).
 func (s *Secure) options(addr string) *goredis.Options {
-	o := &goredis.Options{Addr: addr, DialerRetries: 1, MaxRetries: -1}
+	o := &goredis.Options{Addr: addr, DialerRetries: 1, MaxRetries: -1, ContextTimeoutEnabled: true}
 	if s != nil {
 		o.TLSConfig, o.Username, o.Password = s.TLSConfig(), s.Username, s.Password
 	}
@@ -172,7 +173,7 @@ func (s *Secure) options(addr string) *goredis.Options {
 
 // sentinelOptions are options's for a sentinel.
 func (s *Secure) sentinelOptions(addr string) *goredis.Options {
-	o := &goredis.Options{Addr: addr, DialerRetries: 1, MaxRetries: -1}
+	o := &goredis.Options{Addr: addr, DialerRetries: 1, MaxRetries: -1, ContextTimeoutEnabled: true}
 	if s != nil {
 		o.TLSConfig, o.Password = s.TLSConfig(), s.SentinelPassword
 	}
