@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -152,6 +153,9 @@ type Check struct {
 	// part of its traffic (Redis in cluster mode): /readyz still answers
 	// 200, with the failure listed under "degraded".
 	Degrades bool
+	// Info, when set, is a line /readyz?verbose shows of a check that
+	// passes (an outbox's depth); "" shows nothing.
+	Info func(ctx context.Context) string
 }
 
 // PollPath is where clients poll for a result; Location headers point here.
@@ -377,9 +381,15 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) { s.ready(w, r, 
 func (s *server) readyzVerbose(w http.ResponseWriter, r *http.Request) { s.ready(w, r, true) }
 
 func (s *server) ready(w http.ResponseWriter, r *http.Request, verbose bool) {
-	var failed, degraded []string
+	var failed, degraded, info []string
 	for _, c := range s.checks {
-		if err := c.Check(r.Context()); err != nil {
+		err := c.Check(r.Context())
+		if err == nil && verbose && c.Info != nil {
+			if line := c.Info(r.Context()); line != "" {
+				info = append(info, c.Name+": "+line)
+			}
+		}
+		if err != nil {
 			line := c.Name
 			if verbose {
 				line += ": " + err.Error()
@@ -394,13 +404,19 @@ func (s *server) ready(w http.ResponseWriter, r *http.Request, verbose bool) {
 	if len(failed) > 0 {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = fmt.Fprintf(w, "not ready\n%s\n", strings.Join(append(failed, degraded...), "\n"))
+		_, _ = fmt.Fprintf(w, "not ready\n%s\n", strings.Join(slices.Concat(failed, degraded, info), "\n"))
 		return
 	}
 	if len(degraded) > 0 {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusOK)
-		_, _ = fmt.Fprintf(w, "ready (degraded)\n%s\n", strings.Join(degraded, "\n"))
+		_, _ = fmt.Fprintf(w, "ready (degraded)\n%s\n", strings.Join(slices.Concat(degraded, info), "\n"))
+		return
+	}
+	if len(info) > 0 {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusOK)
+		_, _ = fmt.Fprintf(w, "ready\n%s\n", strings.Join(info, "\n"))
 		return
 	}
 	s.healthz(w, r)

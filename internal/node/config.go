@@ -60,7 +60,10 @@ type Config struct {
 	ForwardHeaders []string `yaml:"forward_headers"`
 	// Taps copies the exchanges of the routes that name a sink (README,
 	// "Taps").
-	Taps   TapsConfig    `yaml:"taps"`
+	Taps TapsConfig `yaml:"taps"`
+	// Outbox queues what the broker does not take, for the routes with
+	// outbox: true (README, "Outbox").
+	Outbox OutboxConfig  `yaml:"outbox"`
 	Routes []RouteConfig `yaml:"routes"`
 }
 
@@ -231,6 +234,10 @@ type RouteConfig struct {
 	Callback *CallbackConfig `yaml:"callback"`
 	// Tap copies this route's exchanges to the sinks named (taps.sinks).
 	Tap *RouteTapConfig `yaml:"tap"`
+	// Outbox queues a request the broker does not take (unavailable, or
+	// the publish timed out) in the outbox section's store and answers
+	// 202, instead of 503 (async and auto routes).
+	Outbox bool `yaml:"outbox"`
 }
 
 // CallbackConfig is a route's webhook settings.
@@ -447,6 +454,7 @@ func (c *Config) SetDefaults() {
 	defaultRateLimit(&c.Auth.RateLimit.Rate, &c.Auth.RateLimit.Per, &c.Auth.RateLimit.Burst)
 	c.TLS.setDefaults()
 	c.Taps.setDefaults()
+	c.Outbox.setDefaults()
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		defaultRateLimit(&r.RateLimit.Rate, &r.RateLimit.Per, &r.RateLimit.Burst)
@@ -556,6 +564,7 @@ func (c *Config) Validate() error {
 		bad("broker.profile", "%v", err)
 	}
 	c.checkTaps(bad)
+	c.checkOutbox(bad)
 	seen := make(map[string]int)
 	for i, r := range c.Routes {
 		f := fmt.Sprintf("routes[%d]", i)

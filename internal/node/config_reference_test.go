@@ -32,6 +32,7 @@ var notInReference = map[string]string{
 	"routes[].profile":              "broker.profile is shown; a route's own is shown in a comment",
 	"routes[].callback":             "needs a receiver and secrets; shown in a comment",
 	"routes[].tap":                  "needs a sink; shown in a comment",
+	"routes[].outbox":               "needs the outbox section; shown in a comment",
 	"taps.sinks[].table":            "no sink by default (it writes files); shown in a comment",
 	"taps.sinks[].url":              "no sink by default (it writes files); shown in a comment",
 	"taps.sinks[].routing_key":      "no sink by default (it writes files); shown in a comment",

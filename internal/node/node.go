@@ -33,6 +33,7 @@ import (
 	"github.com/syncgate/syncgate/gateway/instrument"
 	"github.com/syncgate/syncgate/internal/telemetry"
 	"github.com/syncgate/syncgate/internal/tlsreload"
+	"github.com/syncgate/syncgate/outbox"
 	"github.com/syncgate/syncgate/push/webhook"
 	"github.com/syncgate/syncgate/ratelimit"
 	"github.com/syncgate/syncgate/ratelimit/redislimit"
@@ -93,6 +94,10 @@ type Node struct {
 	deliverer *webhook.Deliverer
 	// tap copies the exchanges of routes with a tap section (nil: none).
 	tap *tap.Tap
+	// outbox and relay queue and publish what the broker did not take,
+	// for routes with outbox: true (nil: no outbox section).
+	outbox outbox.Store
+	relay  *outbox.Relay
 	// endStreams ends when the listener closes: event streams end with a
 	// shutdown event, to reconnect elsewhere (api.Options.EndStreams).
 	endStreams  context.Context
@@ -170,10 +175,18 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Node, error) {
 	}
 	b := n.broker
 	reg := n.metrics
+	var box gateway.Outbox
+	if s, err := cfg.openOutbox(context.Background()); err != nil {
+		n.closeEarly()
+		return nil, err
+	} else if s != nil {
+		n.outbox = s
+		box = n.newOutbox(s, b, reg)
+	}
 	gw := gateway.New(gateway.Config{
 		ReplyTo: cfg.ReplyTo, PublishTimeout: cfg.Broker.PublishTimeout,
 		RetryAfter: cfg.Results.RetryAfter, Logger: log,
-		Idempotency: idem, IdempotencyTTL: cfg.Idempotency.TTL, Cluster: cluster,
+		Idempotency: idem, IdempotencyTTL: cfg.Idempotency.TTL, Cluster: cluster, Outbox: box,
 	}, instrument.TracedPublisher(instrument.Publisher(b, reg), n.tracing.Tracer, n.tracing.Propagator, cfg.Broker.Kind, n.tracing.Recording()), store)
 	n.gw = gw
 	if cluster != nil {
@@ -196,8 +209,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Node, error) {
 	hooks := make(map[string]webhook.Route)
 	var err error
 	if n.tap, err = cfg.newTap(b, reg, log); err != nil {
-		_ = b.Close()
-		n.leaveCluster()
+		n.closeEarly()
 		return nil, err
 	}
 	redact := tap.RedactSet(cfg.Taps.Redact)
@@ -213,7 +225,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Node, error) {
 			ForwardHeaders: cfg.forwardHeaders(rc),
 			Route: &gateway.Route{
 				Name: rc.Name, Destination: rc.publishTo(), Mode: mode, Profile: rc.profile(cfg.Broker), Wait: rc.Wait, Timeout: rc.Timeout,
-				MaxWait: rc.MaxWait, RequireKey: rc.RequireIdempotencyKey,
+				MaxWait: rc.MaxWait, RequireKey: rc.RequireIdempotencyKey, Outbox: rc.Outbox,
 			},
 			Auth:      middleware.AuthMode(rc.Auth),
 			RateLimit: rc.RateLimit.limit(), NoRateLimit: rc.RateLimit.Off,
@@ -257,8 +269,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Node, error) {
 	)
 	authn, jwt, err := cfg.authenticator(log)
 	if err != nil {
-		_ = b.Close()
-		n.leaveCluster()
+		n.closeEarly()
 		return nil, fmt.Errorf("auth: %w", err)
 	}
 	if jwt != nil {
@@ -282,27 +293,23 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Node, error) {
 		StreamGroup: &n.streams,
 	})
 	if err != nil {
-		_ = b.Close()
-		n.leaveCluster()
+		n.closeEarly()
 		return nil, err
 	}
 	if cfg.TLS.Enabled() {
 		if n.tls, err = tlsreload.New(cfg.TLS.reloaderConfig(log)); err != nil {
-			_ = b.Close()
-			n.leaveCluster()
+			n.closeEarly()
 			return nil, fmt.Errorf("tls: %w", err)
 		}
 	}
 	if n.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
-		_ = b.Close()
-		n.leaveCluster()
+		n.closeEarly()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	if cfg.AdminAddr != "" {
 		if n.adminLn, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
 			_ = n.ln.Close()
-			_ = b.Close()
-			n.leaveCluster()
+			n.closeEarly()
 			return nil, fmt.Errorf("listen on admin_addr %s: %w", cfg.AdminAddr, err)
 		}
 	}
@@ -382,6 +389,15 @@ func (n *Node) addClusterChecks(rcfg redisstate.Config) {
 }
 
 // leaveCluster gives the node id back and closes the Redis client.
+// closeEarly undoes what New set up before it failed.
+func (n *Node) closeEarly() {
+	_ = n.broker.Close()
+	if n.outbox != nil {
+		_ = n.outbox.Close()
+	}
+	n.leaveCluster()
+}
+
 func (n *Node) leaveCluster() {
 	if n.rdb == nil {
 		return
@@ -657,6 +673,17 @@ func (n *Node) Run(ctx context.Context) error {
 			return nil
 		})
 	}
+	if n.relay != nil {
+		// The relay publishes while requests drain: what they queue gets
+		// its chance too. What is left stays in the store, for this node
+		// when it is back, or (postgres) another node.
+		consumers.Go(func() error {
+			if started() {
+				return n.relay.Run(consumeCtx)
+			}
+			return nil
+		})
+	}
 	if n.deliverer != nil {
 		// Deliveries go on while requests drain; one under way at the
 		// end is cancelled and left to its lease (another node, or this
@@ -740,6 +767,11 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	if err := n.broker.Close(); err != nil && runErr == nil {
 		runErr = fmt.Errorf("close broker: %w", err)
+	}
+	if n.outbox != nil {
+		if err := n.outbox.Close(); err != nil && runErr == nil {
+			runErr = fmt.Errorf("close outbox: %w", err)
+		}
 	}
 	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) && runErr == nil {
 		runErr = fmt.Errorf("http server: %w", err)
