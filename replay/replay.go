@@ -186,8 +186,12 @@ func ReadPostgres(ctx context.Context, url, table string, f Filter, fn func(tap.
 
 // Config configures Send.
 type Config struct {
-	// Target is the gateway's base URL (http://gw:8080).
+	// Target is the gateway's base URL (http://gw:8080), or a name for
+	// the report when Broker is set.
 	Target string
+	// Broker, when set, sends the requests straight to the broker instead
+	// of through Target (its Run must be consuming the replies).
+	Broker *Broker
 	Client *http.Client
 	// Rate bounds the requests sent per second (default 10).
 	Rate float64
@@ -237,8 +241,11 @@ var hopByHop = map[string]bool{"Connection": true, "Keep-Alive": true, "Te": tru
 // Send sends the requests of xs to cfg.Target, at most cfg.Rate a second,
 // and reports what became of each, in the order of xs.
 func Send(ctx context.Context, cfg Config, xs []tap.Exchange) (*Report, error) {
-	if cfg.Target == "" {
+	if cfg.Target == "" && cfg.Broker == nil {
 		return nil, errors.New("replay: no target")
+	}
+	if cfg.Broker != nil && cfg.Broker.ReplyTo == "" {
+		return nil, errNoReplyTo
 	}
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Timeout: 2 * time.Minute}
@@ -289,7 +296,11 @@ func Send(ctx context.Context, cfg Config, xs []tap.Exchange) (*Report, error) {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			send(ctx, cfg, x, r)
+			if cfg.Broker != nil {
+				cfg.Broker.send(ctx, x, cfg.Header, r)
+			} else {
+				send(ctx, cfg, x, r)
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			if r.Error != "" {

@@ -7,14 +7,18 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/syncgate/syncgate/correlation"
+	"github.com/syncgate/syncgate/internal/node"
 	"github.com/syncgate/syncgate/replay"
 	"github.com/syncgate/syncgate/tap"
 )
@@ -23,8 +27,10 @@ const replayUsage = `Usage: syncgate replay [flags]
 
 Reads exchanges back from a tap's sink (JSON Lines files, or a postgres
 sink's table), keeps those the filters select, and sends their requests
-again through a gateway's HTTP API, each with Replay-Of naming the
-original. Prints a table of outcomes; --report writes every result.
+again through a gateway's HTTP API (--to), or straight to the broker of
+a gateway's configuration (--to-broker --config), each with Replay-Of
+naming the original. Prints a table of outcomes; --report writes every
+result.
 
 Example: a service was broken from 10:02 to 10:17; send again every
 request of route orders that got a 5xx (504s included) in that window:
@@ -56,6 +62,8 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var (
 		from, routes, statuses, ids, headers listFlag
 		pgURL, table, since, until, to       string
+		configPath                           string
+		toBroker                             bool
 		reportPath                           string
 		rate                                 float64
 		concurrency                          int
@@ -70,6 +78,8 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.Var(&statuses, "status", "only these statuses: classes (5xx) or codes (504) (comma list)")
 	fs.Var(&ids, "id", "only these correlation ids (comma list)")
 	fs.StringVar(&to, "to", "", "the gateway to send to (http://gw:8080)")
+	fs.BoolVar(&toBroker, "to-broker", false, "send straight to the broker of --config's gateway, as it would publish, and wait for the replies")
+	fs.StringVar(&configPath, "config", "", "with --to-broker: the gateway's configuration file (its broker and routes)")
 	fs.Float64Var(&rate, "rate", 10, "requests per second at most")
 	fs.IntVar(&concurrency, "concurrency", 8, "requests under way at most")
 	fs.BoolVar(&dryRun, "dry-run", false, "send nothing: list what would be sent")
@@ -96,8 +106,13 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if (len(from) == 0) == (pgURL == "") {
 		return errors.New("replay: give --from (JSONL files) or --from-postgres, one of them")
 	}
-	if to == "" && !dryRun {
-		return errors.New("replay: --to the gateway (or --dry-run)")
+	switch {
+	case toBroker && to != "":
+		return errors.New("replay: --to or --to-broker, not both")
+	case toBroker && configPath == "":
+		return errors.New("replay: --to-broker needs --config, the gateway's configuration file")
+	case to == "" && !toBroker && !dryRun:
+		return errors.New("replay: --to the gateway, or --to-broker (or --dry-run)")
 	}
 	h := http.Header{}
 	for _, line := range headers {
@@ -132,6 +147,14 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	cfg := replay.Config{Target: to, Rate: rate, Concurrency: concurrency, DryRun: dryRun, Header: h}
+	if toBroker && !dryRun {
+		br, stopBroker, err := replayBroker(ctx, configPath, stderr)
+		if err != nil {
+			return err
+		}
+		defer stopBroker()
+		cfg.Broker, cfg.Target = br, "broker ("+br.ReplyTo+")"
+	}
 	if !quiet {
 		cfg.Progress = stderr
 		fmt.Fprintf(stderr, "replay: %d exchanges selected\n", len(xs))
@@ -169,4 +192,48 @@ func parseTime(name, v string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("replay: --%s %q: want an RFC 3339 time (2026-12-05T10:02:00Z)", name, v)
 	}
 	return t, nil
+}
+
+// replayBroker connects to the broker of the gateway configuration at
+// path and consumes a reply inbox of its own (syncgate.replay.<random>;
+// on Kafka a topic, which stays behind), until stop.
+func replayBroker(ctx context.Context, path string, stderr io.Writer) (*replay.Broker, func(), error) {
+	gc, err := node.LoadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("replay: --config: %w", err)
+	}
+	gc.SetDefaults()
+	if err := gc.Validate(); err != nil {
+		return nil, nil, fmt.Errorf("replay: --config %s: %w", path, err)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	b, err := node.NewBroker(gc.Broker, log)
+	if err != nil {
+		return nil, nil, fmt.Errorf("replay: broker: %w", err)
+	}
+	br := &replay.Broker{Publisher: b, Subscriber: b, Routes: gc.ReplayRoutes(), ReplyTo: "syncgate.replay." + correlation.NewID()}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	ready := make(chan struct{})
+	var once sync.Once
+	go func() { done <- br.Run(runCtx, func() { once.Do(func() { close(ready) }) }) }()
+	stop := func() {
+		cancel()
+		<-done
+		_ = b.Close()
+	}
+	select {
+	case <-ready:
+		return br, stop, nil
+	case err := <-done:
+		cancel()
+		_ = b.Close()
+		return nil, nil, fmt.Errorf("replay: %w", err)
+	case <-time.After(30 * time.Second):
+		stop()
+		return nil, nil, fmt.Errorf("replay: the reply inbox %s was not consumed within 30s: is the broker (%s) up?", br.ReplyTo, gc.Broker.Kind)
+	case <-ctx.Done():
+		stop()
+		return nil, nil, ctx.Err()
+	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/syncgate/syncgate/replay"
 	"github.com/syncgate/syncgate/tap"
 	"github.com/syncgate/syncgate/tap/jsonl"
 	"github.com/syncgate/syncgate/tap/pgsink"
@@ -205,4 +206,16 @@ func (c *Config) tapBody(rc RouteConfig) int {
 		return int(rc.Tap.MaxBody)
 	}
 	return int(c.Taps.MaxBody)
+}
+
+// ReplayRoutes returns the routes as `syncgate replay --to-broker` sends
+// to them: by name, their destination, forwarded headers, timeout and
+// wire profile, as this configuration's gateway would publish them.
+func (c *Config) ReplayRoutes() map[string]replay.BrokerRoute {
+	m := make(map[string]replay.BrokerRoute, len(c.Routes))
+	for _, rc := range c.Routes {
+		m[rc.Name] = replay.BrokerRoute{Destination: rc.publishTo(), ForwardHeaders: c.forwardHeaders(rc),
+			Timeout: rc.Timeout, Profile: rc.profile(c.Broker)}
+	}
+	return m
 }
