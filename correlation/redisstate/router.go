@@ -263,12 +263,45 @@ func (r *Router) reloadSlots(ctx context.Context) {
 // subscription left on a node that was demoted to replica by a failover
 // (Sentinel or Redis Cluster) counts 0, and so does every forward to it,
 // which the forwarding node takes for a node that is gone.
+//
+// The publish goes where the client routes ch, which is where the
+// subscription went: with a slot map (or a connection) that lags behind
+// a failover, both are on the demoted master, whose count of its own
+// subscriber would pass the probe. onMaster catches that first.
 func (r *Router) probe(ctx context.Context, ch string) error {
+	if err := r.onMaster(ctx, ch); err != nil {
+		return err
+	}
 	n, err := r.publish(ctx, ch, []byte(probePayload))
 	if err != nil {
 		return err
 	}
 	if n == 0 {
+		return errNotOnMaster
+	}
+	return nil
+}
+
+// onMaster checks that the node the client sends ch's commands to says it
+// is a master (ROLE). A user whose ACL refuses ROLE skips the check: the
+// publish's count still catches a subscription on a replica when the
+// publish goes to the real master.
+func (r *Router) onMaster(ctx context.Context, ch string) error {
+	do := r.rdb.Do
+	if cc, ok := r.rdb.(*goredis.ClusterClient); ok {
+		m, err := cc.MasterForKey(ctx, ch)
+		if err != nil {
+			return err
+		}
+		do = m.Do
+	}
+	role, err := do(ctx, "ROLE").Slice()
+	switch {
+	case err != nil && strings.HasPrefix(err.Error(), "NOPERM"):
+		return nil
+	case err != nil:
+		return err
+	case len(role) == 0 || role[0] != "master":
 		return errNotOnMaster
 	}
 	return nil
