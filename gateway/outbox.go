@@ -27,7 +27,9 @@ type Outbox interface {
 }
 
 // enqueue hands a request the broker did not take (pubErr, from publish)
-// to the outbox, when its route has one: the request is answered 202 and
+// for a reason that passes (outbox.Retriable: unavailable, timed out; not
+// an unroutable destination or a message too large, which would wait in
+// the queue for ever) to the outbox, when its route has one: the request is answered 202 and
 // its record says it is queued. It reports false, with the error to
 // answer, when the request is not queued: pubErr itself when the route has
 // no outbox or the outbox failed, ErrOutboxFull when it is full.
@@ -38,7 +40,7 @@ type Outbox interface {
 // bound; an auto request's is written here.
 func (c *call) enqueue(ctx context.Context, pubErr error) (bool, error) {
 	g := c.g
-	if !c.r.Outbox || !c.r.Pollable() || g.cfg.Outbox == nil || !errors.Is(pubErr, ErrUnavailable) || ctx.Err() != nil {
+	if !c.r.Outbox || !c.r.Pollable() || g.cfg.Outbox == nil || !outbox.Retriable(pubErr) || ctx.Err() != nil {
 		return false, pubErr
 	}
 	ctx = context.WithoutCancel(ctx) // queued or not, carried through

@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -63,6 +64,12 @@ func TestOutbox(t *testing.T) {
 			if store.Len() != before {
 				t.Errorf("a refused request left a record: %d, want %d", store.Len(), before)
 			}
+			// A permanent refusal is not queued: it would never pass.
+			pub.err = fmt.Errorf("%w: no such topic", brokers.ErrUnroutable)
+			if _, err := do(rt); !errors.Is(err, gateway.ErrUnavailable) || errors.Is(err, gateway.ErrOutboxFull) {
+				t.Errorf("unroutable: %v, want ErrUnavailable, not queued", err)
+			}
+			pub.err = brokers.ErrUnavailable
 			// Without outbox: 503 as before.
 			plain := route(mode)
 			if _, err := do(plain); !errors.Is(err, gateway.ErrUnavailable) || errors.Is(err, gateway.ErrOutboxFull) {

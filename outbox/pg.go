@@ -3,13 +3,11 @@ package outbox
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -28,6 +26,12 @@ type PG struct {
 
 	mu   sync.Mutex
 	lead *pgxpool.Conn // holds the advisory lock, while this store leads
+
+	// counted is the table's row count read at countedAt, plus this
+	// store's puts since (see room); guarded by countMu.
+	countMu   sync.Mutex
+	counted   int
+	countedAt time.Time
 }
 
 // OpenPG connects to url and creates the table if needed; it holds at
@@ -66,32 +70,52 @@ type pgMessage struct {
 	Body    []byte            `json:"body,omitempty"`
 }
 
-// Put queues it; the count check and the insert are one statement, so
-// that nodes putting at once cannot pass max together by much (a
-// statement's snapshot: by the rows inserted concurrently at most).
+// Put queues it. Room is checked against a count of the table read at
+// most once a second (count(*) reads every row: at 100 000 queued, once
+// per put would cost the most when the queue grows fastest), plus this
+// node's puts since; nodes putting at once can pass max by what they put
+// within that second.
 func (p *PG) Put(ctx context.Context, it Item) error {
 	m, err := json.Marshal(pgMessage{Key: it.Message.Key, Headers: it.Message.Headers, Body: it.Message.Body})
 	if err != nil {
 		return err
 	}
-	tag, err := p.pool.Exec(ctx, `INSERT INTO `+p.table+` (id, dest, message, queued, deadline)
-		SELECT $1, $2, $3, $4, $5 WHERE (SELECT count(*) FROM `+p.table+`) < $6
-		AND NOT EXISTS (SELECT 1 FROM `+p.table+` WHERE id = $1)`,
-		it.ID, it.Dest, m, it.Queued, it.Deadline, p.max)
-	var pgErr *pgconn.PgError
-	switch {
-	case errors.As(err, &pgErr) && pgErr.Code == "23505": // unique_violation
-		return ErrExists
-	case err != nil:
-		return fmt.Errorf("outbox: put: %w", err)
-	case tag.RowsAffected() == 0:
-		var exists bool
-		if err := p.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+p.table+` WHERE id = $1)`, it.ID).Scan(&exists); err == nil && exists {
+	if ok, err := p.room(ctx); err != nil {
+		return err
+	} else if !ok {
+		if queued, err := p.Has(ctx, it.ID); err == nil && queued {
 			return ErrExists
 		}
 		return ErrFull
 	}
+	tag, err := p.pool.Exec(ctx, `INSERT INTO `+p.table+` (id, dest, message, queued, deadline)
+		VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING`,
+		it.ID, it.Dest, m, it.Queued, it.Deadline)
+	switch {
+	case err != nil:
+		return fmt.Errorf("outbox: put: %w", err)
+	case tag.RowsAffected() == 0:
+		return ErrExists
+	}
 	return nil
+}
+
+// room reports whether one more item fits, counting it.
+func (p *PG) room(ctx context.Context) (bool, error) {
+	p.countMu.Lock()
+	defer p.countMu.Unlock()
+	if time.Since(p.countedAt) >= time.Second || p.counted >= p.max {
+		var n int
+		if err := p.pool.QueryRow(ctx, `SELECT count(*) FROM `+p.table).Scan(&n); err != nil {
+			return false, fmt.Errorf("outbox: put: count: %w", err)
+		}
+		p.counted, p.countedAt = n, time.Now()
+	}
+	if p.counted >= p.max {
+		return false, nil
+	}
+	p.counted++
+	return true, nil
 }
 
 // Claim leases up to n of the oldest rows nobody holds.
@@ -201,10 +225,15 @@ func (p *PG) dropLead() {
 	p.lead = nil
 }
 
-// Close gives up the lead and closes the connections.
+// Close gives up the lead and closes the connections. The lock is
+// released explicitly: a closed connection releases it too, but only once
+// its server process has noticed, a moment later.
 func (p *PG) Close() error {
 	p.mu.Lock()
 	if p.lead != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, _ = p.lead.Exec(ctx, `SELECT pg_advisory_unlock_all()`)
+		cancel()
 		p.dropLead()
 	}
 	p.mu.Unlock()

@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -41,7 +42,11 @@ type Relay struct {
 	// Published and Expired, when set, are told of each item published
 	// or dropped (metrics, the request's record).
 	Published, Expired func(Item)
-	Logger             *slog.Logger
+	// Failed, when set, is told of each item dropped because the broker
+	// refused it for good (not Retriable: its destination is gone, it is
+	// too large): it would hold up the queue behind it for ever.
+	Failed func(Item, error)
+	Logger *slog.Logger
 }
 
 func (r *Relay) defaults() {
@@ -89,6 +94,15 @@ func (r *Relay) Run(ctx context.Context) error {
 			pctx, cancel := context.WithTimeout(ctx, r.PublishTimeout)
 			err := r.Publisher.Publish(pctx, it.Dest, it.Message)
 			cancel()
+			if err != nil && ctx.Err() == nil && !Retriable(err) {
+				log.ErrorContext(ctx, "outbox: the broker refused a queued request for good; it is dropped unpublished",
+					slog.String("correlation_id", it.ID), slog.String("destination", it.Dest), slog.Any("error", err))
+				_ = r.Store.Done(ctx, it.ID)
+				if r.Failed != nil {
+					r.Failed(it, err)
+				}
+				continue
+			}
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil
@@ -130,6 +144,14 @@ func (r *Relay) Run(ctx context.Context) error {
 		}
 		t.Stop()
 	}
+}
+
+// Retriable reports whether a publish failed for a reason that passes:
+// the broker was unavailable or did not answer in time
+// (brokers.ErrUnavailable, a deadline). Other failures (an unroutable
+// destination, a message too large) would fail again.
+func Retriable(err error) bool {
+	return errors.Is(err, brokers.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // leader is a Store on which one relay at a time publishes: Lead reports

@@ -3,6 +3,7 @@ package outbox_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -25,7 +26,7 @@ type flakyBroker struct {
 func (b *flakyBroker) Publish(_ context.Context, dest string, m brokers.Message) error {
 	if b.down.Load() {
 		b.refusals.Add(1)
-		return errors.New("broker down")
+		return fmt.Errorf("%w: broker down", brokers.ErrUnavailable)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -145,5 +146,59 @@ func TestPGLeadHandsOver(t *testing.T) {
 	got, err := b.Claim(ctx, 10, time.Minute)
 	if err != nil || len(got) != 3 || got[0].ID != "id-0" || got[2].ID != "id-2" {
 		t.Fatalf("new leader's Claim = %v, %v; want the 3 items in order, leases freed", got, err)
+	}
+}
+
+// refusingBroker refuses the messages of one id for good, as a broker
+// refuses a message too large or a destination that is gone.
+type refusingBroker struct {
+	flakyBroker
+	refuse string
+}
+
+func (b *refusingBroker) Publish(ctx context.Context, dest string, m brokers.Message) error {
+	if m.Headers["correlation-id"] == b.refuse {
+		return fmt.Errorf("%w: no such topic", brokers.ErrUnroutable)
+	}
+	return b.flakyBroker.Publish(ctx, dest, m)
+}
+
+// An item the broker refuses for good is dropped and told to Failed; it
+// does not hold up the items behind it.
+func TestRelayDropsWhatTheBrokerRefusesForGood(t *testing.T) {
+	open, _ := kinds[0].open(t, 100)
+	s := open()
+	defer s.Close()
+	for i := range 3 {
+		if err := s.Put(t.Context(), item(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := &refusingBroker{refuse: "id-0"}
+	failed := make(chan string, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	r := &outbox.Relay{Store: s, Publisher: b, Poll: 10 * time.Millisecond, Failed: func(it outbox.Item, err error) {
+		if errors.Is(err, brokers.ErrUnroutable) {
+			failed <- it.ID
+		}
+	}}
+	go func() { defer close(done); _ = r.Run(ctx) }()
+	testenv.Eventually(t, 5*time.Second, "the items behind were published", func() bool { return len(b.published()) == 2 })
+	cancel()
+	<-done
+	if got := b.published(); got[0] != "id-1" || got[1] != "id-2" {
+		t.Errorf("published %v, want [id-1 id-2]", got)
+	}
+	select {
+	case id := <-failed:
+		if id != "id-0" {
+			t.Errorf("Failed told of %s, want id-0", id)
+		}
+	default:
+		t.Error("Failed was not told of the refused item")
+	}
+	if depth, _, _ := s.Stats(t.Context()); depth != 0 {
+		t.Errorf("%d items left", depth)
 	}
 }

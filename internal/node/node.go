@@ -175,19 +175,22 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Node, error) {
 	}
 	b := n.broker
 	reg := n.metrics
+	// The gateway's and the outbox relay's publishes are measured and
+	// traced alike.
+	pub := instrument.TracedPublisher(instrument.Publisher(b, reg), n.tracing.Tracer, n.tracing.Propagator, cfg.Broker.Kind, n.tracing.Recording())
 	var box gateway.Outbox
 	if s, err := cfg.openOutbox(context.Background()); err != nil {
 		n.closeEarly()
 		return nil, err
 	} else if s != nil {
 		n.outbox = s
-		box = n.newOutbox(s, b, reg)
+		box = n.newOutbox(s, pub, reg)
 	}
 	gw := gateway.New(gateway.Config{
 		ReplyTo: cfg.ReplyTo, PublishTimeout: cfg.Broker.PublishTimeout,
 		RetryAfter: cfg.Results.RetryAfter, Logger: log,
 		Idempotency: idem, IdempotencyTTL: cfg.Idempotency.TTL, Cluster: cluster, Outbox: box,
-	}, instrument.TracedPublisher(instrument.Publisher(b, reg), n.tracing.Tracer, n.tracing.Propagator, cfg.Broker.Kind, n.tracing.Recording()), store)
+	}, pub, store)
 	n.gw = gw
 	if cluster != nil {
 		instrument.Cluster(gw, reg)

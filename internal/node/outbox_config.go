@@ -151,12 +151,14 @@ func (n *Node) newOutbox(s outbox.Store, pub outbox.Publisher, reg prometheus.Re
 		Help: "Queued requests this node's relay published."})
 	expired := prometheus.NewCounter(prometheus.CounterOpts{Name: "syncgate_outbox_expired_total",
 		Help: "Queued requests dropped unpublished because their deadline passed while the broker was down."})
+	failed := prometheus.NewCounter(prometheus.CounterOpts{Name: "syncgate_outbox_failed_total",
+		Help: "Queued requests dropped unpublished because the broker refused them for good (unroutable, too large)."})
 	stats := func() (int, time.Time, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		return s.Stats(ctx)
 	}
-	reg.MustRegister(w.queued, w.refusals, published, expired,
+	reg.MustRegister(w.queued, w.refusals, published, expired, failed,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "syncgate_outbox_depth",
 			Help: "Requests waiting in the outbox (every node's, on a postgres outbox)."}, func() float64 {
 			d, _, _ := stats()
@@ -174,6 +176,7 @@ func (n *Node) newOutbox(s outbox.Store, pub outbox.Publisher, reg prometheus.Re
 	n.relay = &outbox.Relay{Store: s, Publisher: pub, Wake: w.wake, Poll: n.cfg.Outbox.Poll, Retry: n.cfg.Outbox.Retry,
 		PublishTimeout: n.cfg.Broker.PublishTimeout, Logger: n.log,
 		Published: func(outbox.Item) { published.Inc() },
+		Failed:    func(outbox.Item, error) { failed.Inc() }, // the relay logs it
 		Expired: func(it outbox.Item) {
 			expired.Inc()
 			n.log.Warn("outbox: a queued request expired before the broker took it; it was not published",
