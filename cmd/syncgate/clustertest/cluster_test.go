@@ -90,6 +90,25 @@ func newClusterRoutes(t *testing.T, routes string, ids ...string) *cluster {
 
 func newClusterFull(t *testing.T, on backend, rk redisKind, extra, routes string, ids ...string) *cluster {
 	t.Helper()
+	c := newClusterState(t, on, rk, extra, routes, ids...)
+	c.setUpBroker(ids)
+	c.config = filepath.Join(c.dir, "cluster.yaml")
+	if err := os.WriteFile(c.config, []byte(c.yaml()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		c.nodes[id] = c.start(id, nil)
+	}
+	for _, id := range ids {
+		c.waitReady(c.nodes[id])
+	}
+	return c
+}
+
+// newClusterState is a cluster of nodes ids, with their addresses, not
+// started, on no broker yet; with its own Redis when rk is redisPrivate.
+func newClusterState(t *testing.T, on backend, rk redisKind, extra, routes string, ids ...string) *cluster {
+	t.Helper()
 	var redis *redisServer
 	if rk == redisPrivate {
 		redis = startRedis(t)
@@ -100,19 +119,8 @@ func newClusterFull(t *testing.T, on backend, rk redisKind, extra, routes string
 		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: 90 * time.Second},
 	}
 	t.Cleanup(c.http.CloseIdleConnections)
-	c.setUpBroker(ids)
 	for _, id := range ids {
 		c.addrs[id] = "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
-	}
-	c.config = filepath.Join(c.dir, "cluster.yaml")
-	if err := os.WriteFile(c.config, []byte(c.yaml()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range ids {
-		c.nodes[id] = c.start(id, nil)
-	}
-	for _, id := range ids {
-		c.waitReady(c.nodes[id])
 	}
 	return c
 }
