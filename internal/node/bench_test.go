@@ -2,14 +2,19 @@ package node_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -288,30 +293,391 @@ func BenchmarkWaiterStack(b *testing.B) {
 	b.ReportMetric(0, "ns/op")
 }
 
-// BenchmarkTapJSONL measures what a JSONL tap costs the memory path: one
-// node, two echo routes alike but for a tap to a JSONL sink (in a temp
-// directory), phases alternating, 64 keep-alive clients over loopback;
+// BenchmarkTap measures what a tap to each kind of sink costs the memory
+// path: one node, two echo routes alike but for a tap (to the sink of the
+// sub-benchmark), phases alternating, 64 keep-alive clients over loopback;
 // throughput and the process's CPU time per request of each (the client,
 // the node and the sink's writer share the process). Run with -benchtime
 // 1x.
-func BenchmarkTapJSONL(b *testing.B) {
-	const clients = 64
-	phase := 2 * time.Second
+//
+//   - jsonl: a file in a temp directory.
+//   - broker: the node's memory broker, on demo.sleep, whose demo consumer
+//     drops every tap message at once (no correlation id): nobody would
+//     consume the destination otherwise, and a memory queue nobody reads
+//     is full after 10 000 messages (see BenchmarkTapDeadSink). The drain
+//     runs in the process too, so its receive counts in the tapped CPU.
+//   - postgres: a table of the PostgreSQL at 127.0.0.1:5432 (skipped
+//     without it). The server runs outside the process, on the same
+//     machine: its CPU time is reported apart (pg_cpu_µs/req, from /proc,
+//     every postgres process of the machine).
+//
+// After the phases it waits (30 s at most) for the sink's queue to empty
+// and reports what the sink wrote, dropped and failed to write.
+func BenchmarkTap(b *testing.B) {
+	for _, tc := range []struct {
+		kind     string
+		sink     func(b *testing.B) node.TapSinkConfig
+		otherCPU func(b *testing.B) float64
+	}{
+		{"jsonl", func(b *testing.B) node.TapSinkConfig {
+			return node.TapSinkConfig{Kind: "jsonl", Path: filepath.Join(b.TempDir(), "exchanges.jsonl")}
+		}, nil},
+		{"broker", func(b *testing.B) node.TapSinkConfig {
+			return node.TapSinkConfig{Kind: "broker", Destination: demo.SleepDestination}
+		}, nil},
+		{"postgres", func(b *testing.B) node.TapSinkConfig {
+			url := testenv.RequirePostgres(b)
+			return node.TapSinkConfig{Kind: "postgres", URL: url, Table: testenv.PostgresTable(b, url, "tap_bench")}
+		}, postgresCPU},
+	} {
+		b.Run(tc.kind, func(b *testing.B) {
+			sink := tc.sink(b)
+			sink.Name = "audit"
+			n, plain, tapped := startTapBench(b, sink)
+			client := benchClient(b, tapClients)
+			hammerAs(b, client, plain, "", tapClients, 300*time.Millisecond)
+			hammerAs(b, client, tapped, "", tapClients, 300*time.Millisecond)
+			// The server's CPU time over each phase, when it runs apart.
+			var other [2]float64 // plain, tapped: seconds
+			var reqs [2]float64
+			phase := func(i int, url string) func() float64 {
+				return func() float64 {
+					var o0 float64
+					if tc.otherCPU != nil {
+						o0 = tc.otherCPU(b)
+					}
+					r := hammerAs(b, client, url, "", tapClients, tapPhase)
+					if tc.otherCPU != nil {
+						other[i] += tc.otherCPU(b) - o0
+					}
+					reqs[i] += r * tapPhase.Seconds()
+					return r
+				}
+			}
+			pairedPhases(b, 5, "plain", "tapped", phase(0, plain), phase(1, tapped), tapPhase)
+			if tc.otherCPU != nil {
+				b.ReportMetric(other[0]/reqs[0]*1e6, "plain_pg_cpu_µs/req")
+				b.ReportMetric(other[1]/reqs[1]*1e6, "tapped_pg_cpu_µs/req")
+			}
+			testenv.Eventually(b, 30*time.Second, "the tap's queue empty", func() bool {
+				return tapMetric(b, n, "syncgate_tap_queued", sink.Name) == 0
+			})
+			reportTapCounts(b, n, sink.Name)
+		})
+	}
+}
+
+// BenchmarkTapDeadSink measures the request latency of a route whose tap's
+// sink is down against the same route without a tap: one node, phases
+// alternating, 64 keep-alive clients over loopback; p50 and p99 of each
+// phase (every request of the five rounds), their ratios, throughput, and
+// what the sink dropped and failed to write (syncgate_tap_dropped_total,
+// syncgate_tap_errors_total), against dead_reqs, every request to the
+// tapped route (warm-up included). Run with -benchtime 1x.
+//
+//   - pg-refused: a postgres sink on 127.0.0.1:1, where nothing listens:
+//     every batch fails at once and counts as errors.
+//   - pg-hung: a postgres sink on a listener of the benchmark that accepts
+//     and never answers: the first write hangs (until shutdown), the queue
+//     (10 000) fills, and the rest is dropped.
+//   - broker-undrained: a broker sink to a memory destination nobody
+//     consumes: its memory queue holds 10 000 messages, then every publish
+//     waits out broker.publish_timeout (5 s) and the tap's queue fills.
+func BenchmarkTapDeadSink(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		sink func(b *testing.B) node.TapSinkConfig
+	}{
+		{"pg-refused", func(b *testing.B) node.TapSinkConfig {
+			return node.TapSinkConfig{Kind: "postgres", URL: "postgres://syncgate@127.0.0.1:1/test?sslmode=disable"}
+		}},
+		{"pg-hung", func(b *testing.B) node.TapSinkConfig {
+			return node.TapSinkConfig{Kind: "postgres", URL: "postgres://syncgate@" + silentListener(b) + "/test?sslmode=disable"}
+		}},
+		{"broker-undrained", func(b *testing.B) node.TapSinkConfig {
+			return node.TapSinkConfig{Kind: "broker", Destination: "tap.nobody"}
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			sink := tc.sink(b)
+			sink.Name = "dead"
+			n, plain, tapped := startTapBench(b, sink)
+			client := benchClient(b, tapClients)
+			hammerTimed(b, client, plain, tapClients, 300*time.Millisecond)
+			_, warm := hammerTimed(b, client, tapped, tapClients, 300*time.Millisecond)
+			deadReqs := len(warm)
+			pairedLatency(b, 5, "plain", "dead",
+				func() (float64, []time.Duration) { return hammerTimed(b, client, plain, tapClients, tapPhase) },
+				func() (float64, []time.Duration) {
+					r, lat := hammerTimed(b, client, tapped, tapClients, tapPhase)
+					deadReqs += len(lat)
+					return r, lat
+				}, tapPhase)
+			b.ReportMetric(float64(deadReqs), "dead_reqs")
+			reportTapCounts(b, n, sink.Name)
+		})
+	}
+}
+
+const (
+	tapClients = 64
+	tapPhase   = 2 * time.Second
+)
+
+// startTapBench starts a node with sink as its only tap sink and two echo
+// routes alike but for a tap to it, and returns the node and their URLs.
+// Its log drops the demo consumer's line for each tap message it is given
+// (BenchmarkTap's broker drain); the rest is formatted and discarded, as
+// start does.
+func startTapBench(b *testing.B, sink node.TapSinkConfig) (n *running, plain, tapped string) {
 	cfg := testConfig()
-	cfg.Taps.Sinks = []node.TapSinkConfig{{Name: "audit", Kind: "jsonl", Path: filepath.Join(b.TempDir(), "exchanges.jsonl")}}
+	cfg.Taps.Flush = 500 * time.Millisecond // a dead sink's queue is not waited for long
+	cfg.Taps.Sinks = []node.TapSinkConfig{sink}
 	cfg.Routes = append(cfg.Routes,
 		node.RouteConfig{Name: "echo-plain", Method: "POST", Path: "/t/echo-plain", Destination: "demo.echo", Mode: "auto"},
 		node.RouteConfig{Name: "echo-tapped", Method: "POST", Path: "/t/echo-tapped", Destination: "demo.echo", Mode: "auto",
-			Tap: &node.RouteTapConfig{Sinks: []string{"audit"}}})
-	n := start(b, cfg)
+			Tap: &node.RouteTapConfig{Sinks: []string{sink.Name}}})
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		b.Fatal(err)
+	}
+	log := slog.New(dropMessage{slog.NewTextHandler(io.Discard, nil), "dropping invalid request"})
+	nd, err := node.New(cfg, log)
+	if err != nil {
+		b.Fatal(err)
+	}
+	n = run(b, nd)
+	return n, n.base + "/t/echo-plain", n.base + "/t/echo-tapped"
+}
+
+// benchClient is an HTTP client of `clients` keep-alive connections.
+func benchClient(b *testing.B, clients int) *http.Client {
 	client := &http.Client{Transport: &http.Transport{
 		MaxIdleConns: clients, MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients,
 	}}
 	b.Cleanup(client.CloseIdleConnections)
-	plain, tapped := n.base+"/t/echo-plain", n.base+"/t/echo-tapped"
-	hammerAs(b, client, plain, "", clients, 300*time.Millisecond)
-	hammerAs(b, client, tapped, "", clients, 300*time.Millisecond)
-	pairedPhases(b, 5, "plain", "tapped",
-		func() float64 { return hammerAs(b, client, plain, "", clients, phase) },
-		func() float64 { return hammerAs(b, client, tapped, "", clients, phase) }, phase)
+	return client
+}
+
+// dropMessage is a log handler that drops the records whose message is msg.
+type dropMessage struct {
+	slog.Handler
+	msg string
+}
+
+func (h dropMessage) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h dropMessage) WithAttrs(as []slog.Attr) slog.Handler {
+	return dropMessage{h.Handler.WithAttrs(as), h.msg}
+}
+
+func (h dropMessage) WithGroup(name string) slog.Handler {
+	return dropMessage{h.Handler.WithGroup(name), h.msg}
+}
+
+// silentListener listens on loopback, accepts connections and never
+// answers nor reads them, until the benchmark ends (after its node
+// stopped: cleanups run last first); it returns its address.
+func silentListener(b *testing.B) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return // closed
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	b.Cleanup(func() {
+		_ = ln.Close()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+// hammerTimed is hammer that also returns the latency of every request.
+func hammerTimed(b *testing.B, client *http.Client, url string, clients int, d time.Duration) (float64, []time.Duration) {
+	b.Helper()
+	payload := []byte(`{"order":42,"amount":"12.50"}`)
+	var failed atomic.Value
+	var mu sync.Mutex
+	var all []time.Duration
+	stop := time.Now().Add(d)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range clients {
+		wg.Go(func() {
+			lat := make([]time.Duration, 0, 1024)
+			defer func() {
+				mu.Lock()
+				all = append(all, lat...)
+				mu.Unlock()
+			}()
+			for {
+				t0 := time.Now()
+				if !t0.Before(stop) {
+					return
+				}
+				req, err := http.NewRequest("POST", url, bytes.NewReader(payload))
+				if err != nil {
+					failed.Store(err.Error())
+					return
+				}
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := client.Do(req)
+				if err != nil {
+					failed.Store(err.Error())
+					return
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || !bytes.Equal(body, payload) {
+					failed.Store(fmt.Sprintf("status %d body %q", resp.StatusCode, body))
+					return
+				}
+				lat = append(lat, time.Since(t0))
+			}
+		})
+	}
+	wg.Wait()
+	if f := failed.Load(); f != nil {
+		b.Fatalf("%s: %v", url, f)
+	}
+	return float64(len(all)) / time.Since(start).Seconds(), all
+}
+
+// pairedLatency runs phases of a and b, alternating, rounds of each per
+// b.N, each returning its req/s and latencies, and reports, named an and
+// bn, each one's req/s, p50 and p99 (in ms, over every request of its
+// phases) and the ratios of b's to a's, and the process's CPU time per
+// request of each and its ratio.
+func pairedLatency(b *testing.B, rounds int, an, bn string, a, bf func() (float64, []time.Duration), phase time.Duration) {
+	var aSum, bSum, aCPU, bCPU float64
+	var aLat, bLat []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		for range rounds {
+			c0 := processCPU(b)
+			r, l := a()
+			aCPU += processCPU(b) - c0
+			aSum, aLat = aSum+r, append(aLat, l...)
+			c0 = processCPU(b)
+			r, l = bf()
+			bCPU += processCPU(b) - c0
+			bSum, bLat = bSum+r, append(bLat, l...)
+		}
+	}
+	b.StopTimer()
+	slices.Sort(aLat)
+	slices.Sort(bLat)
+	pct := func(l []time.Duration, p float64) float64 {
+		if len(l) == 0 {
+			return 0
+		}
+		return float64(l[min(len(l)-1, int(p*float64(len(l))))]) / 1e6
+	}
+	runs := float64(rounds * b.N)
+	b.ReportMetric(aSum/runs, an+"_req/s")
+	b.ReportMetric(bSum/runs, bn+"_req/s")
+	b.ReportMetric(pct(aLat, 0.50), an+"_p50_ms")
+	b.ReportMetric(pct(aLat, 0.99), an+"_p99_ms")
+	b.ReportMetric(pct(bLat, 0.50), bn+"_p50_ms")
+	b.ReportMetric(pct(bLat, 0.99), bn+"_p99_ms")
+	b.ReportMetric(pct(bLat, 0.50)/pct(aLat, 0.50), "p50_"+bn+"/"+an)
+	b.ReportMetric(pct(bLat, 0.99)/pct(aLat, 0.99), "p99_"+bn+"/"+an)
+	aPer, bPer := aCPU/float64(len(aLat)), bCPU/float64(len(bLat))
+	b.ReportMetric(aPer*1e6, an+"_cpu_µs/req")
+	b.ReportMetric(bPer*1e6, bn+"_cpu_µs/req")
+	b.ReportMetric(bPer/aPer, "cpu_"+bn+"/"+an)
+	b.ReportMetric(0, "ns/op")
+}
+
+// tapMetric returns the value of the node's tap metric name (a counter or
+// a gauge) for sink, 0 when there is none yet.
+func tapMetric(b *testing.B, n *running, name, sink string) float64 {
+	fams, err := n.Metrics().Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "sink" && l.GetValue() == sink {
+					if c := m.GetCounter(); c != nil {
+						return c.GetValue()
+					}
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// reportTapCounts reports what sink wrote, dropped, failed to write
+// (exchanges of failed batches) and holds still.
+func reportTapCounts(b *testing.B, n *running, sink string) {
+	b.ReportMetric(tapMetric(b, n, "syncgate_tap_written_total", sink), "written")
+	b.ReportMetric(tapMetric(b, n, "syncgate_tap_dropped_total", sink), "dropped")
+	b.ReportMetric(tapMetric(b, n, "syncgate_tap_errors_total", sink), "errors")
+	b.ReportMetric(tapMetric(b, n, "syncgate_tap_queued", sink), "queued")
+}
+
+// postgresCPU returns the user+system CPU time so far of every process of
+// the machine named postgres (the server's backends and helpers; those
+// that ended are not counted), in seconds, from /proc at 100 ticks a
+// second.
+func postgresCPU(b *testing.B) float64 {
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var ticks float64
+	for _, d := range dirs {
+		if _, err := strconv.Atoi(d.Name()); err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + d.Name() + "/stat")
+		if err != nil {
+			continue // ended meanwhile
+		}
+		// pid (comm) state ppid ...: utime and stime are the 14th and 15th
+		// fields, the 12th and 13th after the comm.
+		s := string(stat)
+		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || end < open || s[open+1:end] != "postgres" {
+			continue
+		}
+		f := strings.Fields(s[end+1:])
+		if len(f) < 13 {
+			continue
+		}
+		u, _ := strconv.ParseFloat(f[11], 64)
+		st, _ := strconv.ParseFloat(f[12], 64)
+		ticks += u + st
+	}
+	return ticks / 100
 }

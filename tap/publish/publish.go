@@ -64,7 +64,14 @@ func (s *Sink) Write(ctx context.Context, batch []tap.Exchange) error {
 	var first error
 	for i := range batch {
 		x := &batch[i]
-		sem <- struct{}{}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			// The flush's time is up: what is not under way is not
+			// published.
+			wg.Wait()
+			return fmt.Errorf("publish: to %s: %d of %d not sent: %w", s.cfg.Destination, len(batch)-i, len(batch), ctx.Err())
+		}
 		wg.Go(func() {
 			defer func() { <-sem }()
 			m := brokers.Message{Key: x.CorrelationID, Body: tap.AppendJSON(nil, x),
