@@ -306,6 +306,9 @@ func BenchmarkWaiterStack(b *testing.B) {
 //     consume the destination otherwise, and a memory queue nobody reads
 //     is full after 10 000 messages (see BenchmarkTapDeadSink). The drain
 //     runs in the process too, so its receive counts in the tapped CPU.
+//   - broker-queued: the same without a consumer: a destination nobody
+//     reads, and memory queues (broker.memory.queue_size) of 400 000, which
+//     hold every exchange of the run; the exchanges stay in the heap.
 //   - postgres: a table of the PostgreSQL at 127.0.0.1:5432 (skipped
 //     without it). The server runs outside the process, on the same
 //     machine: its CPU time is reported apart (pg_cpu_µs/req, from /proc,
@@ -315,25 +318,29 @@ func BenchmarkWaiterStack(b *testing.B) {
 // and reports what the sink wrote, dropped and failed to write.
 func BenchmarkTap(b *testing.B) {
 	for _, tc := range []struct {
-		kind     string
-		sink     func(b *testing.B) node.TapSinkConfig
-		otherCPU func(b *testing.B) float64
+		kind  string
+		sink  func(b *testing.B) node.TapSinkConfig
+		pgCPU bool               // report the postgres processes' CPU time
+		more  func(*node.Config) // nil: none
 	}{
 		{"jsonl", func(b *testing.B) node.TapSinkConfig {
 			return node.TapSinkConfig{Kind: "jsonl", Path: filepath.Join(b.TempDir(), "exchanges.jsonl")}
-		}, nil},
+		}, false, nil},
 		{"broker", func(b *testing.B) node.TapSinkConfig {
 			return node.TapSinkConfig{Kind: "broker", Destination: demo.SleepDestination}
-		}, nil},
+		}, false, nil},
+		{"broker-queued", func(b *testing.B) node.TapSinkConfig {
+			return node.TapSinkConfig{Kind: "broker", Destination: "tap.nobody"}
+		}, false, func(cfg *node.Config) { cfg.Broker.Memory.QueueSize = 400_000 }},
 		{"postgres", func(b *testing.B) node.TapSinkConfig {
 			url := testenv.RequirePostgres(b)
 			return node.TapSinkConfig{Kind: "postgres", URL: url, Table: testenv.PostgresTable(b, url, "tap_bench")}
-		}, postgresCPU},
+		}, true, nil},
 	} {
 		b.Run(tc.kind, func(b *testing.B) {
 			sink := tc.sink(b)
 			sink.Name = "audit"
-			n, plain, tapped := startTapBench(b, sink)
+			n, plain, tapped := startTapBench(b, sink, tc.more)
 			client := benchClient(b, tapClients)
 			hammerAs(b, client, plain, "", tapClients, 300*time.Millisecond)
 			hammerAs(b, client, tapped, "", tapClients, 300*time.Millisecond)
@@ -342,20 +349,20 @@ func BenchmarkTap(b *testing.B) {
 			var reqs [2]float64
 			phase := func(i int, url string) func() float64 {
 				return func() float64 {
-					var o0 float64
-					if tc.otherCPU != nil {
-						o0 = tc.otherCPU(b)
+					var o0 map[int]float64
+					if tc.pgCPU {
+						o0 = postgresCPU(b)
 					}
 					r := hammerAs(b, client, url, "", tapClients, tapPhase)
-					if tc.otherCPU != nil {
-						other[i] += tc.otherCPU(b) - o0
+					if tc.pgCPU {
+						other[i] += postgresCPUSince(b, o0)
 					}
 					reqs[i] += r * tapPhase.Seconds()
 					return r
 				}
 			}
 			pairedPhases(b, 5, "plain", "tapped", phase(0, plain), phase(1, tapped), tapPhase)
-			if tc.otherCPU != nil {
+			if tc.pgCPU {
 				b.ReportMetric(other[0]/reqs[0]*1e6, "plain_pg_cpu_µs/req")
 				b.ReportMetric(other[1]/reqs[1]*1e6, "tapped_pg_cpu_µs/req")
 			}
@@ -401,7 +408,7 @@ func BenchmarkTapDeadSink(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			sink := tc.sink(b)
 			sink.Name = "dead"
-			n, plain, tapped := startTapBench(b, sink)
+			n, plain, tapped := startTapBench(b, sink, nil)
 			client := benchClient(b, tapClients)
 			hammerTimed(b, client, plain, tapClients, 300*time.Millisecond)
 			_, warm := hammerTimed(b, client, tapped, tapClients, 300*time.Millisecond)
@@ -425,11 +432,12 @@ const (
 )
 
 // startTapBench starts a node with sink as its only tap sink and two echo
-// routes alike but for a tap to it, and returns the node and their URLs.
+// routes alike but for a tap to it, and more's changes to the
+// configuration (nil: none), and returns the node and their URLs.
 // Its log drops the demo consumer's line for each tap message it is given
 // (BenchmarkTap's broker drain); the rest is formatted and discarded, as
 // start does.
-func startTapBench(b *testing.B, sink node.TapSinkConfig) (n *running, plain, tapped string) {
+func startTapBench(b *testing.B, sink node.TapSinkConfig, more func(*node.Config)) (n *running, plain, tapped string) {
 	cfg := testConfig()
 	cfg.Taps.Flush = 500 * time.Millisecond // a dead sink's queue is not waited for long
 	cfg.Taps.Sinks = []node.TapSinkConfig{sink}
@@ -437,6 +445,9 @@ func startTapBench(b *testing.B, sink node.TapSinkConfig) (n *running, plain, ta
 		node.RouteConfig{Name: "echo-plain", Method: "POST", Path: "/t/echo-plain", Destination: "demo.echo", Mode: "auto"},
 		node.RouteConfig{Name: "echo-tapped", Method: "POST", Path: "/t/echo-tapped", Destination: "demo.echo", Mode: "auto",
 			Tap: &node.RouteTapConfig{Sinks: []string{sink.Name}}})
+	if more != nil {
+		more(&cfg)
+	}
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		b.Fatal(err)
@@ -646,18 +657,18 @@ func reportTapCounts(b *testing.B, n *running, sink string) {
 	b.ReportMetric(tapMetric(b, n, "syncgate_tap_queued", sink), "queued")
 }
 
-// postgresCPU returns the user+system CPU time so far of every process of
-// the machine named postgres (the server's backends and helpers; those
-// that ended are not counted), in seconds, from /proc at 100 ticks a
-// second.
-func postgresCPU(b *testing.B) float64 {
+// postgresCPU returns the CPU time of every process of the machine
+// named postgres (the server's backends and helpers), user+system in
+// seconds by pid, from /proc at 100 ticks a second.
+func postgresCPU(b *testing.B) map[int]float64 {
 	dirs, err := os.ReadDir("/proc")
 	if err != nil {
 		b.Fatal(err)
 	}
-	var ticks float64
+	cpu := map[int]float64{}
 	for _, d := range dirs {
-		if _, err := strconv.Atoi(d.Name()); err != nil {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
 			continue
 		}
 		stat, err := os.ReadFile("/proc/" + d.Name() + "/stat")
@@ -677,7 +688,19 @@ func postgresCPU(b *testing.B) float64 {
 		}
 		u, _ := strconv.ParseFloat(f[11], 64)
 		st, _ := strconv.ParseFloat(f[12], 64)
-		ticks += u + st
+		cpu[pid] = (u + st) / 100
 	}
-	return ticks / 100
+	return cpu
+}
+
+// postgresCPUSince returns the CPU time the postgres processes used since
+// before (postgresCPU's), in seconds: of those alive now, what they used
+// since before or since they started (a process that ended meanwhile is
+// not counted).
+func postgresCPUSince(b *testing.B, before map[int]float64) float64 {
+	var d float64
+	for pid, t := range postgresCPU(b) {
+		d += t - before[pid]
+	}
+	return d
 }
