@@ -248,8 +248,8 @@ var monitorLine = regexp.MustCompile(`^[0-9.]+ \[\d+ ([^\]]+)\] (.*)$`)
 var quotedArg = regexp.MustCompile(`"((?:[^"\\]|\\.)*)"`)
 
 // add counts one MONITOR line unless it is per-node work: membership,
-// leases and adoptions (keys under {nodes}), the listener's probe,
-// readiness pings.
+// leases and adoptions (keys under {nodes}), the listener's probe (its
+// ROLE and its publish), readiness pings.
 func (r *scalingRow) add(line string) {
 	m := monitorLine.FindStringSubmatch(line)
 	if m == nil || strings.Contains(line, "{nodes}") || strings.Contains(line, `"syncgate:probe"`) {
@@ -260,7 +260,7 @@ func (r *scalingRow) add(line string) {
 		return
 	}
 	name := strings.ToUpper(args[0][1])
-	if name == "PING" || name == "ECHO" || name == "INFO" || name == "CLIENT" || name == "HELLO" {
+	if name == "PING" || name == "ECHO" || name == "INFO" || name == "CLIENT" || name == "HELLO" || name == "ROLE" {
 		return
 	}
 	if r.names == nil {
