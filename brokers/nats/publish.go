@@ -1,0 +1,107 @@
+package nats
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/syncgate/syncgate/brokers"
+)
+
+// Publish sends m to the subject dest.
+//
+// In core mode, and for subjects under ReplyPrefix in jetstream mode, it is
+// a core NATS publish: nil means the message went to the connection while
+// it was up; the server delivers it to the subscribers it has at that
+// moment, and to nobody if there are none (at most once).
+//
+// In jetstream mode every other subject is published to JetStream and
+// Publish waits for the stream's ack (within ctx and ConfirmTimeout):
+//   - nil: the stream holds the message (on Replicas servers);
+//   - an error wrapping brokers.ErrUnroutable: no stream captures dest (the
+//     stream is created by the first Subscribe to dest);
+//   - an error wrapping brokers.ErrUnavailable: the connection is down, or
+//     no ack came in time (the message may or may not be stored).
+//
+// In both modes Publish fails at once with brokers.ErrUnavailable while the
+// connection is down: nothing is buffered for a reconnection that might not
+// come. A message larger than the server's max_payload has its body put in
+// the body bucket first (see the package doc). After Close it returns
+// brokers.ErrClosed; with an ended ctx, ctx's error.
+func (c *Client) Publish(ctx context.Context, dest string, m brokers.Message) error {
+	if c.ctx.Err() != nil {
+		return fmt.Errorf("nats: publish: %w", brokers.ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("nats: publish to %q: %w", dest, err)
+	}
+	if err := checkSubject(dest); err != nil {
+		return fmt.Errorf("%w: nats: publish: %v", brokers.ErrUnroutable, err)
+	}
+	msg, err := encode(dest, m)
+	if err != nil {
+		return err
+	}
+	if !c.nc.IsConnected() {
+		return fmt.Errorf("%w: nats: publish to %q: not connected (%s)", brokers.ErrUnavailable, dest, c.nc.Status())
+	}
+	var ref string
+	if c.tooLarge(msg) {
+		if ref, err = c.bodies.offload(ctx, msg); err != nil {
+			return err
+		}
+	}
+	if c.core(dest) {
+		err = c.nc.PublishMsg(msg)
+	} else {
+		pctx, cancel := context.WithTimeout(ctx, c.cfg.ConfirmTimeout)
+		_, err = c.js.PublishMsg(pctx, msg)
+		cancel()
+	}
+	if err != nil {
+		if ref != "" {
+			c.bodies.remove(context.WithoutCancel(ctx), ref)
+		}
+		return c.publishError(ctx, dest, err)
+	}
+	return nil
+}
+
+// publishError maps a nats.go publish error to the brokers sentinels,
+// keeping the cause.
+func (c *Client) publishError(ctx context.Context, dest string, err error) error {
+	var apiErr *jetstream.APIError
+	switch {
+	case c.ctx.Err() != nil && errors.Is(err, natsgo.ErrConnectionClosed):
+		return fmt.Errorf("nats: publish to %q: %w", dest, brokers.ErrClosed)
+	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+		// The caller gave up; the server is not known to be at fault.
+		return fmt.Errorf("nats: publish to %q: %w", dest, err)
+	case errors.Is(err, jetstream.ErrNoStreamResponse):
+		return fmt.Errorf("%w: nats: no stream captures subject %q (in jetstream mode a Subscribe to it creates %s): %v",
+			brokers.ErrUnroutable, dest, c.cfg.StreamName(dest), err)
+	case errors.Is(err, natsgo.ErrMaxPayload):
+		return fmt.Errorf("%w: nats: publish to %q: %v", ErrMessageTooLarge, dest, err)
+	case errors.Is(err, natsgo.ErrBadSubject):
+		return fmt.Errorf("%w: nats: publish to %q: %v", brokers.ErrUnroutable, dest, err)
+	case errors.As(err, &apiErr) && apiErr.Code >= 400 && apiErr.Code < 500:
+		// The stream refused the message (too large for it, a limit
+		// reached with discard new): retrying now fails the same way.
+		return fmt.Errorf("nats: publish to %q: stream refused the message: %w", dest, err)
+	default:
+		// Not connected, the reconnect buffer refused, no ack within the
+		// deadline, JetStream temporarily unavailable.
+		return fmt.Errorf("%w: nats: publish to %q: %w", brokers.ErrUnavailable, dest, err)
+	}
+}
+
+// storage is the JetStream storage of the streams the Client creates.
+func (c *Client) storage() jetstream.StorageType {
+	if c.cfg.Storage == StorageMemory {
+		return jetstream.MemoryStorage
+	}
+	return jetstream.FileStorage
+}
