@@ -24,6 +24,7 @@ import (
 
 	"github.com/syncgate/syncgate/brokers"
 	"github.com/syncgate/syncgate/brokers/kafka"
+	natsb "github.com/syncgate/syncgate/brokers/nats"
 	"github.com/syncgate/syncgate/brokers/rabbitmq"
 	"github.com/syncgate/syncgate/brokers/responder"
 	"github.com/syncgate/syncgate/brokers/responder/demo"
@@ -50,16 +51,18 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // the error is printed once, by main
 	fs.Usage = func() {}
-	kind := fs.String("broker", "kafka", "broker backend: kafka or rabbitmq")
+	kind := fs.String("broker", "kafka", "broker backend: kafka, rabbitmq or nats")
 	kafkaBrokers := fs.String("kafka-brokers", "127.0.0.1:9092", "Kafka bootstrap brokers, comma-separated")
 	rabbitURL := fs.String("rabbitmq-url", "", "RabbitMQ URL (default amqp://guest:guest@127.0.0.1:5672/)")
 	latency := fs.Bool("rabbitmq-latency", false, "RabbitMQ latency profile: classic work queues, transient requests and replies (brokers/rabbitmq/doc.go)")
 	transientReplies := fs.Bool("rabbitmq-transient-replies", false, "RabbitMQ: publish replies with delivery mode 1 (transient_replies: a reply queued when the broker restarts is lost)")
+	natsURL := fs.String("nats-url", "", "NATS URL (default nats://127.0.0.1:4222)")
+	natsMode := fs.String("nats-mode", "", "NATS mode: core (default) or jetstream, as the gateway's broker.nats.mode")
 	concurrency := fs.Int("concurrency", 256, "handlers at once per demo route")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stdout)
-			fmt.Fprint(stdout, "Usage: demo [flags]\n\nRuns the demo service (demo.echo, demo.sleep) on Kafka or RabbitMQ.\n\nFlags:\n")
+			fmt.Fprint(stdout, "Usage: demo [flags]\n\nRuns the demo service (demo.echo, demo.sleep) on Kafka, RabbitMQ or NATS.\n\nFlags:\n")
 			fs.PrintDefaults()
 			return nil
 		}
@@ -96,8 +99,16 @@ func run(args []string, stdout, stderr io.Writer) error {
 		open = func() (broker, error) {
 			return rabbitmq.Dial(cfg)
 		}
+	case "nats":
+		cfg := natsb.Config{URL: *natsURL, Mode: *natsMode}
+		cfg.SetDefaults()
+		if err := cfg.Validate(); err != nil {
+			return err
+		}
+		cfg.Logger = log
+		open = func() (broker, error) { return natsb.Dial(cfg) }
 	default:
-		return fmt.Errorf("--broker: %q is not kafka or rabbitmq", *kind)
+		return fmt.Errorf("--broker: %q is not kafka, rabbitmq or nats", *kind)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -15,6 +15,7 @@ import (
 	"github.com/syncgate/syncgate/api"
 	"github.com/syncgate/syncgate/brokers/envelope"
 	"github.com/syncgate/syncgate/brokers/kafka"
+	natsb "github.com/syncgate/syncgate/brokers/nats"
 	"github.com/syncgate/syncgate/brokers/rabbitmq"
 	"github.com/syncgate/syncgate/brokers/responder/demo"
 	"github.com/syncgate/syncgate/correlation"
@@ -75,12 +76,13 @@ type LogConfig struct {
 
 // BrokerConfig selects and configures the broker backend.
 type BrokerConfig struct {
-	// Kind is the backend: memory (default), kafka or rabbitmq. Only the
+	// Kind is the backend: memory (default), kafka, rabbitmq or nats. Only the
 	// chosen backend's section is read.
 	Kind     string          `yaml:"kind"`
 	Memory   MemoryConfig    `yaml:"memory"`
 	Kafka    kafka.Config    `yaml:"kafka"`
 	RabbitMQ rabbitmq.Config `yaml:"rabbitmq"`
+	NATS     natsb.Config    `yaml:"nats"`
 	// WaitFor bounds how long a starting node waits for its broker (and,
 	// in cluster mode, Redis) before it exits with an error naming the
 	// address; 0 (the default) waits for ever, not ready meanwhile.
@@ -409,6 +411,8 @@ func (c *Config) SetDefaults() {
 		c.Broker.Kafka.SetDefaults()
 	case "rabbitmq":
 		c.Broker.RabbitMQ.SetDefaults()
+	case "nats":
+		c.Broker.NATS.SetDefaults()
 	}
 	if c.Demo.Concurrency == 0 {
 		c.Demo.Concurrency = 1024
@@ -496,8 +500,17 @@ func (c *Config) Validate() error {
 		if err := c.Broker.RabbitMQ.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("broker.%w", err))
 		}
+	case "nats":
+		if err := c.Broker.NATS.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("broker.%w", err))
+		}
+		if strings.ContainsAny(c.ReplyTo, " *>") {
+			bad("reply_to", "%q is not a NATS subject (no spaces, * or >); check node", c.ReplyTo)
+		} else if c.Broker.NATS.Mode == natsb.ModeJetStream && !strings.HasPrefix(c.ReplyTo, c.Broker.NATS.ReplyPrefix) {
+			bad("reply_to", "%q must start with broker.nats.reply_prefix %q in jetstream mode (replies are core NATS)", c.ReplyTo, c.Broker.NATS.ReplyPrefix)
+		}
 	default:
-		bad("broker.kind", "unknown broker %q (want memory, kafka or rabbitmq)", c.Broker.Kind)
+		bad("broker.kind", "unknown broker %q (want memory, kafka, rabbitmq or nats)", c.Broker.Kind)
 	}
 	if c.Broker.Memory.QueueSize < 0 {
 		bad("broker.memory.queue_size", "must be positive")

@@ -12,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/syncgate/syncgate/brokers/kafka"
+	natsb "github.com/syncgate/syncgate/brokers/nats"
 	"github.com/syncgate/syncgate/brokers/rabbitmq"
 	"github.com/syncgate/syncgate/correlation/redisstate"
 	"github.com/syncgate/syncgate/internal/node"
@@ -153,6 +154,8 @@ func TestReferenceConfigShowsTheDefaults(t *testing.T) {
 	wantKafka.SetDefaults()
 	var wantRabbit rabbitmq.Config
 	wantRabbit.SetDefaults()
+	var wantNATS natsb.Config
+	wantNATS.SetDefaults()
 	var wantRedis redisstate.Config
 	wantRedis.SetDefaults()
 	gotRedis := file.Cluster.Redis
@@ -172,6 +175,7 @@ func TestReferenceConfigShowsTheDefaults(t *testing.T) {
 		{"broker.memory", file.Broker.Memory, def.Broker.Memory},
 		{"broker.kafka", file.Broker.Kafka, wantKafka},
 		{"broker.rabbitmq", file.Broker.RabbitMQ, wantRabbit},
+		{"broker.nats", file.Broker.NATS, wantNATS},
 		{"demo.concurrency", file.Demo.Concurrency, def.Demo.Concurrency},
 		{"http", file.HTTP, def.HTTP},
 		{"results", file.Results, def.Results},
@@ -193,7 +197,7 @@ func TestReferenceConfigShowsTheDefaults(t *testing.T) {
 // The reference file loads as it is, and each broker section it carries is
 // a valid one when its kind is chosen.
 func TestReferenceConfigLoadsWithEveryBroker(t *testing.T) {
-	for _, kind := range []string{"memory", "kafka", "rabbitmq"} {
+	for _, kind := range []string{"memory", "kafka", "rabbitmq", "nats"} {
 		cfg, err := node.Load([]string{"--config", referenceFile, "--broker", kind}, env(nil), io.Discard)
 		if err != nil || cfg.Broker.Kind != kind {
 			t.Errorf("--broker %s: %v", kind, err)

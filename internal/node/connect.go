@@ -14,6 +14,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/syncgate/syncgate/brokers"
+	natsb "github.com/syncgate/syncgate/brokers/nats"
 	"github.com/syncgate/syncgate/brokers/rabbitmq"
 	"github.com/syncgate/syncgate/correlation/redisstate"
 )
@@ -112,6 +113,8 @@ func (n *Node) brokerAddr() string {
 			return "rabbitmq " + u.Redacted()
 		}
 		return "rabbitmq (invalid url)"
+	case "nats":
+		return "nats " + n.cfg.Broker.NATS.Redacted().URL
 	}
 	return n.cfg.Broker.Kind
 }
@@ -129,8 +132,11 @@ func (n *Node) connectOnce(ctx context.Context) (string, error) {
 		}
 	}
 	b, err := NewBroker(n.cfg.Broker, n.log)
-	if errors.Is(err, rabbitmq.ErrAccessRefused) {
+	switch {
+	case errors.Is(err, rabbitmq.ErrAccessRefused):
 		err = fmt.Errorf("broker.rabbitmq.url: %w", err)
+	case errors.Is(err, natsb.ErrAccessRefused):
+		err = fmt.Errorf("broker.nats: %w", err)
 	}
 	if err != nil {
 		return n.brokerAddr(), err

@@ -28,7 +28,7 @@ var settings = []setting{
 	{"reply-to", "this node's reply address", func(c *Config) flag.Value { return (*stringValue)(&c.ReplyTo) }},
 	{"log-level", "debug, info, warn or error", func(c *Config) flag.Value { return (*stringValue)(&c.Log.Level) }},
 	{"log-format", "text or json", func(c *Config) flag.Value { return (*stringValue)(&c.Log.Format) }},
-	{"broker", "broker backend: memory, kafka or rabbitmq", func(c *Config) flag.Value { return (*stringValue)(&c.Broker.Kind) }},
+	{"broker", "broker backend: memory, kafka, rabbitmq or nats", func(c *Config) flag.Value { return (*stringValue)(&c.Broker.Kind) }},
 	{"kafka-brokers", "Kafka bootstrap brokers, comma-separated host:port", func(c *Config) flag.Value { return (*listValue)(&c.Broker.Kafka.Brokers) }},
 	{"rabbitmq-url", "RabbitMQ URL, amqp://user:pass@host:5672/vhost", func(c *Config) flag.Value { return (*stringValue)(&c.Broker.RabbitMQ.URL) }},
 	{"wait-for-broker", "give up starting when the broker (or Redis) is not reachable within this; 0: wait for ever", func(c *Config) flag.Value { return (*durationValue)(&c.Broker.WaitFor) }},

@@ -24,6 +24,7 @@ import (
 	"github.com/syncgate/syncgate/brokers/envelope"
 	"github.com/syncgate/syncgate/brokers/kafka"
 	"github.com/syncgate/syncgate/brokers/memory"
+	natsb "github.com/syncgate/syncgate/brokers/nats"
 	"github.com/syncgate/syncgate/brokers/rabbitmq"
 	"github.com/syncgate/syncgate/brokers/responder"
 	"github.com/syncgate/syncgate/brokers/responder/demo"
@@ -424,6 +425,9 @@ func NewBroker(cfg BrokerConfig, log *slog.Logger) (Broker, error) {
 	case "rabbitmq":
 		cfg.RabbitMQ.Logger = log
 		return rabbitmq.Dial(cfg.RabbitMQ)
+	case "nats":
+		cfg.NATS.Logger = log
+		return natsb.Dial(cfg.NATS)
 	}
 	return nil, fmt.Errorf("broker.kind: unknown broker %q", cfg.Kind)
 }
