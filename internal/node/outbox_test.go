@@ -86,7 +86,12 @@ func TestOutboxKafkaBrokerDown(t *testing.T) {
 	cfg.Demo.Enabled = false
 	cfg.Broker.Kind = "kafka"
 	cfg.Broker.Kafka = kcfg
-	cfg.Broker.PublishTimeout = 500 * time.Millisecond // the broker is down: give up soon, queue
+	// The default publish_timeout (5 s): a publish to a broker that is
+	// down is refused at once, so the 202s do not wait for it, and the
+	// relay's first publishes once it is back are not given up while
+	// Kafka is still writing them (with 500 ms, a fresh-clone run under
+	// load published one twice: at-least-once, but not what this test
+	// measures).
 	cfg.Shutdown.ReadinessDelay = time.Millisecond
 	cfg.Outbox = node.OutboxConfig{Store: "bolt", Path: filepath.Join(t.TempDir(), "outbox.db"), Retry: 200 * time.Millisecond}
 	cfg.Routes = []node.RouteConfig{{Name: "echo", Method: "POST", Path: "/k/echo",
