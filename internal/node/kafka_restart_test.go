@@ -15,6 +15,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/syncgate/syncgate/brokers"
 	"github.com/syncgate/syncgate/brokers/kafka"
 	"github.com/syncgate/syncgate/brokers/responder"
 	"github.com/syncgate/syncgate/brokers/responder/demo"
@@ -36,35 +37,34 @@ func startKfake(t *testing.T, port int) *kfake.Cluster {
 	return kf
 }
 
-// TestKafkaBrokerRestartsEmpty: the README's Kafka walkthrough (broker,
-// demo service and gateway as separate parts) under steady load, with the
-// broker stopped and started again empty with the same command. While it
-// is down /readyz answers 503; within 5 s of it being back /readyz answers
-// 200; requests are served again without restarting gateway or service;
-// every request is accounted for: 200 with its own body, or a 503/504
-// problem.
-func TestKafkaBrokerRestartsEmpty(t *testing.T) {
-	port := testenv.FreePort(t)
-	kf := startKfake(t, port)
-	defer func() { kf.Close() }()
-	brokersAddr := []string{fmt.Sprintf("127.0.0.1:%d", port)}
-	kcfg := kafka.Config{
-		Brokers: brokersAddr, ReadBackoffMin: 20 * time.Millisecond, ReadBackoffMax: 200 * time.Millisecond,
+// restartKafkaConfig is a Kafka configuration that notices a broker
+// restart within a second or two.
+func restartKafkaConfig(addrs []string) kafka.Config {
+	return kafka.Config{
+		Brokers: addrs, ReadBackoffMin: 20 * time.Millisecond, ReadBackoffMax: 200 * time.Millisecond,
 		JoinGroupBackoff: 200 * time.Millisecond, SessionTimeout: 6 * time.Second, HeartbeatInterval: 500 * time.Millisecond,
-		MetadataTTL: time.Second,
+		MetadataTTL: time.Second, Logger: slog.New(slog.DiscardHandler),
 	}
+}
 
-	// The demo service, as cmd/demo runs it.
-	kcfg.Logger = slog.New(slog.DiscardHandler)
+// startKafkaDemo runs the demo service on Kafka, as cmd/demo does, until
+// the test ends, and returns once it is ready; wrap, when set, wraps its
+// subscriber (to watch what it is handed).
+func startKafkaDemo(t *testing.T, kcfg kafka.Config, wrap func(brokers.Subscriber) brokers.Subscriber) {
+	t.Helper()
 	svcBroker, err := kafka.New(kcfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	var sub brokers.Subscriber = svcBroker
+	if wrap != nil {
+		sub = wrap(svcBroker)
 	}
 	svcCtx, stopSvc := context.WithCancel(context.Background())
 	svcDone := make(chan error, 1)
 	svcReady := make(chan struct{})
 	go func() {
-		svc := &responder.Service{Subscriber: svcBroker, Publisher: svcBroker, Logger: slog.New(slog.DiscardHandler)}
+		svc := &responder.Service{Subscriber: sub, Publisher: svcBroker, Logger: slog.New(slog.DiscardHandler)}
 		svcDone <- demo.Serve(svcCtx, svc, func() { close(svcReady) })
 	}()
 	t.Cleanup(func() {
@@ -77,6 +77,23 @@ func TestKafkaBrokerRestartsEmpty(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("demo service not ready within 20s")
 	}
+}
+
+// TestKafkaBrokerRestartsEmpty: the README's Kafka walkthrough (broker,
+// demo service and gateway as separate parts) under steady load, with the
+// broker stopped and started again empty with the same command. While it
+// is down /readyz answers 503; within 5 s of it being back /readyz answers
+// 200; requests are served again without restarting gateway or service;
+// every request is accounted for: 200 with its own body, or a 503/504
+// problem.
+func TestKafkaBrokerRestartsEmpty(t *testing.T) {
+	port := testenv.FreePort(t)
+	kf := startKfake(t, port)
+	defer func() { kf.Close() }()
+	brokersAddr := []string{fmt.Sprintf("127.0.0.1:%d", port)}
+	kcfg := restartKafkaConfig(brokersAddr)
+	// The demo service, as cmd/demo runs it.
+	startKafkaDemo(t, kcfg, nil)
 
 	// The gateway, as examples/kafka.yaml configures it.
 	cfg := node.Embedded()

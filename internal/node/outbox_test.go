@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -16,8 +15,6 @@ import (
 
 	"github.com/syncgate/syncgate/brokers"
 	"github.com/syncgate/syncgate/brokers/envelope"
-	"github.com/syncgate/syncgate/brokers/kafka"
-	"github.com/syncgate/syncgate/brokers/responder"
 	"github.com/syncgate/syncgate/brokers/responder/demo"
 	"github.com/syncgate/syncgate/internal/node"
 	"github.com/syncgate/syncgate/internal/testenv"
@@ -50,35 +47,14 @@ func TestOutboxKafkaBrokerDown(t *testing.T) {
 	port := testenv.FreePort(t)
 	kf := startKfake(t, port)
 	defer func() { kf.Close() }()
-	kcfg := kafka.Config{
-		Brokers: []string{fmt.Sprintf("127.0.0.1:%d", port)}, ReadBackoffMin: 20 * time.Millisecond, ReadBackoffMax: 200 * time.Millisecond,
-		JoinGroupBackoff: 200 * time.Millisecond, SessionTimeout: 6 * time.Second, HeartbeatInterval: 500 * time.Millisecond,
-		MetadataTTL: time.Second, Logger: slog.New(slog.DiscardHandler),
-	}
+	kcfg := restartKafkaConfig([]string{fmt.Sprintf("127.0.0.1:%d", port)})
 
 	// The demo service, counting what it is handed.
-	svcBroker, err := kafka.New(kcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	counted := &countingSubscriber{Subscriber: svcBroker, seen: map[string]int{}}
-	svcCtx, stopSvc := context.WithCancel(context.Background())
-	svcDone := make(chan error, 1)
-	svcReady := make(chan struct{})
-	go func() {
-		svc := &responder.Service{Subscriber: counted, Publisher: svcBroker, Logger: slog.New(slog.DiscardHandler)}
-		svcDone <- demo.Serve(svcCtx, svc, func() { close(svcReady) })
-	}()
-	t.Cleanup(func() {
-		stopSvc()
-		<-svcDone
-		_ = svcBroker.Close()
+	counted := &countingSubscriber{seen: map[string]int{}}
+	startKafkaDemo(t, kcfg, func(s brokers.Subscriber) brokers.Subscriber {
+		counted.Subscriber = s
+		return counted
 	})
-	select {
-	case <-svcReady:
-	case <-time.After(20 * time.Second):
-		t.Fatal("demo service not ready within 20s")
-	}
 
 	cfg := node.Embedded()
 	cfg.Addr = "127.0.0.1:0"
