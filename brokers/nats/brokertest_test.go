@@ -44,15 +44,15 @@ func TestConformance(t *testing.T) {
 				return subject
 			}
 			f.Unreachable = func(t *testing.T) brokers.Publisher {
-				p := newProxy(t, mustHost(t, natsURL()))
+				p := testenv.NewRelay(t, natsURL())
 				cfg := cfg
-				cfg.URL = p.url(t)
+				cfg.URL = p.URL(t, natsURL())
 				c, err := nats.Dial(cfg)
 				if err != nil {
 					t.Fatalf("Dial through the relay: %v", err)
 				}
 				t.Cleanup(func() { _ = c.Close() })
-				p.kill()
+				p.Kill()
 				// Core NATS has no acknowledgement: a publish before the
 				// client noticed the loss is written to a dead socket.
 				testenv.Eventually(t, 5e9, "the client noticing the relay is gone", func() bool { return !c.Ready() })

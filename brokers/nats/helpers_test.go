@@ -4,12 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"io"
-	"net"
-	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -189,105 +185,4 @@ func subscribe(t testing.TB, s brokers.Subscriber, source string, h brokers.Hand
 	case <-time.After(20 * time.Second):
 		t.Fatalf("Subscribe(%s) not ready within 20s", source)
 	}
-}
-
-// proxy is a loopback TCP relay to the server. kill closes it and every
-// connection through it: to the client, a server that went away.
-type proxy struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
-	wg    sync.WaitGroup
-	once  sync.Once
-}
-
-func newProxy(t testing.TB, target string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln}
-	p.wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u, err := net.Dial("tcp", target)
-			if err != nil {
-				_ = c.Close()
-				continue
-			}
-			if !p.track(c, u) {
-				return
-			}
-			p.wg.Go(func() { p.pipe(c, u) })
-			p.wg.Go(func() { p.pipe(u, c) })
-		}
-	})
-	t.Cleanup(p.kill)
-	return p
-}
-
-func (p *proxy) track(c ...net.Conn) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln == nil {
-		for _, x := range c {
-			_ = x.Close()
-		}
-		return false
-	}
-	p.conns = append(p.conns, c...)
-	return true
-}
-
-func (p *proxy) pipe(dst, src net.Conn) {
-	_, _ = io.Copy(dst, src)
-	_ = dst.Close()
-	_ = src.Close()
-}
-
-// url returns natsURL with its host replaced by the proxy's address.
-func (p *proxy) url(t testing.TB) string {
-	u, err := url.Parse(natsURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Host = p.ln.Addr().String()
-	return u.String()
-}
-
-// drop closes every connection through the relay but keeps listening:
-// to the client, a server that restarted.
-func (p *proxy) drop() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		_ = c.Close()
-	}
-	p.conns = nil
-}
-
-func (p *proxy) kill() {
-	p.once.Do(func() {
-		p.mu.Lock()
-		_ = p.ln.Close()
-		for _, c := range p.conns {
-			_ = c.Close()
-		}
-		p.conns, p.ln = nil, nil
-		p.mu.Unlock()
-		p.wg.Wait()
-	})
-}
-
-func mustHost(t testing.TB, raw string) string {
-	t.Helper()
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u.Host
 }

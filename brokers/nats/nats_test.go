@@ -336,9 +336,9 @@ func TestReconnect(t *testing.T) {
 	for _, mode := range []string{nats.ModeCore, nats.ModeJetStream} {
 		t.Run(mode, func(t *testing.T) {
 			cfg := testConfig(t, mode)
-			p := newProxy(t, mustHost(t, natsURL()))
+			p := testenv.NewRelay(t, natsURL())
 			via := cfg
-			via.URL = p.url(t)
+			via.URL = p.URL(t, natsURL())
 			c := dial(t, via)
 			other := dial(t, cfg)
 			dest := unique("sgtest.reconnect.")
@@ -346,7 +346,7 @@ func TestReconnect(t *testing.T) {
 			subscribe(t, c, dest, collect(got))
 			testenv.Eventually(t, 5*time.Second, "Ready", c.Ready)
 
-			p.drop()
+			p.Drop()
 			testenv.Eventually(t, 5*time.Second, "Ready false after the drop", func() bool { return !c.Ready() })
 			if mode == nats.ModeJetStream {
 				publish(t, other, dest, brokers.Message{Key: "k", Body: []byte("during")})

@@ -2,7 +2,6 @@ package rabbitmq_test
 
 import (
 	"context"
-	"net/url"
 	"testing"
 	"time"
 
@@ -64,15 +63,15 @@ func TestConformance(t *testing.T) {
 				Unreachable: func(t *testing.T) brokers.Publisher {
 					// A client whose broker vanished: connected through a
 					// relay that is then torn down.
-					p := newProxy(t, mustHost(t, testenv.RabbitMQURL()))
+					p := testenv.NewRelay(t, testenv.RabbitMQURL())
 					cfg := cfg
-					cfg.URL = p.url(t)
+					cfg.URL = p.URL(t, testenv.RabbitMQURL())
 					c, err := rabbitmq.Dial(cfg)
 					if err != nil {
 						t.Fatalf("Dial through the relay: %v", err)
 					}
 					t.Cleanup(func() { _ = c.Close() })
-					p.kill()
+					p.Kill()
 					return c
 				},
 			})
@@ -100,12 +99,4 @@ func (g groupCleaner) Subscribe(ctx context.Context, source string, h brokers.Ha
 		})
 	}
 	return g.Client.Subscribe(ctx, source, h, opts...)
-}
-
-func mustHost(t testing.TB, raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u.Host
 }

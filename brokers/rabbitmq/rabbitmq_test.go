@@ -296,9 +296,9 @@ func TestClassicCountsUnsettledDelivery(t *testing.T) {
 	q := unique("sgtest.unsettled")
 	cleanupQueue(t, q)
 
-	p := newProxy(t, mustHost(t, testenv.RabbitMQURL()))
+	p := testenv.NewRelay(t, testenv.RabbitMQURL())
 	viaProxy := cfg
-	viaProxy.URL = p.url(t)
+	viaProxy.URL = p.URL(t, testenv.RabbitMQURL())
 	dropped := dial(t, viaProxy)
 	got, release := make(chan struct{}), make(chan struct{})
 	defer close(release)
@@ -319,7 +319,7 @@ func TestClassicCountsUnsettledDelivery(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the first subscriber got nothing")
 	}
-	p.kill() // the broker requeues the unacked delivery
+	p.Kill() // the broker requeues the unacked delivery
 
 	var calls atomic.Int32
 	subscribe(t, c, q, func(context.Context, brokers.Message) error {
