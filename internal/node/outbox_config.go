@@ -153,26 +153,7 @@ func (n *Node) newOutbox(s outbox.Store, pub outbox.Publisher, reg prometheus.Re
 		Help: "Queued requests dropped unpublished because their deadline passed while the broker was down."})
 	failed := prometheus.NewCounter(prometheus.CounterOpts{Name: "syncgate_outbox_failed_total",
 		Help: "Queued requests dropped unpublished because the broker refused them for good (unroutable, too large)."})
-	stats := func() (int, time.Time, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		return s.Stats(ctx)
-	}
-	reg.MustRegister(w.queued, w.refusals, published, expired, failed,
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "syncgate_outbox_depth",
-			Help: "Requests waiting in the outbox (every node's, on a postgres outbox)."}, func() float64 {
-			d, _, _ := stats()
-			return float64(d)
-		}),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "syncgate_outbox_oldest_age_seconds",
-			Help: "How long the oldest request in the outbox has waited (0: none)."}, func() float64 {
-			_, oldest, err := stats()
-			if err != nil || oldest.IsZero() {
-				return 0
-			}
-			return time.Since(oldest).Seconds()
-		}),
-	)
+	reg.MustRegister(w.queued, w.refusals, published, expired, failed, outboxGauges{s})
 	n.relay = &outbox.Relay{Store: s, Publisher: pub, Wake: w.wake, Poll: n.cfg.Outbox.Poll, Retry: n.cfg.Outbox.Retry,
 		PublishTimeout: n.cfg.Broker.PublishTimeout, Logger: n.log,
 		Published: func(outbox.Item) { published.Inc() },
@@ -202,4 +183,35 @@ func (n *Node) newOutbox(s outbox.Store, pub outbox.Publisher, reg prometheus.Re
 			return fmt.Sprintf("%d queued, oldest %s ago", d, time.Since(oldest).Round(time.Second))
 		}})
 	return w
+}
+
+var (
+	outboxDepthDesc = prometheus.NewDesc("syncgate_outbox_depth",
+		"Requests waiting in the outbox (every node's, on a postgres outbox).", nil, nil)
+	outboxAgeDesc = prometheus.NewDesc("syncgate_outbox_oldest_age_seconds",
+		"How long the oldest request in the outbox has waited (0: none).", nil, nil)
+)
+
+// outboxGauges reports the outbox's depth and age from one Stats call a
+// scrape (on postgres, one count of the table, not one per gauge). A store
+// that cannot say reports 0 for both.
+type outboxGauges struct{ s outbox.Store }
+
+func (g outboxGauges) Describe(ch chan<- *prometheus.Desc) {
+	ch <- outboxDepthDesc
+	ch <- outboxAgeDesc
+}
+
+func (g outboxGauges) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	depth, oldest, err := g.s.Stats(ctx)
+	age := 0.0
+	if err != nil {
+		depth = 0
+	} else if !oldest.IsZero() {
+		age = time.Since(oldest).Seconds()
+	}
+	ch <- prometheus.MustNewConstMetric(outboxDepthDesc, prometheus.GaugeValue, float64(depth))
+	ch <- prometheus.MustNewConstMetric(outboxAgeDesc, prometheus.GaugeValue, age)
 }
