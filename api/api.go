@@ -401,23 +401,21 @@ func (s *server) ready(w http.ResponseWriter, r *http.Request, verbose bool) {
 			}
 		}
 	}
-	if len(failed) > 0 {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = fmt.Fprintf(w, "not ready\n%s\n", strings.Join(slices.Concat(failed, degraded, info), "\n"))
-		return
+	switch {
+	case len(failed) > 0:
+		writeReadiness(w, http.StatusServiceUnavailable, "not ready", slices.Concat(failed, degraded, info))
+	case len(degraded) > 0:
+		writeReadiness(w, http.StatusOK, "ready (degraded)", slices.Concat(degraded, info))
+	case len(info) > 0:
+		writeReadiness(w, http.StatusOK, "ready", info)
+	default:
+		s.healthz(w, r)
 	}
-	if len(degraded) > 0 {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.WriteHeader(http.StatusOK)
-		_, _ = fmt.Fprintf(w, "ready (degraded)\n%s\n", strings.Join(slices.Concat(degraded, info), "\n"))
-		return
-	}
-	if len(info) > 0 {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.WriteHeader(http.StatusOK)
-		_, _ = fmt.Fprintf(w, "ready\n%s\n", strings.Join(info, "\n"))
-		return
-	}
-	s.healthz(w, r)
+}
+
+// writeReadiness writes a /readyz answer: its first line, then lines.
+func writeReadiness(w http.ResponseWriter, status int, head string, lines []string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = fmt.Fprintf(w, "%s\n%s\n", head, strings.Join(lines, "\n"))
 }
