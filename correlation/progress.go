@@ -83,6 +83,7 @@ func (s *MemoryStore) read(id string, after int) (Result, error) {
 	res := r.Result
 	res.Progress = nil
 	res.Delivery = copyDelivery(r.Delivery)
+	res.Parts = append([]Part(nil), r.Parts...)
 	if after < 0 {
 		after = r.Seq - 1
 	}

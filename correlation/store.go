@@ -75,6 +75,11 @@ type Result struct {
 	// Queued: the pending request waits in the gateway's outbox for the
 	// broker. Set by the gateway (gateway.Outbox), not by stores.
 	Queued bool
+	// Parts are the parts of a scatter-gather request, in its route's
+	// order; Parent is the scatter-gather request a part belongs to. See
+	// SetParts.
+	Parts  []Part
+	Parent string
 }
 
 // VisibleTo reports whether principal may read or cancel the request: its

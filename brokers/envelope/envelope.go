@@ -28,6 +28,8 @@ const (
 	IdempotencyKey = "idempotency-key" // request: the client's Idempotency-Key
 	Principal      = "principal"       // request: the authenticated caller; absent when anonymous
 	Progress       = "progress"        // reply: "true" marks an interim progress message, not the reply
+	ParentID       = "parent-id"       // request: the HTTP request's id when this is one part of a scatter-gather
+	Part           = "part"            // request: the part's name (scatter-gather)
 )
 
 // DeadlineFormat is the layout of the deadline header.
@@ -65,8 +67,13 @@ type Request struct {
 	// Key is the message key (the Kafka partition: messages with one key
 	// keep their order). Empty: the correlation id, so requests spread
 	// over the partitions.
-	Key  string
-	Body []byte
+	Key string
+	// ParentID and Part name the scatter-gather request this message is
+	// one part of: the id the caller polls (ParentID) and the part's
+	// name on its route. Both empty for a request of a plain route.
+	ParentID string
+	Part     string
+	Body     []byte
 }
 
 // Reply is what a service answers. Status 0 means 200.
@@ -116,6 +123,8 @@ func (r Request) Message() brokers.Message {
 	setIf(h, TraceState, r.TraceState)
 	setIf(h, IdempotencyKey, r.IdempotencyKey)
 	setIf(h, Principal, r.Principal)
+	setIf(h, ParentID, r.ParentID)
+	setIf(h, Part, r.Part)
 	for k, v := range r.Header {
 		h[HeaderPrefix+strings.ToLower(k)] = v
 	}
@@ -160,7 +169,13 @@ func DecodeRequest(m brokers.Message) (Request, error) {
 		TraceState:     m.Headers[TraceState],
 		IdempotencyKey: m.Headers[IdempotencyKey],
 		Principal:      m.Headers[Principal],
+		Part:           m.Headers[Part],
 		Body:           m.Body,
+	}
+	if p := m.Headers[ParentID]; p != "" {
+		if r.ParentID, err = ValidateID(p); err != nil {
+			return Request{}, fmt.Errorf("parent-id: %w", err)
+		}
 	}
 	if m.Key != id {
 		r.Key = m.Key // a route's key; the correlation id stays implicit

@@ -30,6 +30,8 @@ func TestRequestRoundTrip(t *testing.T) {
 		TraceState:     "vendor=opaque",
 		IdempotencyKey: "k-7",
 		Principal:      "alice",
+		ParentID:       "0190f1c4-8a2b-7c3d-9e4f-000000000001",
+		Part:           "stock",
 		Body:           []byte(`{"qty":1}`),
 	}
 	m := req.Message()
@@ -53,6 +55,8 @@ func TestRequestRoundTrip(t *testing.T) {
 		// it cannot produce the gateway's principal header.
 		"http-header-principal": "mallory",
 		"principal":             "alice",
+		"parent-id":             "0190f1c4-8a2b-7c3d-9e4f-000000000001",
+		"part":                  "stock",
 	}
 	if !maps.Equal(m.Headers, want) {
 		t.Errorf("headers:\n got %v\nwant %v", m.Headers, want)
@@ -68,6 +72,15 @@ func TestRequestRoundTrip(t *testing.T) {
 	req.Header = map[string]string{"accept-language": "de", "x-request-id": "r-1", "principal": "mallory"}
 	if !reflect.DeepEqual(got, req) {
 		t.Errorf("round trip:\n got %+v\nwant %+v", got, req)
+	}
+}
+
+// A parent-id that is not a correlation id is refused, as a malformed
+// correlation-id is: a service must not act on a part it cannot relate.
+func TestRequestBadParentID(t *testing.T) {
+	m := envelope.Request{CorrelationID: testID, ParentID: "not-a-uuid", Part: "a"}.Message()
+	if _, err := envelope.DecodeRequest(m); !errors.Is(err, envelope.ErrBadCorrelationID) {
+		t.Fatalf("DecodeRequest = %v, want ErrBadCorrelationID", err)
 	}
 }
 

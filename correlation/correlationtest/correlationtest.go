@@ -54,6 +54,7 @@ type Store interface {
 	Progress(ctx context.Context, id string, p correlation.Progress) (int, error)
 	Events(ctx context.Context, id string, after int) (correlation.Result, error)
 	SetCallback(ctx context.Context, id string, cb correlation.Callback) error
+	SetParts(ctx context.Context, parent string, parts []correlation.Part) error
 	ClaimDeliveries(ctx context.Context, now time.Time, n int, lease time.Duration) ([]string, error)
 	RecordAttempt(ctx context.Context, id string, a correlation.Attempt, state correlation.DeliveryState, next time.Time) error
 }
@@ -81,6 +82,7 @@ func Run(t *testing.T, setup Setup) {
 		{"Principal", testPrincipal},
 		{"Progress", testProgress},
 		{"Callback", testCallback},
+		{"Parts", func(t *testing.T, c Cluster) { Parts(t, c.Store) }},
 		{"Forward", testForward},
 		{"ForwardToOwner", testForwardToOwner},
 		{"ListenerStopsWithContext", testListenerStops},
@@ -663,5 +665,76 @@ func testCallback(t *testing.T, c Cluster) {
 	}
 	if err := c.Store.RecordAttempt(ctx, correlation.NewID(), correlation.Attempt{}, correlation.DeliveryFailed, time.Time{}); !errors.Is(err, correlation.ErrNotFound) {
 		t.Errorf("RecordAttempt of an unknown id: %v, want ErrNotFound", err)
+	}
+}
+
+// PartsStore is a store with scatter-gather links (correlation.MemoryStore,
+// redisstate.Store).
+type PartsStore interface {
+	Pending(ctx context.Context, id, principal string, ttl time.Duration) error
+	Get(ctx context.Context, id string) (correlation.Result, error)
+	Complete(ctx context.Context, rep envelope.Reply) error
+	Cancel(ctx context.Context, id, principal string) error
+	SetParts(ctx context.Context, parent string, parts []correlation.Part) error
+}
+
+// Parts checks that s links a scatter-gather request with its parts: the
+// parent lists its parts in order, each part with a record names its
+// parent, the links survive the part's reply, and an unknown or ended
+// parent refuses them.
+func Parts(t *testing.T, s PartsStore) {
+	ctx := t.Context()
+	parent := correlation.NewID()
+	parts := []correlation.Part{
+		{Name: "user", Destination: "users.register", ID: correlation.NewID()},
+		{Name: "promo", Destination: "promo.apply", ID: correlation.NewID(), Deadline: time.Now().Add(time.Minute).Truncate(time.Millisecond)},
+		{Name: "unwritten", Destination: "stock.reserve", ID: correlation.NewID()},
+	}
+	if err := s.SetParts(ctx, parent, parts); !errors.Is(err, correlation.ErrNotFound) {
+		t.Fatalf("SetParts of an unknown parent: %v, want ErrNotFound", err)
+	}
+	if err := s.Pending(ctx, parent, "alice", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range parts[:2] {
+		if err := s.Pending(ctx, p.ID, "alice", time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.SetParts(ctx, parent, parts); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Get(ctx, parent)
+	if err != nil || res.State != correlation.StatePending || res.Principal != "alice" || len(res.Parts) != len(parts) {
+		t.Fatalf("Get(parent) = %+v, %v: want pending with %d parts", res, err, len(parts))
+	}
+	for i, p := range res.Parts {
+		if p.Name != parts[i].Name || p.Destination != parts[i].Destination || p.ID != parts[i].ID || !p.Deadline.Equal(parts[i].Deadline) {
+			t.Errorf("part %d = %+v, want %+v", i, p, parts[i])
+		}
+	}
+	if res.Parent != "" {
+		t.Errorf("the parent has a parent: %q", res.Parent)
+	}
+	if err := s.Complete(ctx, FullReply(parts[0].ID)); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range parts[:2] {
+		res, err := s.Get(ctx, p.ID)
+		if err != nil || res.Parent != parent {
+			t.Errorf("Get(part %s) = parent %q, %v; want %q", p.Name, res.Parent, err, parent)
+		}
+	}
+	if _, err := s.Get(ctx, parts[2].ID); !errors.Is(err, correlation.ErrNotFound) {
+		t.Errorf("a part without a record got one: %v", err)
+	}
+	if err := s.Cancel(ctx, parent, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetParts(ctx, parent, parts); !errors.Is(err, correlation.ErrCancelled) {
+		t.Errorf("SetParts of a cancelled parent: %v, want ErrCancelled", err)
+	}
+	if res, err := s.Get(ctx, parent); err != nil || len(res.Parts) != len(parts) {
+		t.Errorf("a cancelled parent keeps its parts: %+v, %v", res, err)
 	}
 }

@@ -103,8 +103,8 @@ return 'ok'
 // sequence number, message pairs.
 var getScript = goredis.NewScript(`
 local v = redis.call('HMGET', KEYS[1], 'state', 'status', 'content_type', 'header', 'traceparent', 'tracestate', 'body', 'principal',
-  'pseq', 'cb', 'cbr', 'cbu', 'cbs', 'cbn', 'cba')
-v[16] = redis.call('PTTL', KEYS[1])
+  'pseq', 'cb', 'cbr', 'cbu', 'cbs', 'cbn', 'cba', 'parts', 'parent')
+v[18] = redis.call('PTTL', KEYS[1])
 local n = tonumber(v[9] or '0')
 local from = tonumber(ARGV[1]) + 1
 if from <= 0 then from = n end
@@ -120,8 +120,8 @@ return v
 `)
 
 // getFields is how many values getScript returns before the progress
-// pairs: 15 fields and the TTL.
-const getFields = 16
+// pairs: 17 fields and the TTL.
+const getFields = 18
 
 // keepProgress is correlation.MaxProgressKept, for the scripts.
 var keepProgress = strconv.Itoa(correlation.MaxProgressKept)
@@ -311,7 +311,7 @@ func (s *Store) get(ctx context.Context, id string, after int) (correlation.Resu
 	}
 	str := func(i int) string { s, _ := v[i].(string); return s }
 	res := correlation.Result{Principal: str(7)}
-	if pttl, ok := v[15].(int64); ok && pttl > 0 {
+	if pttl, ok := v[17].(int64); ok && pttl > 0 {
 		res.Expires = now.Add(time.Duration(pttl) * time.Millisecond)
 	}
 	if ps := str(8); ps != "" {
@@ -322,6 +322,12 @@ func (s *Store) get(ctx context.Context, id string, after int) (correlation.Resu
 	if res.Delivery, err = decodeDelivery(str(9), str(10), str(11), str(12), str(13), str(14)); err != nil {
 		return correlation.Result{}, fmt.Errorf("redis: get %s: callback: %w", id, err)
 	}
+	if ps := str(15); ps != "" {
+		if err := json.Unmarshal([]byte(ps), &res.Parts); err != nil {
+			return correlation.Result{}, fmt.Errorf("redis: get %s: parts: %w", id, err)
+		}
+	}
+	res.Parent = str(16)
 	for i := getFields; i < len(v); i += 2 {
 		seq, _ := v[i].(int64)
 		ct, body, _ := strings.Cut(str(i+1), "\n")
