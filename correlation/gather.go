@@ -14,6 +14,18 @@ type Part struct {
 	// Deadline is the part's own budget, when shorter than its parent's:
 	// a part still pending after it has timed out.
 	Deadline time.Time `json:"deadline,omitzero"`
+	// Failed says why the part was never published (the broker refused
+	// it); "" when it was.
+	Failed string `json:"failed,omitempty"`
+}
+
+// Gathering is what the record of a scatter-gather request keeps about
+// it: its route, the rule that says when it is complete, and its parts.
+type Gathering struct {
+	Route  string `json:"route,omitempty"`
+	Rule   string `json:"rule"`
+	Quorum int    `json:"quorum,omitempty"`
+	Parts  []Part `json:"parts"`
 }
 
 // A store with scatter-gather (MemoryStore, redisstate.Store) links the
@@ -23,11 +35,11 @@ type Part struct {
 // parent, and, when it stores a part's reply, finds the parent to see
 // whether the gather is complete.
 
-// SetParts records parts on the pending record of parent, and parent on
-// the record of each part that has one (write the parts' records first).
-// ErrNotFound when parent has no live record, ErrCompleted or ErrCancelled
-// when it has ended.
-func (s *MemoryStore) SetParts(_ context.Context, parent string, parts []Part) error {
+// SetParts records g on the pending record of parent (replacing what was
+// recorded), and parent on the record of each of g's parts that has one
+// (write the parts' records first). ErrNotFound when parent has no live
+// record, ErrCompleted or ErrCancelled when it has ended.
+func (s *MemoryStore) SetParts(_ context.Context, parent string, g Gathering) error {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -35,15 +47,19 @@ func (s *MemoryStore) SetParts(_ context.Context, parent string, parts []Part) e
 	if err != nil {
 		return err
 	}
-	size := int64(0)
-	for _, p := range parts {
-		size += int64(len(p.Name)+len(p.Destination)+len(p.ID)) + partOverhead
+	size := int64(len(g.Route) + len(g.Rule))
+	for _, p := range g.Parts {
+		size += int64(len(p.Name)+len(p.Destination)+len(p.ID)+len(p.Failed)) + partOverhead
 	}
-	r.Parts = append([]Part(nil), parts...)
+	if r.Gather != nil {
+		size -= r.gatherSize
+	}
+	g.Parts = append([]Part(nil), g.Parts...)
+	r.Gather, r.gatherSize = &g, size
 	r.size += size
 	s.size.Add(size)
-	for _, p := range parts {
-		if pr, ok := s.live(p.ID, now); ok {
+	for _, p := range g.Parts {
+		if pr, ok := s.live(p.ID, now); ok && pr.Parent == "" {
 			pr.Parent = parent
 			pr.size += int64(len(parent))
 			s.size.Add(int64(len(parent)))

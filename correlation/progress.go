@@ -83,7 +83,11 @@ func (s *MemoryStore) read(id string, after int) (Result, error) {
 	res := r.Result
 	res.Progress = nil
 	res.Delivery = copyDelivery(r.Delivery)
-	res.Parts = append([]Part(nil), r.Parts...)
+	if r.Gather != nil {
+		g := *r.Gather
+		g.Parts = append([]Part(nil), g.Parts...)
+		res.Gather = &g
+	}
 	if after < 0 {
 		after = r.Seq - 1
 	}

@@ -75,10 +75,9 @@ type Result struct {
 	// Queued: the pending request waits in the gateway's outbox for the
 	// broker. Set by the gateway (gateway.Outbox), not by stores.
 	Queued bool
-	// Parts are the parts of a scatter-gather request, in its route's
-	// order; Parent is the scatter-gather request a part belongs to. See
-	// SetParts.
-	Parts  []Part
+	// Gather is set on the record of a scatter-gather request, Parent on
+	// the records of its parts. See SetParts.
+	Gather *Gathering
 	Parent string
 }
 
@@ -155,6 +154,8 @@ type record struct {
 	id    string
 	index int   // in expiry
 	size  int64 // what it counts against MaxBytes
+	// gatherSize is what Gather counts in size (SetParts replaces it).
+	gatherSize int64
 	Result
 }
 

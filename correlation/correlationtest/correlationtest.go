@@ -54,7 +54,7 @@ type Store interface {
 	Progress(ctx context.Context, id string, p correlation.Progress) (int, error)
 	Events(ctx context.Context, id string, after int) (correlation.Result, error)
 	SetCallback(ctx context.Context, id string, cb correlation.Callback) error
-	SetParts(ctx context.Context, parent string, parts []correlation.Part) error
+	SetParts(ctx context.Context, parent string, g correlation.Gathering) error
 	ClaimDeliveries(ctx context.Context, now time.Time, n int, lease time.Duration) ([]string, error)
 	RecordAttempt(ctx context.Context, id string, a correlation.Attempt, state correlation.DeliveryState, next time.Time) error
 }
@@ -675,7 +675,7 @@ type PartsStore interface {
 	Get(ctx context.Context, id string) (correlation.Result, error)
 	Complete(ctx context.Context, rep envelope.Reply) error
 	Cancel(ctx context.Context, id, principal string) error
-	SetParts(ctx context.Context, parent string, parts []correlation.Part) error
+	SetParts(ctx context.Context, parent string, g correlation.Gathering) error
 }
 
 // Parts checks that s links a scatter-gather request with its parts: the
@@ -690,7 +690,8 @@ func Parts(t *testing.T, s PartsStore) {
 		{Name: "promo", Destination: "promo.apply", ID: correlation.NewID(), Deadline: time.Now().Add(time.Minute).Truncate(time.Millisecond)},
 		{Name: "unwritten", Destination: "stock.reserve", ID: correlation.NewID()},
 	}
-	if err := s.SetParts(ctx, parent, parts); !errors.Is(err, correlation.ErrNotFound) {
+	g := correlation.Gathering{Route: "register", Rule: "quorum", Quorum: 2, Parts: parts}
+	if err := s.SetParts(ctx, parent, g); !errors.Is(err, correlation.ErrNotFound) {
 		t.Fatalf("SetParts of an unknown parent: %v, want ErrNotFound", err)
 	}
 	if err := s.Pending(ctx, parent, "alice", time.Minute); err != nil {
@@ -701,15 +702,24 @@ func Parts(t *testing.T, s PartsStore) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.SetParts(ctx, parent, parts); err != nil {
+	if err := s.SetParts(ctx, parent, g); err != nil {
+		t.Fatal(err)
+	}
+	// A second call replaces the first (a part that failed to publish).
+	g.Parts = append([]correlation.Part(nil), parts...)
+	g.Parts[2].Failed = "the broker refused it"
+	if err := s.SetParts(ctx, parent, g); err != nil {
 		t.Fatal(err)
 	}
 	res, err := s.Get(ctx, parent)
-	if err != nil || res.State != correlation.StatePending || res.Principal != "alice" || len(res.Parts) != len(parts) {
+	if err != nil || res.State != correlation.StatePending || res.Principal != "alice" || res.Gather == nil || len(res.Gather.Parts) != len(parts) {
 		t.Fatalf("Get(parent) = %+v, %v: want pending with %d parts", res, err, len(parts))
 	}
-	for i, p := range res.Parts {
-		if p.Name != parts[i].Name || p.Destination != parts[i].Destination || p.ID != parts[i].ID || !p.Deadline.Equal(parts[i].Deadline) {
+	if gg := res.Gather; gg.Route != g.Route || gg.Rule != g.Rule || gg.Quorum != g.Quorum {
+		t.Errorf("Gather = %+v, want %+v", gg, g)
+	}
+	for i, p := range res.Gather.Parts {
+		if p.Name != parts[i].Name || p.Destination != parts[i].Destination || p.ID != parts[i].ID || !p.Deadline.Equal(parts[i].Deadline) || p.Failed != g.Parts[i].Failed {
 			t.Errorf("part %d = %+v, want %+v", i, p, parts[i])
 		}
 	}
@@ -731,10 +741,10 @@ func Parts(t *testing.T, s PartsStore) {
 	if err := s.Cancel(ctx, parent, "alice"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetParts(ctx, parent, parts); !errors.Is(err, correlation.ErrCancelled) {
+	if err := s.SetParts(ctx, parent, g); !errors.Is(err, correlation.ErrCancelled) {
 		t.Errorf("SetParts of a cancelled parent: %v, want ErrCancelled", err)
 	}
-	if res, err := s.Get(ctx, parent); err != nil || len(res.Parts) != len(parts) {
+	if res, err := s.Get(ctx, parent); err != nil || res.Gather == nil || len(res.Gather.Parts) != len(parts) {
 		t.Errorf("a cancelled parent keeps its parts: %+v, %v", res, err)
 	}
 }

@@ -29,15 +29,15 @@ redis.call('HSET', KEYS[1], 'parent', ARGV[1])
 return 1
 `)
 
-// SetParts records parts on the pending record of parent (the field
-// parts, JSON), and parent on the record of each part that has one (the
+// SetParts records g on the pending record of parent (the field parts,
+// JSON), and parent on the record of each of its parts that has one (the
 // field parent), with the semantics of correlation.MemoryStore.SetParts.
 // The parts' keys hash to their own slots, so the links are written after
 // the parent's record, in one pipelined round trip (EVAL, not EVALSHA: a pipeline cannot
 // retry NOSCRIPT): a part's reply stored
 // before its link is written is found by the next read of the parent.
-func (s *Store) SetParts(ctx context.Context, parent string, parts []correlation.Part) error {
-	b, err := json.Marshal(parts)
+func (s *Store) SetParts(ctx context.Context, parent string, g correlation.Gathering) error {
+	b, err := json.Marshal(g)
 	if err != nil {
 		return fmt.Errorf("redis: set parts of %s: %w", parent, err)
 	}
@@ -49,7 +49,7 @@ func (s *Store) SetParts(ctx context.Context, parent string, parts []correlation
 		return err
 	}
 	_, err = s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		for _, part := range parts {
+		for _, part := range g.Parts {
 			setParentScript.Eval(ctx, p, []string{s.key(part.ID)}, parent)
 		}
 		return nil

@@ -323,7 +323,8 @@ func (s *Store) get(ctx context.Context, id string, after int) (correlation.Resu
 		return correlation.Result{}, fmt.Errorf("redis: get %s: callback: %w", id, err)
 	}
 	if ps := str(15); ps != "" {
-		if err := json.Unmarshal([]byte(ps), &res.Parts); err != nil {
+		res.Gather = new(correlation.Gathering)
+		if err := json.Unmarshal([]byte(ps), res.Gather); err != nil {
 			return correlation.Result{}, fmt.Errorf("redis: get %s: parts: %w", id, err)
 		}
 	}
