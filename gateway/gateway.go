@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -110,7 +111,11 @@ type Config struct {
 	// remembers to count a second reply as a duplicate, not an orphan
 	// (default DefaultRecentReplies; see recent).
 	RecentReplies int
-	Logger        *slog.Logger
+	// Gathers says that a route scatters (Route.Parts): a part's reply
+	// stored on this node then completes its request even if this node
+	// has run none yet (another node of the cluster answered it 202).
+	Gathers bool
+	Logger  *slog.Logger
 }
 
 // Gateway runs requests through a broker. Create it with New.
@@ -133,6 +138,12 @@ type Gateway struct {
 	// Router and Store calls of cluster mode.
 	forwards    [numReplyOutcomes]atomic.Uint64
 	clusterErrs [numClusterOps]atomic.Uint64
+	// gathers is set once this node has run a scatter-gather request (or
+	// Config.Gathers says a route scatters): a reply stored from then on
+	// may complete one (partStored).
+	gathers    atomic.Bool
+	partMu     sync.Mutex
+	partCounts map[PartKey]uint64
 }
 
 // New returns a gateway publishing through pub and parking results in store.
@@ -167,6 +178,7 @@ func New(cfg Config, pub Publisher, store Store) *Gateway {
 		registry: correlation.NewRegistry(),
 		idem:     cfg.Idempotency, hub: newHub(), answered: newRecent(cfg.RecentReplies), log: cfg.Logger.With(slog.String("component", "gateway")),
 	}
+	g.gathers.Store(cfg.Gathers)
 	g.place = alone{g}
 	if cfg.Cluster != nil {
 		g.place = member{g}
@@ -250,6 +262,9 @@ func (c *call) do(ctx context.Context) error {
 		if attached {
 			return c.attach(ctx)
 		}
+	}
+	if c.r.scatters() {
+		return c.gather(ctx)
 	}
 	c.message()
 	if err := c.makeRoom(ctx); err != nil {
@@ -551,6 +566,11 @@ func storeError(err error) error {
 }
 
 func (g *Gateway) publish(ctx context.Context, r *Route, m brokers.Message, deadline time.Time) error {
+	return g.publishTo(ctx, r, r.Destination, m, deadline)
+}
+
+// publishTo publishes m, a request of r, to dest.
+func (g *Gateway) publishTo(ctx context.Context, r *Route, dest string, m brokers.Message, deadline time.Time) error {
 	if r.Profile != "" && r.Profile != envelope.ProfileSyncgate {
 		r.Profile.Apply(m)
 	}
@@ -559,11 +579,11 @@ func (g *Gateway) publish(ctx context.Context, r *Route, m brokers.Message, dead
 	}
 	pctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	if err := g.pub.Publish(pctx, r.Destination, m); err != nil {
+	if err := g.pub.Publish(pctx, dest, m); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err() // the client went away, not the broker
 		}
-		return fmt.Errorf("%w: publish to %q: %w", ErrUnavailable, r.Destination, err)
+		return fmt.Errorf("%w: publish to %q: %w", ErrUnavailable, dest, err)
 	}
 	return nil
 }

@@ -135,6 +135,7 @@ func (g *Gateway) complete(ctx context.Context, rep envelope.Reply) (ReplyOutcom
 	case err == nil:
 		g.answered.add(id)
 		g.hub.notify(id)
+		g.partStored(ctx, id)
 		return ReplyStored, nil
 	case errors.Is(err, correlation.ErrCancelled):
 		g.log.InfoContext(ctx, "discarding the reply of a cancelled request", slog.String("correlation_id", id))

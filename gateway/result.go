@@ -40,7 +40,11 @@ func (g *Gateway) Result(ctx context.Context, id, principal string) (correlation
 // the poll answers 503, not 500.
 func (g *Gateway) storeGet(ctx context.Context, id, principal string) (correlation.Result, error) {
 	res, err := g.store.Get(ctx, id)
-	return asSeenBy(ctx, principal, res, err)
+	res, err = asSeenBy(ctx, principal, res, err)
+	if err == nil {
+		res = g.gatherResult(ctx, id, res)
+	}
+	return res, err
 }
 
 // asSeenBy maps a store read of a record (res, err) to what principal may
@@ -165,7 +169,11 @@ func (g *Gateway) await(ctx context.Context, id string, d, firstRecheck, maxRech
 // storeEvents is storeGet with the progress messages after after.
 func (g *Gateway) storeEvents(ctx context.Context, id, principal string, after int) (correlation.Result, error) {
 	res, err := g.store.Events(ctx, id, after)
-	return asSeenBy(ctx, principal, res, err)
+	res, err = asSeenBy(ctx, principal, res, err)
+	if err == nil {
+		res = g.gatherResult(ctx, id, res)
+	}
+	return res, err
 }
 
 // Cancel cancels a request accepted earlier, for principal: its late
@@ -183,6 +191,7 @@ func (g *Gateway) Cancel(ctx context.Context, id, principal string) error {
 		}
 		return fmt.Errorf("%w: %w", ErrStore, err)
 	}
+	g.cancelParts(ctx, id, principal)
 	g.hub.notify(id)
 	return nil
 }

@@ -52,8 +52,17 @@ type Route struct {
 	CallbackWindow time.Duration
 	// Outbox queues a request the broker does not take (unavailable,
 	// timed out) in Config.Outbox and answers 202, instead of 503. Async
-	// and auto routes only.
+	// and auto routes only, and not with Parts.
 	Outbox bool
+	// Parts, when set, make the route scatter-gather: each request is
+	// published to every part's destination (Destination is unused), and
+	// answered with one document of the parts' replies once Gather
+	// decides (see gather.go). Names are unique.
+	Parts []Part
+	// Gather is the rule of a scatter-gather route ("": GatherAll);
+	// Quorum is how many 2xx parts GatherQuorum needs (1..len(Parts)).
+	Gather Gather
+	Quorum int
 }
 
 // Pollable reports whether the route may answer 202 Accepted.
