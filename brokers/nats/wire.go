@@ -44,10 +44,21 @@ const (
 // quotedHeader. The body is the data, not copied: nats.go copies it into
 // its write buffer before Publish returns.
 func encode(subject string, m brokers.Message) (*natsgo.Msg, error) {
-	h := make(natsgo.Header, len(m.Headers)+1)
+	n := len(m.Headers) + 1
+	h := make(natsgo.Header, n)
+	// The values of the headers carried once, as they are (all of them, as
+	// a rule), share one array: one allocation rather than one a header.
+	// Each gets a slice of capacity 1, so that appending to one header's
+	// values cannot overwrite the next's.
+	single := make([]string, 0, n)
 	put := func(k, v string) error {
 		if !validHeaderName(k) {
 			return fmt.Errorf("nats: header name %q: NATS header names are printable ASCII without ':' or spaces", k)
+		}
+		if strings.IndexByte(v, '\n') < 0 && !needsQuoting(v) {
+			single = append(single, v)
+			h[k] = single[len(single)-1 : len(single) : len(single)]
+			return nil
 		}
 		vals := strings.Split(v, "\n")
 		if slices.ContainsFunc(vals, needsQuoting) {
