@@ -16,6 +16,7 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/syncgate/syncgate/brokers/envelope"
+	natsb "github.com/syncgate/syncgate/brokers/nats"
 	"github.com/syncgate/syncgate/brokers/rabbitmq"
 	"github.com/syncgate/syncgate/correlation"
 	"github.com/syncgate/syncgate/internal/node"
@@ -458,6 +459,24 @@ func rawTargets(rep *Report, kind string, cfg node.Config, gateways []string) (_
 		}
 		rep.Notes = append(rep.Notes, note)
 		return out, cleanup, nil
+	case "nats":
+		url := cfg.Broker.NATS.URL
+		if url == "" {
+			url = natsb.DefaultURL
+		}
+		r, err := newRawNATS(url)
+		if err != nil {
+			return nil, nil, fmt.Errorf("scenario: raw nats.go loop: %w", err)
+		}
+		closers = append(closers, r.close)
+		t := raw(rawNATSName, r.op(), 0, gateways)
+		t.ceiling = true
+		rep.Notes = append(rep.Notes, "Raw nats.go floor on the same server: core request/reply, RequestMsg (nats.go's shared reply subscription "+
+			"and map of waiters) to a queue subscription on a second connection that answers from nats.go's callback with RespondMsg. "+
+			"The request carries the headers the gateway's envelope carries on the echo route (correlation-id, deadline, content-type, http-method, http-path, traceparent; "+
+			"the reply subject travels in the protocol instead of a reply-to header), the reply correlation-id, status, content-type and traceparent, "+
+			"the body the scenario's JSON payload. No guarantee is missing from it that core mode gives: both are at most once.")
+		return []target{t}, cleanup, nil
 	}
 	return nil, func(*Report) {}, nil
 }

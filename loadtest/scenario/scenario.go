@@ -129,6 +129,7 @@ func All() []Scenario {
 		{"memory", "gateway over the in-memory broker vs direct HTTP", Memory},
 		{"kafka", "gateway over Kafka (kfake, in process) vs direct HTTP, the memory broker and raw kafka-go request/reply loops on the same kfake", Kafka},
 		{"rabbitmq", "gateway over RabbitMQ (127.0.0.1:5672), with its defaults and with a classic queue and transient messages, vs direct HTTP, the memory broker and raw amqp091-go RPC loops on the same server", RabbitMQ},
+		{"nats", "gateway over NATS (127.0.0.1:4222) in core mode vs direct HTTP, the memory broker and nats.go's own request/reply on the same server", NATS},
 		{"auto-poll", "auto route over a slow service: 202, then polling until done (time to result)", AutoPoll},
 		{"many-waiters", "10 000 requests held open on a slow route while a fast route is measured", ManyWaiters},
 		{"many-streams", "10 000 event streams (SSE) of pending requests held open on one node while a fast route is measured: memory per stream", ManyStreams},
