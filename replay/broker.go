@@ -78,6 +78,10 @@ func (b *Broker) send(ctx context.Context, x *tap.Exchange, extra http.Header, r
 		r.Error = fmt.Sprintf("route %q is not in the gateway's configuration", x.Route)
 		return
 	}
+	if rt.Destination == "" {
+		r.Error = fmt.Sprintf("route %q is scatter-gather: replay it through the gateway (without --to-broker)", x.Route)
+		return
+	}
 	path, err := url.PathUnescape(x.Request.Path)
 	if err != nil {
 		path = x.Request.Path

@@ -112,6 +112,7 @@ syncgate is up on %[1]s with the %[2]s broker and the demo service. Try:
   curl -i %[1]s/demo/echo -H 'Prefer: respond-async' -d x # 202 at once
   curl -i %[1]s/v1/requests/<id>                          # poll the Location
   curl -i %[1]s/demo/sleep-sync?ms=3000 -d 'late'         # sync route: 504 after 2 s
+  curl -i %[1]s/demo/gather?ms=300 -d '{"a":1}' -H 'Content-Type: application/json'  # scatter-gather: both services, one answer
 
 Stop with Ctrl-C: /readyz turns 503 for the readiness delay, then in-flight
 requests get the drain timeout to finish. A second Ctrl-C stops at once.

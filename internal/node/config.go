@@ -240,6 +240,47 @@ type RouteConfig struct {
 	// the publish timed out) in the outbox section's store and answers
 	// 202, instead of 503 (async and auto routes).
 	Outbox bool `yaml:"outbox"`
+	// Parts make the route scatter-gather (README "Scatter-gather"):
+	// each request goes to every part's destination, and the answer is
+	// one document of the parts' replies. Destinations is the shorthand
+	// for parts named after their destinations. Gather is all (default),
+	// any or quorum, which needs Quorum 2xx parts.
+	Parts        []PartConfig `yaml:"parts"`
+	Destinations []string     `yaml:"destinations"`
+	Gather       string       `yaml:"gather"`
+	Quorum       int          `yaml:"quorum"`
+}
+
+// PartConfig is one part of a scatter-gather route.
+type PartConfig struct {
+	Name        string `yaml:"name"`
+	Destination string `yaml:"destination"`
+	// Timeout is the part's own budget, shorter than the route's (0: the
+	// route's timeout).
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// parts is the route's scatter-gather parts: Parts, or one per entry of
+// Destinations; nil for a plain route.
+func (rc RouteConfig) parts() []gateway.Part {
+	var out []gateway.Part
+	for _, p := range rc.Parts {
+		out = append(out, gateway.Part{Name: p.Name, Destination: p.Destination, Timeout: p.Timeout})
+	}
+	for _, d := range rc.Destinations {
+		out = append(out, gateway.Part{Name: d, Destination: d})
+	}
+	return out
+}
+
+// gathers reports whether a route scatters.
+func (c *Config) gathers() bool {
+	for _, rc := range c.Routes {
+		if len(rc.Parts) > 0 || len(rc.Destinations) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // CallbackConfig is a route's webhook settings.
@@ -344,6 +385,9 @@ func Embedded() Config {
 		{Name: "echo", Method: "POST", Path: "/demo/echo", Destination: demo.EchoDestination, Mode: "auto"},
 		{Name: "sleep", Method: "POST", Path: "/demo/sleep", Destination: demo.SleepDestination, Mode: "auto", Wait: 2 * time.Second, Timeout: 60 * time.Second},
 		{Name: "sleep-sync", Method: "POST", Path: "/demo/sleep-sync", Destination: demo.SleepDestination, Mode: "sync", Timeout: 2 * time.Second},
+		// Scatter-gather: one request to both demo services, one answer.
+		{Name: "gather", Method: "POST", Path: "/demo/gather", Mode: "auto", Wait: 2 * time.Second, Timeout: 60 * time.Second,
+			Parts: []PartConfig{{Name: "echo", Destination: demo.EchoDestination}, {Name: "sleep", Destination: demo.SleepDestination}}},
 	}
 	return c
 }
@@ -589,8 +633,10 @@ func (c *Config) Validate() error {
 		if !strings.HasPrefix(r.Path, "/") {
 			bad(f+".path", "%q must start with /", r.Path)
 		}
-		if r.Destination == "" && (r.Exchange == "" || r.RoutingKey == "") {
-			bad(f+".destination", "required (with exchange, unless routing_key is set)")
+		if len(r.Parts) > 0 || len(r.Destinations) > 0 {
+			c.checkParts(f, r, bad)
+		} else if r.Destination == "" && (r.Exchange == "" || r.RoutingKey == "") {
+			bad(f+".destination", "required (with exchange, unless routing_key is set; or parts, for scatter-gather)")
 		}
 		if _, err := gateway.ParseMode(r.Mode); err != nil {
 			bad(f+".mode", "%q is not sync, async or auto", r.Mode)
@@ -636,6 +682,52 @@ func (c *Config) Validate() error {
 		seen[key] = i
 	}
 	return errors.Join(errs...)
+}
+
+// checkParts checks the scatter-gather settings of route r (at path f).
+func (c *Config) checkParts(f string, r RouteConfig, bad func(field, format string, args ...any)) {
+	switch {
+	case len(r.Parts) > 0 && len(r.Destinations) > 0:
+		bad(f+".destinations", "give parts or destinations, not both")
+	case r.Destination != "" || r.Exchange != "" || r.RoutingKey != "":
+		bad(f+".destination", "a scatter-gather route publishes to its parts' destinations: leave destination, exchange and routing_key out")
+	case r.Outbox:
+		bad(f+".outbox", "not on a scatter-gather route")
+	}
+	parts := r.parts()
+	if len(parts) < 2 {
+		bad(f+".parts", "a scatter-gather route needs two parts at least (for one, use destination)")
+	}
+	names := make(map[string]bool, len(parts))
+	for j, p := range parts {
+		pf := fmt.Sprintf("%s.parts[%d]", f, j)
+		if len(r.Destinations) > 0 {
+			pf = fmt.Sprintf("%s.destinations[%d]", f, j)
+		}
+		switch {
+		case p.Name == "" || strings.ContainsFunc(p.Name, func(c rune) bool { return c <= ' ' || c == 0x7f }):
+			bad(pf+".name", "%q: a name without spaces or control characters is required", p.Name)
+		case names[p.Name]:
+			bad(pf+".name", "%q is named twice", p.Name)
+		}
+		names[p.Name] = true
+		if p.Destination == "" {
+			bad(pf+".destination", "required")
+		}
+		if p.Timeout < 0 || (r.Timeout > 0 && p.Timeout > r.Timeout) {
+			bad(pf+".timeout", "%s is outside 0..the route's timeout (%s)", p.Timeout, r.Timeout)
+		}
+	}
+	rule, err := gateway.ParseGather(r.Gather)
+	if err != nil {
+		bad(f+".gather", "%q is not all, any or quorum", r.Gather)
+	}
+	switch {
+	case rule == gateway.GatherQuorum && (r.Quorum < 1 || r.Quorum > len(parts)):
+		bad(f+".quorum", "%d is outside 1..%d (the number of parts)", r.Quorum, len(parts))
+	case rule != gateway.GatherQuorum && r.Quorum != 0:
+		bad(f+".quorum", "only with gather: quorum")
+	}
 }
 
 // checkCallback checks route r's callback section (at path f).

@@ -34,6 +34,8 @@ var notInReference = map[string]string{
 	"routes[].callback":             "needs a receiver and secrets; shown in a comment",
 	"routes[].tap":                  "needs a sink; shown in a comment",
 	"routes[].outbox":               "needs the outbox section; shown in a comment",
+	"routes[].destinations":         "the shorthand of parts, which are shown; shown in a comment",
+	"routes[].quorum":               "only with gather: quorum (the example gathers all); shown in a comment",
 	"taps.sinks[].table":            "no sink by default (it writes files); shown in a comment",
 	"taps.sinks[].url":              "no sink by default (it writes files); shown in a comment",
 	"taps.sinks[].routing_key":      "no sink by default (it writes files); shown in a comment",

@@ -21,7 +21,7 @@ func TestExampleConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Routes) != 4 || cfg.Routes[2].Mode != "sync" || cfg.Routes[3].MaxBody != 64<<10 {
+	if len(cfg.Routes) != 5 || cfg.Routes[2].Mode != "sync" || len(cfg.Routes[3].Parts) != 2 || cfg.Routes[4].MaxBody != 64<<10 {
 		t.Errorf("routes %+v", cfg.Routes)
 	}
 	if cfg.HTTP.MaxBody != 1<<20 || cfg.Results.TTL != 10*time.Minute || cfg.Results.MaxBytes != 256<<20 || !cfg.Demo.Enabled {
@@ -37,7 +37,7 @@ func TestEmbeddedDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Addr != "127.0.0.1:8080" || cfg.Broker.Kind != "memory" || !cfg.Demo.Enabled || len(cfg.Routes) != 3 {
+	if cfg.Addr != "127.0.0.1:8080" || cfg.Broker.Kind != "memory" || !cfg.Demo.Enabled || len(cfg.Routes) != 4 {
 		t.Errorf("embedded default %+v", cfg)
 	}
 }

@@ -191,8 +191,12 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Node, error) {
 		ReplyTo: cfg.ReplyTo, PublishTimeout: cfg.Broker.PublishTimeout,
 		RetryAfter: cfg.Results.RetryAfter, Logger: log,
 		Idempotency: idem, IdempotencyTTL: cfg.Idempotency.TTL, Cluster: cluster, Outbox: box,
+		Gathers: cfg.gathers(),
 	}, pub, store)
 	n.gw = gw
+	if cfg.gathers() {
+		instrument.Gather(gw, reg)
+	}
 	if cluster != nil {
 		instrument.Cluster(gw, reg)
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -218,7 +222,8 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Node, error) {
 	}
 	redact := tap.RedactSet(cfg.Taps.Redact)
 	for _, rc := range cfg.Routes {
-		mode, _ := gateway.ParseMode(rc.Mode) // validated
+		mode, _ := gateway.ParseMode(rc.Mode)       // validated
+		gather, _ := gateway.ParseGather(rc.Gather) // validated
 		var key *api.KeyTemplate
 		if rc.Key != "" {
 			key, _ = api.ParseKeyTemplate(rc.Key, rc.Path) // validated
@@ -230,6 +235,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Node, error) {
 			Route: &gateway.Route{
 				Name: rc.Name, Destination: rc.publishTo(), Mode: mode, Profile: rc.profile(cfg.Broker), Wait: rc.Wait, Timeout: rc.Timeout,
 				MaxWait: rc.MaxWait, RequireKey: rc.RequireIdempotencyKey, Outbox: rc.Outbox,
+				Parts: rc.parts(), Gather: gather, Quorum: rc.Quorum,
 			},
 			Auth:      middleware.AuthMode(rc.Auth),
 			RateLimit: rc.RateLimit.limit(), NoRateLimit: rc.RateLimit.Off,
