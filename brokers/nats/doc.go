@@ -78,7 +78,9 @@
 // envelope with their own NATS client. Message.Key travels in
 // x-syncgate-key unless it is the correlation id (always, for envelope
 // messages). Headers other publishers add, Nats-Msg-Id included (it
-// deduplicates JetStream publishes), pass through both ways.
+// deduplicates JetStream publishes), pass through both ways, except a
+// Nats-Msg-Id equal to the correlation id, which handlers do not see (the
+// one this package sets, below).
 //
 // A message larger than the server's max_payload (1 MB by default, less
 // than syncgate's 1 MiB body limit plus headers) has its body put in the
@@ -115,7 +117,15 @@
 // loses what it held (the suite's NoConsumerCrashRedelivery).
 //
 // Jetstream mode is at least once for requests. Publish returns nil once
-// the stream stored the message (on Replicas servers). A subscription
+// the stream stored the message (on Replicas servers). A message with a
+// correlation id (a request) is published with it as its Nats-Msg-Id,
+// unless it carries a Nats-Msg-Id of its own: the stream stores one message
+// of an id within its duplicate window (the stream's duplicate_window, 2
+// minutes unless an operator set another), so a request published again,
+// as the gateway's outbox does after a publish whose ack did not come in
+// time although the stream took it, is handled once. Publish returns nil
+// for the duplicate too. (A large body offloaded to the body bucket by the
+// duplicate stays there until BodyTTL.) A subscription
 // pulls with one fetch at a time of up to its concurrency (or Prefetch);
 // a delivery is acknowledged after the handler returned nil; after an
 // error it is nakked with the retry delay (the server counts deliveries);

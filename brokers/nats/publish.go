@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/syncgate/syncgate/brokers"
+	"github.com/syncgate/syncgate/brokers/envelope"
 )
 
 // Publish sends m to the subject dest.
@@ -18,8 +19,9 @@ import (
 // it was up; the server delivers it to the subscribers it has at that
 // moment, and to nobody if there are none (at most once).
 //
-// In jetstream mode every other subject is published to JetStream and
-// Publish waits for the stream's ack (within ctx and ConfirmTimeout):
+// In jetstream mode every other subject is published to JetStream, with
+// the correlation id as its Nats-Msg-Id (see the package doc), and Publish
+// waits for the stream's ack (within ctx and ConfirmTimeout):
 //   - nil: the stream holds the message (on Replicas servers);
 //   - an error wrapping brokers.ErrUnroutable: no stream captures dest (the
 //     stream is created by the first Subscribe to dest);
@@ -48,13 +50,17 @@ func (c *Client) Publish(ctx context.Context, dest string, m brokers.Message) er
 	if !c.nc.IsConnected() {
 		return fmt.Errorf("%w: nats: publish to %q: not connected (%s)", brokers.ErrUnavailable, dest, c.nc.Status())
 	}
+	core := c.core(dest)
+	if !core {
+		dedupByCorrelationID(msg, m) // before the size is checked: it counts
+	}
 	var ref string
 	if c.tooLarge(msg) {
 		if ref, err = c.bodies.offload(ctx, msg); err != nil {
 			return err
 		}
 	}
-	if c.core(dest) {
+	if core {
 		err = c.nc.PublishMsg(msg)
 	} else {
 		pctx, cancel := context.WithTimeout(ctx, c.cfg.ConfirmTimeout)
@@ -68,6 +74,20 @@ func (c *Client) Publish(ctx context.Context, dest string, m brokers.Message) er
 		return c.publishError(ctx, dest, err)
 	}
 	return nil
+}
+
+// dedupByCorrelationID sets the Nats-Msg-Id of a message that has a
+// correlation id (a request; replies are core NATS) to that id, unless the
+// message has one of its own: a stream stores one message of an id within
+// its duplicate window, so a request published again, by the gateway's
+// outbox after a publish whose ack did not come in time, is not handled
+// twice.
+func dedupByCorrelationID(msg *natsgo.Msg, m brokers.Message) {
+	id := m.Headers[envelope.CorrelationID]
+	if id == "" || len(msg.Header[jetstream.MsgIDHeader]) > 0 {
+		return
+	}
+	msg.Header[jetstream.MsgIDHeader] = []string{id}
 }
 
 // publishError maps a nats.go publish error to the brokers sentinels,

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/syncgate/syncgate/brokers"
 	"github.com/syncgate/syncgate/brokers/envelope"
@@ -151,6 +152,12 @@ func decode(h natsgo.Header, data []byte) (m brokers.Message, ref string) {
 	}
 	if !keyed {
 		m.Key = m.Headers[envelope.CorrelationID]
+	}
+	// The Nats-Msg-Id Publish set from the correlation id (jetstream
+	// mode) is the broker's, not the message's: handlers see what was
+	// published.
+	if id, ok := m.Headers[jetstream.MsgIDHeader]; ok && id == m.Headers[envelope.CorrelationID] {
+		delete(m.Headers, jetstream.MsgIDHeader)
 	}
 	if len(m.Headers) == 0 {
 		m.Headers = nil
