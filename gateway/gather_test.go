@@ -488,3 +488,63 @@ func TestGatherIdempotencyKey(t *testing.T) {
 		}
 	})
 }
+
+// Cluster mode: node a answers 202, and the part that decides the gather
+// is consumed by node b, which has run no scatter-gather request itself.
+// b stores it, finds its parent, and stores the document, so the callback
+// is queued without anybody polling; a node that does not know routes
+// scatter (Config.Gathers unset, and none run) leaves it to the next poll.
+func TestGatherClusterOtherNodeDecides(t *testing.T) {
+	for _, gathers := range []bool{true, false} {
+		synctest.Test(t, func(t *testing.T) {
+			results := correlation.NewMemoryStore(correlation.MemoryStoreConfig{})
+			mr := correlation.NewMemoryRouter(results)
+			node := func(name string) (*gateway.Gateway, *scatterPub) {
+				pub := &scatterPub{msgs: make(chan sent, 16)}
+				gw := gateway.New(gateway.Config{ReplyTo: "syncgate.reply." + name, Gathers: gathers,
+					Cluster: &gateway.Cluster{Node: name, Router: mr}}, pub, results)
+				t.Cleanup(gw.Close)
+				l, err := mr.Listen(context.Background(), name, func(rep envelope.Reply) { gw.AcceptForwarded(context.Background(), rep) })
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = l.Close() })
+				return gw, pub
+			}
+			a, pubA := node("a")
+			b, _ := node("b")
+			f := &gatherFixture{gw: a, pub: pubA, store: results}
+			rt := gatherRoute(gateway.ModeAuto, "", "user", "promo")
+			rt.CallbackWindow = time.Hour
+			res := f.do(t.Context(), rt, &gateway.Request{Callback: "https://hooks.example/done"})
+			parts := f.take(t, 2)
+			f.answer(t, parts["svc.user"], 200, "", "")
+			r := <-res
+			if r.err != nil || !r.out.Accepted {
+				t.Fatalf("Do = %+v, %v", r.out, r.err)
+			}
+			out, err := b.DispatchReply(t.Context(), envelope.Reply{CorrelationID: parts["svc.promo"].CorrelationID, Status: 200}.Message())
+			// Stored by b, then forwarded to a, which claimed it and
+			// finds it stored already.
+			if err != nil || (out != gateway.ReplyStored && out != gateway.ReplyForwarded) {
+				t.Fatalf("b: %v, %v; want stored (and forwarded)", out, err)
+			}
+			rec, err := results.Get(t.Context(), r.out.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !gathers {
+				if rec.State != correlation.StatePending {
+					t.Fatalf("without Gathers: %v, want pending until a read", rec.State)
+				}
+				if got, _ := b.Result(t.Context(), r.out.ID, ""); got.State != correlation.StateDone || got.Reply.Status != 200 {
+					t.Fatalf("a poll on b: %+v", got)
+				}
+				return
+			}
+			if rec.State != correlation.StateDone || rec.Reply.Status != 200 || rec.Delivery == nil || rec.Delivery.State != correlation.DeliveryPending {
+				t.Fatalf("record %v %d, delivery %+v: want done by b and the callback queued", rec.State, rec.Reply.Status, rec.Delivery)
+			}
+		})
+	}
+}
