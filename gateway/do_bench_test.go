@@ -48,3 +48,38 @@ func BenchmarkDo(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkGather is BenchmarkDo's sync case for a scatter-gather route
+// of 1 to 3 parts (and plain, the same route with one destination), so
+// that the cost of a part is read as a ratio within one run:
+// go test -run '^$' -bench Gather -count 5 ./gateway
+func BenchmarkGather(b *testing.B) {
+	cases := []struct {
+		name  string
+		parts int
+	}{{"plain", 0}, {"parts=1", 1}, {"parts=2", 2}, {"parts=3", 3}}
+	for _, tc := range cases {
+		b.Run(tc.name, func(b *testing.B) {
+			pub := &echoPublisher{}
+			gw := gateway.New(gateway.Config{ReplyTo: "replies.bench"}, pub,
+				correlation.NewMemoryStore(correlation.MemoryStoreConfig{MaxEntries: 1 << 24, MaxBytes: 1 << 40}))
+			defer gw.Close()
+			pub.gw = gw
+			r := &gateway.Route{Name: "r", Destination: "svc", Mode: gateway.ModeSync, Timeout: 5 * time.Second}
+			for i := range tc.parts {
+				r.Parts = append(r.Parts, gateway.Part{Name: "p" + string(rune('a'+i)), Destination: "svc"})
+			}
+			body := []byte(`{"order":42}`)
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					out, err := gw.Do(context.Background(), &gateway.Request{Route: r,
+						Message: envelope.Request{Method: "POST", Path: "/x", Body: body}})
+					if err != nil || out.Reply.Status != 200 {
+						b.Fatal(out.Reply.Status, err)
+					}
+				}
+			})
+		})
+	}
+}
