@@ -171,6 +171,9 @@ func (g *Gateway) acceptForwarded(ctx context.Context, rep envelope.Reply) Reply
 		g.answered.add(rep.CorrelationID)
 		return ReplyDelivered
 	}
+	if g.unneeded.has(rep.CorrelationID) {
+		return ReplyUnneeded
+	}
 	out, err := g.complete(ctx, rep)
 	switch {
 	case err != nil:

@@ -130,6 +130,9 @@ type Gateway struct {
 	idem     IdempotencyStore
 	hub      *hub
 	answered *recent
+	// unneeded remembers the scatter-gather parts answered without their
+	// reply on this node (see ReplyUnneeded), as answered does replies.
+	unneeded *recent
 	place    placement // alone or member (cluster mode)
 	log      *slog.Logger
 	// draining is set by Drain (and Close): the node is stopping.
@@ -176,7 +179,7 @@ func New(cfg Config, pub Publisher, store Store) *Gateway {
 	g := &Gateway{
 		cfg: cfg, pub: pub, store: store, bounded: bounded, local: durable == nil || !durable.OutlivesProcess(),
 		registry: correlation.NewRegistry(),
-		idem:     cfg.Idempotency, hub: newHub(), answered: newRecent(cfg.RecentReplies), log: cfg.Logger.With(slog.String("component", "gateway")),
+		idem:     cfg.Idempotency, hub: newHub(), answered: newRecent(cfg.RecentReplies), unneeded: newRecent(cfg.RecentReplies), log: cfg.Logger.With(slog.String("component", "gateway")),
 	}
 	g.gathers.Store(cfg.Gathers)
 	g.place = alone{g}

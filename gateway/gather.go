@@ -412,7 +412,7 @@ func (gc *gatherCall) scatterAndWait(ctx context.Context) error {
 	for i := range gc.parts {
 		w, err := g.registry.Register(gc.parts[i].part.ID)
 		if err != nil {
-			gc.cancelWaiters()
+			gc.cancelWaiters(true)
 			if errors.Is(err, correlation.ErrClosed) {
 				return gc.fail(ctx, ErrShuttingDown)
 			}
@@ -423,7 +423,7 @@ func (gc *gatherCall) scatterAndWait(ctx context.Context) error {
 	}
 	gc.out.Sent = time.Now()
 	if err := gc.publishAll(ctx); err != nil {
-		gc.cancelWaiters()
+		gc.cancelWaiters(true)
 		for i := range gc.parts {
 			g.place.unpublished(ctx, gc.r, gc.parts[i].part.ID, false)
 		}
@@ -443,14 +443,18 @@ func (gc *gatherCall) scatterAndWait(ctx context.Context) error {
 }
 
 // cancelWaiters removes the waiters still registered, keeping a reply
-// that raced the removal.
-func (gc *gatherCall) cancelWaiters() {
+// that raced the removal. With unneeded, the request is answered without
+// the parts still out: their late replies are ReplyUnneeded. Without it
+// (a 202), their records take them.
+func (gc *gatherCall) cancelWaiters(unneeded bool) {
 	for i, w := range gc.ws {
 		if w == nil {
 			continue
 		}
 		if rep, ok := w.Cancel(); ok {
 			gc.parts[i].state, gc.parts[i].reply = PartDone, rep
+		} else if unneeded {
+			gc.g.unneeded.add(w.ID())
 		}
 		gc.ws[i] = nil
 	}
@@ -469,7 +473,7 @@ func (gc *gatherCall) await(ctx context.Context) error {
 	defer timer.Stop()
 	for {
 		if decided, ok := gc.decide(); decided {
-			gc.cancelWaiters()
+			gc.cancelWaiters(true)
 			return gc.answer(ctx, ok, false)
 		}
 		now := time.Now()
@@ -516,7 +520,7 @@ func (gc *gatherCall) await(ctx context.Context) error {
 		case chosen == len(gc.ws)+1:
 			// The client went away: keep nothing, unless a key lets a
 			// retry attach to what is stored.
-			gc.cancelWaiters()
+			gc.cancelWaiters(true)
 			if decided, ok := gc.decide(); decided {
 				return gc.answer(ctx, ok, false)
 			}
@@ -540,6 +544,7 @@ func (gc *gatherCall) timeOut(i int) {
 			gc.parts[i].state, gc.parts[i].reply = PartDone, rep
 			return
 		}
+		gc.g.unneeded.add(w.ID())
 	}
 	gc.parts[i].state = PartTimeout
 }
@@ -569,7 +574,7 @@ func (gc *gatherCall) answer(ctx context.Context, ok, timedOut bool) error {
 func (gc *gatherCall) giveUp(ctx context.Context, cause error) error {
 	g := gc.g
 	if !gc.r.Pollable() || g.holdWhileDraining(gc.r) {
-		gc.cancelWaiters()
+		gc.cancelWaiters(true)
 		if decided, ok := gc.decide(); decided {
 			return gc.answer(ctx, ok, false)
 		}
@@ -589,7 +594,7 @@ func (gc *gatherCall) giveUp(ctx context.Context, cause error) error {
 	if storeErr == nil {
 		storeErr = gc.record(wctx, true)
 	}
-	gc.cancelWaiters()
+	gc.cancelWaiters(false)
 	if storeErr != nil {
 		if decided, ok := gc.decide(); decided {
 			return gc.answer(ctx, ok, false)

@@ -212,8 +212,8 @@ func TestGatherSyncTimeoutAnswersWhatCame(t *testing.T) {
 		if got := states(doc(t, r.out.Reply)); got["user"] != "done" || got["promo"] != "timeout" {
 			t.Errorf("states %v", got)
 		}
-		if out := f.answer(t, parts["svc.promo"], 200, "", ""); out != gateway.ReplyOrphan {
-			t.Errorf("a late part on a sync route: %v, want orphan", out)
+		if out := f.answer(t, parts["svc.promo"], 200, "", ""); out != gateway.ReplyUnneeded {
+			t.Errorf("a late part on a sync route: %v, want unneeded", out)
 		}
 	})
 }
@@ -233,8 +233,8 @@ func TestGatherAnyFirstGoodWins(t *testing.T) {
 		if got := states(doc(t, r.out.Reply)); got["eu"] != "done" || got["us"] != "done" || got["ap"] != "pending" {
 			t.Errorf("states %v", got)
 		}
-		if out := f.answer(t, parts["svc.ap"], 200, "", ""); out != gateway.ReplyOrphan {
-			t.Errorf("the loser's reply: %v, want orphan (ignored)", out)
+		if out := f.answer(t, parts["svc.ap"], 200, "", ""); out != gateway.ReplyUnneeded {
+			t.Errorf("the loser's reply: %v, want unneeded (not an orphan: it was asked for)", out)
 		}
 	})
 }
@@ -547,4 +547,43 @@ func TestGatherClusterOtherNodeDecides(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The loser of a gather any, consumed by another node, is forwarded to
+// the node that ran the request (its claim lives on), which counts it
+// unneeded: no node calls it an orphan.
+func TestGatherClusterUnneededIsNoOrphan(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		results := correlation.NewMemoryStore(correlation.MemoryStoreConfig{})
+		mr := correlation.NewMemoryRouter(results)
+		var gws []*gateway.Gateway
+		var pubs []*scatterPub
+		for _, name := range []string{"a", "b"} {
+			pub := &scatterPub{msgs: make(chan sent, 16)}
+			gw := gateway.New(gateway.Config{ReplyTo: "syncgate.reply." + name, Gathers: true,
+				Cluster: &gateway.Cluster{Node: name, Router: mr}}, pub, results)
+			t.Cleanup(gw.Close)
+			l, err := mr.Listen(context.Background(), name, func(rep envelope.Reply) { gw.AcceptForwarded(context.Background(), rep) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = l.Close() })
+			gws, pubs = append(gws, gw), append(pubs, pub)
+		}
+		f := &gatherFixture{gw: gws[0], pub: pubs[0], store: results}
+		res := f.do(t.Context(), gatherRoute(gateway.ModeSync, gateway.GatherAny, "eu", "us"), nil)
+		parts := f.take(t, 2)
+		f.answer(t, parts["svc.eu"], 200, "", "")
+		if r := <-res; r.err != nil || r.out.Reply.Status != 200 {
+			t.Fatalf("Do = %+v, %v", r.out, r.err)
+		}
+		out, err := gws[1].DispatchReply(t.Context(), envelope.Reply{CorrelationID: parts["svc.us"].CorrelationID}.Message())
+		if err != nil || out != gateway.ReplyForwarded {
+			t.Fatalf("b: %v, %v; want forwarded to a", out, err)
+		}
+		synctest.Wait()
+		if n := gws[0].ForwardCounts()[gateway.ReplyUnneeded]; n != 1 {
+			t.Errorf("a counted %d unneeded forwards, want 1 (%v)", n, gws[0].ForwardCounts())
+		}
+	})
 }

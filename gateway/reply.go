@@ -44,11 +44,15 @@ const (
 	// that holds its connection to the end, unknown, ended or expired; an
 	// invalid one; the store full or down); dropped.
 	ReplyProgressIgnored
+	// ReplyUnneeded: the reply of a scatter-gather part whose request was
+	// answered without it (gather any or quorum decided, or a sync
+	// route's timeout passed); dropped. Not an orphan: it was asked for.
+	ReplyUnneeded
 	numReplyOutcomes
 )
 
 var replyOutcomeNames = [numReplyOutcomes]string{"delivered", "stored", "duplicate", "orphan", "invalid", "cancelled", "forwarded", "lost",
-	"progress", "progress_ignored"}
+	"progress", "progress_ignored", "unneeded"}
 
 func (o ReplyOutcome) String() string {
 	if o >= 0 && o < numReplyOutcomes {
@@ -121,6 +125,9 @@ func (g *Gateway) dispatch(ctx context.Context, rep envelope.Reply) (ReplyOutcom
 	if g.answered.has(id) {
 		g.log.DebugContext(ctx, "second reply for a request answered already", slog.String("correlation_id", id))
 		return ReplyDuplicate, nil
+	}
+	if g.unneeded.has(id) {
+		return ReplyUnneeded, nil
 	}
 	return g.place.unwaited(ctx, rep)
 }
