@@ -1,0 +1,12 @@
+package testenv
+
+import (
+	"os/exec"
+	"syscall"
+)
+
+// dieWithParent kills cmd when the test binary dies, so that one killed by
+// go test's -timeout leaves no servers behind.
+func dieWithParent(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+}
