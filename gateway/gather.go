@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"mime"
-	"net/http"
 	"reflect"
 	"strings"
 	"sync"
@@ -67,9 +66,19 @@ const (
 	PartCancelled = "cancelled" // the request was cancelled
 )
 
-// StatusGatherFailed is the status of a scatter-gather response whose rule
-// failed: some part answered non-2xx, failed or timed out.
-const StatusGatherFailed = http.StatusBadGateway
+// The statuses of scatter-gather responses and of their parts, spelled
+// out: the use case does not link net/http.
+const (
+	statusOK = 200
+	// StatusGatherFailed is the status of a scatter-gather response whose
+	// rule failed: some part answered non-2xx, failed or timed out.
+	StatusGatherFailed = 502
+	// StatusGatherTimeout: a sync route's timeout passed with the rule
+	// undecided; a part that timed out has it too.
+	StatusGatherTimeout = 504
+	// statusPartFailed is a part the broker refused.
+	statusPartFailed = 503
+)
 
 // ContentTypeGather is the content type of a scatter-gather response.
 const ContentTypeGather = "application/json"
@@ -168,9 +177,9 @@ func (v *partView) doc() PartDoc {
 	d := PartDoc{Name: v.part.Name, Destination: v.part.Destination, ID: v.part.ID, State: v.state}
 	switch v.state {
 	case PartFailed:
-		d.Status, d.Error = http.StatusServiceUnavailable, v.part.Failed
+		d.Status, d.Error = statusPartFailed, v.part.Failed
 	case PartTimeout:
-		d.Status = http.StatusGatewayTimeout
+		d.Status = StatusGatherTimeout
 	case PartDone:
 		rep := &v.reply
 		d.Status, d.ContentType, d.Headers = rep.StatusCode(), rep.ContentType, rep.Header
@@ -553,10 +562,10 @@ func (gc *gatherCall) timeOut(i int) {
 // 504 when not (a sync route's timeout). A keyed request keeps it for
 // retries.
 func (gc *gatherCall) answer(ctx context.Context, ok, timedOut bool) error {
-	status := http.StatusOK
+	status := statusOK
 	switch {
 	case timedOut:
-		status = http.StatusGatewayTimeout
+		status = StatusGatherTimeout
 	case !ok:
 		status = StatusGatherFailed
 	}
@@ -672,7 +681,7 @@ func (g *Gateway) settleRecord(ctx context.Context, parent string, res correlati
 		}
 		return res, false
 	}
-	status := http.StatusOK
+	status := statusOK
 	if !ok {
 		status = StatusGatherFailed
 	}
