@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/syncgate/syncgate/brokers/envelope"
 	"github.com/syncgate/syncgate/correlation"
 	"github.com/syncgate/syncgate/outbox"
 )
@@ -83,5 +84,18 @@ func (g *Gateway) queued(ctx context.Context, id string, res *correlation.Result
 	}
 	if ok, err := g.cfg.Outbox.Has(ctx, id); err == nil {
 		res.Queued = ok
+	}
+}
+
+// Refused answers the queued request id that the outbox's relay dropped
+// because the broker refused it for good (outbox.Relay.Failed): its record
+// gets a 502 broker-refused problem in place of a reply, so that its polls,
+// streams and callback learn now rather than at its deadline.
+func (g *Gateway) Refused(ctx context.Context, id string) {
+	rep := envelope.FailureReply(id, envelope.FailureRefused,
+		"the request was queued while the broker was down, and the broker then refused it for good")
+	if _, err := g.dispatch(ctx, rep); err != nil {
+		g.log.WarnContext(ctx, "outbox: answering a request the broker refused failed; it stays pending until its deadline",
+			slog.String("correlation_id", id), slog.Any("error", err))
 	}
 }

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -98,5 +99,39 @@ func TestOutbox(t *testing.T) {
 				t.Errorf("poll after the reply: %+v", res)
 			}
 		})
+	}
+}
+
+// A queued request the broker then refuses for good (the relay drops it)
+// is answered with a 502 broker-refused problem at once, which its
+// callback gets too, instead of staying pending until its deadline.
+func TestOutboxRefusedForGood(t *testing.T) {
+	ctx := t.Context()
+	box, err := outbox.OpenBolt(filepath.Join(t.TempDir(), "outbox.db"), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer box.Close()
+	pub := &recorder{msgs: make(chan brokers.Message, 16), err: brokers.ErrUnavailable}
+	store := correlation.NewMemoryStore(correlation.MemoryStoreConfig{})
+	gw := gateway.New(gateway.Config{ReplyTo: "replies.test", Outbox: box}, pub, store)
+	defer gw.Close()
+	rt := route(gateway.ModeAsync)
+	rt.Outbox, rt.CallbackWindow = true, time.Hour
+	out, err := gw.Do(ctx, &gateway.Request{Route: rt, Callback: "https://hooks.example/x", Message: envelope.Request{Method: "POST", Path: "/x"}})
+	if err != nil || !out.Queued {
+		t.Fatalf("Do = %+v, %v", out, err)
+	}
+	gw.Refused(ctx, out.ID)
+	res, err := gw.Result(ctx, out.ID, "")
+	if err != nil || res.State != correlation.StateDone || res.Reply.Status != 502 || res.Reply.ContentType != "application/problem+json" {
+		t.Fatalf("Result = %+v, %v; want the 502 problem", res, err)
+	}
+	var p struct{ Type string }
+	if err := json.Unmarshal(res.Reply.Body, &p); err != nil || p.Type != "urn:syncgate:problem:broker-refused" {
+		t.Errorf("problem %s: %v", res.Reply.Body, err)
+	}
+	if res.Delivery == nil || res.Delivery.State != correlation.DeliveryPending {
+		t.Errorf("delivery %+v: want the callback queued", res.Delivery)
 	}
 }

@@ -17,6 +17,11 @@ const (
 	// attempt the broker allows, and the request went to the dead-letter
 	// destination; the service side answers this instead.
 	FailureDeadLettered = "dead-lettered"
+	// FailureRefused: the request waited in the gateway's outbox while
+	// the broker was down, and the broker then refused it for good (an
+	// unroutable destination, a message too large); the gateway answers
+	// this instead.
+	FailureRefused = "broker-refused"
 )
 
 // statusBadGateway is HTTP's 502, spelled out so that the wire contract
@@ -26,6 +31,7 @@ const statusBadGateway = 502
 var failureTitles = map[string]string{
 	FailureInvalidReply: "The service's reply was invalid",
 	FailureDeadLettered: "The service could not process the request",
+	FailureRefused:      "The broker refused the request",
 }
 
 // FailureReply is a 502 reply whose body is an RFC 9457 problem of the

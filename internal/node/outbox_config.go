@@ -157,7 +157,10 @@ func (n *Node) newOutbox(s outbox.Store, pub outbox.Publisher, reg prometheus.Re
 	n.relay = &outbox.Relay{Store: s, Publisher: pub, Wake: w.wake, Poll: n.cfg.Outbox.Poll, Retry: n.cfg.Outbox.Retry,
 		PublishTimeout: n.cfg.Broker.PublishTimeout, Logger: n.log,
 		Published: func(outbox.Item) { published.Inc() },
-		Failed:    func(outbox.Item, error) { failed.Inc() }, // the relay logs it
+		Failed: func(it outbox.Item, _ error) { // the relay logs it
+			failed.Inc()
+			n.gw.Refused(context.Background(), it.ID) // the relay runs once the gateway is built
+		},
 		Expired: func(it outbox.Item) {
 			expired.Inc()
 			n.log.Warn("outbox: a queued request expired before the broker took it; it was not published",
