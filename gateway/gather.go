@@ -278,7 +278,7 @@ func (c *call) gatherRoom(ctx context.Context, gc *gatherCall) error {
 			}
 		}
 		if err := gc.record(ctx, false); err != nil {
-			return c.fail(ctx, err)
+			return gc.unscatter(ctx, err) // the parts written before the failure too
 		}
 	case c.r.Pollable() && g.bounded != nil:
 		if err := g.bounded.Room(); err != nil {

@@ -587,3 +587,28 @@ func TestGatherClusterUnneededIsNoOrphan(t *testing.T) {
 		}
 	})
 }
+
+// An async scatter-gather request the store has no room for is refused
+// before anything is published, and leaves no record behind: neither the
+// parent's nor those of the parts written before the store ran full.
+func TestGatherAsyncStoreFull(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pub := &scatterPub{msgs: make(chan sent, 16)}
+		store := correlation.NewMemoryStore(correlation.MemoryStoreConfig{MaxEntries: 2})
+		gw := gateway.New(gateway.Config{ReplyTo: "replies.test"}, pub, store)
+		t.Cleanup(gw.Close)
+		f := &gatherFixture{gw: gw, pub: pub, store: store}
+		r := <-f.do(t.Context(), gatherRoute(gateway.ModeAsync, "", "user", "promo"), nil)
+		if !errors.Is(r.err, gateway.ErrStoreFull) {
+			t.Fatalf("Do = %+v, %v; want ErrStoreFull", r.out, r.err)
+		}
+		if n := store.Len(); n != 0 {
+			t.Errorf("%d records left behind", n)
+		}
+		select {
+		case s := <-pub.msgs:
+			t.Fatalf("published %+v", s)
+		default:
+		}
+	})
+}
