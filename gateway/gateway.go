@@ -530,17 +530,21 @@ func (c *call) giveUp(ctx context.Context, w *correlation.Waiter, cause error) e
 	if rep, ok := g.place.storedElsewhere(context.WithoutCancel(ctx), c.out.ID); ok {
 		return c.got(ctx, rep)
 	}
-	// Only now, with the waiter gone and no reply stored, the callback:
-	// a reply stored from here on is called back, and one stored in
-	// between makes SetCallback fail with ErrCompleted, so it is answered
-	// on the connection instead. Never both.
+	return c.accept(ctx)
+}
+
+// accept answers 202 a request whose wait ran out, its waiters gone and
+// no reply stored. Only now the callback: a reply stored from here on is
+// called back, and one stored in between makes SetCallback fail with
+// ErrCompleted, so it is answered on the connection instead. Never both.
+func (c *call) accept(ctx context.Context) error {
 	if err := c.setCallback(context.WithoutCancel(ctx)); err != nil {
 		if errors.Is(err, correlation.ErrCompleted) {
-			if rep, ok := g.storedReply(context.WithoutCancel(ctx), c.out.ID); ok {
+			if rep, ok := c.g.storedReply(context.WithoutCancel(ctx), c.out.ID); ok {
 				return c.got(ctx, rep)
 			}
 		} else {
-			g.log.WarnContext(ctx, "recording the callback of a request answered 202 failed: it may not be called back",
+			c.g.log.WarnContext(ctx, "recording the callback of a request answered 202 failed: it may not be called back",
 				slog.String("correlation_id", c.out.ID), slog.Any("error", err))
 		}
 	}

@@ -619,20 +619,8 @@ func (gc *gatherCall) giveUp(ctx context.Context, cause error) error {
 	if res, done := g.settle(wctx, gc.out.ID, nil); done {
 		return gc.got(ctx, res.Reply)
 	}
-	// As in call.giveUp: the callback only now, so that a gather
-	// completed in between is answered here instead (ErrCompleted).
-	if err := gc.setCallback(wctx); err != nil {
-		if errors.Is(err, correlation.ErrCompleted) {
-			if rep, ok := g.storedReply(wctx, gc.out.ID); ok {
-				return gc.got(ctx, rep)
-			}
-		} else {
-			g.log.WarnContext(ctx, "recording the callback of a request answered 202 failed: it may not be called back",
-				slog.String("correlation_id", gc.out.ID), slog.Any("error", err))
-		}
-	}
-	gc.out.Accepted = true
-	return nil
+	// As in call.giveUp: a gather completed in between is answered here.
+	return gc.accept(ctx)
 }
 
 // partStored runs after the reply of id was stored: if id is a part of a
