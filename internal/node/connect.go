@@ -141,8 +141,57 @@ func (n *Node) connectOnce(ctx context.Context) (string, error) {
 	if err != nil {
 		return n.brokerAddr(), err
 	}
+	n.warnMaxPayload(ctx, b)
 	n.broker.setBroker(b)
 	return "", nil
+}
+
+// warnMaxPayload logs one WARN when the node accepts request bodies larger
+// than the NATS server's max_payload (http.max_body, or a route's
+// max_body, above it), saying what happens to them: they travel through
+// the JetStream object store broker.nats.body_bucket (an extra store and
+// fetch each), or, in core mode on a server without JetStream, every such
+// request is answered 503 broker-unavailable. A limit equal to max_payload
+// is not warned about, although a body that size plus its envelope headers
+// goes through the object store too. Other backends have no such limit
+// here.
+func (n *Node) warnMaxPayload(ctx context.Context, b Broker) {
+	c, ok := b.(interface {
+		MaxPayload() int64
+		CheckJetStream(context.Context) error
+	})
+	if !ok {
+		return
+	}
+	field, limit := "http.max_body", int64(n.cfg.HTTP.MaxBody)
+	for i, r := range n.cfg.Routes {
+		if int64(r.MaxBody) > limit {
+			field, limit = fmt.Sprintf("routes[%d].max_body (route %s)", i, r.Name), int64(r.MaxBody)
+		}
+	}
+	maxPayload := c.MaxPayload()
+	if limit <= maxPayload {
+		return
+	}
+	nc := n.cfg.Broker.NATS
+	attrs := []any{slog.String("setting", field), slog.Int64("max_body", limit),
+		slog.Int64("max_payload", maxPayload), slog.String("mode", nc.Mode), slog.String("body_bucket", nc.BodyBucket)}
+	jsErr := error(nil)
+	if nc.Mode != natsb.ModeJetStream {
+		cctx, cancel := context.WithTimeout(ctx, nc.DialTimeout)
+		jsErr = c.CheckJetStream(cctx)
+		cancel()
+	}
+	if jsErr != nil {
+		n.log.Warn("nats: request bodies above the server's max_payload will be answered 503 broker-unavailable: "+
+			"they need the JetStream object store, and the server offers no JetStream; "+
+			"start it with -js, raise its max_payload, or lower "+field+" to max_payload",
+			append(attrs, slog.Any("error", jsErr))...)
+		return
+	}
+	n.log.Warn("nats: request bodies above the server's max_payload travel through the JetStream object store "+
+		"body_bucket (one more store and fetch per message; lower "+field+" to max_payload, or raise max_payload, to avoid it)",
+		attrs...)
 }
 
 // connect retries connectOnce until it succeeds, ctx ends (nil) or the
