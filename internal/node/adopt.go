@@ -12,6 +12,18 @@ import (
 // kept until no request of the dead node can still be waiting (the
 // longest route timeout plus the claim margin), replies consumed with the
 // node's own handler h.
+//
+// On NATS adoption is kept, in both modes, though it catches less than on
+// Kafka or RabbitMQ: a node's reply subject is core NATS even in jetstream
+// mode, and the server keeps no reply published while nobody subscribes.
+// The replies published between the node's death and the adoption (about
+// one to two lease TTLs) are lost, and their requests end at their
+// deadline; those published after it (requests the services were still
+// handling, typically long async ones) are stored and served to the polls,
+// where they would otherwise be lost too. It costs a subscription per dead
+// node, and the node coming back under its id consumes its subject again
+// once the adopter let go (gateway.AwaitHandBack, then the inbox probe).
+// TestClusterAdoptsOnNATS shows all three.
 func (n *Node) newAdopter(h brokers.Handler) *gateway.Adopter {
 	longest := time.Duration(0)
 	for _, r := range n.cfg.Routes {
