@@ -147,8 +147,8 @@ func TestNATSJetStreamServiceRestart(t *testing.T) {
 	// Nothing left for the consumer to deliver (again): every message was
 	// acknowledged, none waits for its ack.
 	testenv.Eventually(t, 10*time.Second, "the consumer has nothing pending or unacknowledged", func() bool {
-		pending, err := consumerPending(t.Context(), srv.URL, streamName(ncfg, dest))
-		return err == nil && pending == 0
+		stored, unacked, err := consumerPending(t.Context(), srv.URL, streamName(ncfg, dest))
+		return err == nil && stored == 0 && unacked == 0
 	})
 
 	mu.Lock()

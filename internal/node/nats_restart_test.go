@@ -267,10 +267,10 @@ func natsRestartUnderLoad(t *testing.T, mode string) {
 
 	// Accepted (202) requests end in their own reply when polled, or (the
 	// known losses below) in 404 once their record expired at the deadline.
-	held := -1 // what the stream still holds for the service, unacknowledged
+	unacked := -1 // deliveries the server waits an ack for: back after ack_wait
 	if mode == natsb.ModeJetStream {
 		var err error
-		if held, err = consumerPending(t.Context(), srv.URL, streamName(ncfg, demo.EchoDestination)); err != nil {
+		if _, unacked, err = consumerPending(t.Context(), srv.URL, streamName(ncfg, demo.EchoDestination)); err != nil {
 			t.Errorf("the demo stream's state: %v", err)
 		}
 	}
@@ -300,8 +300,8 @@ func natsRestartUnderLoad(t *testing.T, mode string) {
 		if os.Getenv("SYNCGATE_NATS_KNOWN_LOSS") == "1" {
 			report = t.Errorf
 		}
-		report("KNOWN LOSS: %d of the requests the stream accepted (202) were never answered (%d deliveries still unacknowledged after the load: waiting for ack_wait): %v",
-			len(lost), held, lost)
+		report("KNOWN LOSS: %d of the requests the stream accepted (202) were never answered (after the load %d deliveries waited for their ack, to come again after ack_wait; the others were answered to nobody): %v",
+			len(lost), unacked, lost)
 	}
 
 	counts := map[string]int{}
@@ -350,35 +350,36 @@ func streamName(cfg natsb.Config, subject string) string {
 	return cfg.StreamName(subject)
 }
 
-// consumerPending returns what the consumers of stream still have to
-// deliver or wait an ack for, on a connection of its own.
-func consumerPending(ctx context.Context, url, stream string) (int, error) {
+// consumerPending returns how many messages stream still stores (a
+// work-queue stream keeps a message until it is acknowledged) and how many
+// of them its consumers delivered and wait an ack for, on a connection of
+// its own.
+func consumerPending(ctx context.Context, url, stream string) (stored, unacked int, err error) {
 	nc, err := natsgo.Connect(url, natsgo.Timeout(2*time.Second))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	info, err := s.Info(ctx)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	pending := int(info.State.Msgs) // work-queue: a message stays until acknowledged
 	l := s.ListConsumers(ctx)
 	for ci := range l.Info() {
-		pending += int(ci.NumPending) + ci.NumAckPending
+		unacked += ci.NumAckPending
 	}
 	if err := l.Err(); err != nil {
-		return 0, fmt.Errorf("listing the consumers of %s: %w", stream, err)
+		return 0, 0, fmt.Errorf("listing the consumers of %s: %w", stream, err)
 	}
-	return pending, nil
+	return int(info.State.Msgs), unacked, nil
 }
