@@ -53,13 +53,14 @@ func natsNode(cfg *node.Config) (func(), error) {
 }
 
 // natsAims are issue 22's two aims, from the closed-loop figures merged
-// over the interleaved rounds (a round's throughput is the mean of the
-// rounds', its p50 that of all the round's requests):
+// over the interleaved rounds (a target's throughput is the mean of its
+// rounds', its p50 that of all its rounds' requests; the rounds' own
+// figures stay inside compareTargets):
 //
 //   - throughput with 64 workers at least natsCeilingAim of the ceiling
-//     of the rows before it, 1/(1/M + 1/F) for gateway/memory's M and the
-//     raw floor's F: what a gateway whose NATS client cost no more than
-//     nats.go's request/reply could reach on this machine;
+//     1/(1/M + 1/F), M gateway/memory's throughput and F the raw floor's:
+//     what a gateway whose NATS client cost no more than nats.go's
+//     request/reply could reach on this machine (see measured.ceiling);
 //   - p50 with 1 worker at most natsP50Aim ms above gateway/memory's, the
 //     same gateway with a broker that costs no network hop.
 func natsAims(rep *Report) []Comparison {
