@@ -32,7 +32,7 @@ func (s *subscription) runCore(ctx context.Context) error {
 			return err
 		}
 	}
-	p := newPool(s.sc.Concurrency, s.sc.Inbox, func(d delivery) { s.processCore(ctx, d) })
+	p := newPool(s.sc.Concurrency, 0, s.sc.Inbox, func(d delivery) { s.processCore(ctx, d) })
 	cb := func(msg *natsgo.Msg) {
 		if s.sc.Inbox && msg.Reply != "" && msg.Header.Get(probeHeader) != "" {
 			_ = msg.Respond(nil) // this subject is in use

@@ -134,10 +134,11 @@
 // and removes it. A delivery that comes back after more than MaxDeliveries
 // (earlier attempts ended unsettled: a consumer stopped or crashed while
 // handling it) is dead-lettered without calling the handler. A delivery
-// not acknowledged within AckWait (its consumer vanished) is delivered
-// again; a handler running longer keeps its delivery with in-progress acks
-// every AckWait/2. A subscription that stops naks what it took and did not
-// handle, so another consumer gets it at once. A nakked message is
+// the subscription holds, waiting for a free handler or being handled, is
+// kept with in-progress acks every AckWait/2, however long that takes. A
+// subscription that stops reads its last fetch until the server ends it
+// (within a second) and naks what it took and did not handle, so another
+// consumer gets it at once. A nakked message is
 // redelivered after its delay while the messages behind it go on: order
 // per key does not hold around a failure (the suite's NoOrderPerKey).
 // Replies stay core NATS, as in core mode: a reply published while the

@@ -28,21 +28,29 @@ import (
 // can miss a pull when messages arrive faster than it clears its
 // fetch-in-progress flag (small batches, a fast server), leaving the
 // subscription idle until its 30 s heartbeat check.
+//
+// A stopping subscription reads its last fetch until the server ends it:
+// the server counts what it sent to the fetch as delivered, and what the
+// fetch no longer reads would wait out AckWait. fetchExpiry therefore
+// bounds how long a stop (and Close) takes; an idle subscription pulls
+// again every fetchExpiry.
 const (
-	fetchExpiry    = 5 * time.Second
-	fetchHeartbeat = time.Second
+	fetchExpiry    = time.Second
+	fetchHeartbeat = fetchExpiry / 2 // nats.go's largest for the expiry
 )
 
 func (s *subscription) runJetStream(ctx context.Context) error {
-	p := newPool(s.sc.Concurrency, false, func(d delivery) { s.processJS(ctx, d) })
+	batch := max(s.c.cfg.Prefetch, s.sc.Concurrency)
+	// Room for a whole fetch beside the running handlers: the fetch loop
+	// takes every message as it arrives (and keeps it alive) instead of
+	// leaving some unread behind a full pool, where AckWait runs.
+	p := newPool(s.sc.Concurrency, batch, false, func(d delivery) { s.processJS(ctx, d) })
 	defer s.consuming.Store(false)
 	// Deliveries taken but not handled are nakked only once the pull loop
-	// returned, which is after its last fetch unsubscribed: a nak before
-	// that could have the server redeliver to that fetch, which is going
-	// away, and the message would wait out AckWait.
+	// returned, which is after its last fetch ended: a nak before that
+	// could have the server redeliver to that fetch, which is going away.
 	defer s.nakAbandoned()
 	defer p.stop()
-	batch := max(s.c.cfg.Prefetch, s.sc.Concurrency)
 	backoff := s.c.cfg.RetryDelay
 	warned := false
 	var cons jetstream.Consumer
@@ -103,17 +111,24 @@ func (s *subscription) runJetStream(ctx context.Context) error {
 	}
 }
 
-// fetch pulls up to n messages within fetchExpiry and hands them to the
-// pool (naks them once ctx ended). nil: the fetch expired or was filled.
+// fetch pulls up to n messages within fetchExpiry, once the pool has room
+// for them all, and hands them to the pool. When ctx ends it goes on
+// reading until the server ends the fetch (expiry, filled, or its
+// heartbeats stop) and abandons what comes, to be nakked once the pull
+// loop returned: cancelling the fetch would leave what the server sent it
+// unread, redelivered only after AckWait. nil: the fetch expired or was
+// filled.
 func (s *subscription) fetch(ctx context.Context, cons jetstream.Consumer, n int, p *pool) error {
-	fctx, cancel := context.WithTimeout(ctx, fetchExpiry)
-	defer cancel()
-	batch, err := cons.Fetch(n, jetstream.FetchContext(fctx), jetstream.FetchHeartbeat(fetchHeartbeat))
+	if !p.awaitRoom(ctx, n) || ctx.Err() != nil {
+		return nil
+	}
+	batch, err := cons.Fetch(n, jetstream.FetchMaxWait(fetchExpiry), jetstream.FetchHeartbeat(fetchHeartbeat))
 	if err != nil {
 		return err
 	}
 	for jm := range batch.Messages() {
-		if d := (delivery{js: jm}); !p.submit(ctx, d) {
+		d := delivery{js: jm, alive: keepAlive(jm, s.c.cfg.AckWait/2)}
+		if !p.submit(ctx, d) {
 			s.abandon(d)
 		}
 	}
@@ -133,8 +148,8 @@ func consumerGone(err error) bool {
 // processJS hands one delivery to the handler and settles it: ack on
 // success (and delete its body object), nak without delay when the
 // subscription is stopping, dead-letter on the MaxDeliveries-th failure,
-// else nak with the retry delay. While the handler runs, the delivery is
-// kept from AckWait's redelivery by in-progress acks.
+// else nak with the retry delay. Until then (since fetch took it) the
+// delivery is kept from AckWait's redelivery by in-progress acks.
 func (s *subscription) processJS(ctx context.Context, d delivery) {
 	if ctx.Err() != nil {
 		s.abandon(d)
@@ -145,10 +160,10 @@ func (s *subscription) processJS(ctx context.Context, d delivery) {
 		n = int(md.NumDelivered)
 	}
 	if n > limit {
+		d.release()
 		s.giveUp(ctx, d, nil, n, fmt.Errorf("nats: delivered %d times (max_deliveries %d); the last attempts ended unsettled, their consumer stopped or vanished while handling it", n, limit))
 		return
 	}
-	stop := keepAlive(d.js, s.c.cfg.AckWait/2)
 	ref := d.ref()
 	var (
 		body []byte
@@ -160,7 +175,9 @@ func (s *subscription) processJS(ctx context.Context, d delivery) {
 	if err == nil {
 		err = s.h(ctx, d.message(body))
 	}
-	stop()
+	if ctx.Err() == nil || err == nil {
+		d.release() // an abandoned delivery stays alive until it is nakked
+	}
 	switch {
 	case err == nil:
 		if aerr := d.js.Ack(); aerr != nil {
@@ -187,6 +204,7 @@ func (s *subscription) nakAbandoned() {
 	s.abandoned = nil
 	s.mu.Unlock()
 	for _, d := range abandoned {
+		d.release()
 		_ = d.js.Nak()
 	}
 }

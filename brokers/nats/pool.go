@@ -21,6 +21,17 @@ import (
 type delivery struct {
 	raw *natsgo.Msg
 	js  jetstream.Msg
+	// alive stops the in-progress acks that keep a jetstream delivery
+	// from AckWait's redelivery from the moment it was taken (nil in core
+	// mode); idempotent.
+	alive func()
+}
+
+// release stops d's in-progress acks, before it is settled.
+func (d delivery) release() {
+	if d.alive != nil {
+		d.alive()
+	}
 }
 
 func (d delivery) header() natsgo.Header {
@@ -108,11 +119,13 @@ const (
 )
 
 // newPool returns a pool calling work for each delivery; work must settle
-// it (abandon it when the subscription's context has ended).
-func newPool(n int, lanes bool, work func(delivery)) *pool {
+// it (abandon it when the subscription's context has ended). Without
+// lanes, up to n+queued messages are taken at once: n handled, the others
+// queued.
+func newPool(n, queued int, lanes bool, work func(delivery)) *pool {
 	p := &pool{seed: maphash.MakeSeed(), work: work, n: n}
 	if !lanes {
-		p.slots = make(chan struct{}, n)
+		p.slots = make(chan struct{}, n+queued)
 		p.escape = time.AfterFunc(time.Hour, p.unblock)
 		p.escape.Stop()
 		return p
@@ -164,6 +177,27 @@ func (p *pool) submit(ctx context.Context, d delivery) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// awaitRoom returns true once k messages can be submitted without
+// waiting, false if ctx ends first. Only one goroutine may submit to a
+// pool that is waited on so (the others only free room), and k must not
+// exceed the queued room newPool was given.
+func (p *pool) awaitRoom(ctx context.Context, k int) bool {
+	taken := 0
+	defer func() {
+		for range taken {
+			<-p.slots
+		}
+	}()
+	for ; taken < k; taken++ {
+		select {
+		case p.slots <- struct{}{}:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
 }
 
 // unblock runs escapeAfter after a message was queued behind busy readers:

@@ -18,7 +18,7 @@ func testDelivery() delivery { return delivery{raw: &natsgo.Msg{}} }
 func TestPoolFastHandlersOneReader(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var handled atomic.Int64
-		p := newPool(64, false, func(delivery) { handled.Add(1) })
+		p := newPool(64, 0, false, func(delivery) { handled.Add(1) })
 		for range 500 {
 			if !p.submit(t.Context(), testDelivery()) {
 				t.Fatal("submit refused")
@@ -53,7 +53,7 @@ func TestPoolSlowHandlersEscape(t *testing.T) {
 		const n = 4
 		var running, peak atomic.Int64
 		release := make(chan struct{})
-		p := newPool(n, false, func(delivery) {
+		p := newPool(n, 0, false, func(delivery) {
 			r := running.Add(1)
 			for {
 				if pk := peak.Load(); r <= pk || peak.CompareAndSwap(pk, r) {
@@ -100,7 +100,7 @@ func TestPoolStopSettlesQueued(t *testing.T) {
 		var settled int
 		block := make(chan struct{})
 		first := true
-		p := newPool(8, false, func(delivery) {
+		p := newPool(8, 0, false, func(delivery) {
 			mu.Lock()
 			wait := first
 			first = false
