@@ -84,14 +84,17 @@ type Config struct {
 	// nak's delay.
 	RetryDelay    time.Duration `yaml:"retry_delay"`
 	MaxRetryDelay time.Duration `yaml:"max_retry_delay"`
-	// AckWait: a JetStream delivery not acknowledged within it (its
-	// consumer vanished) is delivered again (default 30s). Running
-	// handlers keep their deliveries alive past it (see the package doc).
+	// AckWait: a JetStream delivery not acknowledged within it is
+	// delivered again (default 5s). A subscription keeps what it took
+	// alive with in-progress acks every AckWait/2, from the moment it took
+	// it until it settles it, however long the handler runs: AckWait only
+	// brings back what no subscription holds, a delivery lost in transit
+	// when the server restarted or its consumer's process vanished. Keep
+	// it well under the routes' timeouts (see the package doc).
 	AckWait time.Duration `yaml:"ack_wait"`
 	// Prefetch is how many messages a jetstream subscription pulls at a
-	// time (default 0: its concurrency; raised to it when lower). A pulled
-	// message waiting for a free handler counts against AckWait: keep
-	// prefetch/concurrency times the handler's duration well under it.
+	// time (default 0: its concurrency; raised to it when lower); they
+	// wait for a free handler in the subscription, kept alive.
 	Prefetch int `yaml:"prefetch"`
 	// DeadLetter is the subject messages given up on are published to,
 	// with the header x-syncgate-dead-letter-reason (default
@@ -146,7 +149,7 @@ const (
 	DefaultMaxDeliveries     = 5
 	DefaultRetryDelay        = 100 * time.Millisecond
 	DefaultMaxRetryDelay     = 5 * time.Second
-	DefaultAckWait           = 30 * time.Second
+	DefaultAckWait           = 5 * time.Second
 	DefaultDeadLetter        = "syncgate.dead-letter"
 	DefaultDeadLetterMaxAge  = 7 * 24 * time.Hour
 	DefaultBodyBucket        = "syncgate_bodies"

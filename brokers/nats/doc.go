@@ -22,7 +22,7 @@
 //	    max_deliveries: 5
 //	    retry_delay: 100ms
 //	    max_retry_delay: 5s
-//	    ack_wait: 30s
+//	    ack_wait: 5s
 //	    prefetch: 0                   # 0: the subscription's concurrency
 //	    dead_letter: syncgate.dead-letter
 //	    dead_letter_max_age: 168h
@@ -179,7 +179,11 @@
 // arrives if the gateway node is connected by then. In jetstream mode
 // requests in streams with file storage survive the restart and are
 // delivered after it (memory storage loses them, and the streams and
-// consumers are declared again); replies are lost as in core mode.
+// consumers are declared again); replies are lost as in core mode. A
+// request the server had sent a service that had not received it when the
+// server stopped is delivered again AckWait after it was first sent (5 s
+// by default): a route's timeout should exceed AckWait with room for the
+// handler, or such a request ends at its deadline.
 //
 // Dial fails at once with an error wrapping brokers.ErrUnavailable when the
 // server cannot be reached, ErrAccessRefused (not ErrUnavailable: retrying

@@ -29,12 +29,9 @@ import (
 // nothing more to deliver (so no duplicate can come later).
 func TestNATSJetStreamServiceRestart(t *testing.T) {
 	srv := testenv.StartNATSServer(t, true)
+	// The defaults: ack_wait included, since a stopping subscription
+	// strands nothing (TestJetStreamStopStrandsNoDelivery in brokers/nats).
 	ncfg := restartNATSConfig(srv.URL, natsb.ModeJetStream)
-	// A delivery on its way to the service when it stops is stranded until
-	// ack_wait (30 s by default: TestJetStreamStopStrandsNoDelivery in
-	// brokers/nats); 2 s keeps this test within its polls' bound, and such
-	// a delivery never reached a handler, so once is still once.
-	ncfg.AckWait = 2 * time.Second
 	const (
 		dest  = "jstest.count"
 		group = "counter"
