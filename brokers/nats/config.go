@@ -117,7 +117,8 @@ type Config struct {
 	// subscriptions leave it to the TTL (default 1h).
 	BodyTTL time.Duration `yaml:"body_ttl"`
 
-	// ConfirmTimeout bounds the wait for a JetStream publish ack when the
+	// ConfirmTimeout bounds the wait for a JetStream publish ack, and in
+	// jetstream mode for the gateway's answer to a reply, when the
 	// caller's context has no earlier deadline (default 5s).
 	ConfirmTimeout time.Duration `yaml:"confirm_timeout"`
 	// DialTimeout bounds one connection attempt (default 5s).

@@ -115,6 +115,7 @@ func (s *subscription) processCore(ctx context.Context, d delivery) {
 		}
 		if fetched {
 			if err = s.h(ctx, d.message(body)); err == nil {
+				s.confirm(d)
 				return
 			}
 		}
@@ -134,6 +135,18 @@ func (s *subscription) processCore(ctx context.Context, d delivery) {
 			s.abandon(d)
 			return
 		}
+	}
+}
+
+// confirm answers a reply published in jetstream mode (a request: see
+// Client.Publish) once the handler took it, so that the service
+// acknowledges its request. A message without a reply subject (core mode,
+// a publisher in another language) needs no answer. A reply that is not
+// answered (the handler failed every attempt, the subscription stopped)
+// is published again by the service until its request's deadline.
+func (s *subscription) confirm(d delivery) {
+	if d.raw.Reply != "" && s.c.cfg.Mode == ModeJetStream {
+		_ = d.raw.Respond(nil)
 	}
 }
 
@@ -168,7 +181,9 @@ func (s *subscription) handBackAll() {
 	s.mu.Unlock()
 	failed := 0
 	for _, m := range msgs {
-		if err := s.c.nc.PublishMsg(&natsgo.Msg{Subject: s.source, Header: m.Header, Data: m.Data}); err != nil {
+		// The reply subject goes along: the member that handles it
+		// confirms a jetstream-mode reply.
+		if err := s.c.nc.PublishMsg(&natsgo.Msg{Subject: s.source, Reply: m.Reply, Header: m.Header, Data: m.Data}); err != nil {
 			failed++
 		}
 	}

@@ -141,9 +141,21 @@
 // consumer gets it at once. A nakked message is
 // redelivered after its delay while the messages behind it go on: order
 // per key does not hold around a failure (the suite's NoOrderPerKey).
-// Replies stay core NATS, as in core mode: a reply published while the
-// gateway node is disconnected, or in flight when its connection drops, is
-// lost, and its request ends at its deadline.
+// Replies stay core NATS, but confirmed: a Publish to a subject under
+// ReplyPrefix is a core request (a reply subject, nats.go's shared reply
+// subscription), and a subscription of this package answers it with an
+// empty message once its handler returned nil for it. Publish returns nil
+// on that answer, and fails with brokers.ErrUnavailable when nobody
+// subscribes to the subject (the gateway node is disconnected, or
+// reconnected after the service did) or no answer comes within
+// ConfirmTimeout: the service's handler then fails or retries (the
+// responder SDK publishes again with a backoff until the request's
+// deadline, keeping the request unsettled), and does not acknowledge a
+// request whose reply reached nobody. A reply taken whose answer is lost
+// is published again; the gateway keeps the first. This costs a message
+// and a wait of one round trip per reply, and holds a service's handler
+// slot that long. A reply published plainly (no reply subject, as a
+// service in another language may) is delivered as before, unconfirmed.
 //
 // Reply inboxes (brokers.AsInbox) are plain core subscriptions (no group),
 // in either mode. The messages of one correlation id are handled by one of
@@ -179,7 +191,8 @@
 // arrives if the gateway node is connected by then. In jetstream mode
 // requests in streams with file storage survive the restart and are
 // delivered after it (memory storage loses them, and the streams and
-// consumers are declared again); replies are lost as in core mode. A
+// consumers are declared again), and a reply is published again until the
+// gateway node, reconnected, confirms it (see Delivery). A
 // request the server had sent a service that had not received it when the
 // server stopped is delivered again AckWait after it was first sent (5 s
 // by default): a route's timeout should exceed AckWait with room for the

@@ -14,10 +14,17 @@ import (
 
 // Publish sends m to the subject dest.
 //
-// In core mode, and for subjects under ReplyPrefix in jetstream mode, it is
-// a core NATS publish: nil means the message went to the connection while
-// it was up; the server delivers it to the subscribers it has at that
-// moment, and to nobody if there are none (at most once).
+// In core mode it is a core NATS publish: nil means the message went to
+// the connection while it was up; the server delivers it to the
+// subscribers it has at that moment, and to nobody if there are none (at
+// most once).
+//
+// In jetstream mode a subject under ReplyPrefix (a reply) is core NATS
+// too, sent as a request that the subscription answers once its handler
+// took the message (see the package doc): nil means a subscriber took it;
+// an error wrapping brokers.ErrUnavailable means none did in time (no
+// subscriber, or no answer within ctx and ConfirmTimeout), so that a
+// service does not acknowledge a request whose reply reached nobody.
 //
 // In jetstream mode every other subject is published to JetStream, with
 // the correlation id as its Nats-Msg-Id (see the package doc), and Publish
@@ -60,9 +67,16 @@ func (c *Client) Publish(ctx context.Context, dest string, m brokers.Message) er
 			return err
 		}
 	}
-	if core {
+	switch {
+	case core && c.cfg.Mode == ModeJetStream:
+		// A reply whose request a stream holds: the request is acked
+		// only after this returns nil, so it must have been taken.
+		pctx, cancel := context.WithTimeout(ctx, c.cfg.ConfirmTimeout)
+		_, err = c.nc.RequestMsgWithContext(pctx, msg)
+		cancel()
+	case core:
 		err = c.nc.PublishMsg(msg)
-	} else {
+	default:
 		pctx, cancel := context.WithTimeout(ctx, c.cfg.ConfirmTimeout)
 		_, err = c.js.PublishMsg(pctx, msg)
 		cancel()
@@ -100,6 +114,8 @@ func (c *Client) publishError(ctx context.Context, dest string, err error) error
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		// The caller gave up; the server is not known to be at fault.
 		return fmt.Errorf("nats: publish to %q: %w", dest, err)
+	case errors.Is(err, natsgo.ErrNoResponders):
+		return fmt.Errorf("%w: nats: nobody subscribes to reply subject %q (its gateway node is not connected)", brokers.ErrUnavailable, dest)
 	case errors.Is(err, jetstream.ErrNoStreamResponse):
 		return fmt.Errorf("%w: nats: no stream captures subject %q (in jetstream mode a Subscribe to it creates %s): %v",
 			brokers.ErrUnroutable, dest, c.cfg.StreamName(dest), err)
