@@ -474,6 +474,9 @@ var backendAims = map[string]string{
 	"rabbitmq": "issue 7: p50 < 1 ms at concurrency 1; gateway throughput ≥ 60 % of a raw amqp091-go RPC loop, " +
 		"measured with the durable defaults and with the latency profile (classic queues, transient messages); " +
 		"the Client's own loops are `go test -run '^$' -bench RPC ./brokers/rabbitmq/`",
+	"nats": "issue 22: gateway throughput ≥ 0.80 of the ceiling beside a raw nats.go request/reply loop; " +
+		"p50 at concurrency 1 within 0.15 ms of gateway/memory's; the Client's own loop is " +
+		"`go test -run '^$' -bench RoundTrip ./brokers/nats/`",
 }
 
 // relTo returns target relative to the directory of file.
