@@ -160,13 +160,13 @@ func countsReconcile(t *testing.T, rk redisKind) {
 		"forwarded": 4 * perKind, // misrouted, misrouted-sync, late-misrouted, late-sync-misrouted
 		"stored":    3 * perKind, // async, async-misrouted (nobody claimed it), late
 		"orphan":    perKind,     // late-sync
-		"duplicate": 0, "invalid": 0, "cancelled": 0, "lost": 0, "progress": 0, "progress_ignored": 0,
+		"duplicate": 0, "invalid": 0, "cancelled": 0, "lost": 0, "progress": 0, "progress_ignored": 0, "unneeded": 0,
 	}
 	wantForwards := map[string]float64{
 		"delivered": 2 * perKind, // misrouted, misrouted-sync
 		"stored":    perKind,     // late-misrouted: its forwarder stored it first
 		"orphan":    perKind,     // late-sync-misrouted
-		"duplicate": 0, "forwarded": 0, "invalid": 0, "cancelled": 0, "lost": 0, "progress": 0, "progress_ignored": 0,
+		"duplicate": 0, "forwarded": 0, "invalid": 0, "cancelled": 0, "lost": 0, "progress": 0, "progress_ignored": 0, "unneeded": 0,
 	}
 	if !maps.Equal(k.replies, wantReplies) {
 		t.Errorf("syncgate_replies_total %v, want %v", k.replies, wantReplies)
