@@ -100,7 +100,7 @@ func TestOpsFiles(t *testing.T) {
 	}
 
 	// Standalone, with the traffic that creates the labelled series: a
-	// reply, a 504, a 202 polled and cancelled, a 429.
+	// reply, a 504, a 202 polled and cancelled, a scatter-gather, a 429.
 	cfg := testConfig()
 	cfg.Routes = append(cfg.Routes, node.RouteConfig{Name: "limited", Method: "POST", Path: "/t/limited", Destination: "demo.echo",
 		Mode: "sync", Timeout: 5 * time.Second, RateLimit: node.RouteRateLimitConfig{Rate: 1, Per: time.Minute, Burst: 1}},
@@ -114,6 +114,9 @@ func TestOpsFiles(t *testing.T) {
 	r, _ := send(t, "POST", n.base+"/t/auto?ms=3000", []byte("x"), nil)
 	send(t, "GET", n.base+r.Header.Get("Location"), nil, nil)
 	send(t, "DELETE", n.base+r.Header.Get("Location"), nil, nil)
+	if r, _ := send(t, "POST", n.base+"/demo/gather?ms=1", []byte("x"), nil); r.StatusCode != http.StatusOK {
+		t.Fatalf("/demo/gather: %d", r.StatusCode)
+	}
 	send(t, "POST", n.base+"/t/limited", []byte("x"), nil)
 	if r, _ := send(t, "POST", n.base+"/t/limited", []byte("x"), nil); r.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("second /t/limited: %d, want 429", r.StatusCode)
