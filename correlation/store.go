@@ -346,7 +346,7 @@ func (s *MemoryStore) Complete(_ context.Context, rep envelope.Reply) error {
 	if err != nil {
 		return err
 	}
-	size := recordSize(r.id, &rep) + int64(len(r.Principal)) + r.progressBytes()
+	size := recordSize(r.id, &rep) + int64(len(r.Principal)) + r.progressBytes() + r.gatherSize + int64(len(r.Parent))
 	s.size.Add(size - r.size)
 	r.size = size
 	s.learnReplySize(recordSize(r.id, &rep) - recordSize(r.id, nil))

@@ -147,6 +147,11 @@ type Gateway struct {
 	gathers    atomic.Bool
 	partMu     sync.Mutex
 	partCounts map[PartKey]uint64
+	// timers settle scatter-gather requests at their deadlines
+	// (settleLater); Close stops them.
+	timerMu      sync.Mutex
+	timers       map[*time.Timer]struct{}
+	timersClosed bool
 }
 
 // New returns a gateway publishing through pub and parking results in store.
@@ -614,4 +619,5 @@ func (g *Gateway) Close() {
 	g.Drain()
 	g.registry.Close()
 	g.hub.close()
+	g.stopTimers()
 }

@@ -231,7 +231,16 @@ type gatherCall struct {
 	parts []partView
 	msgs  []brokers.Message
 	ws    []*correlation.Waiter // while waiting; nil once the part ended
+	// recorded: the parts' records and links were written before the
+	// publish (async, or an Idempotency-Key a retry may attach to), so a
+	// part's late reply goes to its record and settles the request.
+	recorded bool
 }
+
+// gatherGrace keeps the record of a scatter-gather request this long past
+// its route's timeout, so that a rule a timeout decided (a part that never
+// replied) is read as the document with the parts that did, not a 404.
+const gatherGrace = 30 * time.Second
 
 // gather runs a scatter-gather request: one message per part, each with
 // its own correlation id and waiter, and one answer for them all (see
@@ -265,21 +274,23 @@ func (c *call) gather(ctx context.Context) error {
 	return gc.scatterAndWait(ctx)
 }
 
-// gatherRoom is makeRoom for a scatter-gather request: an async one has
-// its records written (the parent's, its parts', the links) before
-// anything is published.
+// gatherRoom is makeRoom for a scatter-gather request: an async one, and
+// one with an Idempotency-Key (a retry attaches to its record, so it must
+// end even if this call does not), has its records written (the
+// parent's, its parts', the links) before anything is published.
 func (c *call) gatherRoom(ctx context.Context, gc *gatherCall) error {
 	g := c.g
 	switch {
-	case c.async:
+	case c.async || c.keyed:
 		if !c.keyed {
-			if err := g.store.Pending(ctx, c.out.ID, c.req.Principal, c.r.Timeout); err != nil {
+			if err := g.store.Pending(ctx, c.out.ID, c.req.Principal, c.r.Timeout+gatherGrace); err != nil {
 				return storeError(err)
 			}
 		}
 		if err := gc.record(ctx, false); err != nil {
 			return gc.unscatter(ctx, err) // the parts written before the failure too
 		}
+		gc.recorded = true
 	case c.r.Pollable() && g.bounded != nil:
 		if err := g.bounded.Room(); err != nil {
 			return storeError(err)
@@ -339,8 +350,12 @@ type partsStore interface {
 
 // publishAll publishes the parts at once (a broker's acks come back in
 // parallel) and marks those the broker refused failed. It returns the
-// first refusal when every part was refused.
+// first refusal when every part was refused. The client going away does
+// not stop it (publishTo's deadline bounds it): a request is published
+// whole or not at all, never half, which neither a retry with its key nor
+// the parts' replies could make sense of.
 func (gc *gatherCall) publishAll(ctx context.Context) error {
+	ctx = context.WithoutCancel(ctx)
 	errs := make([]error, len(gc.parts))
 	var wg sync.WaitGroup
 	for i := range gc.parts {
@@ -356,9 +371,6 @@ func (gc *gatherCall) publishAll(ctx context.Context) error {
 	for i, err := range errs {
 		if err == nil {
 			continue
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
 		}
 		refused++
 		gc.parts[i].state, gc.parts[i].part.Failed = PartFailed, "the broker did not take the part"
@@ -390,8 +402,22 @@ func (gc *gatherCall) scatterOnly(ctx context.Context) error {
 		}
 		g.settle(context.WithoutCancel(ctx), gc.out.ID, nil)
 	}
+	gc.settleAtDeadlines()
 	gc.out.Accepted = true
 	return nil
+}
+
+// settleAtDeadlines has the request settled at each of its parts' own
+// deadlines and at its route's, on this node: a rule that a timeout
+// decides is stored, and its callback queued, without waiting for a poll.
+func (gc *gatherCall) settleAtDeadlines() {
+	at := []time.Time{gc.deadline}
+	for i := range gc.parts {
+		if d := gc.parts[i].part.Deadline; !d.IsZero() && d.Before(gc.deadline) {
+			at = append(at, d)
+		}
+	}
+	gc.g.settleLater(gc.out.ID, at)
 }
 
 // unscatter undoes an async scatter-gather request nothing of which was
@@ -436,10 +462,7 @@ func (gc *gatherCall) scatterAndWait(ctx context.Context) error {
 		for i := range gc.parts {
 			g.place.unpublished(ctx, gc.r, gc.parts[i].part.ID, false)
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return gc.fail(ctx, err) // each wraps ErrUnavailable (publishTo)
+		return gc.unscatter(ctx, err) // each wraps ErrUnavailable (publishTo)
 	}
 	for i := range gc.parts {
 		if gc.parts[i].state == PartFailed {
@@ -462,7 +485,7 @@ func (gc *gatherCall) cancelWaiters(unneeded bool) {
 		}
 		if rep, ok := w.Cancel(); ok {
 			gc.parts[i].state, gc.parts[i].reply = PartDone, rep
-		} else if unneeded {
+		} else if unneeded && !gc.recorded {
 			gc.g.unneeded.add(w.ID())
 		}
 		gc.ws[i] = nil
@@ -553,7 +576,9 @@ func (gc *gatherCall) timeOut(i int) {
 			gc.parts[i].state, gc.parts[i].reply = PartDone, rep
 			return
 		}
-		gc.g.unneeded.add(w.ID())
+		if !gc.recorded {
+			gc.g.unneeded.add(w.ID())
+		}
 	}
 	gc.parts[i].state = PartTimeout
 }
@@ -598,7 +623,7 @@ func (gc *gatherCall) giveUp(ctx context.Context, cause error) error {
 		return gc.answer(ctx, false, true)
 	}
 	wctx := context.WithoutCancel(ctx)
-	ttl := max(time.Until(gc.deadline), time.Second)
+	ttl := max(time.Until(gc.deadline), time.Second) + gatherGrace
 	storeErr := g.promise(wctx, gc.out.ID, gc.req.Principal, ttl)
 	if storeErr == nil {
 		storeErr = gc.record(wctx, true)
@@ -620,7 +645,11 @@ func (gc *gatherCall) giveUp(ctx context.Context, cause error) error {
 		return gc.got(ctx, res.Reply)
 	}
 	// As in call.giveUp: a gather completed in between is answered here.
-	return gc.accept(ctx)
+	if err := gc.accept(ctx); err != nil || !gc.out.Accepted {
+		return err
+	}
+	gc.settleAtDeadlines()
+	return nil
 }
 
 // partStored runs after the reply of id was stored: if id is a part of a
@@ -730,7 +759,7 @@ func (g *Gateway) partProgress(ctx context.Context, parent string, parts []partV
 		d := parts[i].doc()
 		body, _ := json.Marshal(d)
 		if len(body) > MaxProgressBody {
-			d.Body, d.BodyText, d.BodyBase64 = nil, nil, nil
+			d.Body, d.BodyText, d.BodyBase64, d.Headers = nil, nil, nil, nil
 			body, _ = json.Marshal(d)
 		}
 		g.storeProgress(ctx, envelope.Reply{CorrelationID: parent, Progress: true, ContentType: "application/json", Body: body})
@@ -796,4 +825,46 @@ func (g *Gateway) countParts(route string, parts []partView) {
 		}
 		g.partCounts[PartKey{route, parts[i].part.Name, outcome}]++
 	}
+}
+
+// settleSlack is how long after a deadline settleLater reads: the records
+// that expire at the deadline are gone by then.
+const settleSlack = 50 * time.Millisecond
+
+// settleLater settles the scatter-gather request id at each of at. The
+// timers are the gateway's: Close stops them, and one that fires after
+// Close does nothing.
+func (g *Gateway) settleLater(id string, at []time.Time) {
+	g.timerMu.Lock()
+	defer g.timerMu.Unlock()
+	if g.timersClosed {
+		return
+	}
+	if g.timers == nil {
+		g.timers = make(map[*time.Timer]struct{})
+	}
+	for _, t := range at {
+		var tm *time.Timer
+		tm = time.AfterFunc(time.Until(t)+settleSlack, func() {
+			g.timerMu.Lock()
+			delete(g.timers, tm) // set: the creator held the lock until then
+			closed := g.timersClosed
+			g.timerMu.Unlock()
+			if !closed {
+				g.settle(context.Background(), id, nil)
+			}
+		})
+		g.timers[tm] = struct{}{}
+	}
+}
+
+// stopTimers stops settleLater's timers (Close).
+func (g *Gateway) stopTimers() {
+	g.timerMu.Lock()
+	defer g.timerMu.Unlock()
+	g.timersClosed = true
+	for tm := range g.timers {
+		tm.Stop()
+	}
+	g.timers = nil
 }

@@ -42,6 +42,9 @@ func (g *Gateway) storeGet(ctx context.Context, id, principal string) (correlati
 	res, err := g.store.Get(ctx, id)
 	res, err = asSeenBy(ctx, principal, res, err)
 	if err == nil {
+		if res.Parent != "" {
+			return correlation.Result{}, ErrNotFound // a part: the caller holds its parent's id
+		}
 		res = g.gatherResult(ctx, id, res)
 	}
 	return res, err
@@ -171,6 +174,9 @@ func (g *Gateway) storeEvents(ctx context.Context, id, principal string, after i
 	res, err := g.store.Events(ctx, id, after)
 	res, err = asSeenBy(ctx, principal, res, err)
 	if err == nil {
+		if res.Parent != "" {
+			return correlation.Result{}, ErrNotFound // a part: the caller holds its parent's id
+		}
 		res = g.gatherResult(ctx, id, res)
 	}
 	return res, err
@@ -184,6 +190,12 @@ func (g *Gateway) storeEvents(ctx context.Context, id, principal string, after i
 func (g *Gateway) Cancel(ctx context.Context, id, principal string) error {
 	if _, err := envelope.ValidateID(id); err != nil {
 		return ErrNotFound
+	}
+	if g.gathers.Load() {
+		// A part is not the caller's to cancel: it holds the parent's id.
+		if res, err := g.store.Get(ctx, id); err == nil && res.Parent != "" {
+			return ErrNotFound
+		}
 	}
 	if err := g.store.Cancel(ctx, id, principal); err != nil {
 		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrCompleted) {

@@ -684,6 +684,10 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// maxParts bounds a scatter-gather route's parts: each part's stored reply
+// reads every part's record to decide the rule.
+const maxParts = 32
+
 // checkParts checks the scatter-gather settings of route r (at path f).
 func (c *Config) checkParts(f string, r RouteConfig, bad func(field, format string, args ...any)) {
 	switch {
@@ -695,8 +699,11 @@ func (c *Config) checkParts(f string, r RouteConfig, bad func(field, format stri
 		bad(f+".outbox", "not on a scatter-gather route")
 	}
 	parts := r.parts()
-	if len(parts) < 2 {
+	switch {
+	case len(parts) < 2:
 		bad(f+".parts", "a scatter-gather route needs two parts at least (for one, use destination)")
+	case len(parts) > maxParts:
+		bad(f+".parts", "%d parts; at most %d (each stored reply reads every part's record)", len(parts), maxParts)
 	}
 	names := make(map[string]bool, len(parts))
 	for j, p := range parts {

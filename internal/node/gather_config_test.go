@@ -24,6 +24,7 @@ func TestGatherConfigErrors(t *testing.T) {
 		{"quorum out of range", "destinations: [d, e], gather: quorum, quorum: 3", "routes[0].quorum: 3 is outside 1..2"},
 		{"quorum without the rule", "destinations: [d, e], quorum: 1", "routes[0].quorum: only with gather: quorum"},
 		{"outbox", "destinations: [d, e], outbox: true", "routes[0].outbox: not on a scatter-gather route"},
+		{"too many parts", "destinations: [d0, d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, d11, d12, d13, d14, d15, d16, d17, d18, d19, d20, d21, d22, d23, d24, d25, d26, d27, d28, d29, d30, d31, d32]", "routes[0].parts: 33 parts; at most 32"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
