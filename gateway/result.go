@@ -40,14 +40,22 @@ func (g *Gateway) Result(ctx context.Context, id, principal string) (correlation
 // the poll answers 503, not 500.
 func (g *Gateway) storeGet(ctx context.Context, id, principal string) (correlation.Result, error) {
 	res, err := g.store.Get(ctx, id)
+	return g.callerRecord(ctx, id, principal, res, err)
+}
+
+// callerRecord is what a caller gets of a store read (res, err) of id:
+// asSeenBy; a scatter-gather part is ErrNotFound (the caller holds its
+// parent's id), and a scatter-gather request whose rule has decided is
+// settled (gatherResult).
+func (g *Gateway) callerRecord(ctx context.Context, id, principal string, res correlation.Result, err error) (correlation.Result, error) {
 	res, err = asSeenBy(ctx, principal, res, err)
-	if err == nil {
-		if res.Parent != "" {
-			return correlation.Result{}, ErrNotFound // a part: the caller holds its parent's id
-		}
-		res = g.gatherResult(ctx, id, res)
+	if err != nil {
+		return res, err
 	}
-	return res, err
+	if res.Parent != "" {
+		return correlation.Result{}, ErrNotFound
+	}
+	return g.gatherResult(ctx, id, res), nil
 }
 
 // asSeenBy maps a store read of a record (res, err) to what principal may
@@ -172,14 +180,7 @@ func (g *Gateway) await(ctx context.Context, id string, d, firstRecheck, maxRech
 // storeEvents is storeGet with the progress messages after after.
 func (g *Gateway) storeEvents(ctx context.Context, id, principal string, after int) (correlation.Result, error) {
 	res, err := g.store.Events(ctx, id, after)
-	res, err = asSeenBy(ctx, principal, res, err)
-	if err == nil {
-		if res.Parent != "" {
-			return correlation.Result{}, ErrNotFound // a part: the caller holds its parent's id
-		}
-		res = g.gatherResult(ctx, id, res)
-	}
-	return res, err
+	return g.callerRecord(ctx, id, principal, res, err)
 }
 
 // Cancel cancels a request accepted earlier, for principal: its late
