@@ -68,7 +68,7 @@ func (p *proc) stop() {
 func start(dir string, port int, args ...string) (*proc, error) {
 	cmd := exec.Command("redis-server", args...)
 	cmd.Dir = dir
-	dieWithParent(cmd)
+	testenv.DieWithParent(cmd)
 	log, err := os.OpenFile(filepath.Join(dir, "redis-"+strconv.Itoa(port)+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err

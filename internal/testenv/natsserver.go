@@ -68,7 +68,7 @@ func (s *NATSServer) Start() {
 		}
 	}
 	cmd := exec.Command("nats-server", s.args...)
-	dieWithParent(cmd)
+	DieWithParent(cmd)
 	out, err := cmd.StderrPipe() // nats-server logs to stderr
 	if err != nil {
 		s.t.Fatal(err)

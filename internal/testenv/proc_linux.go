@@ -5,8 +5,8 @@ import (
 	"syscall"
 )
 
-// dieWithParent kills cmd when the test binary dies, so that one killed by
+// DieWithParent kills cmd when the test binary dies, so that one killed by
 // go test's -timeout leaves no servers behind.
-func dieWithParent(cmd *exec.Cmd) {
+func DieWithParent(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }

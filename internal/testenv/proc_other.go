@@ -4,6 +4,6 @@ package testenv
 
 import "os/exec"
 
-// dieWithParent: only Linux has a parent-death signal; elsewhere servers
+// DieWithParent: only Linux has a parent-death signal; elsewhere servers
 // of a killed test binary are left to the operator.
-func dieWithParent(*exec.Cmd) {}
+func DieWithParent(*exec.Cmd) {}

@@ -1,9 +1,0 @@
-//go:build !linux
-
-package redistest
-
-import "os/exec"
-
-// dieWithParent: only Linux has a parent-death signal; elsewhere servers
-// of a killed test binary are left to the operator.
-func dieWithParent(*exec.Cmd) {}
