@@ -124,6 +124,7 @@ type Gateway struct {
 	pub     Publisher
 	store   Store
 	bounded boundedStore // store, when it bounds its room; else nil
+	parts   partsStore   // store, when it keeps scatter-gather requests; else nil
 	// local: the store's records die with this process (see durableStore).
 	local    bool
 	registry *correlation.Registry
@@ -180,9 +181,10 @@ func New(cfg Config, pub Publisher, store Store) *Gateway {
 		cfg.Idempotency = correlation.NewMemoryIdempotency(correlation.MemoryIdempotencyConfig{TTL: cfg.IdempotencyTTL})
 	}
 	bounded, _ := store.(boundedStore)
+	parts, _ := store.(partsStore)
 	durable, _ := store.(durableStore)
 	g := &Gateway{
-		cfg: cfg, pub: pub, store: store, bounded: bounded, local: durable == nil || !durable.OutlivesProcess(),
+		cfg: cfg, pub: pub, store: store, bounded: bounded, parts: parts, local: durable == nil || !durable.OutlivesProcess(),
 		registry: correlation.NewRegistry(),
 		idem:     cfg.Idempotency, hub: newHub(), answered: newRecent(cfg.RecentReplies), unneeded: newRecent(cfg.RecentReplies), log: cfg.Logger.With(slog.String("component", "gateway")),
 	}

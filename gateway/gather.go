@@ -303,17 +303,12 @@ func (c *call) gatherRoom(ctx context.Context, gc *gatherCall) error {
 // (which exists): promised, for a request published already.
 func (gc *gatherCall) record(ctx context.Context, promised bool) error {
 	g := gc.g
-	ps, ok := g.store.(partsStore)
-	if !ok {
+	if g.parts == nil {
 		return fmt.Errorf("%w: the result store cannot keep scatter-gather requests", ErrStore)
 	}
 	for i := range gc.parts {
 		p := &gc.parts[i].part
-		ttl := time.Until(gc.deadline)
-		if !p.Deadline.IsZero() {
-			ttl = time.Until(p.Deadline)
-		}
-		ttl = max(ttl, time.Second)
+		ttl := max(time.Until(gc.partDeadline(i)), time.Second)
 		var err error
 		if promised {
 			err = g.promise(ctx, p.ID, gc.req.Principal, ttl)
@@ -324,10 +319,18 @@ func (gc *gatherCall) record(ctx context.Context, promised bool) error {
 			return storeError(err)
 		}
 	}
-	if err := ps.SetParts(ctx, gc.out.ID, gc.gathering()); err != nil {
+	if err := g.parts.SetParts(ctx, gc.out.ID, gc.gathering()); err != nil {
 		return storeError(err)
 	}
 	return nil
+}
+
+// partDeadline is part i's budget: its own deadline, else the route's.
+func (gc *gatherCall) partDeadline(i int) time.Time {
+	if d := gc.parts[i].part.Deadline; !d.IsZero() {
+		return d
+	}
+	return gc.deadline
 }
 
 // gathering is what the parent's record keeps.
@@ -359,12 +362,9 @@ func (gc *gatherCall) publishAll(ctx context.Context) error {
 	errs := make([]error, len(gc.parts))
 	var wg sync.WaitGroup
 	for i := range gc.parts {
-		p := &gc.parts[i].part
-		deadline := gc.deadline
-		if !p.Deadline.IsZero() {
-			deadline = p.Deadline
-		}
-		wg.Go(func() { errs[i] = gc.g.publishTo(ctx, gc.r, p.Destination, gc.msgs[i], deadline) })
+		wg.Go(func() {
+			errs[i] = gc.g.publishTo(ctx, gc.r, gc.parts[i].part.Destination, gc.msgs[i], gc.partDeadline(i))
+		})
 	}
 	wg.Wait()
 	refused := 0
@@ -395,10 +395,8 @@ func (gc *gatherCall) scatterOnly(ctx context.Context) error {
 	}
 	if gc.anyFailed() {
 		// The manifest must say which parts will never reply.
-		if ps, ok := g.store.(partsStore); ok {
-			if err := ps.SetParts(context.WithoutCancel(ctx), gc.out.ID, gc.gathering()); err != nil {
-				g.log.WarnContext(ctx, "scatter-gather: recording a failed part", slog.String("correlation_id", gc.out.ID), slog.Any("error", err))
-			}
+		if err := g.parts.SetParts(context.WithoutCancel(ctx), gc.out.ID, gc.gathering()); err != nil {
+			g.log.WarnContext(ctx, "scatter-gather: recording a failed part", slog.String("correlation_id", gc.out.ID), slog.Any("error", err))
 		}
 		g.settle(context.WithoutCancel(ctx), gc.out.ID, nil)
 	}
